@@ -1,0 +1,48 @@
+"""Command-line interface: parse, call the Python API, print. No logic lives here.
+
+Each command is a small module in edgezoo.commands exposing `register(subparsers)`; those modules import nothing
+heavy at module level, so `edgezoo --help` and `edgezoo list` never load TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from edgezoo import __version__
+from edgezoo.errors import EdgezooError
+
+# Order = order in --help.
+COMMAND_MODULES = ("zoo_cmds", "fetch_cmd", "export_cmd", "verify_cmd", "check_cmd", "demo_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgezoo",
+        description="MLPerf inference vision models -> verified, TIDL-ready TFLite/ONNX artifacts.",
+        epilog="Exit codes: 0 success, 1 verification failed, 2 bad input.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgezoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"edgezoo.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except EdgezooError as exc:
+        print(f"edgezoo: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgezoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""One exception hierarchy for everything a user can get wrong.
+
+Every `EdgezooError` renders as one line: what was wrong, with its context ("mobilenet-v1: files[1].sha256: ..."),
+followed by a hint saying what to do. The CLI prints that line on stderr and exits with `exit_code`
+(2 = bad input; 1 = verification failed), never with a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class EdgezooError(Exception):
+    """Base of all user-facing errors."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = " ".join(self.message.split())  # always one line
+        if self.hint:
+            text += f" -- {' '.join(self.hint.split())}"
+        return text
+
+    def with_context(self, context: str) -> "EdgezooError":
+        """Prefix the message with where it happened ("In model X: ...") and return self."""
+        self.message = f"{context}: {self.message}"
+        return self
+
+
+class CardError(EdgezooError):
+    """A model card (zoo/cards/*.yaml) is malformed; the message names the field path."""
+
+
+class UnknownModelError(EdgezooError):
+    """A model id or alias that is not in the zoo."""
+
+
+class FetchError(EdgezooError):
+    """Downloading, caching or locating a published file failed."""
+
+
+class ChecksumMismatchError(FetchError):
+    """The bytes on disk or on the wire do not match the card's checksum."""
+
+
+class SizeMismatchError(FetchError):
+    """The byte count does not match the card's size."""
+
+
+class NetworkError(FetchError):
+    """The network failed after all retries."""
+
+
+class OfflineMissError(FetchError):
+    """--offline and the file is not in the cache."""
+
+
+class MirrorError(FetchError):
+    """A --mirror folder or URL is unusable."""
+
+
+class ArchiveError(EdgezooError):
+    """An archive is corrupt or unsafe (absolute paths, '..', links out, device files)."""
+
+
+class ModelFileError(EdgezooError):
+    """A model file (.pb, .onnx, .tflite) is missing, truncated or corrupt."""
+
+
+class TensorNameError(EdgezooError):
+    """A tensor or node name that the graph does not have."""
+
+
+class RecipeError(EdgezooError):
+    """A conversion recipe cannot run with the inputs or options it was given."""
+
+
+class ConfigError(EdgezooError):
+    """A pipeline.config, prototxt or other config text is malformed or inconsistent."""
+
+
+class VerificationFailed(EdgezooError):
+    """Parity between an original and its conversion exceeded the tolerances."""
+
+    exit_code = 1
+
+
+def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """The candidates most similar to `name`, best first (for "did you mean" hints)."""
+    pool = list(dict.fromkeys(candidates))
+    found = difflib.get_close_matches(name, pool, n=n, cutoff=0.5)
+    if not found:
+        # Long graph names often differ only in a prefix: fall back to a match on the last path part.
+        tail = name.rsplit("/", 1)[-1].split(":")[0]
+        found = [c for c in pool if tail and tail in c][:n]
+    return found
+
+
+def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
+    """A hint string "did you mean 'a', 'b'?" or a generic one when nothing is close."""
+    found = closest(name, candidates, n)
+    if found:
+        return "did you mean " + ", ".join(repr(c) for c in found) + "?"
+    return "no similar name found"
+
+
+def tensor_not_found(name: str, candidates: Iterable[str], where: str, what: str = "tensor") -> TensorNameError:
+    """The standard error for a wrong tensor/node name, listing the closest ones in the graph."""
+    return TensorNameError(f"{where}: no {what} named {name!r}", hint=did_you_mean(name, candidates))

@@ -1,0 +1,82 @@
+"""Stand-in builders: files with the published format, names, shapes and structure, and realistic random weights.
+
+Builders register by name (the `standin:` field of a card's file). `edgezoo fetch --standin` builds them into a cache
+namespace of their own (see edgezoo.fetch); nothing built here is ever mistaken for a published file.
+
+A builder is `build(dest: Path, variant: StandinVariant, seed: int) -> None` and must write exactly `dest`
+(an archive builder writes the archive). Bump `version` when the output changes: it is part of the cache key.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from edgezoo.errors import FetchError, did_you_mean
+
+STANDIN_BANNER = "STAND-IN"
+
+
+class StandinVariant(str, Enum):
+    FULL = "full"  # the published layer sizes
+    REDUCED = "reduced"  # same names and structure, narrow layers: for fast tests
+
+
+BuildFn = Callable[[Path, StandinVariant, int], None]
+
+
+@dataclass(frozen=True)
+class StandinBuilder:
+    name: str
+    build: BuildFn
+    version: int
+    description: str
+
+
+# Modules that define builders; imported on first lookup (they import heavy libraries only inside `build`).
+_BUILDER_MODULES = (
+    "edgezoo.standins.tiny",
+    "edgezoo.standins.classification",
+    "edgezoo.standins.ssd_mobilenet",
+    "edgezoo.standins.ssd_resnet34",
+)
+_REGISTRY: dict[str, StandinBuilder] = {}
+_loaded = False
+
+
+def register(name: str, *, version: int = 1, description: str = "") -> Callable[[BuildFn], BuildFn]:
+    def decorate(fn: BuildFn) -> BuildFn:
+        if name in _REGISTRY and _REGISTRY[name].build is not fn:
+            raise ValueError(f"stand-in builder {name!r} registered twice")
+        _REGISTRY[name] = StandinBuilder(name, fn, version, description or (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return decorate
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for module in _BUILDER_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a real import error inside an existing module
+                raise
+    _loaded = True
+
+
+def builders() -> dict[str, StandinBuilder]:
+    _load_all()
+    return dict(_REGISTRY)
+
+
+def get_builder(name: str) -> StandinBuilder:
+    _load_all()
+    if name not in _REGISTRY:
+        raise FetchError(f"no stand-in builder named {name!r}", hint=did_you_mean(name, _REGISTRY))
+    return _REGISTRY[name]

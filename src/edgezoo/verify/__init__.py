@@ -1,0 +1,1 @@
+"""Parity verification between an original model and its conversion."""
