@@ -1,0 +1,1 @@
+"""Detection building blocks: boxes, anchors/priors, box coding, NMS references, configs and meta-arch prototxts."""
