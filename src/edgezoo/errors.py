@@ -113,3 +113,7 @@ def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
 def tensor_not_found(name: str, candidates: Iterable[str], where: str, what: str = "tensor") -> TensorNameError:
     """The standard error for a wrong tensor/node name, listing the closest ones in the graph."""
     return TensorNameError(f"{where}: no {what} named {name!r}", hint=did_you_mean(name, candidates))
+
+
+class SourceNotFoundError(NetworkError):
+    """A server or mirror answered that it does not have the file (HTTP 404/410, missing mirror file)."""

@@ -1,0 +1,90 @@
+"""Trust on first use for published files whose card says `checksum: unknown`.
+
+The first verified fetch records the sha256 it computed in `<cache>/trust.json` and says so on stderr; every later
+fetch or cache hit must match that record (the expected checksum becomes the recorded sha256), so a file that
+changes under the same URL is caught. edgezoo never invents a checksum for a card.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edgezoo.errors import FetchError
+from edgezoo.fetch.cache import cache_root, ensure_dir
+from edgezoo.fetch.lock import locked
+from edgezoo.fetch.verify import Digest
+from edgezoo.zoo.schema import Checksum, HashAlgorithm
+
+TRUST_FILE = "trust.json"
+
+
+@dataclass(frozen=True)
+class TrustRecord:
+    sha256: str
+    size: int
+    url: str
+    recorded: str  # ISO date-time of the first use
+
+    @property
+    def checksum(self) -> Checksum:
+        return Checksum(HashAlgorithm.SHA256, self.sha256)
+
+
+def trust_path() -> Path:
+    return cache_root() / TRUST_FILE
+
+
+def _key(card_id: str, file_name: str) -> str:
+    return f"{card_id}/{file_name}"
+
+
+def _read(path: Path) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FetchError(f"trust file {path} is unreadable ({exc})",
+                         hint="fix or delete it (its hashes will be recorded again on the next fetch)") from None
+    if not isinstance(data, dict):
+        raise FetchError(f"trust file {path} is not a JSON object", hint="fix or delete it")
+    return data
+
+
+def trusted(card_id: str, file_name: str) -> TrustRecord | None:
+    """The recorded hash of a file without a published checksum, if it was fetched before."""
+    entry = _read(trust_path()).get(_key(card_id, file_name))
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return TrustRecord(str(entry["sha256"]), int(entry["size"]), str(entry.get("url", "")),
+                           str(entry.get("recorded", "")))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def record(card_id: str, file_name: str, digest: Digest, url: str) -> TrustRecord:
+    """Record the first-use hash (atomic read-modify-write under a lock) and tell the user on stderr."""
+    path = trust_path()
+    ensure_dir(path.parent)
+    rec = TrustRecord(digest.sha256, digest.size, url,
+                      _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat())
+    with locked(path, quiet=True):
+        data = _read(path)
+        data[_key(card_id, file_name)] = asdict(rec)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    print(f"edgezoo: {card_id}: {file_name} has no published checksum; trusting it on first use: "
+          f"recorded sha256:{digest.sha256} ({digest.size:,} bytes) in {path}", file=sys.stderr, flush=True)
+    return rec
+
+
+def forget_hint(card_id: str, file_name: str) -> str:
+    return (f"if the publisher really changed the file, delete the entry {_key(card_id, file_name)!r} "
+            f"from {trust_path()} and fetch again")

@@ -1,0 +1,66 @@
+"""Fixtures for fetch tests: a loopback HTTP server, test-only cards built in code, fast retry settings."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from loopback_server import LoopbackServer
+
+from edgezoo import zoo
+from edgezoo.zoo.schema import ModelCard, parse_card
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(monkeypatch):
+    # Backoff 10 ms: retry tests must not sleep for seconds. The timeout only matters if a test hangs.
+    monkeypatch.setenv("EDGEZOO_FETCH_BACKOFF", "0.01")
+    monkeypatch.setenv("EDGEZOO_FETCH_ATTEMPTS", "4")
+    monkeypatch.setenv("EDGEZOO_FETCH_TIMEOUT", "10")
+
+
+@pytest.fixture
+def server():
+    with LoopbackServer() as srv:
+        yield srv
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def md5(data: bytes) -> str:
+    return "md5:" + hashlib.md5(data).hexdigest()
+
+
+def file_entry(name: str, url: str, data: bytes | None = None, **extra: Any) -> dict[str, Any]:
+    """A card `files[]` entry; with `data`, size and sha256 are those of `data`."""
+    entry: dict[str, Any] = {"name": name, "url": url, "checksum": "unknown"}
+    if data is not None:
+        entry.update(size=len(data), checksum=sha256(data))
+    entry.update(extra)
+    return entry
+
+
+def make_card(*files: dict[str, Any], card_id: str = "fetch-test") -> ModelCard:
+    """A minimal valid card whose onnx format uses the first file."""
+    return parse_card({
+        "id": card_id, "title": "fetch test card", "task": "classification", "files": list(files),
+        "formats": {"onnx": {"file": files[0]["name"],
+                             "inputs": [{"name": "x", "shape": [1, 3], "dtype": "float32"}],
+                             "outputs": [{"name": "y", "shape": [1, 2], "dtype": "float32"}]}},
+        "preprocess": {"resize": 4, "resize_mode": "direct", "interpolation": "linear", "color": "RGB",
+                       "mean": [0], "scale": [1], "layout": "NCHW"},
+        "labels": {"dataset": "imagenet", "num_classes": 2, "offset": 0},
+        "accuracy": {"metric": "top1", "reference": 1.0, "target": 0.99, "target_fraction": 0.99},
+        "recipes": {"onnx": {"name": "none"}},
+    }, source="<test>")
+
+
+@pytest.fixture
+def in_zoo(monkeypatch):
+    """Put test cards into the zoo so the CLI (`edgezoo fetch ID`) finds them."""
+    def install(*cards: ModelCard) -> None:
+        monkeypatch.setattr(zoo, "all_cards", lambda: tuple(cards))
+    return install
