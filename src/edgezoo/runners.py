@@ -38,6 +38,9 @@ class Runner(Protocol):
     def run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         ...
 
+    def tensor_names(self) -> list[str]:
+        ...
+
 
 def _match(name: str, names: Sequence[str]) -> str | None:
     """`name` as spelled in `names`, tolerating a missing or extra ':0'."""
@@ -111,10 +114,9 @@ class TFGraphRunner:
 
     def __init__(self, path: Path, outputs: Sequence[str] | None = None,
                  inputs: Mapping[str, Sequence[int]] | None = None) -> None:
-        import tensorflow as tf  # lazy
-
         from edgezoo.graphs import tf_graph
 
+        tf = tf_graph._tf()
         self.path = Path(path)
         self.where = str(self.path)
         self.graph_def = tf_graph.load_graph_def(self.path)
@@ -125,6 +127,12 @@ class TFGraphRunner:
                                        inputs, self.where)
         default = list(outputs) if outputs else tf_graph.sink_nodes(self.graph_def)
         self.outputs = [self._info(self._tensor(o, "output")) for o in default]
+
+    def tensor_names(self) -> list[str]:
+        """Names that can be asked for as outputs."""
+        from edgezoo.graphs import tf_graph
+
+        return tf_graph.node_names(self.graph_def)
 
     def _tensor(self, name: str, what: str) -> str:
         from edgezoo.graphs import tf_graph
@@ -174,6 +182,12 @@ class OnnxRunner:
             self.outputs = [by_name[n] for n in resolved]
         else:
             self.outputs = [self._ort_info(o) for o in base.get_outputs()]
+
+    def tensor_names(self) -> list[str]:
+        """Names that can be asked for as outputs."""
+        from edgezoo.graphs import onnx_model
+
+        return onnx_model.tensor_names(self.model)
 
     @staticmethod
     def _ort_info(node_arg: Any) -> TensorInfo:
@@ -261,6 +275,10 @@ class TfliteRunner:
                                                          np.dtype(details[n]["dtype"]).name) for n in resolved]
         else:
             self.outputs = model_outputs
+
+    def tensor_names(self) -> list[str]:
+        """Names that can be asked for as outputs."""
+        return list(self._all)
 
     def _resolve(self, name: str) -> str:
         found = _match(name, list(self._all))

@@ -1,16 +1,127 @@
-"""`edgezoo verify` (being built; see docs/ARCHITECTURE.md for the owner module)."""
+"""`edgezoo verify ORIGINAL CONVERTED`: parity between any two models (.pb, .onnx, .tflite)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 from edgezoo.errors import EdgezooError
 
+_EPILOG = """\
+Inputs: the scikit-image sample photographs plus --random seeded images. With --model, preprocessing, output roles,
+label offset and tolerances come from that card. Without it (default): images are resized directly to the model's
+input size (224x224 when dynamic), RGB, scaled to [-1, 1] ((x - 127.5) / 127.5), fed NHWC or NCHW as each model's
+input shape says; uint8 inputs get the resized pixels. Outputs are paired by name (':0' ignored; a converted output
+that is an internal tensor of the original, e.g. the logits of a cut model, is read from the original), then by
+shape. Default tolerances: max_abs_error=1e-3, min_cosine=0.9999, min_top1_agreement=1.0, min_top5_overlap=0.99;
+optional: max_rel_error, max_mean_abs_error, min_sqnr_db.
+Exit codes: 0 parity holds, 1 a tolerance is exceeded, 2 bad input."""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("verify", help="(not available yet)")
+    p = sub.add_parser("verify", help="parity between an original model and its conversion",
+                       description="Feed the original and the converted model the same inputs and compare outputs.",
+                       epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("original", metavar="ORIGINAL", help="the reference model (.pb, .onnx or .tflite)")
+    p.add_argument("converted", metavar="CONVERTED", help="the converted model (.pb, .onnx or .tflite)")
+    p.add_argument("--task", choices=("classification", "detection", "tensors"),
+                   help="what to compare (default: the card's task, else guessed from the outputs)")
+    p.add_argument("--model", metavar="CARD_ID", help="use this zoo card's preprocessing, labels and tolerances")
+    p.add_argument("--tolerance", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one tolerance (repeatable), e.g. max_abs_error=1e-4")
+    p.add_argument("--pair", action="append", default=[], metavar="ORIGINAL=CONVERTED",
+                   help="compare this original tensor with this converted output (repeatable)")
+    p.add_argument("--outputs", metavar="NAME[,NAME]", help="compare only these converted outputs")
+    p.add_argument("--prototxt", metavar="FILE",
+                   help="detection: check CONVERTED (an ONNX cut at the SSD heads) decoded with this TIDL "
+                        "meta-architecture prototxt against ORIGINAL")
+    p.add_argument("--random", type=int, default=2, metavar="N", help="seeded random images besides the photos")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random images")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(handler=run)
 
 
+def _key_values(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise EdgezooError(f"--{what} {item!r}: expected NAME=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def parse_tolerances(items: list[str]) -> dict[str, float]:
+    out = {}
+    for key, value in _key_values(items, "tolerance").items():
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise EdgezooError(f"--tolerance {key}={value}: not a number") from None
+    return out
+
+
+def render_details(report) -> str:
+    """Per-output error statistics and the classification figures, under the check table."""
+    from edgezoo.report import fmt_number, render_table
+
+    lines = []
+    outputs = report.metrics.get("outputs") or {}
+    if outputs:
+        rows = [[name, s["original"], s["max_abs_error"], s["max_rel_error"], s["mean_abs_error"], s["cosine"],
+                 s["sqnr_db"]] for name, s in outputs.items()]
+        lines.append(render_table(["output", "original", "max abs", "max rel", "mean abs", "cosine", "SQNR dB"],
+                                  rows))
+    top = report.metrics.get("classification")
+    if top:
+        lines.append(f"classification: {top['compared']}; {top['images']} inputs, "
+                     f"{top['distinct_top1']} distinct top-1")
+        for d in top["disagreements"]:
+            lines.append(f"  top-1 differs on {d['input']}: original {d['original']}, converted {d['converted']}")
+    if report.inputs:
+        lines.append("inputs: " + ", ".join(report.inputs))
+    if not report.passed:
+        lines.append("smallest tolerances that would pass: " + ", ".join(
+            f"{c.name} {'<=' if c.kind == 'max' else '>='} {fmt_number(c.value)}" for c in report.failures()))
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
-    raise EdgezooError("'verify' is not available in this build yet")
+    from pathlib import Path
+
+    card = None
+    if args.model:
+        from edgezoo import zoo
+
+        card = zoo.get_card(args.model)
+    tolerances = parse_tolerances(args.tolerance)
+    pairs = _key_values(args.pair, "pair")
+    outputs = [o.strip() for o in args.outputs.split(",") if o.strip()] if args.outputs else None
+    original, converted = Path(args.original), Path(args.converted)
+    if args.prototxt:
+        try:
+            from edgezoo.detection import meta_verify
+        except ModuleNotFoundError as exc:
+            if exc.name != "edgezoo.detection.meta_verify":
+                raise
+            raise EdgezooError("--prototxt verification is not available in this build") from None
+        report = meta_verify.verify_with_prototxt(converted, Path(args.prototxt), original=original, card=card,
+                                                  tolerances=tolerances)
+    else:
+        from edgezoo.verify.engine import verify_models
+
+        report = verify_models(original, converted, card=card, task=args.task, tolerances=tolerances,
+                               pairs=pairs or None, converted_outputs=outputs, count_random=args.random,
+                               seed=args.seed)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.render())
+        details = render_details(report)
+        if details:
+            print(details)
+    if not report.passed:
+        print(f"edgezoo: verification failed: {report.failure_summary()}", file=sys.stderr)
+        return 1
+    return 0

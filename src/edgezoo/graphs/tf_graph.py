@@ -16,6 +16,9 @@ _NOT_OUTPUTS = {"Const", "NoOp", "Assert", "Placeholder", "PlaceholderWithDefaul
 
 
 def _tf() -> Any:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter would bury our one-line output
     import tensorflow as tf  # lazy: 5-6 s to import
 
     return tf
