@@ -45,7 +45,11 @@ def file_entry(name: str, url: str, data: bytes | None = None, **extra: Any) -> 
 
 def make_card(*files: dict[str, Any], card_id: str = "fetch-test") -> ModelCard:
     """A minimal valid card whose onnx format uses the first file."""
-    return parse_card({
+    return parse_card(card_dict(*files, card_id=card_id), source="<test>")
+
+
+def card_dict(*files: dict[str, Any], card_id: str = "fetch-test") -> dict[str, Any]:
+    return {
         "id": card_id, "title": "fetch test card", "task": "classification", "files": list(files),
         "formats": {"onnx": {"file": files[0]["name"],
                              "inputs": [{"name": "x", "shape": [1, 3], "dtype": "float32"}],
@@ -55,7 +59,7 @@ def make_card(*files: dict[str, Any], card_id: str = "fetch-test") -> ModelCard:
         "labels": {"dataset": "imagenet", "num_classes": 2, "offset": 0},
         "accuracy": {"metric": "top1", "reference": 1.0, "target": 0.99, "target_fraction": 0.99},
         "recipes": {"onnx": {"name": "none"}},
-    }, source="<test>")
+    }
 
 
 @pytest.fixture

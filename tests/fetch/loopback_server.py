@@ -20,6 +20,8 @@ class Faults:
     drop_times: int = 1  # ... on this many (successful-status) requests
     ignore_range: bool = False  # answer 200 with the whole file even when asked for a range
     chunk_delay: float = 0.0  # seconds to sleep after each 64 KiB (makes a download take a while)
+    no_length: bool = False  # omit Content-Length (the body ends when the connection closes)
+    gate: threading.Event | None = None  # hold the body until the test sets this event
 
 
 @dataclass
@@ -54,7 +56,8 @@ class LoopbackServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
 
     def __enter__(self) -> "LoopbackServer":
         self._thread.start()
@@ -106,11 +109,15 @@ class LoopbackServer:
             status = 206
         self.log.append(LogEntry(name, rng, status))
         h.send_response(status)
-        h.send_header("Content-Length", str(end - start + 1))
+        if not faults.no_length:
+            h.send_header("Content-Length", str(end - start + 1))
         h.send_header("Accept-Ranges", "bytes")
         if status == 206:
             h.send_header("Content-Range", f"bytes {start}-{end}/{total}")
         h.end_headers()
+        if faults.gate is not None:
+            h.wfile.flush()
+            faults.gate.wait(timeout=60)
         limit = end - start + 1
         if faults.drop_after is not None and served.drops < faults.drop_times:
             served.drops += 1

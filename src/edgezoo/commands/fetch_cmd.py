@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         raise EdgezooError("give MODEL names or --all, not both")
     if not args.all and not args.models:
         raise EdgezooError("no model given", hint="name one or more models (see 'edgezoo list') or use --all")
-    cards = list(zoo.all_cards()) if args.all else list(dict.fromkeys(zoo.get_card(m) for m in args.models))
+    cards = list(zoo.all_cards()) if args.all else list({c.id: c for c in map(zoo.get_card, args.models)}.values())
     mirror = Mirror.parse(args.mirror) if args.mirror else None
     variant = StandinVariant(args.standin_variant)
     plan = _plan(cards, args.files, args.standin, model_files)

@@ -179,7 +179,7 @@ def _transfer_with_retries(url: str, state: _State, what: str, policy: RetryPoli
                                    hint="check the network/proxy; a partial download is kept and resumed "
                                         "next time; or fetch the file elsewhere and use --mirror DIR") from None
             delay = policy.delay(failures)
-            step(f"{exc}; retry {failures}/{policy.attempts - 1} in {delay:.1f} s"
+            step(f"{bar.label}: {exc}; retry {failures}/{policy.attempts - 1} in {delay:.2g} s"
                  + (f", resuming at {state.offset:,} bytes" if state.offset else ""))
             time.sleep(delay)
 
