@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import file_entry, make_card
+from fetch_cards import file_entry, make_card
 
 from edgezoo.cli import main
 from edgezoo.errors import ArchiveError

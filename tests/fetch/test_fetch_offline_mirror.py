@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import file_entry, make_card
+from fetch_cards import file_entry, make_card
 from loopback_server import sized
 
 from edgezoo.cli import main

@@ -6,7 +6,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import file_entry, make_card
+from fetch_cards import file_entry, make_card
 from loopback_server import sized
 
 from edgezoo.errors import ChecksumMismatchError

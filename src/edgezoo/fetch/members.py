@@ -48,7 +48,8 @@ def get_member(archive: Fetched, f: PublishedFile, member: str) -> Fetched:
                            hint=did_you_mean(name, files) + f" ({len(files)} files in the archive)")
     path = folder / name
     digest = hash_file(path, Checksum(None, None))
-    return Fetched(archive.card_id, f"{f.name}::{name}", path, digest.size, digest.sha256, Source.UNPACKED,
+    source = Source.STANDIN_UNPACKED if archive.standin else Source.UNPACKED
+    return Fetched(archive.card_id, f"{f.name}::{name}", path, digest.size, digest.sha256, source,
                    str(archive.path), archive.standin)
 
 

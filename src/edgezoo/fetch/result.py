@@ -16,6 +16,7 @@ class Source(str, Enum):
     STANDIN_CACHE = f"{STANDIN_BANNER} (cache)"
     STANDIN_BUILT = f"{STANDIN_BANNER} (built)"
     UNPACKED = "unpacked"  # an archive member, safe-unpacked into the cache
+    STANDIN_UNPACKED = f"{STANDIN_BANNER} (unpacked)"
 
 
 @dataclass(frozen=True)
