@@ -1,0 +1,74 @@
+"""TF OD API ssd_anchor_generator semantics: count, ssd.md sanity values, order, and the graph cross-check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgezoo.detection.anchors import (box_specs, check_against_graph, generate_anchors, ssd_feature_map_sizes)
+from edgezoo.detection.pipeline_config import parse_pipeline_config
+from edgezoo.errors import ConfigError
+from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
+
+
+@pytest.fixture(scope="module")
+def anchors():
+    cfg = parse_pipeline_config(PIPELINE_CONFIG)
+    return generate_anchors(cfg.anchors, ssd_feature_map_sizes(300, 300))
+
+
+def test_count_and_feature_maps(anchors):
+    assert anchors.feature_maps == ((19, 19), (10, 10), (5, 5), (3, 3), (2, 2), (1, 1))
+    assert [s.count for s in anchors.layers] == [3, 6, 6, 6, 6, 6]
+    assert len(anchors) == 1917 == 19 * 19 * 3 + (100 + 25 + 9 + 4 + 1) * 6
+
+
+def test_sanity_values_from_ssd_md(anchors):
+    np.testing.assert_allclose(anchors.center[0], [0.026316, 0.026316, 0.1, 0.1], atol=1e-6)
+    np.testing.assert_allclose(anchors.center[1916], [0.5, 0.5, 0.974679, 0.974679], atol=1e-6)
+    # 918 of the 1917 anchors extend outside [0, 1]: no clipping.
+    assert int(((anchors.corners < 0) | (anchors.corners > 1)).any(axis=1).sum()) == 918
+
+
+def test_layer_zero_and_interpolated_box_last(anchors):
+    s = anchors.layers
+    assert [r for _, r in s[0].boxes] == [1.0, 2.0, 0.5] and s[0].boxes[0][0] == 0.1
+    assert s[0].boxes[1][0] == pytest.approx(0.2)
+    ratios = [r for _, r in s[1].boxes]
+    assert ratios[:5] == pytest.approx([1, 2, 0.5, 3, 0.3333], abs=1e-7) and ratios[5] == 1.0
+    assert s[1].boxes[5][0] == pytest.approx(np.sqrt(0.35 * 0.5))
+    # anchor 1 is box (0.2, ratio 2) at the first cell: h = 0.2 / sqrt 2, w = 0.2 * sqrt 2
+    np.testing.assert_allclose(anchors.center[1, 2:], [0.2 / np.sqrt(2), 0.2 * np.sqrt(2)], rtol=1e-6)
+    # order is row, column, box: anchor 3 is the next column
+    assert anchors.center[3, 1] > anchors.center[0, 1] and anchors.center[3, 0] == anchors.center[0, 0]
+
+
+def test_graph_check_passes_and_reports_the_worst_anchor(anchors):
+    assert check_against_graph(anchors, anchors.corners.copy(), "g") == 0.0
+    planted = anchors.corners.copy()
+    planted[1500, 2] += 0.01
+    with pytest.raises(ConfigError, match=r"worst is anchor 1500 \(layer 1") as err:
+        check_against_graph(anchors, planted, "g")
+    assert "1 of 1917" in str(err.value)
+    with pytest.raises(ConfigError, match="the graph has 1916 anchors"):
+        check_against_graph(anchors, anchors.corners[:-1], "g")
+
+
+def test_interpolated_box_misplaced_is_caught(anchors):
+    """The classic re-implementation bug (interpolated box first) is a mismatch, not a silent success."""
+    cfg = parse_pipeline_config(PIPELINE_CONFIG.replace("aspect_ratios: 0.333299994469", "aspect_ratios: 0.33333333"))
+    other = generate_anchors(cfg.anchors, anchors.feature_maps)
+    with pytest.raises(ConfigError, match="ratio 0.333"):
+        check_against_graph(anchors, other.corners, "g")
+
+
+def test_wrong_number_of_layers():
+    cfg = parse_pipeline_config(PIPELINE_CONFIG)
+    with pytest.raises(ConfigError, match="6 layers but the model has 5"):
+        generate_anchors(cfg.anchors, ssd_feature_map_sizes(300, 300)[:5])
+
+
+def test_without_reduced_lowest_layer():
+    cfg = parse_pipeline_config(PIPELINE_CONFIG.replace(
+        "aspect_ratios: 1.0\n", "reduce_boxes_in_lowest_layer: false\n        aspect_ratios: 1.0\n", 1))
+    assert [s.count for s in box_specs(cfg.anchors)] == [6] * 6
