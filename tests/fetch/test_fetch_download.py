@@ -156,3 +156,19 @@ def test_mismatch_from_the_first_source_falls_back_but_is_reported_if_all_fail(s
                                     mirrors=[server.url("gone/model.onnx")]))
     with pytest.raises(ChecksumMismatchError, match="bad/model.onnx"):
         fetch_file(only_bad, "other.onnx", progress=False)
+
+
+def test_a_stale_part_that_does_not_verify_is_discarded(server):
+    card = make_card(file_entry("model.onnx", server.add("model.onnx", DATA), DATA))
+    part = part_path(published_path("fetch-test", "model.onnx"))
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"\0" * len(DATA))  # full size, wrong bytes (e.g. left by a crashed older version)
+    assert fetch_file(card, "model.onnx", progress=False).read_bytes() == DATA
+    assert [e.range for e in server.requests_for("model.onnx")] == [None] and not part.exists()
+
+    part.write_bytes(DATA[:1000] + b"\0" * 1000)  # a wrong prefix: resumed, then caught by the checksum
+    published_path("fetch-test", "model.onnx").unlink()
+    with pytest.raises(ChecksumMismatchError):
+        fetch_file(card, "model.onnx", progress=False)
+    assert not part.exists()  # and the next try starts clean
+    assert fetch_file(card, "model.onnx", progress=False).read_bytes() == DATA

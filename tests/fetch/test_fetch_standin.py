@@ -99,7 +99,7 @@ def test_a_file_without_a_builder_is_a_clear_error():
                                          "bundle.tgz"):
         fetch_file(card, "extra.bin", standin=True)
     typo = make_card(file_entry("model.onnx", URL, standin="tiny-byte"))
-    with pytest.raises(FetchError, match="no stand-in builder named 'tiny-byte'.*did you mean 'tiny-bytes'"):
+    with pytest.raises(FetchError, match="fetch-test: model.onnx: no stand-in builder named 'tiny-byte'.*did you mean 'tiny-bytes'"):
         fetch_file(typo, "model.onnx", standin=True)
 
 

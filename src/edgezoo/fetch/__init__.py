@@ -12,6 +12,13 @@ Modules: cache (layout), download (HTTP streaming, resume, retries), verify (siz
 lock (inter-process), archive (safe unpack), members (unpack once, reuse), tofu (trust on first use),
 mirror (--mirror), standin (stand-in namespace), published (the published-file flow).
 No module here imports anything heavy; urllib is only imported when this package is.
+
+Why not pooch (1.9, read before writing this): it checks the hash in a second pass after the download and never
+the size; a failed download restarts from byte 0 (no Range resume); retries wait linearly; there is no
+inter-process lock (two processes download twice); its Untar applies the tarfile 'data' filter only on
+Python >= 3.12 and stops mid-extraction into the final folder, and its Unzip lets zipfile silently rewrite
+absolute and '..' names instead of refusing the archive. Offline mode, folder mirrors, trust on first use and the
+stand-in namespace would all have to be built around it anyway, so edgezoo uses the standard library only.
 """
 
 from __future__ import annotations

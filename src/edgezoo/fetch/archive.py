@@ -129,7 +129,8 @@ def _scan_tar(archive: Path) -> list[Entry]:
                 try:
                     target = normalise_name(archive, info.linkname)
                 except ArchiveError:
-                    raise _refuse(archive, info.name, f"hardlink points outside the target ({info.linkname!r})") from None
+                    why = f"hardlink points outside the target ({info.linkname!r})"
+                    raise _refuse(archive, info.name, why) from None
                 if not target:
                     raise _refuse(archive, info.name, "hardlink to the archive root")
                 entries.append(Entry(name, EntryKind.HARDLINK, 0, target))

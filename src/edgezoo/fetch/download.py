@@ -89,8 +89,14 @@ def download(url: str, part: Path, expected: Expected, what: str, *, policy: Ret
     """Stream `url` into `part` (resuming it if present); return the digest of the verified bytes."""
     policy = policy or RetryPolicy.from_env()
     hasher = _resume_hasher(part, expected)
-    if hasher is None:
-        return hash_file(part, expected.checksum)  # a complete .part from an earlier run
+    if hasher is None:  # a .part of the full size from an earlier run: use it if it verifies
+        digest = hash_file(part, expected.checksum)
+        try:
+            check(digest, expected, what)
+            return digest
+        except (SizeMismatchError, ChecksumMismatchError):
+            part.unlink()
+            hasher = StreamHasher(expected.checksum)
     bar = ProgressBar(label or part.name.removesuffix(".part"), expected.size, enabled=progress)
     bar.done = hasher.size
     try:
@@ -223,6 +229,11 @@ def _one_request(url: str, state: _State, what: str, policy: RetryPolicy, bar: P
             m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
             if not m or int(m.group(1)) != offset:
                 raise _Restart("the server answered a different range than asked")
+            total = m.group(3)
+            if total.isdigit() and state.expected.size is not None and int(total) != state.expected.size:
+                raise SizeMismatchError(f"{what}: size mismatch: expected {state.expected.size:,} bytes, "
+                                        f"the server has {int(total):,} ({url})", hint="the partial download "
+                                        "was discarded; the card or the server copy is wrong")
         elif offset:  # 200: the server ignored Range and sends the whole file
             state.reset()
             bar.done = 0

@@ -53,7 +53,7 @@ def get_published(card: ModelCard, file_name: str, *, mirror: Mirror | None = No
             if digest is None:
                 return _fetch_into(card, f, dest, expected, rec, problem, mirror=mirror, offline=offline,
                                    progress=progress, policy=policy)
-    if not f.checksum.known and rec is None:
+    if not f.checksum.known and rec is None and tofu.trusted(card.id, f.name) is None:
         tofu.record(card.id, f.name, digest, f"{f.url} (found in the cache)")
     return Fetched(card.id, f.name, dest, digest.size, digest.sha256, Source.CACHE, str(dest))
 

@@ -37,7 +37,10 @@ def get_standin(card: ModelCard, file_name: str, variant: StandinVariant) -> Fet
         raise FetchError(f"{card.id}: {f.name} has no stand-in builder",
                          hint=("stand-ins exist for: " + ", ".join(having)) if having
                          else "this card has no stand-ins; fetch the published file instead (drop --standin)")
-    builder = get_builder(f.standin)
+    try:
+        builder = get_builder(f.standin)
+    except FetchError as exc:
+        raise exc.with_context(f"{card.id}: {f.name}") from None
     variant = StandinVariant(variant)
     dest = standin_dir(builder.name, builder.version, variant) / f.name
     origin = f"{builder.name} v{builder.version} ({variant.value}, seed {SEED})"

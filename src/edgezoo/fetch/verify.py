@@ -85,9 +85,9 @@ def check(digest: Digest, expected: Expected, what: str) -> None:
     if cs.known and cs.algorithm is not None:
         got = digest.hex(cs.algorithm)
         if got != cs.hexdigest:
-            raise ChecksumMismatchError(
-                f"{what}: checksum mismatch: expected {cs.algorithm.value}:{cs.hexdigest}, got {cs.algorithm.value}:{got}",
-                hint=_NOT_KEPT)
+            algo = cs.algorithm.value
+            raise ChecksumMismatchError(f"{what}: checksum mismatch: expected {algo}:{cs.hexdigest}, got {algo}:{got}",
+                                        hint=_NOT_KEPT)
 
 
 def matches(digest: Digest, expected: Expected) -> bool:
