@@ -73,7 +73,7 @@ def unpack(archive: Path, kind: ArchiveKind | str, dest: Path) -> dict[str, int]
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         if kind.is_tar:
-            _extract_tar(archive, entries, tmp)
+            _extract_tar(archive, tmp)
         else:
             _extract_zip(archive, entries, tmp)
         _check_extracted(tmp, archive)
@@ -81,7 +81,9 @@ def unpack(archive: Path, kind: ArchiveKind | str, dest: Path) -> dict[str, int]
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {e.name: e.size for e in entries if e.kind is EntryKind.FILE}
+    files = {e.name: e.size for e in entries if e.kind is EntryKind.FILE}
+    files.update({e.name: files[e.link] for e in entries if e.kind is EntryKind.HARDLINK and e.link in files})
+    return files
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -171,7 +173,7 @@ def _scan_zip(archive: Path) -> list[Entry]:
 # Extraction (only after every entry passed the checks above)
 
 
-def _extract_tar(archive: Path, entries: list[Entry], tmp: Path) -> None:
+def _extract_tar(archive: Path, tmp: Path) -> None:
     try:
         with tarfile.open(archive, "r:*") as tf:
             # 'data' refuses the same tricks again, checked against the real file system while extracting.
