@@ -1,0 +1,65 @@
+"""Models for the ResNet34-SSD tests: the REDUCED stand-in (built once per test process) and a tiny SSD-shaped
+graph built node by node, for head discovery on graphs the stand-in builder did not write."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+@functools.lru_cache(maxsize=1)
+def reduced_standin() -> Path:
+    """resnet34-ssd1200.onnx stand-in, REDUCED variant, seed 0 (about 0.5 s to build, 5 MB)."""
+    from edgezoo.standins import StandinVariant, get_builder
+
+    dest = Path(tempfile.mkdtemp(prefix="edgezoo-ssd-r34-")) / "resnet34-ssd1200.onnx"
+    get_builder("ssd-resnet34-onnx").build(dest, StandinVariant.REDUCED, 0)
+    return dest
+
+
+def tiny_ssd(num_classes: int = 3, anchors: tuple[int, ...] = (2, 3), layout: str = "interleaved",
+             head_names: tuple[str, ...] | None = None, seed: int = 0):
+    """x [1,3,8,8] -> conv per head (one 8x8 map, one 4x4 map) -> box/class heads reshaped and concatenated,
+    then a Softmax so the concats feed a 'decoder'. Head conv outputs are named `head_names` (box, class per head)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+
+    def init(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    feats = ["x", "f1"]
+    nodes.append(helper.make_node("Conv", ["x", init("w_f1", rng.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32))],
+                                  ["f1"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], name="down"))
+    boxes, classes = [], []
+    names = list(head_names or [f"{kind}_{k}" for k in range(len(anchors)) for kind in ("box", "cls")])
+    for k, (f, a) in enumerate(zip(feats, anchors)):
+        cin = 3 if f == "x" else 4
+        for kind, rows, bag in (("box", 4, boxes), ("cls", num_classes, classes)):
+            out = names.pop(0)
+            w = rng.normal(0, 0.5, (a * rows, cin, 3, 3)).astype(np.float32)
+            nodes.append(helper.make_node("Conv", [f, init(f"w_{kind}{k}", w)], [out], kernel_shape=[3, 3],
+                                          pads=[1, 1, 1, 1], name=f"conv_{kind}_{k}"))
+            if layout == "interleaved":
+                shape = init(f"shape_{kind}{k}", np.array([1, rows, -1], dtype=np.int64))
+                nodes.append(helper.make_node("Reshape", [out, shape], [f"r_{kind}{k}"], name=f"reshape_{kind}_{k}"))
+            else:
+                nodes.append(helper.make_node("Transpose", [out], [f"t_{kind}{k}"], perm=[0, 2, 3, 1],
+                                              name=f"transpose_{kind}_{k}"))
+                shape = init(f"shape_{kind}{k}", np.array([1, -1, rows], dtype=np.int64))
+                nodes.append(helper.make_node("Reshape", [f"t_{kind}{k}", shape], [f"r_{kind}{k}"],
+                                              name=f"reshape_{kind}_{k}"))
+            bag.append(f"r_{kind}{k}")
+    axis = 2 if layout == "interleaved" else 1
+    nodes.append(helper.make_node("Concat", boxes, ["loc"], axis=axis, name="cat_loc"))
+    nodes.append(helper.make_node("Concat", classes, ["conf"], axis=axis, name="cat_conf"))
+    nodes.append(helper.make_node("Softmax", ["conf"], ["probs"], axis=1 if axis == 2 else 2, name="softmax"))
+    graph = helper.make_graph(nodes, "tiny_ssd", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("loc", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("probs", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
