@@ -193,3 +193,24 @@ def test_tflite_argmax_tail_and_depthwise(tmp_path):
 def test_whole_graph_runs(tmp_path):
     report = check_model(tm.build_onnx(tmp_path / "cut.onnx", with_tail=False))
     assert report.whole_graph and report.cut == ["dense/BiasAdd:0"] and report.subgraphs == 1
+
+
+def test_shape_arithmetic_is_reported_as_such(tmp_path):
+    """PyTorch-style Shape -> Gather -> Unsqueeze -> Concat -> Reshape: the chain is run-time shape work, not layers."""
+    nodes = [
+        helper.make_node("Conv", ["x", "k"], ["head"], name="head", kernel_shape=[1, 1]),
+        helper.make_node("Shape", ["head"], ["s"], name="Shape_1"),
+        helper.make_node("Gather", ["s", "zero"], ["n"], name="Gather_2", axis=0),
+        helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"], name="Unsqueeze_3"),
+        helper.make_node("Concat", ["n1", "rest"], ["shape"], name="Concat_4", axis=0),
+        helper.make_node("Reshape", ["head", "shape"], ["y"], name="Reshape_5"),
+    ]
+    inits = [_w("k", 8, 4, 1, 1), numpy_helper.from_array(np.array(0, np.int64), "zero"),
+             numpy_helper.from_array(np.array([0], np.int64), "ax0"),
+             numpy_helper.from_array(np.array([4, -1], np.int64), "rest")]
+    report = check_model(_save(tmp_path, "shape_math", nodes, [_f("x", 1, 4, 4, 4)], [_f("y", 1, 4, 32)], inits,
+                               opset=13))
+    reasons = {f.node: f.reason for f in report.unsupported}
+    assert set(reasons) == {"Shape_1", "Gather_2", "Unsqueeze_3", "Concat_4", "Reshape_5"}
+    assert "shape computation" in reasons["Concat_4"] and "dynamic Reshape" in reasons["Reshape_5"]
+    assert report.cut == ["head"] and not report.limited

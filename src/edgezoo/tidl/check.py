@@ -185,8 +185,10 @@ def check_onnx(path: Path) -> CheckReport:
             return values[name]
         return None
 
+    shape_math: set[str] = set()  # tensors computed from a Shape at run time (shape arithmetic)
     for k, node in enumerate(model.graph.node):
         ins = list(node.input)
+        data_ins = [i for i in ins if i and i not in consts]
         if node.op_type == "Constant":
             consts.update(node.output)
             v = _constant_value(node)
@@ -200,8 +202,14 @@ def check_onnx(path: Path) -> CheckReport:
                         [value(i) if i else None for i in ins], [shapes.get(o) for o in node.output],
                         any(i in graph_inputs for i in ins), any(o in graph_outputs for o in node.output),
                         opset, [(not i) or i in consts for i in ins])
-        nodes.append(_Node(node.name or f"{node.op_type}_{k}", node.op_type, ins, list(node.output),
-                           onnx_verdict(view, node.domain)))
+        verdict = onnx_verdict(view, node.domain)
+        if node.op_type == "Shape" or (data_ins and all(i in shape_math for i in data_ins)):
+            shape_math.update(node.output)
+            if node.op_type != "Shape":
+                # Gather/Concat/Cast on shape vectors: not layers, but Arm-side work until the shape is folded.
+                verdict = Verdict(False, f"{node.op_type} in a run-time shape computation (fed by Shape); fix the "
+                                         "batch and simplify the model so it folds to a constant")
+        nodes.append(_Node(node.name or f"{node.op_type}_{k}", node.op_type, ins, list(node.output), verdict))
     report = _report(path, "onnx", nodes, graph_inputs, graph_outputs, consts)
     if opset > MAX_OPSET:
         report.notes.append(f"opset {opset}: TIDL was validated with ONNX opset <= {MAX_OPSET}")
