@@ -60,7 +60,8 @@ class TfliteTensor:
     name: str
     shape: tuple[int, ...]
     dtype: str
-    constant: np.ndarray | None = None  # the buffer contents when the tensor is a constant
+    is_constant: bool = False  # backed by a buffer in the file (weights, shapes, axes)
+    constant: np.ndarray | None = None  # the buffer's values, decoded for small constants only (shapes, axes, ...)
 
 
 @dataclass
@@ -112,11 +113,21 @@ def _options(obj: Any) -> dict[str, Any]:
     return {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in vars(obj).items()}
 
 
-def _decode(tensor: Any, buffers: list[Any], dtype: str) -> np.ndarray | None:
+_DECODE_LIMIT = 1 << 16  # bytes; weights are large and only their shapes matter to the checks
+
+
+def _has_buffer(tensor: Any, buffers: list[Any]) -> bool:
     if tensor.buffer <= 0 or tensor.buffer >= len(buffers) or buffers[tensor.buffer] is None:
+        return False
+    buf = buffers[tensor.buffer]
+    return (buf.data is not None and len(buf.data) > 0) or bool(getattr(buf, "size", 0))
+
+
+def _decode(tensor: Any, buffers: list[Any], dtype: str) -> np.ndarray | None:
+    if not _has_buffer(tensor, buffers):
         return None
     raw = buffers[tensor.buffer].data
-    if raw is None or len(raw) == 0:
+    if raw is None or len(raw) == 0 or len(raw) > _DECODE_LIMIT:
         return None
     try:
         arr = np.frombuffer(np.asarray(raw, dtype=np.uint8).tobytes(), dtype=np.dtype(dtype))
@@ -159,7 +170,8 @@ def read_graph(path: Path) -> TfliteGraph:
             tname = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
             dtype = dtypes.get(int(t.type), "unknown")
             shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
-            sub_tensors.append(TfliteTensor(t_index, tname, shape, dtype, _decode(t, buffers, dtype)))
+            sub_tensors.append(TfliteTensor(t_index, tname, shape, dtype, _has_buffer(t, buffers),
+                                            _decode(t, buffers, dtype)))
         tensors.append(sub_tensors)
         ins.append([int(i) for i in (sub.inputs if sub.inputs is not None else [])])
         outs.append([int(i) for i in (sub.outputs if sub.outputs is not None else [])])

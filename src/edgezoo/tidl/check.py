@@ -227,7 +227,7 @@ def check_tflite(path: Path) -> CheckReport:
     graph = tflite_model.read_graph(path)
     tensors = graph.tensors[0] if graph.tensors else []
     key = lambda i: f"t{i}"  # noqa: E731 -- TFLite tensors are indices; names may repeat
-    consts = {key(t.index) for t in tensors if t.constant is not None}
+    consts = {key(t.index) for t in tensors if t.is_constant}
     graph_inputs = [key(i) for i in graph.inputs[0]] if graph.inputs else []
     graph_outputs = [key(i) for i in graph.outputs[0]] if graph.outputs else []
     nodes: list[_Node] = []
