@@ -125,7 +125,8 @@ class TFGraphRunner:
         self._session = tf.compat.v1.Session(graph=self.graph, config=config)
         self.inputs = _override_shapes([self._info(f"{n}:0") for n in tf_graph.placeholders(self.graph_def)],
                                        inputs, self.where)
-        default = list(outputs) if outputs else tf_graph.sink_nodes(self.graph_def)
+        default = list(outputs) if outputs else [n for n in tf_graph.sink_nodes(self.graph_def)
+                                                 if self.graph.get_operation_by_name(n).outputs]
         self.outputs = [self._info(self._tensor(o, "output")) for o in default]
 
     def tensor_names(self) -> list[str]:
@@ -173,15 +174,17 @@ class OnnxRunner:
         self.where = str(self.path)
         self.model = onnx_model.load(self.path)
         self._sessions: dict[tuple[str, ...], Any] = {}
-        base = self._session(())
-        self.inputs = _override_shapes([self._ort_info(i) for i in base.get_inputs()], inputs, self.where)
         if outputs:
             resolved = tuple(onnx_model.resolve(self.model, o, self.where, "output") for o in outputs)
-            session = self._session(resolved)
+            present = set(onnx_model.output_names(self.model))
+            # One session only (a full-size model costs its size again per session).
+            session = self._session(tuple(n for n in dict.fromkeys(resolved) if n not in present))
             by_name = {o.name: self._ort_info(o) for o in session.get_outputs()}
             self.outputs = [by_name[n] for n in resolved]
         else:
-            self.outputs = [self._ort_info(o) for o in base.get_outputs()]
+            session = self._session(())
+            self.outputs = [self._ort_info(o) for o in session.get_outputs()]
+        self.inputs = _override_shapes([self._ort_info(i) for i in session.get_inputs()], inputs, self.where)
 
     def tensor_names(self) -> list[str]:
         """Names that can be asked for as outputs."""
@@ -228,7 +231,10 @@ class OnnxRunner:
         wanted = list(outputs) if outputs else [o.name for o in self.outputs]
         resolved = [onnx_model.resolve(self.model, n, self.where, "output") for n in wanted]
         base_outputs = set(onnx_model.output_names(self.model))
-        session = self._session(tuple(n for n in dict.fromkeys(resolved) if n not in base_outputs))
+        extra = tuple(n for n in dict.fromkeys(resolved) if n not in base_outputs)
+        # Any cached session that already outputs these will do (avoids re-making one per call pattern).
+        session = next((sess for key, sess in self._sessions.items() if set(extra) <= set(key)), None) \
+            or self._session(extra)
         try:
             values = session.run(resolved, fed)
         except (RuntimeError, ValueError) as exc:
