@@ -63,3 +63,20 @@ def tiny_ssd(num_classes: int = 3, anchors: tuple[int, ...] = (2, 3), layout: st
                               [helper.make_tensor_value_info("loc", TensorProto.FLOAT, None),
                                helper.make_tensor_value_info("probs", TensorProto.FLOAT, None)], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def generated_meta(model_path: Path, thresholds=None):
+    """The caffe_ssd meta-architecture generated for a ResNet34-SSD stand-in from its heads and the card's spec."""
+    import onnx
+
+    from edgezoo.detection.meta_generate import Thresholds, meta_arch_from_heads
+    from edgezoo.detection.priors import DefaultBoxSpec
+    from edgezoo.graphs.onnx_heads import find_heads
+    from edgezoo.zoo import get_card
+
+    model = onnx.load(model_path)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value, dims[3].dim_value = 1200, 1200
+    spec = DefaultBoxSpec.from_params(get_card("ssd-resnet34-1200").recipe("onnx").params)
+    return meta_arch_from_heads(find_heads(model, 81), spec, ["bboxes", "labels", "scores"],
+                                thresholds or Thresholds())
