@@ -103,7 +103,7 @@ def export_model(card: ModelCard, target: Target | str, *, out_dir: Path = Path(
             "model": {"id": card.id, "title": card.title, "task": card.task.value, "card": Path(card.source).name},
             "sources": resolver.describe(),
         }
-        result = _finish(staging, final, card.id, target, output, config, manifest, standin, variant, started)
+        result = publish_bundle(staging, final, card.id, target, output, config, manifest, standin, variant, started)
     result.seconds = time.monotonic() - t0
     return result
 
@@ -114,7 +114,7 @@ def _check_output(output: Any, recipe: str) -> None:
                           hint="this is a bug in the recipe")
 
 
-def _finish(staging: BundleStaging, final: Path, model_id: str, target: Target, output: RecipeOutput,
+def publish_bundle(staging: BundleStaging, final: Path, model_id: str, target: Target, output: RecipeOutput,
             config: dict[str, Any], manifest: dict[str, Any], standin: bool, variant: StandinVariant | None,
             started: str) -> ExportResult:
     """Write the bundle files into the staging folder and publish it (to <target>.failed/ when parity failed)."""

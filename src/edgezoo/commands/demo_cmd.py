@@ -1,16 +1,55 @@
-"""`edgezoo demo`: the whole pipeline on stand-ins, offline."""
+"""`edgezoo demo` (what `make demo` runs): every zoo model to every target its card has a recipe for, on stand-ins,
+offline, with one summary table. Exit 1 when any parity check fails."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
+
+from edgezoo.errors import EdgezooError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the whole pipeline for the zoo on stand-ins, offline")
+    p = sub.add_parser("demo", help="run the whole pipeline for the zoo on stand-ins, offline",
+                       description="Exports every model of the zoo to every target its card has a recipe for, "
+                                   "on stand-in files (built locally, random but realistic weights; no network), "
+                                   "verifies each against its original and prints one summary table.")
+    p.add_argument("--standin-variant", choices=("full", "reduced"), default="full",
+                   help="full = published layer sizes (minutes); reduced = narrow layers (seconds)")
+    p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgezoo.commands.zoo_cmds import run_list
+    from edgezoo import export_report, zoo
+    from edgezoo.export import export_model
+    from edgezoo.recipes import recipe_names
+    from edgezoo.standins import STANDIN_BANNER, StandinVariant
 
-    return run_list(argparse.Namespace(json=False))
+    variant = StandinVariant(args.standin_variant)
+    print(f"{STANDIN_BANNER}: edgezoo demo on stand-in files ({variant.value} variant; random weights, not the "
+          f"published models), offline, into {args.out}", flush=True)
+    available = set(recipe_names())
+    results, skipped = [], []
+    t0 = time.monotonic()
+    for card in zoo.all_cards():
+        for target, spec in card.recipes.items():
+            if spec.name not in available:
+                skipped.append(export_report.SkippedRow(card.id, target.value,
+                                                        f"recipe {spec.name!r} not available yet"))
+                continue
+            print(f"-- {card.id} -> {target.value} ({spec.name})", file=sys.stderr, flush=True)
+            try:
+                result = export_model(card, target, out_dir=args.out, standin=True, variant=variant, offline=True)
+            except EdgezooError as exc:
+                print(f"edgezoo: error: {card.id} -> {target.value}: {exc}", file=sys.stderr)
+                skipped.append(export_report.SkippedRow(card.id, target.value, f"error: {exc}", failed=True))
+                continue
+            if not result.passed:
+                print(result.report.render(), file=sys.stderr)
+            results.append(result)
+    print(export_report.render(results, skipped, standin=True))
+    print(f"total {time.monotonic() - t0:.0f} s")
+    return 0 if all(r.passed for r in results) and not any(s.failed for s in skipped) else 1

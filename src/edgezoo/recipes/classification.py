@@ -92,33 +92,70 @@ def frozen_graph_to_tflite(rin: RecipeInput) -> RecipeOutput:
                         notes=[f"converted with TFLiteConverter.from_frozen_graph, outputs {', '.join(outputs)}"])
 
 
+def tflite_tensor_named(path: Path, name: str, shape: Sequence[int]) -> str | None:
+    """The TFLite tensor of `shape` that carries TF tensor `name` ('a/b', 'a/b1', or 'x;a/b;y' after op fusion).
+
+    The shape filter matters: the converter also names constants after the op that used them (the squeeze's [2]
+    shape tensor is called 'MobilenetV1/Logits/SpatialSqueeze', the activation 'MobilenetV1/Logits/SpatialSqueeze1').
+    """
+    from edgezoo.graphs import tflite_model
+
+    interp = tflite_model.load_interpreter(path)
+    for detail in interp.get_tensor_details():
+        parts = detail["name"].split(";")
+        named = any(p == name or (p.startswith(name) and p[len(name):].isdigit()) for p in parts)
+        if named and [int(d) for d in detail["shape"]] == [int(d) for d in shape]:
+            return detail["name"]
+    return None
+
+
 @register("published-tflite")
 def published_tflite(rin: RecipeInput) -> RecipeOutput:
     tflite, tspec = _source(rin, ModelFormat.TFLITE)
     reference = ModelFormat(str(rin.params.get("reference_format", "tf")))
-    original, _ = _source(rin, reference)
+    original, rspec = _source(rin, reference)
     model = rin.workdir / "model.tflite"
     shutil.copyfile(tflite, model)
-    report = verify(original, model, rin)
     outputs = [t.name for t in tspec.outputs]
+    notes = [f"the published {tspec.member or tspec.file}, unchanged; verified against the published "
+             f"{reference.value} model"]
+    report = verify(original, model, rin)
+    logits = rspec.internal.get("logits")
+    shape = [d if isinstance(d, int) and d > 0 else 1 for d in tspec.outputs[0].shape]
+    inner = tflite_tensor_named(model, logits, shape) if logits else None
+    if inner:
+        _add_logits_figures(report, original, model, logits, inner, rin)
     return RecipeOutput(model=model, verify=report, cut=outputs, cut_reason="published as is", original=original,
-                        params={"reference_format": reference.value},
-                        notes=[f"the published {tspec.member or tspec.file}, unchanged; verified against the "
-                               f"published {reference.value} model"])
+                        params={"reference_format": reference.value}, notes=notes)
+
+
+def _add_logits_figures(report: ParityReport, original: Path, model: Path, logits: str, inner: str,
+                        rin: RecipeInput) -> None:
+    """The logits inside the published TFLite vs the original's, as figures without a check.
+
+    Softmax squashes logit errors, so the probabilities alone hide how close the two really are; but the card's
+    tolerances are for the published outputs (probabilities), so the logits are reported, not judged.
+    """
+    extra = verify(original, model, rin, converted_outputs=[inner], pairs={logits: inner})
+    stats = extra.metrics.get("outputs", {}).get(inner)
+    if stats:
+        report.metrics.setdefault("informational", {})[f"logits {logits}"] = stats
+        report.notes.append(f"logits (inside the TFLite as {inner!r}, not checked): max abs error "
+                            f"{stats['max_abs_error']:.3g}, cosine {stats['cosine']:.7f}")
 
 
 # ---------------------------------------------------------------------------------------------------- ONNX
-def auto_cut(model_path: Path) -> tuple[list[str], str]:
-    """The cut `edgezoo check --target tidl` proposes: (output tensors, why)."""
-    from edgezoo.tidl import check_model  # the engine's TIDL op check
+def auto_cut(model_path: Path) -> tuple[list[str], str, str]:
+    """The cut `edgezoo check --target tidl` proposes: (output tensors, reason, note); no tensors when the whole graph
+    runs on TIDL."""
+    from edgezoo.tidl.check import check_model  # the TIDL op check
 
     result = check_model(model_path)
-    cut = list(result.proposed_cut or [])
-    reason = "check --target tidl"
-    unsupported = sorted({f.op for f in getattr(result, "findings", []) if not getattr(f, "supported", True)})
-    if unsupported:
-        reason += " (not runnable on TIDL: " + ", ".join(unsupported) + ")"
-    return cut, reason
+    if result.whole_graph or not result.cut:
+        return [], "check --target tidl", "check --target tidl: the whole graph runs on TIDL, nothing cut"
+    ops = sorted({f.op for f in result.unsupported})
+    note = "check --target tidl: " + (f"ops TIDL cannot run: {', '.join(ops)}" if ops else "cut proposed")
+    return list(result.cut), "check --target tidl", note
 
 
 def _fixed_and_cut(original: Any, params: Mapping[str, Any], simplify: bool, workdir: Path,
@@ -138,7 +175,8 @@ def _fixed_and_cut(original: Any, params: Mapping[str, Any], simplify: bool, wor
         outputs, reason = _names(params["outputs"], "outputs"), "card"
     elif cut_param == "auto":
         probe = onnx_model.save(model, workdir / f"{tag}-uncut.onnx")
-        outputs, reason = auto_cut(probe)
+        outputs, reason, note = auto_cut(probe)
+        notes.append(note)
     else:
         outputs, reason = [], ""
     current = onnx_model.output_names(model)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgezoo.standins import StandinVariant, register
-from edgezoo.standins.tf_build import FrozenGraphBuilder, Node
+from edgezoo.standins.tf_build import FrozenGraphBuilder, Node, write_graph_def
 
 RESNET_INPUT = "input_tensor"
 RESNET_LOGITS = "resnet_model/dense/BiasAdd"
@@ -30,6 +30,9 @@ MOBILENET_LOGITS = "MobilenetV1/Logits/SpatialSqueeze"
 MOBILENET_PREDICTIONS = "MobilenetV1/Predictions/Reshape_1"
 MOBILENET_MEMBERS = ("mobilenet_v1_1.0_224_frozen.pb", "mobilenet_v1_1.0_224.tflite", "mobilenet_v1_1.0_224_info.txt")
 NUM_CLASSES = 1001
+# Mean BN offset before MobileNet's ReLU6: with beta 0 a BN+ReLU stack is chaotic (float rounding grows ~1.2x per
+# layer, 5e-5 relative at the logits); beta ~1 keeps most units linear, as trained nets do, and float noise flat.
+BETA_MEAN = 1.0
 CALIBRATION_EXTRA_RANDOM = 6
 
 
@@ -131,17 +134,14 @@ def _bottleneck(b: FrozenGraphBuilder, x: Node, filters: int, stride: int, proje
 @register("resnet50-pb", version=1)
 def build_resnet50_pb(dest: Path, variant: StandinVariant, seed: int) -> None:
     """resnet50_v1.pb: ResNet50 v1.5 frozen graph, input_tensor -> ArgMax, softmax_tensor."""
-    from edgezoo.graphs import tf_graph
-
-    tf_graph.write_graph_def(build_resnet50_graph(variant, seed), dest)
+    write_graph_def(build_resnet50_graph(variant, seed), dest)
 
 
 def _resnet50_onnx(dest: Path, variant: StandinVariant, seed: int, opset: int) -> None:
     from edgezoo.convert import frozen_graph_to_onnx
-    from edgezoo.graphs import tf_graph
 
     with tempfile.TemporaryDirectory(prefix="edgezoo-standin-") as tmp:
-        pb = tf_graph.write_graph_def(build_resnet50_graph(variant, seed), Path(tmp) / "resnet50_v1.pb")
+        pb = write_graph_def(build_resnet50_graph(variant, seed), Path(tmp) / "resnet50_v1.pb")
         # As published: tf2onnx --inputs-as-nchw input_tensor:0, symbolic batch, the two published outputs.
         frozen_graph_to_onnx(pb, [RESNET_INPUT], ["ArgMax", "softmax_tensor"], dest, opset=opset,
                              inputs_as_nchw=[RESNET_INPUT])
@@ -208,7 +208,7 @@ def _slim_conv(b: FrozenGraphBuilder, name: str, conv: Any) -> Node:
     with b.scope(f"MobilenetV1/MobilenetV1/{name}", exact=True):
         y = conv()
         with b.scope("BatchNorm", exact=True):
-            y = b.batch_norm(y, op_name="FusedBatchNorm", names=("gamma", "beta", "moving_mean", "moving_variance"))
+            y = b.batch_norm(y, op_name="FusedBatchNorm", beta_mean=BETA_MEAN)
         return b.apply(tf.nn.relu6, [y], name="Relu6")
 
 
@@ -219,15 +219,14 @@ def mobilenet_info_text(variant: StandinVariant) -> str:
             f"Output: {MOBILENET_PREDICTIONS} [1,1001] softmax (class 0 = background)\n")
 
 
-@register("mobilenet-v1-tgz", version=1)
+@register("mobilenet-v1-tgz", version=2)
 def build_mobilenet_tgz(dest: Path, variant: StandinVariant, seed: int) -> None:
     """mobilenet_v1_1.0_224.tgz: frozen .pb (TF-slim names), the TFLite converted from it, the info file."""
     from edgezoo.convert import frozen_graph_to_tflite
-    from edgezoo.graphs import tf_graph
 
     with tempfile.TemporaryDirectory(prefix="edgezoo-standin-") as tmp:
         folder = Path(tmp)
-        pb = tf_graph.write_graph_def(build_mobilenet_graph(variant, seed), folder / MOBILENET_MEMBERS[0])
+        pb = write_graph_def(build_mobilenet_graph(variant, seed), folder / MOBILENET_MEMBERS[0])
         frozen_graph_to_tflite(pb, {MOBILENET_INPUT: [1, 224, 224, 3]}, [MOBILENET_PREDICTIONS],
                                folder / MOBILENET_MEMBERS[1])
         (folder / MOBILENET_MEMBERS[2]).write_text(mobilenet_info_text(variant))
@@ -238,7 +237,7 @@ def _deterministic_tgz(dest: Path, files: list[Path]) -> None:
     """A .tgz whose bytes depend only on the files' contents (fixed mtimes/owners), so stand-in hashes are stable."""
     import gzip
 
-    with open(dest, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+    with open(dest, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in files:
             info = tarfile.TarInfo(path.name)
@@ -248,13 +247,12 @@ def _deterministic_tgz(dest: Path, files: list[Path]) -> None:
                 tar.addfile(info, fh)
 
 
-@register("mobilenet-v1-onnx", version=1)
+@register("mobilenet-v1-onnx", version=2)
 def build_mobilenet_onnx(dest: Path, variant: StandinVariant, seed: int) -> None:
     """mobilenet_v1_1.0_224.onnx (opset 8): tf2onnx of the stand-in frozen graph, NCHW input:0."""
     from edgezoo.convert import frozen_graph_to_onnx
-    from edgezoo.graphs import tf_graph
 
     with tempfile.TemporaryDirectory(prefix="edgezoo-standin-") as tmp:
-        pb = tf_graph.write_graph_def(build_mobilenet_graph(variant, seed), Path(tmp) / MOBILENET_MEMBERS[0])
+        pb = write_graph_def(build_mobilenet_graph(variant, seed), Path(tmp) / MOBILENET_MEMBERS[0])
         frozen_graph_to_onnx(pb, [MOBILENET_INPUT], [MOBILENET_PREDICTIONS], dest, opset=8,
                              inputs_as_nchw=[MOBILENET_INPUT])

@@ -48,6 +48,11 @@ class FrozenGraphBuilder:
     current scope (Relu, Relu_1, ...), or the explicit `name` given.
     """
 
+    # Floors relative to the layer's median, so a channel that barely varies on the calibration images is not
+    # scaled up into a float-noise amplifier (trained nets do not blow up rounding errors layer after layer).
+    VAR_FLOOR = 0.25
+    FEATURE_SD_FLOOR = 0.5
+
     def __init__(self, seed: int) -> None:
         tf = _tf()
         self.tf = tf
@@ -166,6 +171,7 @@ class FrozenGraphBuilder:
                           padding="SAME")
 
     def batch_norm(self, x: Node, *, op_name: str = "FusedBatchNormV3", gamma_scale: float = 1.0,
+                   beta_mean: float = 0.0,
                    names: tuple[str, str, str, str] = ("gamma", "beta", "moving_mean", "moving_variance"),
                    epsilon: float = 1e-3) -> Node:
         """Inference batch norm whose moving statistics are the measured statistics of `x` on the calibration batch.
@@ -177,9 +183,10 @@ class FrozenGraphBuilder:
         c = x.channels
         axes = tuple(range(x.v.ndim - 1))
         mean = x.v.mean(axis=axes).astype(np.float32)
-        var = np.maximum(x.v.var(axis=axes), 1e-6).astype(np.float32)
+        var = x.v.var(axis=axes)
+        var = np.maximum(var, max(float(np.median(var)) * self.VAR_FLOOR, 1e-6)).astype(np.float32)
         gamma = (gamma_scale * self.rng.uniform(0.8, 1.2, c)).astype(np.float32)
-        beta = (self.rng.standard_normal(c) * 0.1).astype(np.float32)
+        beta = (beta_mean + self.rng.standard_normal(c) * 0.1).astype(np.float32)
         weights = [self.weight(n, v) for n, v in zip(names, (gamma, beta, mean, var))]
 
         def fused(t: Any, g: Any, b: Any, m: Any, v: Any, name: str | None = None) -> Any:
@@ -199,7 +206,7 @@ class FrozenGraphBuilder:
         f = features.reshape(features.shape[0], -1).astype(np.float64)
         mu = f.mean(axis=0)
         sd = f.std(axis=0)
-        floor = max(float(np.median(sd[sd > 0])) if np.any(sd > 0) else 1.0, 1e-6) * 0.1
+        floor = max(float(np.median(sd[sd > 0])) if np.any(sd > 0) else 1.0, 1e-6) * self.FEATURE_SD_FLOOR
         sd = np.maximum(sd, floor)
         w0 = self.rng.standard_normal((f.shape[1], classes)) / np.sqrt(f.shape[1])
         w = w0 / sd[:, None] * spread
@@ -211,12 +218,15 @@ class FrozenGraphBuilder:
         return self.graph.as_graph_def()
 
     def write(self, dest: Path) -> Path:
-        """Serialise the frozen GraphDef to `dest` (written whole, then renamed into place)."""
-        dest = Path(dest)
-        tmp = dest.with_name(dest.name + ".tmp")
-        tmp.write_bytes(self.graph_def().SerializeToString())
-        tmp.replace(dest)
-        return dest
+        return write_graph_def(self.graph_def(), dest)
+
+
+def write_graph_def(graph_def: Any, dest: Path) -> Path:
+    """Serialise a GraphDef byte-for-byte reproducibly (protobuf map fields, e.g. node attrs, are otherwise
+    written in arbitrary order, so the same graph would get a different sha256 on every build)."""
+    dest = Path(dest)
+    dest.write_bytes(graph_def.SerializeToString(deterministic=True))
+    return dest
 
 
 def activation_stats(values: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
