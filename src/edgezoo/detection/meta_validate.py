@@ -53,7 +53,9 @@ class _Graph:
         self.input_hw = self._input_hw()
         fixed = model
         if in_h and in_w and self.input_hw != (in_h, in_w):
-            fixed = _fix_input(model, in_h, in_w)
+            from edgezoo.graphs.onnx_heads import fix_image_input
+
+            fixed = fix_image_input(model, in_h, in_w)
         inferred = onnx_model.infer_shapes(fixed)
         self.shapes = {n: onnx_model.info(v).shape for n, v in onnx_model.value_infos(inferred).items()}
         self.inits = {i.name for i in model.graph.initializer}
@@ -73,24 +75,6 @@ class _Graph:
         c = shape[1] if isinstance(shape[1], int) and shape[1] > 0 else None
         hw = (shape[2], shape[3]) if all(isinstance(d, int) and d > 0 for d in shape[2:]) else None
         return c, hw  # type: ignore[return-value]
-
-
-def _fix_input(model: Any, h: int, w: int) -> Any:
-    import onnx
-
-    from edgezoo.graphs import onnx_model
-
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    for inp in onnx_model.graph_inputs(out):
-        dims = inp.type.tensor_type.shape.dim
-        if len(dims) == 4:
-            for d, v in zip(dims, (1, None, h, w)):
-                if v is not None and not d.HasField("dim_value"):
-                    d.Clear()
-                    d.dim_value = v
-    del out.graph.value_info[:]
-    return out
 
 
 def _check_tensor(g: _Graph, name: str, path: str, expected: str | None = None) -> list[Problem]:

@@ -252,6 +252,27 @@ def find_heads(model: Any, num_classes: int | None = None, where: str = "model")
     return HeadSet(tuple(heads), n_cls, layout, box_cat.output[0], cls_cat.output[0])
 
 
+def fix_image_input(model: Any, height: int, width: int, batch: int = 1) -> Any:
+    """A copy whose 4-D image input is [batch, C, height, width] (NCHW, symbolic dims replaced), value_info dropped
+    so shape inference recomputes every shape from it."""
+    import onnx
+
+    from edgezoo.graphs import onnx_model
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for inp in onnx_model.graph_inputs(out):
+        dims = inp.type.tensor_type.shape.dim
+        if len(dims) != 4:
+            continue
+        for d, v in zip(dims, (batch, None, height, width)):
+            if v is not None and (not d.HasField("dim_value") or d.dim_value <= 0):
+                d.Clear()
+                d.dim_value = v
+    del out.graph.value_info[:]
+    return out
+
+
 def rename_tensors(model: Any, mapping: Mapping[str, str]) -> Any:
     """A copy of `model` with tensors renamed everywhere they appear (node inputs/outputs, subgraphs, graph
     inputs/outputs, value_info)."""

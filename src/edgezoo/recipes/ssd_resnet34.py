@@ -1,0 +1,125 @@
+"""Recipe `ssd-onnx-meta-arch`: an ONNX SSD for TIDL's caffe_ssd meta-architecture (MLPerf ResNet34-SSD1200).
+
+1. The input is fixed to 1 x 3 x H x W (params.input_size) and shapes are inferred; the original outputs are kept:
+   TIDL runs the graph up to the heads and replaces the rest (decoding, softmax, NMS) by its own detection layer,
+   but the importer wants the prototxt's `output` list to equal the graph's outputs.
+2. The box/class heads are found by structure (graphs.onnx_heads), in prior order; names TIDL cannot take are
+   renamed consistently (recorded in the manifest and notes).
+3. meta_arch.prototxt: one prior_box_param per head from the card's default-box spec (steps image/grid, so prior
+   centres equal MLPerf's), thresholds from params; validated against the graph before it is written.
+4. Verified: the reference executor applies the prototxt to the heads on real photographs and its detections are
+   matched with the original model's own (detection.meta_verify); export exits 1 beyond the card's tolerances.
+5. runtime_options: object_detection:meta_arch_type 3, meta_layers_names_list = the prototxt's file name in the
+   bundle, and the thresholds.
+
+Thresholds: the defaults reproduce MLPerf's own post-processing (confidence 0.05, NMS 0.5, top_k 200, keep_top_k
+200) for accuracy runs. TI's benchmark speed defaults are confidence 0.3 / top_k 200:
+`edgezoo export ssd-resnet34 --to onnx --confidence-threshold 0.3` (verification then compares like with like).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from edgezoo.errors import ConfigError, RecipeError
+from edgezoo.recipes import register
+from edgezoo.recipes.base import RecipeInput, RecipeOutput
+from edgezoo.zoo.schema import ModelFormat
+
+PROTOTXT = "meta_arch.prototxt"
+META_ARCH_TYPE_ONNX_SSD = 3
+
+
+def _thresholds(params: Mapping[str, Any]) -> Any:
+    from edgezoo.detection.meta_generate import Thresholds
+
+    try:
+        t = Thresholds(confidence_threshold=float(params.get("confidence_threshold", 0.05)),
+                       nms_threshold=float(params.get("nms_threshold", 0.5)),
+                       top_k=int(params.get("top_k", 200)), keep_top_k=int(params.get("keep_top_k", 200)))
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"detection thresholds: {exc}") from None
+    if not 0 <= t.confidence_threshold < 1 or not 0 < t.nms_threshold <= 1 or t.top_k < 1 or t.keep_top_k < 1:
+        raise RecipeError(f"detection thresholds out of range: {t}",
+                          hint="confidence in [0, 1), nms in (0, 1], top_k and keep_top_k >= 1")
+    return t
+
+
+def runtime_options(thresholds: Any) -> dict[str, Any]:
+    return {
+        "object_detection:meta_arch_type": META_ARCH_TYPE_ONNX_SSD,
+        "object_detection:meta_layers_names_list": PROTOTXT,
+        "object_detection:confidence_threshold": thresholds.confidence_threshold,
+        "object_detection:nms_threshold": thresholds.nms_threshold,
+        "object_detection:top_k": thresholds.top_k,
+        "object_detection:keep_top_k": thresholds.keep_top_k,
+    }
+
+
+def _config(thresholds: Any, outputs: list[str], num_classes: int) -> dict[str, Any]:
+    """TI model-zoo style post-processing for the model's own outputs (boxes x1y1x2y2 normalised, labels, scores)."""
+    return {
+        "postprocess": {"formatter": "DetectionBoxSL2BoxLS", "normalized_detections": True, "box_format": "xyxy",
+                        "outputs": outputs, "detection_threshold": thresholds.confidence_threshold,
+                        "ignore_index": 0, "num_classes": num_classes},
+        "metric": {"label_offset_pred": "coco80to90"},
+    }
+
+
+@register("ssd-onnx-meta-arch")
+def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
+    from edgezoo.detection.meta_generate import meta_arch_from_heads
+    from edgezoo.detection.meta_validate import check_meta_arch
+    from edgezoo.detection.meta_verify import detection_tolerances, verify_with_prototxt
+    from edgezoo.detection.priors import DefaultBoxSpec, compare_priors
+    from edgezoo.detection.prototxt import save_meta_arch
+    from edgezoo.graphs import onnx_model
+    from edgezoo.graphs.onnx_heads import describe, find_heads, fix_image_input, sanitize_head_names
+
+    card = rin.card
+    if card is None:
+        raise RecipeError("ssd-onnx-meta-arch needs a model card (the default-box spec lives there)")
+    fmt = card.format(ModelFormat.ONNX)
+    source = rin.source(fmt.file, fmt.member)
+    try:
+        spec = DefaultBoxSpec.from_params(rin.params, where=f"{card.id}: recipe params")
+    except ConfigError as exc:
+        raise RecipeError(str(exc)) from None
+    thresholds = _thresholds(rin.params)
+    num_classes = int(rin.params.get("num_classes", card.labels.num_classes))
+    height, width = spec.input_size
+
+    model = onnx_model.infer_shapes(fix_image_input(onnx_model.load(source), height, width))
+    heads = find_heads(model, num_classes, where=fmt.file)
+    model, heads = sanitize_head_names(model, heads)
+    outputs = onnx_model.output_names(model)
+    meta = meta_arch_from_heads(heads, spec, outputs, thresholds, where=fmt.file)
+    warnings = check_meta_arch(meta, model, where=PROTOTXT)
+
+    workdir = Path(rin.workdir)
+    model_path = onnx_model.save(model, workdir / "model.onnx")
+    prototxt = save_meta_arch(meta, workdir / PROTOTXT)
+    # Only the detection tolerances apply here (the card's may list others for other routes).
+    tolerances = {k: v for k, v in rin.tolerances.items() if k in detection_tolerances(None, None)}
+    report = verify_with_prototxt(model_path, prototxt, original=source, card=card, tolerances=tolerances,
+                                  standin=rin.standin, meta=meta)
+
+    cmp = compare_priors(spec, meta.single_ssd().prior_box_param)
+    notes = [f"heads found by structure ({heads.layout.name}): " + "; ".join(
+        f"{r[0]}: box {r[1]}, class {r[2]}, {r[3]} boxes, {r[4]}" for r in describe(heads))]
+    notes += [f"renamed head tensor {old[:40]!r}... -> {new!r} (TIDL cannot take it)"
+              for old, new in heads.renamed.items()]
+    notes += [f"prototxt warning: {w}" for w in warnings]
+    notes.append("TI's speed thresholds: --confidence-threshold 0.3 --top-k 200 (defaults 0.05/200 match MLPerf)")
+    params = {"thresholds": vars(thresholds), "heads": {"box_input": heads.box_inputs,
+                                                        "class_input": heads.class_inputs,
+                                                        "layout": heads.layout.name, "renamed": dict(heads.renamed)},
+              "priors": {"max_abs_diff": cmp.max_abs_diff, "where": cmp.where,
+                         "differing_priors": cmp.differing_priors}}
+    return RecipeOutput(model=model_path, verify=report, cut=outputs,
+                        cut_reason="original outputs kept; TIDL replaces the part after the heads",
+                        extra_files={PROTOTXT: prototxt}, runtime_options=runtime_options(thresholds),
+                        config=_config(thresholds, outputs, num_classes), params=params, original=source,
+                        notes=notes)
