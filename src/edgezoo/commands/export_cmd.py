@@ -112,10 +112,18 @@ def run(args: argparse.Namespace) -> int:
         return 0 if result.passed else 1
     cards = _cards(args)
     variant = StandinVariant(args.standin_variant)
+    from edgezoo.recipes import recipe_names
+
+    available = set(recipe_names())
     results, skipped = [], []
     for card in cards:
-        if args.target not in {t.value for t in card.recipes}:
+        spec = next((r for t, r in card.recipes.items() if t.value == args.target), None)
+        reason = ""
+        if spec is None:
             reason = f"no recipe for {args.target} (card targets: {', '.join(t.value for t in card.recipes) or '-'})"
+        elif spec.name not in available:
+            reason = f"recipe {spec.name!r} not available in this build"
+        if reason:
             if not args.all:
                 raise EdgezooError(f"{card.id}: {reason}")
             skipped.append(export_report.SkippedRow(card.id, args.target, reason))
