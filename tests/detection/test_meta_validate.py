@@ -114,3 +114,25 @@ def test_non_integer_steps_are_a_warning_with_the_drift(meta, model):
     assert errors_of(problems) == []
     (warning,) = problems
     assert warning.field == "caffe_ssd.prior_box_param[2].step" and "drift by up to 0.0032" in warning.message
+
+
+def test_ti_documentation_sample_against_our_graph(model):
+    """TI's sample names PyTorch NODES (Conv_338); TIDL matches output tensors: every head is reported, with the
+    real head at that position; once mapped, only the nominal steps (92, 171) remain, as warnings."""
+    from pathlib import Path
+
+    from edgezoo.detection.prototxt import load_meta_arch
+    from edgezoo.graphs.onnx_heads import find_heads
+
+    sample = Path(__file__).parents[2] / "benchmarks" / "data" / "ti_ssd_resnet34_1200_sample.prototxt"
+    meta = load_meta_arch(sample)
+    errors = _errors(meta, model)
+    assert sorted(errors) == sorted([f"caffe_ssd.box_input[{i}]" for i in range(6)] +
+                                    [f"caffe_ssd.class_input[{i}]" for i in range(6)])
+    heads = find_heads(model, 81)
+    assert f"the graph's head at this position is {heads.box_inputs[0]!r}" in errors["caffe_ssd.box_input[0]"]
+    mapped = with_ssd(meta, box_input=tuple(heads.box_inputs), class_input=tuple(heads.class_inputs))
+    problems = validate_meta_arch(mapped, model)
+    assert errors_of(problems) == []
+    assert sorted(p.field for p in problems) == ["caffe_ssd.prior_box_param[2].step",
+                                                 "caffe_ssd.prior_box_param[3].step", "caffe_ssd.score_converter"]
