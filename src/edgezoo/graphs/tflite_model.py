@@ -25,14 +25,19 @@ def _check_bytes(path: Path) -> bytes:
     return data
 
 
-def load_interpreter(path: Path, *, num_threads: int | None = None) -> Any:
-    """An allocated ai_edge_litert Interpreter; ModelFileError naming the file when it is truncated or corrupt."""
-    from ai_edge_litert.interpreter import Interpreter  # lazy
+def load_interpreter(path: Path, *, num_threads: int | None = None, default_delegates: bool = True) -> Any:
+    """An allocated ai_edge_litert Interpreter; ModelFileError naming the file when it is truncated or corrupt.
+
+    `default_delegates=False` skips XNNPACK (and its start-up log line) when the interpreter only validates a file.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType  # lazy
 
     path = Path(path)
     data = _check_bytes(path)
+    resolver = OpResolverType.AUTO if default_delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
-        interpreter = Interpreter(model_content=data, num_threads=num_threads)
+        interpreter = Interpreter(model_content=data, num_threads=num_threads,
+                                  experimental_op_resolver_type=resolver)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise corrupt(path, KIND, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
@@ -143,7 +148,7 @@ def read_graph(path: Path) -> TfliteGraph:
     The interpreter's verifier runs first, so a corrupt file fails cleanly before the flatbuffer is walked.
     """
     path = Path(path)
-    load_interpreter(path)
+    load_interpreter(path, default_delegates=False)
     data = _check_bytes(path)
     schema = _schema()
     try:
