@@ -48,11 +48,24 @@ def parity_figures(report: ParityReport) -> str:
     return ", ".join(parts) or "-"
 
 
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def fmt_cut(cut: list[str], reason: str) -> str:
+    """'a (card)', 'a, b (why)', or 'a (+3 more) (why)' so one row stays readable."""
+    if not cut:
+        text = "-"
+    elif len(cut) <= 2:
+        text = ", ".join(cut)
+    else:
+        text = f"{cut[0]} (+{len(cut) - 1} more)"
+    return text + (f" ({_short(reason, 40)})" if reason else "")
+
+
 def row(result: ExportResult) -> list[str]:
     model = result.model_file
-    cut = ", ".join(result.cut) if result.cut else "-"
-    if result.cut_reason:
-        cut += f" ({result.cut_reason})"
+    cut = fmt_cut(result.cut, result.cut_reason)
     return [result.model_id, result.target.value, f"{result.bundle}/{model.name}", fmt_size(model.size), cut,
             parity_figures(result.report), "PASS" if result.passed else "FAIL"]
 
@@ -61,7 +74,8 @@ def render(results: list[ExportResult], skipped: list[SkippedRow] = (), *, stand
     from edgezoo.standins import STANDIN_BANNER
 
     rows = [row(r) for r in results]
-    rows += [[s.model_id, s.target, "-", "-", "-", s.reason, "FAIL" if s.failed else "skipped"] for s in skipped]
+    rows += [[s.model_id, s.target, "-", "-", "-", _short(s.reason, 100), "FAIL" if s.failed else "skipped"]
+             for s in skipped]
     failed = sum(not r.passed for r in results) + sum(s.failed for s in skipped)
     head = (f"{STANDIN_BANNER}: exported from stand-in files with random weights, not the published models\n"
             if standin else "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from edgezoo.errors import EdgezooError
@@ -46,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
             except EdgezooError as exc:
                 print(f"edgezoo: error: {card.id} -> {target.value}: {exc}", file=sys.stderr)
                 skipped.append(export_report.SkippedRow(card.id, target.value, f"error: {exc}", failed=True))
+                continue
+            except Exception as exc:  # a bug in one recipe must not hide the other models' results
+                traceback.print_exc(file=sys.stderr)
+                skipped.append(export_report.SkippedRow(card.id, target.value,
+                                                        f"internal error: {type(exc).__name__}: {exc}", failed=True))
                 continue
             if not result.passed:
                 print(result.report.render(), file=sys.stderr)
