@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                 raise
             raise EdgezooError("--prototxt verification is not available in this build") from None
         report = meta_verify.verify_with_prototxt(converted, Path(args.prototxt), original=original, card=card,
-                                                  tolerances=tolerances)
+                                                  tolerances=tolerances, count_random=args.random, seed=args.seed)
     else:
         from edgezoo.verify.engine import verify_models
 

@@ -243,14 +243,15 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
     if task is not None and task not in TASKS:
         raise EdgezooError(f"unknown task {task!r}", hint="tasks: " + ", ".join(TASKS))
     task = task or (card.task.value if card is not None else None)
+    if task == "detection":
+        # Detection has its own figures, defaults and tolerance names: hand over the user's overrides untouched.
+        return _dispatch_detection(original, converted, card=card, tolerances=dict(tolerances or {}),
+                                   images=images, standin=standin, count_random=count_random, seed=seed)
     tol = effective_tolerances(card, tolerances)
     if images is None:
         from edgezoo.images import verification_images
 
         images = verification_images(count_random=count_random, seed=seed)
-    if task == "detection":
-        return _dispatch_detection(original, converted, card=card, tolerances=tol, images=images,
-                                   standin=standin)
 
     conv_runner = load_runner(converted, outputs=converted_outputs)
     orig_probe = load_runner(original)
