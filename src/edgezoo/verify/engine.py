@@ -124,11 +124,24 @@ def pair_outputs(original_outputs: Sequence[TensorInfo], original_names: Sequenc
     return pairs, left
 
 
+def _batch_row(value: np.ndarray) -> np.ndarray:
+    """One input's output as a batch of one (outputs without a batch axis get one)."""
+    v = np.asarray(value)
+    return v if v.ndim and v.shape[0] == 1 else v[None]
+
+
 def _run_all(runner, feeds: list[dict[str, np.ndarray]], outputs: list[str]) -> dict[str, np.ndarray]:
+    """Every feed through `runner` (batch 1 each), each output stacked over the inputs."""
     runs = [runner.run(feed, outputs) for feed in feeds]
-    return {name: np.concatenate([np.asarray(r[name]).reshape((1,) + np.shape(r[name])[1:])
-                                  if np.ndim(r[name]) else np.asarray(r[name]).reshape(1) for r in runs])
-            for name in outputs}
+    stacked = {}
+    for name in outputs:
+        rows = [_batch_row(r[name]) for r in runs]
+        if len({r.shape for r in rows}) > 1:
+            raise EdgezooError(f"{runner.path}: output {name} changes shape between inputs "
+                               f"({', '.join(str(list(r.shape)) for r in rows[:3])})",
+                               hint="compare fixed-size outputs, or use --task detection for detections")
+        stacked[name] = np.concatenate(rows)
+    return stacked
 
 
 def _detect_task(pairs: list[OutputPair], orig: dict, conv: dict, roles: dict[str, str]) -> str:
