@@ -71,3 +71,23 @@ def test_detection_hook_is_clear(models, capsys):
     err = capsys.readouterr().err
     # Either the detection module exists (then these tiny classifiers are not detectors) or the hook says it's absent.
     assert code in (1, 2) and "Traceback" not in err
+
+
+def test_a_stand_in_from_the_cache_or_a_stand_in_bundle_is_flagged(models, capsys, _isolated_cache):
+    import shutil
+
+    standin_dir = _isolated_cache / "standins" / "reduced" / "tiny-v1"
+    standin_dir.mkdir(parents=True)
+    original = shutil.copy(models["pb"], standin_dir / "m.pb")
+    assert main(["verify", str(original), str(models["tflite"]), "--random", "0"]) == 0
+    assert capsys.readouterr().out.startswith("STAND-IN: PASS parity")
+
+    bundle = models["dir"] / "bundle"
+    bundle.mkdir()
+    converted = shutil.copy(models["tflite"], bundle / "model.tflite")
+    (bundle / "manifest.json").write_text(json.dumps({"standin": True}))
+    assert main(["verify", str(models["pb"]), str(converted), "--random", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["standin"] is True
+
+    assert main(["verify", str(models["pb"]), str(models["tflite"]), "--random", "0"]) == 0
+    assert capsys.readouterr().out.startswith("PASS parity")  # a plain file is not flagged

@@ -114,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
         report = verify_models(original, converted, card=card, task=args.task, tolerances=tolerances,
                                pairs=pairs or None, converted_outputs=outputs, count_random=args.random,
                                seed=args.seed)
+    from edgezoo.provenance import is_standin
+
+    if is_standin(original) or is_standin(converted):
+        report.standin = True
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
