@@ -344,3 +344,34 @@ def read_postprocess_ops(tflite_path: Path) -> list[dict[str, Any]]:
                 found.append({"attributes": attrs, "outputs": names,
                               "inputs": [sub.tensors[i].name.decode() for i in op.inputs]})
     return found
+
+
+def litert_regular_nms_skipped_classes(workdir: Path, threads: int = 2) -> list[int]:
+    """Foreground classes LiteRT's regular NMS loses when run on `threads` threads (measured on a probe model).
+
+    ai-edge-litert 2.3 splits regular NMS over threads whose shared column counter starts at `threads` and is
+    pre-incremented, so class index `threads` is never processed (found by edgezoo's parity check). Returns [] when
+    the installed LiteRT is correct.
+    """
+    from edgezoo.detection.tflite_postprocess import detection_postprocess
+    from edgezoo.graphs import tflite_model
+
+    classes, n = max(threads + 2, 4), 8
+    params = PostProcessParams(max_detections=4 * classes, nms_score_threshold=0.5, nms_iou_threshold=0.5,
+                               num_classes=classes, detections_per_class=2, use_regular_nms=True)
+    path = standalone_postprocess_tflite(params, n, classes + 1, Path(workdir) / "litert_probe.tflite", Path(workdir))
+    anchors = np.tile(np.array([[0.5, 0.5, 0.2, 0.2]], np.float32), (n, 1))
+    anchors[:, 0] = np.linspace(0.1, 0.9, n)  # separate boxes: no suppression
+    enc = np.zeros((n, 4), np.float32)
+    scores = np.full((n, classes + 1), 0.9, np.float32)
+    want = detection_postprocess(enc, scores, anchors, params)
+    interp = tflite_model.load_interpreter(path, num_threads=threads)
+    inputs = {d["name"]: d["index"] for d in interp.get_input_details()}
+    interp.set_tensor(inputs[BOX_OUTPUT], enc[None])
+    interp.set_tensor(inputs[CLASS_OUTPUT], scores[None])
+    interp.set_tensor(inputs[ANCHORS_NAME], anchors)
+    interp.invoke()
+    outs = {d["name"]: d["index"] for d in interp.get_output_details()}
+    count = int(interp.get_tensor(outs[POSTPROCESS_OUTPUTS[3]])[0])
+    got = set(interp.get_tensor(outs[POSTPROCESS_OUTPUTS[1]])[0][:count].astype(int).tolist())
+    return sorted(set(want.classes[:want.num_detections].astype(int).tolist()) - got)

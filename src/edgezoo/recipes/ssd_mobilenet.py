@@ -1,0 +1,268 @@
+"""SSD-MobileNet v1 recipes.
+
+`ssd-tf-to-tflite-postprocess`: what TF 1.15 + the Object Detection API's export_tflite_ssd_graph + the custom-op
+conversion did, on TF 2.x from the published frozen graph and pipeline.config alone (graphs/ssd_surgery.py):
+anchors generated from the config and checked against the graph's anchor tensor, a TFLite_Detection_PostProcess
+with every attribute set, conversion with all four outputs named, then detection parity against the frozen graph
+on real photographs. Options (recorded in the manifest): max_detections (default 4000 as TI's recipe; below 100 a
+warning: the original keeps 100), nms regular|fast (default regular, the original's per-class NMS),
+score_threshold / iou_threshold (default: the pipeline.config's), detections_per_class (default: the config's
+max_detections_per_class), max_classes_per_detection (fast NMS only, default 1).
+
+`ssd-mobilenet-onnx-caffe-meta`: the ONNX route (detection/ssd_onnx_route.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgezoo.detection.pipeline_config import SsdPipelineConfig
+from edgezoo.detection.tflite_postprocess import PostProcessParams
+from edgezoo.errors import ConfigError, RecipeError
+from edgezoo.recipes import register
+from edgezoo.recipes.base import RecipeInput, RecipeOutput
+from edgezoo.zoo.schema import ModelCard, ModelFormat
+
+DEFAULT_MAX_DETECTIONS = 4000
+NMS_CHOICES = ("regular", "fast")
+
+
+@dataclass(frozen=True)
+class SsdTfliteOptions:
+    max_detections: int
+    nms: str
+    score_threshold: float
+    iou_threshold: float
+    detections_per_class: int
+    max_classes_per_detection: int
+
+    def postprocess_params(self, cfg: SsdPipelineConfig) -> PostProcessParams:
+        c = cfg.box_coder
+        return PostProcessParams(
+            max_detections=self.max_detections, nms_score_threshold=self.score_threshold,
+            nms_iou_threshold=self.iou_threshold, num_classes=cfg.num_classes,
+            max_classes_per_detection=self.max_classes_per_detection,
+            detections_per_class=self.detections_per_class, use_regular_nms=self.nms == "regular",
+            y_scale=c.y_scale, x_scale=c.x_scale, h_scale=c.height_scale, w_scale=c.width_scale)
+
+
+def _number(params: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = params.get(key)
+    if value is None:
+        return default
+    try:
+        if kind is int and (isinstance(value, bool) or float(value) != int(float(value))):
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise RecipeError(f"{key}: expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+
+
+def precheck_options(params: Mapping[str, Any]) -> None:
+    """The checks that need no source file: run before anything is fetched or built."""
+    nms = str(params.get("nms") or "regular").lower()
+    if nms not in NMS_CHOICES:
+        raise RecipeError(f"nms: expected regular or fast, got {params.get('nms')!r}")
+    max_det = _number(params, "max_detections", int, DEFAULT_MAX_DETECTIONS)
+    if max_det < 1:
+        raise RecipeError(f"max_detections must be >= 1, got {max_det}",
+                          hint="the original keeps 100 detections; TI's recipe uses 4000")
+    for key in ("score_threshold", "iou_threshold"):
+        _number(params, key, float, 0.0)
+    for key in ("detections_per_class", "max_classes_per_detection"):
+        _number(params, key, int, 1)
+
+
+def resolve_options(params: Mapping[str, Any], cfg: SsdPipelineConfig, notes: list[str]) -> SsdTfliteOptions:
+    """The effective options: params over pipeline.config defaults, validated (RecipeError: exit 2)."""
+    precheck_options(params)
+    nms = str(params.get("nms") or "regular").lower()
+    opts = SsdTfliteOptions(
+        max_detections=_number(params, "max_detections", int, DEFAULT_MAX_DETECTIONS),
+        nms=nms,
+        score_threshold=_number(params, "score_threshold", float, cfg.nms.score_threshold),
+        iou_threshold=_number(params, "iou_threshold", float, cfg.nms.iou_threshold),
+        detections_per_class=_number(params, "detections_per_class", int, cfg.nms.max_detections_per_class),
+        max_classes_per_detection=_number(params, "max_classes_per_detection", int, 1),
+    )
+    try:
+        opts.postprocess_params(cfg).validate("TFLite_Detection_PostProcess")
+    except ConfigError as exc:
+        raise RecipeError(exc.message, hint=exc.hint) from None
+    if opts.max_detections < cfg.nms.max_total_detections:
+        notes.append(f"WARNING: max_detections {opts.max_detections} is below the original's "
+                     f"{cfg.nms.max_total_detections}: the TFLite model drops detections the original keeps "
+                     "(the 'only 10 detections' trap)")
+    return opts
+
+
+def _card(rin: RecipeInput) -> ModelCard:
+    if rin.card is None:
+        raise RecipeError("this recipe needs a model card (pipeline.config and tensor names come from it)")
+    return rin.card
+
+
+def config_member(card: ModelCard, archive: str) -> str:
+    members = card.file(archive).members
+    found = [m for m in members if m.endswith("pipeline.config")]
+    if not found:
+        raise RecipeError(f"{card.id}: {archive} lists no pipeline.config member", hint="add it to files[].members")
+    return found[0]
+
+
+def graph_anchor_tensor(pb: Path, name: str, input_name: str, size: tuple[int, int]) -> np.ndarray | None:
+    """The frozen graph's anchor tensor evaluated on a blank image (None when the graph has no such node)."""
+    from edgezoo.graphs import tf_graph
+    from edgezoo.runners import load_runner
+
+    graph_def = tf_graph.load_graph_def(pb)
+    if name not in {n.name for n in graph_def.node}:
+        return None
+    runner = load_runner(pb, outputs=[name])
+    return runner.run({input_name: np.zeros((1, size[0], size[1], 3), np.uint8)}, [name])[name]
+
+
+def build_tflite(pb: Path, cfg: SsdPipelineConfig, opts: SsdTfliteOptions, card: ModelCard, workdir: Path,
+                 notes: list[str], anchors_override: np.ndarray | None = None) -> tuple[Path, dict[str, Any]]:
+    """Surgery + conversion + check of the converted op; returns the .tflite and figures for the report."""
+    from edgezoo.detection.anchors import check_against_graph, generate_anchors
+    from edgezoo.graphs import ssd_surgery, tf_graph
+
+    spec = card.format(ModelFormat.TF)
+    size = (cfg.image_height, cfg.image_width)
+    normalized = spec.internal.get("normalized_input", "Preprocessor/sub")
+    graph_def = tf_graph.load_graph_def(pb)
+    where = pb.name
+    heads = ssd_surgery.find_heads(graph_def, where)
+    probe = ssd_surgery.replace_input(graph_def, normalized, [1, *size, 3], where)
+    maps, per_loc, n, columns = ssd_surgery.head_shapes(probe, heads, [1, *size, 3], where)
+    anchors = generate_anchors(cfg.anchors, maps, size)
+    if tuple(s.count for s in anchors.layers) != per_loc:
+        raise RecipeError(f"{where}: the heads predict {list(per_loc)} boxes per location, the pipeline.config's "
+                          f"anchor generator gives {[s.count for s in anchors.layers]}",
+                          hint="the pipeline.config does not describe this graph")
+    figures: dict[str, Any] = {"anchors": len(anchors), "feature_maps": [list(m) for m in maps],
+                               "boxes_per_location": list(per_loc), "box_concat": heads.box_concat,
+                               "class_concat": heads.class_concat}
+    anchor_name = spec.internal.get("anchors")
+    graph_anchors = graph_anchor_tensor(pb, anchor_name, spec.inputs[0].name, size) if anchor_name else None
+    if graph_anchors is None:
+        notes.append("the graph has no anchor tensor: anchors come from pipeline.config alone (not cross-checked)")
+    else:
+        figures["anchors_max_abs_diff_vs_graph"] = check_against_graph(anchors, graph_anchors, f"{where}: {anchor_name}")
+    center = anchors.center if anchors_override is None else np.asarray(anchors_override, np.float32)
+    box_name = spec.internal.get("box_encodings")
+    result = ssd_surgery.build_tflite_graph(
+        graph_def, normalized_input=normalized, input_size=size, anchors_center=center,
+        params=opts.postprocess_params(cfg), score_converter=cfg.score_converter, logit_scale=cfg.logit_scale,
+        where=where, expected_box_concat=box_name, notes=notes)
+    model = ssd_surgery.convert_to_tflite(result.graph_def, workdir / "model.tflite", size, workdir)
+    check_converted_op(model, opts.postprocess_params(cfg))
+    return model, figures
+
+
+def check_converted_op(model: Path, params: PostProcessParams) -> None:
+    """Exactly one TFLite_Detection_PostProcess, carrying the requested attributes, four outputs."""
+    from edgezoo.graphs import ssd_surgery
+
+    ops = ssd_surgery.read_postprocess_ops(model)
+    if len(ops) != 1:
+        raise RecipeError(f"{model.name}: {len(ops)} TFLite_Detection_PostProcess ops after conversion, expected 1")
+    attrs = ops[0]["attributes"]
+    want = {"max_detections": params.max_detections, "max_classes_per_detection": params.max_classes_per_detection,
+            "detections_per_class": params.detections_per_class, "use_regular_nms": params.use_regular_nms,
+            "nms_score_threshold": params.nms_score_threshold, "nms_iou_threshold": params.nms_iou_threshold,
+            "num_classes": params.num_classes, "y_scale": params.y_scale, "x_scale": params.x_scale,
+            "h_scale": params.h_scale, "w_scale": params.w_scale}
+    for key, value in want.items():
+        got = attrs.get(key)
+        same = got is not None and (abs(float(got) - float(value)) <= 1e-6 * max(1.0, abs(float(value)))
+                                    if isinstance(value, float) else got == value)
+        if not same:
+            raise RecipeError(f"{model.name}: TFLite_Detection_PostProcess attribute {key} is {got!r} after "
+                              f"conversion, requested {value!r}", hint="the converter dropped or changed it")
+    if len(ops[0]["outputs"]) != 4:
+        raise RecipeError(f"{model.name}: the op has {len(ops[0]['outputs'])} outputs, expected 4")
+
+
+def tidl_runtime_options(opts: SsdTfliteOptions) -> dict[str, Any]:
+    """TIDL TFLite delegate options: meta_arch_type 1 (TFLite SSD, derived from the op), thresholds and counts."""
+    return {"object_detection:meta_arch_type": 1,
+            "object_detection:confidence_threshold": opts.score_threshold,
+            "object_detection:nms_threshold": opts.iou_threshold,
+            "object_detection:top_k": opts.detections_per_class,
+            "object_detection:keep_top_k": opts.max_detections}
+
+
+def _config(opts: SsdTfliteOptions) -> dict[str, Any]:
+    return {"postprocess": {"detection_threshold": opts.score_threshold,
+                            "detection_keep_top_k": opts.max_detections, "normalized_detections": True,
+                            "outputs": ["boxes (ymin, xmin, ymax, xmax)", "classes (0-based, no background)",
+                                        "scores", "num_detections"]},
+            "metric": {"label_offset_pred": 1}}
+
+
+def _litert_thread_warning(workdir: Path, report: Any, notes: list[str]) -> None:
+    """Measure the installed LiteRT's multi-threaded regular NMS and warn when it loses a class."""
+    from importlib import metadata
+
+    from edgezoo.graphs import ssd_surgery
+
+    skipped = ssd_surgery.litert_regular_nms_skipped_classes(workdir, threads=2)
+    report.metrics["litert_regular_nms_skipped_classes_with_2_threads"] = skipped
+    if skipped:
+        try:
+            version = metadata.version("ai-edge-litert")
+        except metadata.PackageNotFoundError:
+            version = "?"
+        text = (f"WARNING: ai-edge-litert {version} runs regular NMS wrongly on 2+ threads: with num_threads=2 "
+                f"foreground class index {skipped[0]} (COCO id {skipped[0] + 1}) is never output (measured on a "
+                "probe model); parity was verified with num_threads=1. On CPU run this model with num_threads=1 "
+                "(TIDL's own post-processing is not affected)")
+        notes.append(text)
+        report.notes.append(text)
+
+
+@register("ssd-tf-to-tflite-postprocess")
+def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
+    from edgezoo.detection.pipeline_config import load_pipeline_config
+    from edgezoo.graphs import ssd_surgery
+    from edgezoo.verify.detection import verify_detection_models
+
+    card = _card(rin)
+    precheck_options(rin.params)
+    spec = card.format(ModelFormat.TF)
+    pb = rin.source(spec.file, spec.member)
+    cfg = load_pipeline_config(rin.source(spec.file, config_member(card, spec.file)))
+    notes: list[str] = []
+    opts = resolve_options(rin.params, cfg, notes)
+    t0 = time.monotonic()
+    model, figures = build_tflite(pb, cfg, opts, card, rin.workdir, notes)
+    convert_seconds = time.monotonic() - t0
+    report = verify_detection_models(pb, model, card, rin.tolerances, standin=rin.standin,
+                                     original_threshold=cfg.nms.score_threshold,
+                                     original_slots=cfg.nms.max_total_detections)
+    report.metrics["surgery"] = {**figures, "convert_seconds": round(convert_seconds, 3)}
+    if opts.nms == "regular":
+        _litert_thread_warning(rin.workdir, report, notes)
+    notes.append(f"rebuilt export_tflite_ssd_graph on TF 2.x: input {ssd_surgery.INPUT_NAME} [1,"
+                 f"{cfg.image_height},{cfg.image_width},3] replaces {spec.internal.get('normalized_input')}; "
+                 f"{figures['anchors']} anchors from pipeline.config; TFLite_Detection_PostProcess with "
+                 f"{opts.nms} NMS, max_detections {opts.max_detections}")
+    return RecipeOutput(model=model, verify=report, cut=list(ssd_surgery.POSTPROCESS_OUTPUTS),
+                        cut_reason="TFLite SSD ends in TFLite_Detection_PostProcess (TIDL meta_arch_type 1)",
+                        runtime_options=tidl_runtime_options(opts), config=_config(opts),
+                        params=asdict(opts), original=pb, notes=notes)
+
+
+@register("ssd-mobilenet-onnx-caffe-meta")
+def ssd_onnx_caffe_meta(rin: RecipeInput) -> RecipeOutput:
+    from edgezoo.detection.ssd_onnx_route import onnx_caffe_meta_recipe
+
+    return onnx_caffe_meta_recipe(rin)

@@ -1,0 +1,216 @@
+"""Detection parity: an original detector vs its conversion, on real photographs, compared on their common domain.
+
+Both models see the same pixels: each image is resized as the card says (for SSD-MobileNet: directly to 300x300,
+truncated to uint8 as the MLPerf reference does); a uint8 model gets those pixels (its own in-graph resize is then
+an identity), a float model gets them normalised. Each model post-processes on its own (the original's NMS, the
+TFLite op, or a prototxt's semantics). Detections are matched per class by IoU (verify.detection_match).
+
+Expected differences are made explicit instead of hidden:
+- score threshold and slot count: both sides are restricted to scores >= the higher threshold and, per image, to the
+  top K where K is the smaller slot count (the original graph keeps 100, the TFLite op `max_detections`); what
+  falls outside this common domain is counted and reported, never compared;
+- clipping: the OD API clips boxes to the image before NMS, TFLite_Detection_PostProcess does not; converted boxes
+  are clipped before matching and the number that extended outside is reported;
+- NMS flavour: fast NMS keeps one class per anchor (class-agnostic suppression) -- differences are then expected
+  and the report says so.
+Checks (tolerances from the card): detections exist, matched fraction of the original's and of the converted
+detections, worst box coordinate error and worst score error of matched pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgezoo.verify.detection_match import Detections, match_detections
+from edgezoo.verify.detectors import Detector, Domain, load_detector
+from edgezoo.verify.report import ParityReport
+from edgezoo.zoo.schema import ModelCard, Preprocess
+
+DETECTION_TOLERANCES: dict[str, float] = {
+    "match_iou": 0.9,
+    "min_matched_fraction": 0.95,
+    "max_box_error": 0.01,
+    "max_score_error": 0.01,
+}
+
+
+def detection_tolerances(card: ModelCard | None, tolerances: Mapping[str, float] | None) -> dict[str, float]:
+    """Defaults, then the card's, then the caller's (other tasks' tolerances are ignored)."""
+    tol = dict(DETECTION_TOLERANCES)
+    for source in (card.tolerances if card is not None else {}, tolerances or {}):
+        tol.update({k: float(v) for k, v in source.items() if k in DETECTION_TOLERANCES})
+    return tol
+
+
+def _default_spec(card: ModelCard | None) -> Preprocess:
+    if card is not None:
+        return card.preprocess
+    return Preprocess(resize=(300, 300), resize_mode="direct", interpolation="linear", crop=None, color="RGB",
+                      mean=(127.5,) * 3, scale=(1 / 127.5,) * 3, layout="NHWC", dtype="uint8")
+
+
+def common_domain(original: Domain, converted: Domain) -> tuple[float | None, int | None]:
+    thresholds = [d.threshold for d in (original, converted) if d.threshold is not None]
+    slots = [d.slots for d in (original, converted) if d.slots is not None]
+    return (max(thresholds) if thresholds else None), (min(slots) if slots else None)
+
+
+def _restrict(dets: Detections, threshold: float | None, k: int | None) -> tuple[Detections, Detections]:
+    """(inside, outside) of the common domain."""
+    order = np.argsort(-dets.scores, kind="stable")
+    keep = np.zeros(len(dets), dtype=bool)
+    ranked = order if threshold is None else order[dets.scores[order] >= threshold - 1e-7]
+    keep[ranked[:k] if k is not None else ranked] = True
+
+    def pick(mask: np.ndarray) -> Detections:
+        return Detections(dets.boxes[mask], dets.scores[mask], dets.classes[mask])
+
+    return pick(keep), pick(~keep)
+
+
+def _clip(dets: Detections) -> tuple[Detections, int]:
+    outside = int(((dets.boxes < 0) | (dets.boxes > 1)).any(axis=1).sum()) if len(dets) else 0
+    return Detections(np.clip(dets.boxes, 0.0, 1.0), dets.scores, dets.classes), outside
+
+
+def _at_border(dets: Detections, indices: Sequence[int], eps: float = 1e-6) -> int:
+    """How many of the given detections touch the image border (where clipping changes NMS)."""
+    if not len(indices):
+        return 0
+    b = dets.boxes[list(indices)]
+    return int(((b <= eps) | (b >= 1 - eps)).any(axis=1).sum())
+
+
+def _fmt_scores(items: Sequence[tuple[int, float, int]], limit: int = 4) -> str:
+    shown = ", ".join(f"{s:.3f} (class {c})" for _, s, c in sorted(items, key=lambda u: -u[1])[:limit])
+    return shown + (f", +{len(items) - limit} more" if len(items) > limit else "")
+
+
+def compare_detectors(original: Detector, converted: Detector, images: Sequence[tuple[str, np.ndarray]],
+                      tol: Mapping[str, float], standin: bool = False) -> ParityReport:
+    """Run both detectors on the images and build the report (see the module docstring)."""
+    threshold, k = common_domain(original.domain, converted.domain)
+    clip = original.domain.clips and not converted.domain.clips
+    report = ParityReport(original=original.name, converted=converted.name, task="detection", standin=standin)
+    report.notes += original.notes + converted.notes
+    per_image: list[dict[str, Any]] = []
+    tot = {"original": 0, "converted": 0, "matched": 0, "outside_original": 0, "outside_converted": 0,
+           "clipped": 0, "unmatched_at_border": 0}
+    worst_box = worst_score = 0.0
+    unmatched_ref: list[tuple[int, float, int]] = []
+    unmatched_conv: list[tuple[int, float, int]] = []
+    for name, image in images:
+        ref_all = original.run(image)
+        conv_all = converted.run(image)
+        clipped = 0
+        if clip:
+            conv_all, clipped = _clip(conv_all)
+        ref, ref_out = _restrict(ref_all, threshold, k)
+        conv, conv_out = _restrict(conv_all, threshold, k)
+        m = match_detections(ref, conv, tol["match_iou"])
+        tot["original"] += m.reference_count
+        tot["converted"] += m.converted_count
+        tot["matched"] += m.matched
+        tot["outside_original"] += len(ref_out)
+        tot["outside_converted"] += len(conv_out)
+        tot["clipped"] += clipped
+        worst_box, worst_score = max(worst_box, m.worst_box_error), max(worst_score, m.worst_score_error)
+        unmatched_ref += m.unmatched_reference
+        unmatched_conv += m.unmatched_converted
+        tot["unmatched_at_border"] += _at_border(ref, [i for i, _, _ in m.unmatched_reference]) + \
+            _at_border(conv, [i for i, _, _ in m.unmatched_converted])
+        per_image.append({
+            "input": name, "original": m.reference_count, "converted": m.converted_count, "matched": m.matched,
+            "worst_box_error": m.worst_box_error, "worst_score_error": m.worst_score_error,
+            "outside_domain_original": len(ref_out), "outside_domain_converted": len(conv_out),
+            "converted_boxes_clipped": clipped,
+            "unmatched_original": [(s, c) for _, s, c in sorted(m.unmatched_reference, key=lambda u: -u[1])[:8]],
+            "unmatched_converted": [(s, c) for _, s, c in sorted(m.unmatched_converted, key=lambda u: -u[1])[:8]]})
+        report.inputs.append(name)
+    ref_frac = tot["matched"] / tot["original"] if tot["original"] else 1.0
+    conv_frac = tot["matched"] / tot["converted"] if tot["converted"] else 1.0
+    report.add("original_detections", tot["original"], 1, "min")  # parity on nothing proves nothing
+    report.add("matched_fraction_of_original", ref_frac, tol["min_matched_fraction"], "min")
+    report.add("matched_fraction_of_converted", conv_frac, tol["min_matched_fraction"], "min")
+    report.add("max_box_error", worst_box, tol["max_box_error"])
+    report.add("max_score_error", worst_score, tol["max_score_error"])
+    report.metrics["detection"] = {
+        "images": per_image, "match_iou": tol["match_iou"], "common_threshold": threshold, "common_slots": k,
+        "original": {"description": original.description, "threshold": original.domain.threshold,
+                     "threshold_source": original.domain.threshold_source, "slots": original.domain.slots,
+                     "nms": original.domain.nms, "clips": original.domain.clips},
+        "converted": {"description": converted.description, "threshold": converted.domain.threshold,
+                      "threshold_source": converted.domain.threshold_source, "slots": converted.domain.slots,
+                      "nms": converted.domain.nms, "clips": converted.domain.clips},
+        **{f"total_{key}": value for key, value in tot.items()}}
+    report.metrics["tolerances"] = dict(tol)
+    _explain(report, original, converted, threshold, k, tot, unmatched_ref, unmatched_conv, clip)
+    return report
+
+
+def _explain(report: ParityReport, original: Detector, converted: Detector, threshold: float | None,
+             k: int | None, tot: Mapping[str, int], unmatched_ref: list, unmatched_conv: list, clip: bool) -> None:
+    notes = report.notes
+    o, c = original.domain, converted.domain
+    if threshold is not None or k is not None:
+        parts = []
+        if threshold is not None:
+            parts.append(f"scores >= {threshold:.4g} (original: {o.threshold if o.threshold is not None else 'unknown'}"
+                         f"{' from ' + o.threshold_source if o.threshold_source else ''}; converted: "
+                         f"{c.threshold if c.threshold is not None else 'unknown'})")
+        if k is not None:
+            parts.append(f"the top {k} per image (original holds {o.slots}, converted {c.slots})")
+        notes.append("compared on the common domain: " + " and ".join(parts) + f"; outside it: "
+                     f"{tot['outside_original']} original and {tot['outside_converted']} converted detections")
+    if o.threshold is None:
+        notes.append("the original's score threshold is unknown (no pipeline.config beside it): its detections "
+                     "are compared above the converted model's threshold only")
+    if clip:
+        notes.append(f"{tot['clipped']} converted boxes extended outside the image: TFLite_Detection_PostProcess "
+                     "does not clip, the original clips to the image window before NMS; compared after clipping "
+                     "(NMS on clipped boxes can keep or drop a different box near the border)")
+    if "fast" in c.nms and "fast" not in o.nms:
+        notes.append("the converted model uses fast NMS (one class per anchor, class-agnostic suppression): "
+                     "it drops detections the original's per-class NMS keeps; use regular NMS for parity")
+    if unmatched_ref:
+        notes.append(f"unmatched original detections: {len(unmatched_ref)}: {_fmt_scores(unmatched_ref)}")
+    if unmatched_conv:
+        notes.append(f"unmatched converted detections: {len(unmatched_conv)}: {_fmt_scores(unmatched_conv)}")
+    if clip and tot["unmatched_at_border"]:
+        notes.append(f"{tot['unmatched_at_border']} of the {len(unmatched_ref) + len(unmatched_conv)} unmatched "
+                     "detections touch the image border, where the original's clipping before NMS changes which "
+                     "overlapping box survives")
+    if threshold is not None and (unmatched_ref or unmatched_conv):
+        near = [s for _, s, _ in unmatched_ref + unmatched_conv if s - threshold < 0.01]
+        if near:
+            notes.append(f"{len(near)} of the unmatched detections score within 0.01 of the threshold "
+                         f"{threshold:.4g}: numerical noise moves them across it")
+
+
+def verify_detection_models(original: Path, converted: Path, card: ModelCard | None = None,
+                            tolerances: Mapping[str, float] | None = None, *,
+                            images: Sequence[tuple[str, np.ndarray]] | None = None, standin: bool = False,
+                            prototxt: Any = None, original_threshold: float | None = None,
+                            original_slots: int | None = None, count_random: int = 2, seed: int = 0,
+                            **_: Any) -> ParityReport:
+    """Detection parity between two model files (see the module docstring).
+
+    `prototxt`: a caffe_ssd meta-architecture (path or parsed MetaArch) when `converted` is an ONNX cut at the heads.
+    `original_threshold`/`original_slots`: what the original's post-processing keeps (e.g. from pipeline.config);
+    by default read from a pipeline.config beside a frozen graph, else unknown.
+    """
+    spec = _default_spec(card)
+    ref = load_detector(Path(original), spec, card=card, threshold=original_threshold,
+                        threshold_source="pipeline.config" if original_threshold is not None else "")
+    if original_slots is not None:
+        ref.domain.slots = original_slots
+    conv = load_detector(Path(converted), spec, card=card, prototxt=prototxt)
+    if images is None:
+        from edgezoo.images import verification_images
+
+        images = verification_images(count_random=count_random, seed=seed)
+    return compare_detectors(ref, conv, images, detection_tolerances(card, tolerances), standin=standin)

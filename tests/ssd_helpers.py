@@ -1,0 +1,62 @@
+"""Shared, cached SSD-MobileNet artefacts for the SSD tests (built once per test process, REDUCED stand-in)."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+_ROOT = Path(tempfile.mkdtemp(prefix="edgezoo-ssd-tests-"))
+atexit.register(shutil.rmtree, _ROOT, True)
+
+
+@functools.lru_cache(maxsize=None)
+def reduced_source() -> Path:
+    """A folder like the unpacked tarball: frozen_inference_graph.pb + pipeline.config (REDUCED, seed 0)."""
+    from edgezoo.graphs import tf_graph
+    from edgezoo.standins import StandinVariant
+    from edgezoo.standins.ssd_mobilenet import build_ssd_graph
+    from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
+
+    folder = _ROOT / "source"
+    folder.mkdir()
+    tf_graph.write_graph_def(build_ssd_graph(StandinVariant.REDUCED, 0), folder / "frozen_inference_graph.pb")
+    (folder / "pipeline.config").write_text(PIPELINE_CONFIG)
+    return folder
+
+
+def recipe_input(workdir: Path, params: dict | None = None, folder: Path | None = None, tolerances: dict | None = None):
+    from edgezoo import zoo
+    from edgezoo.recipes.base import RecipeInput
+    from edgezoo.standins.ssd_mobilenet import CONFIG_MEMBER, GRAPH_MEMBER
+    from edgezoo.zoo.schema import Target
+
+    card = zoo.get_card("ssd-mobilenet-v1")
+    folder = folder or reduced_source()
+    archive = card.format("tf").file
+    sources = {f"{archive}::{GRAPH_MEMBER}": folder / "frozen_inference_graph.pb",
+               f"{archive}::{CONFIG_MEMBER}": folder / "pipeline.config"}
+    merged = {**dict(card.recipe("tflite").params), **(params or {})}
+    workdir.mkdir(parents=True, exist_ok=True)
+    return RecipeInput(card=card, target=Target.TFLITE, sources=sources, params=merged, workdir=workdir,
+                       standin=True, tolerances={**dict(card.tolerances), **(tolerances or {})})
+
+
+@functools.lru_cache(maxsize=None)
+def reduced_tflite_export():
+    """The recipe's output on the REDUCED stand-in with default params (RecipeOutput)."""
+    from edgezoo.recipes import get_recipe
+
+    return get_recipe("ssd-tf-to-tflite-postprocess")(recipe_input(_ROOT / "tflite"))
+
+
+@functools.lru_cache(maxsize=None)
+def reduced_onnx() -> Path:
+    """The published-style ONNX of the REDUCED stand-in graph (tf2onnx, opset 10)."""
+    from edgezoo.standins.ssd_mobilenet import convert_graph_to_onnx
+
+    dest = _ROOT / "ssd_mobilenet_v1_coco_2018_01_28.onnx"
+    convert_graph_to_onnx(reduced_source() / "frozen_inference_graph.pb", dest)
+    return dest
