@@ -57,7 +57,7 @@ def test_export_reduced_standin_writes_a_verified_tidl_bundle(tmp_path, card):
 
 def _recipe_input(card, source, tmp_path, **params):
     work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     return RecipeInput(card=card, target=Target.ONNX, sources={"resnet34-ssd1200.onnx": source},
                        params={**card.recipe("onnx").params, **params}, workdir=work, standin=True,
                        tolerances=dict(card.tolerances))
@@ -115,3 +115,15 @@ def test_export_full_size_standin(tmp_path, card):
     size = (result.bundle / "model.onnx").stat().st_size
     assert 75e6 < size < 85e6  # the published file is 80,363,696 bytes
     assert np.isclose(checks["max_score_error"], 0, atol=1e-5)
+
+
+def test_fold_clamped_priors_option(tmp_path, card):
+    out = get_recipe(RECIPE)(_recipe_input(card, ssd_models.reduced_standin(), tmp_path, fold_clamped_priors=True))
+    assert out.verify.passed, out.verify.render()
+    assert out.params["fold_clamped_priors"]["priors"] == 18
+    assert any("folded the MLPerf/TIDL prior size ratios of 2 anchors (18 priors)" in n for n in out.notes)
+    plain = get_recipe(RECIPE)(_recipe_input(card, ssd_models.reduced_standin(), tmp_path / "x"))
+    assert plain.params["fold_clamped_priors"] is None
+    assert any("fold_clamped_priors=true" in n for n in plain.notes)
+    with pytest.raises(RecipeError, match="expected true or false"):
+        get_recipe(RECIPE)(_recipe_input(card, ssd_models.reduced_standin(), tmp_path, fold_clamped_priors="maybe"))

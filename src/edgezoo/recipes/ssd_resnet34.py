@@ -12,6 +12,10 @@
 5. runtime_options: object_detection:meta_arch_type 3, meta_layers_names_list = the prototxt's file name in the
    bundle, and the thresholds.
 
+Priors: 18 of MLPerf's 15130 default boxes are clamped to [0, 1], which Caffe priors cannot express (largest
+difference 0.2304). `--param fold_clamped_priors=true` folds the size ratios into the box convs (detection.prior_fold)
+so TIDL decodes them exactly; model.onnx's own in-graph tail then differs for those priors (TIDL replaces it).
+
 Thresholds: the defaults reproduce MLPerf's own post-processing (confidence 0.05, NMS 0.5, top_k 200, keep_top_k
 200) for accuracy runs. TI's benchmark speed defaults are confidence 0.3 / top_k 200:
 `edgezoo export ssd-resnet34 --to onnx --confidence-threshold 0.3` (verification then compares like with like).
@@ -68,6 +72,16 @@ def _config(thresholds: Any, outputs: list[str], num_classes: int) -> dict[str, 
     }
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(value).lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise RecipeError(f"expected true or false, got {value!r}")
+
+
 @register("ssd-onnx-meta-arch")
 def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.detection.meta_generate import meta_arch_from_heads
@@ -97,6 +111,12 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     outputs = onnx_model.output_names(model)
     meta = meta_arch_from_heads(heads, spec, outputs, thresholds, where=fmt.file)
     warnings = check_meta_arch(meta, model, where=PROTOTXT)
+    cmp = compare_priors(spec, meta.single_ssd().prior_box_param)
+    fold = None
+    if _flag(rin.params.get("fold_clamped_priors", False)):
+        from edgezoo.detection.prior_fold import fold_clamped_priors
+
+        model, fold = fold_clamped_priors(model, heads, meta.single_ssd(), spec)
 
     workdir = Path(rin.workdir)
     model_path = onnx_model.save(model, workdir / "model.onnx")
@@ -106,18 +126,28 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     report = verify_with_prototxt(model_path, prototxt, original=source, card=card, tolerances=tolerances,
                                   standin=rin.standin, meta=meta)
 
-    cmp = compare_priors(spec, meta.single_ssd().prior_box_param)
     notes = [f"heads found by structure ({heads.layout.name}): " + "; ".join(
         f"{r[0]}: box {r[1]}, class {r[2]}, {r[3]} boxes, {r[4]}" for r in describe(heads))]
     notes += [f"renamed head tensor {old[:40]!r}... -> {new!r} (TIDL cannot take it)"
               for old, new in heads.renamed.items()]
     notes += [f"prototxt warning: {w}" for w in warnings]
+    if fold is not None:
+        notes.append(f"folded the MLPerf/TIDL prior size ratios of {len(fold.anchors)} anchors ({fold.priors} priors) "
+                     "into the box heads: TIDL now decodes MLPerf's clamped boxes exactly; model.onnx's own in-graph "
+                     "post-processing differs from the original for those priors (TIDL replaces it)")
+        notes += [f"not folded: {u}" for u in fold.unfoldable]
+    elif cmp.differing_priors:
+        notes.append(f"{cmp.differing_priors} priors cannot be expressed in Caffe semantics (largest difference "
+                     f"{cmp.max_abs_diff:.4g}); --param fold_clamped_priors=true folds the size ratios into the box "
+                     "heads so TIDL decodes them exactly")
     notes.append("TI's speed thresholds: --confidence-threshold 0.3 --top-k 200 (defaults 0.05/200 match MLPerf)")
     params = {"thresholds": vars(thresholds), "heads": {"box_input": heads.box_inputs,
                                                         "class_input": heads.class_inputs,
                                                         "layout": heads.layout.name, "renamed": dict(heads.renamed)},
               "priors": {"max_abs_diff": cmp.max_abs_diff, "where": cmp.where,
-                         "differing_priors": cmp.differing_priors}}
+                         "differing_priors": cmp.differing_priors},
+              "fold_clamped_priors": None if fold is None else {"anchors": fold.anchors, "priors": fold.priors,
+                                                                 "unfoldable": fold.unfoldable}}
     return RecipeOutput(model=model_path, verify=report, cut=outputs,
                         cut_reason="original outputs kept; TIDL replaces the part after the heads",
                         extra_files={PROTOTXT: prototxt}, runtime_options=runtime_options(thresholds),
