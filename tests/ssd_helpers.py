@@ -60,3 +60,29 @@ def reduced_onnx() -> Path:
     dest = _ROOT / "ssd_mobilenet_v1_coco_2018_01_28.onnx"
     convert_graph_to_onnx(reduced_source() / "frozen_inference_graph.pb", dest)
     return dest
+
+
+@functools.lru_cache(maxsize=None)
+def planted_tflite() -> Path:
+    """A TFLite from the REDUCED stand-in whose anchors put the interpolated box first (the classic bug)."""
+    import numpy as np
+
+    from edgezoo import zoo
+    from edgezoo.detection.anchors import generate_anchors, ssd_feature_map_sizes
+    from edgezoo.detection.pipeline_config import load_pipeline_config
+    from edgezoo.recipes.ssd_mobilenet import build_tflite, resolve_options
+
+    folder = reduced_source()
+    cfg = load_pipeline_config(folder / "pipeline.config")
+    anchors = generate_anchors(cfg.anchors, ssd_feature_map_sizes(300, 300))
+    planted, start = anchors.center.copy(), 19 * 19 * 3
+    for (h, w), spec in zip(anchors.feature_maps[1:], anchors.layers[1:]):
+        n = h * w * spec.count
+        block = planted[start:start + n].reshape(h * w, spec.count, 4)
+        planted[start:start + n] = np.roll(block, 1, axis=1).reshape(-1, 4)
+        start += n
+    workdir = _ROOT / "planted"
+    workdir.mkdir()
+    model, _ = build_tflite(folder / "frozen_inference_graph.pb", cfg, resolve_options({}, cfg, []),
+                            zoo.get_card("ssd-mobilenet-v1"), workdir, [], anchors_override=planted)
+    return model

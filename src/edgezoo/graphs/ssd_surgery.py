@@ -328,8 +328,8 @@ def read_postprocess_ops(tflite_path: Path) -> list[dict[str, Any]]:
 
     from edgezoo.graphs import tflite_model
 
+    tflite_model.load_interpreter(Path(tflite_path))  # clean error when the file is missing or corrupt
     data = Path(tflite_path).read_bytes()
-    tflite_model.load_interpreter(Path(tflite_path))  # clean error when the file is corrupt
     schema = tflite_model._schema()
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
     found = []
