@@ -163,3 +163,19 @@ def test_zoo_model_on_standin_first_line_says_standin_and_parity_failure_exits_1
     out = capsys.readouterr().out
     assert "FAIL" in out and "tflite.failed" in out
     assert (tmp_path / "resnet50-v1.5" / "tflite" / "model.tflite").is_file()  # the good bundle survived
+
+
+def test_demo_reduced_exports_the_classification_models(tmp_path, capsys):
+    """`make demo` in small: STAND-IN first, one row per card target, the classification rows all PASS."""
+    code = main(["demo", "--standin-variant", "reduced", "--out", str(tmp_path)])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("STAND-IN: edgezoo demo")
+    rows = {tuple(line.split()[:2]): line for line in out if line.split()[:1] and line.split()[0] in
+            ("mobilenet-v1", "resnet50-v1.5", "ssd-mobilenet-v1", "ssd-resnet34-1200")}
+    for key in (("mobilenet-v1", "tflite"), ("mobilenet-v1", "onnx"), ("resnet50-v1.5", "tflite"),
+                ("resnet50-v1.5", "onnx")):
+        assert rows[key].rstrip().endswith("PASS"), rows[key]
+    assert ("ssd-resnet34-1200", "onnx") in rows and ("ssd-mobilenet-v1", "tflite") in rows
+    failed = [line for line in rows.values() if line.rstrip().endswith("FAIL")]
+    assert code == (1 if failed else 0)
+    assert (tmp_path / "resnet50-v1.5" / "onnx" / "model.onnx").is_file()

@@ -4,6 +4,7 @@ offline, with one summary table. Exit 1 when any parity check fails."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -24,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # TensorFlow's C++ INFO lines would bury the report; a user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgezoo import export_report, zoo
     from edgezoo.export import export_model
     from edgezoo.recipes import recipe_names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,8 @@ def parse_inputs(text: str | None) -> dict[str, list[int]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # TensorFlow's C++ INFO lines would bury the report; a user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgezoo import export_report
     from edgezoo.standins import StandinVariant
 
