@@ -159,3 +159,14 @@ def test_config_not_matching_the_graph(tmp_path):
     (folder / "pipeline.config").write_text(text)
     with pytest.raises(RecipeError, match=r"boxes per location"):
         get_recipe(RECIPE)(recipe_input(tmp_path / "wd", folder=folder))
+
+
+def test_cli_export_max_detections_zero_exits_2_without_building_anything(tmp_path, capsys, _isolated_cache):
+    from edgezoo.cli import main
+
+    code = main(["export", "ssd-mobilenet-v1", "--to", "tflite", "--standin", "--standin-variant", "reduced",
+                 "--out", str(tmp_path / "out"), "--max-detections", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "max_detections must be >= 1" in err
+    assert not (tmp_path / "out" / "ssd-mobilenet-v1" / "tflite").exists()
+    assert not any(p.is_file() for p in _isolated_cache.rglob("*"))  # no stand-in was built
