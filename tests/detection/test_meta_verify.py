@@ -76,3 +76,12 @@ def test_invalid_prototxt_and_unknown_tolerance_are_input_errors(tmp_path, card,
         verify_with_prototxt(model, _write(with_ssd(meta, output=("bboxes",)), tmp_path), card=card, images=images)
     with pytest.raises(EdgezooError, match="unknown tolerance 'max_iou'"):
         verify_with_prototxt(model, _write(meta, tmp_path), card=card, images=images, tolerances={"max_iou": 1})
+
+
+def test_without_a_card_outputs_are_found_by_name_and_nothing_detected_fails(tmp_path, images):
+    """Without a card the preprocessing is the generic [-1, 1] one, on which this stand-in (trained, so to speak,
+    on ImageNet normalisation) detects nothing: parity on nothing must not pass."""
+    model = ssd_models.reduced_standin()
+    report = verify_with_prototxt(model, _write(ssd_models.generated_meta(model), tmp_path), images=images)
+    assert [c.name for c in report.failures()] == ["original_detections"]
+    assert "priors" not in report.metrics and any("detected nothing" in n for n in report.notes)

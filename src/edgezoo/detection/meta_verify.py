@@ -88,17 +88,28 @@ def _reference(out: Mapping[str, np.ndarray], names: tuple[str, str, str, str | 
     return Detections(boxes, scores, np.round(classes).astype(np.int64))
 
 
-def _like_with_like(ref: Detections, ssd: CaffeSsd, card: ModelCard | None) -> tuple[Detections, list[str]]:
-    """Filter the original's detections to the prototxt's stricter threshold / count, saying so."""
+def _onnx_params(card: ModelCard | None) -> Mapping[str, Any]:
+    """The card's ONNX recipe params (empty without a card or an ONNX recipe)."""
+    from edgezoo.zoo.schema import Target
+
+    spec = card.recipes.get(Target.ONNX) if card is not None else None
+    return spec.params if spec is not None else {}
+
+
+def _like_with_like(ref: Detections, ssd: CaffeSsd) -> tuple[Detections, list[str]]:
+    """Filter the original's detections to the prototxt's threshold / count (a no-op unless the prototxt is stricter
+    than the original), saying so when it removed any."""
     notes = []
     dop = ssd.detection_output_param
-    own = float(card.recipe("onnx").params.get("confidence_threshold", 0.0)) if card and card.recipes else 0.0
-    if dop and dop.confidence_threshold is not None and dop.confidence_threshold > own:
-        ref = ref.above(dop.confidence_threshold)
-        notes.append(f"original detections compared above the prototxt's confidence_threshold "
-                     f"{dop.confidence_threshold} (the original keeps scores > {own})")
-    if dop and dop.keep_top_k is not None and dop.keep_top_k > -1:
+    if dop and dop.confidence_threshold is not None:
+        kept = ref.above(dop.confidence_threshold)
+        if len(kept) < len(ref):
+            notes.append(f"original detections compared above the prototxt's confidence_threshold "
+                         f"{dop.confidence_threshold}")
+        ref = kept
+    if dop and dop.keep_top_k is not None and -1 < dop.keep_top_k < len(ref):
         ref = ref.top(dop.keep_top_k)
+        notes.append(f"original detections compared up to the prototxt's keep_top_k {dop.keep_top_k}")
     return ref, notes
 
 
@@ -149,7 +160,7 @@ def verify_with_prototxt(onnx_path: Path, prototxt_path: Path, *, original: Path
         out = runner.run(feed)
         ref_out = out if same else ref_runner.run({ref_runner.inputs[0].name: feed[runner.inputs[0].name]})
         reference = _reference(ref_out, names)
-        reference, notes = _like_with_like(reference, ssd, card)
+        reference, notes = _like_with_like(reference, ssd)
         for note in notes:
             if note not in report.notes:
                 report.notes.append(note)
@@ -169,6 +180,9 @@ def verify_with_prototxt(onnx_path: Path, prototxt_path: Path, *, original: Path
     ref_frac = total_matched / total_ref if total_ref else 1.0
     conv_frac = total_matched / total_conv if total_conv else 1.0
     report.add("original_detections", total_ref, 1, "min")  # parity on nothing proves nothing
+    if not total_ref:
+        report.notes.append("the original detected nothing on these inputs: check the preprocessing "
+                            "(give --model CARD) before trusting any figure")
     report.add("matched_fraction_of_original", ref_frac, tol["min_matched_fraction"], "min")
     report.add("matched_fraction_of_prototxt", conv_frac, tol["min_matched_fraction"], "min")
     report.add("max_box_error", worst_box, tol["max_box_error"])
@@ -182,13 +196,15 @@ def verify_with_prototxt(onnx_path: Path, prototxt_path: Path, *, original: Path
 
 
 def _prior_metrics(report: ParityReport, ssd: CaffeSsd, card: ModelCard | None) -> None:
-    """With a card: how far the prototxt's priors are from the card's default boxes (informational)."""
-    if card is None or not card.recipes:
+    """With a card whose ONNX recipe has a default-box spec: how far the prototxt's priors are from the card's
+    default boxes (informational)."""
+    params = _onnx_params(card)
+    if not {"steps", "scales", "aspect_ratios", "input_size"} <= set(params):
         return
     from edgezoo.detection.priors import DefaultBoxSpec, compare_priors
 
     try:
-        spec = DefaultBoxSpec.from_params(card.recipe("onnx").params)
+        spec = DefaultBoxSpec.from_params(params)
         cmp = compare_priors(spec, ssd.prior_box_param)
     except EdgezooError as exc:
         report.notes.append(f"priors not compared with the card's default boxes: {exc}")
