@@ -148,3 +148,16 @@ def test_tolerance_override_makes_parity_fail_and_keeps_bundle_apart(cache, tmp_
     failed = [c for c in verify["checks"] if not c["passed"]]
     assert failed and all(c["name"].endswith("cosine") for c in failed)
     assert np.isclose(failed[0]["limit"], 1.5)
+
+
+def test_onnx_fix_and_cut_on_the_opset8_file(cache, tmp_path):
+    """The first published resnet50_v1.onnx is opset 8 (IR 4: initializers also listed as inputs)."""
+    r = export_model(zoo.get_card("resnet50"), Target.ONNX, out_dir=tmp_path, standin=True,
+                     variant=StandinVariant.REDUCED, params={"source": "resnet50_v1.onnx"})
+    assert r.passed
+    model = onnx_model.load(r.bundle / "model.onnx")
+    assert onnx_model.opset(model) == 8
+    assert onnx_model.output_names(model) == ["resnet_model/dense/BiasAdd:0"]
+    assert [onnx_model.info(i).shape for i in onnx_model.graph_inputs(model)] == [(1, 3, 224, 224)]
+    manifest = json.loads((r.bundle / "manifest.json").read_text())
+    assert [s["file"] for s in manifest["sources"]] == ["resnet50_v1.onnx"]

@@ -5,7 +5,8 @@
   (the original's logits tensor vs the TFLite's output, plus top-1/top-5 through the label offset).
 - `onnx-fix-and-cut`: batch fixed to `batch`, shapes inferred, outputs cut to `outputs` or, with `cut: auto`, to what
   `edgezoo check --target tidl` proposes; `simplify: true` runs onnxslim and keeps the simplified model only when it
-  still passes verification against the published ONNX.
+  still passes verification against the published ONNX (else the plain one, with a note). `source: FILE` picks
+  another of the card's ONNX files (ResNet50: the opset-8 resnet50_v1.onnx instead of the opset-11 one).
 - `published-tflite`: the published .tflite as is, verified against the published frozen graph.
 """
 
@@ -194,7 +195,11 @@ def _fixed_and_cut(original: Any, params: Mapping[str, Any], simplify: bool, wor
 def onnx_fix_and_cut_recipe(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.graphs import onnx_model
 
-    src, _ = _source(rin, ModelFormat.ONNX)
+    if rin.params.get("source"):
+        # Another published ONNX of the same model (e.g. ResNet50's opset-8 file): --param source=resnet50_v1.onnx
+        src = rin.source(str(rin.params["source"]))
+    else:
+        src, _ = _source(rin, ModelFormat.ONNX)
     original = onnx_model.load(src)
     simplify = bool(rin.params.get("simplify", False))
     plain_notes: list[str] = []

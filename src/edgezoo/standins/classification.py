@@ -131,7 +131,7 @@ def _bottleneck(b: FrozenGraphBuilder, x: Node, filters: int, stride: int, proje
     return b.apply(tf.nn.relu, [y], name="Relu")
 
 
-@register("resnet50-pb", version=1)
+@register("resnet50-pb", version=2)
 def build_resnet50_pb(dest: Path, variant: StandinVariant, seed: int) -> None:
     """resnet50_v1.pb: ResNet50 v1.5 frozen graph, input_tensor -> ArgMax, softmax_tensor."""
     write_graph_def(build_resnet50_graph(variant, seed), dest)
@@ -147,13 +147,13 @@ def _resnet50_onnx(dest: Path, variant: StandinVariant, seed: int, opset: int) -
                              inputs_as_nchw=[RESNET_INPUT])
 
 
-@register("resnet50-onnx-opset8", version=1)
+@register("resnet50-onnx-opset8", version=2)
 def build_resnet50_onnx_opset8(dest: Path, variant: StandinVariant, seed: int) -> None:
     """resnet50_v1.onnx (opset 8): tf2onnx of the stand-in .pb, NCHW input_tensor:0, symbolic batch."""
     _resnet50_onnx(dest, variant, seed, 8)
 
 
-@register("resnet50-onnx-opset11", version=1)
+@register("resnet50-onnx-opset11", version=2)
 def build_resnet50_onnx_opset11(dest: Path, variant: StandinVariant, seed: int) -> None:
     """resnet50_v1.onnx (opset 11): tf2onnx of the stand-in .pb, NCHW input_tensor:0, symbolic batch."""
     _resnet50_onnx(dest, variant, seed, 11)
@@ -219,7 +219,7 @@ def mobilenet_info_text(variant: StandinVariant) -> str:
             f"Output: {MOBILENET_PREDICTIONS} [1,1001] softmax (class 0 = background)\n")
 
 
-@register("mobilenet-v1-tgz", version=2)
+@register("mobilenet-v1-tgz", version=3)
 def build_mobilenet_tgz(dest: Path, variant: StandinVariant, seed: int) -> None:
     """mobilenet_v1_1.0_224.tgz: frozen .pb (TF-slim names), the TFLite converted from it, the info file."""
     from edgezoo.convert import frozen_graph_to_tflite
@@ -247,7 +247,7 @@ def _deterministic_tgz(dest: Path, files: list[Path]) -> None:
                 tar.addfile(info, fh)
 
 
-@register("mobilenet-v1-onnx", version=2)
+@register("mobilenet-v1-onnx", version=3)
 def build_mobilenet_onnx(dest: Path, variant: StandinVariant, seed: int) -> None:
     """mobilenet_v1_1.0_224.onnx (opset 8): tf2onnx of the stand-in frozen graph, NCHW input:0."""
     from edgezoo.convert import frozen_graph_to_onnx
