@@ -161,3 +161,14 @@ def test_onnx_fix_and_cut_on_the_opset8_file(cache, tmp_path):
     assert [onnx_model.info(i).shape for i in onnx_model.graph_inputs(model)] == [(1, 3, 224, 224)]
     manifest = json.loads((r.bundle / "manifest.json").read_text())
     assert [s["file"] for s in manifest["sources"]] == ["resnet50_v1.onnx"]
+
+
+@pytest.mark.fullsize
+def test_full_size_mobilenet_onnx_auto_cut_passes(tmp_path):
+    """Full widths: more float noise at the logits; the simplified model is kept only if it still passes."""
+    r = export_model(zoo.get_card("mobilenet"), Target.ONNX, out_dir=tmp_path, standin=True,
+                     variant=StandinVariant.FULL, offline=True)
+    assert r.passed, r.report.render()
+    assert r.cut == ["MobilenetV1/Logits/SpatialSqueeze:0"]
+    assert r.model_file.size > 16e6  # 4.2 M parameters, as published
+    assert r.report.metrics["classification"]["distinct_top1"] >= 5
