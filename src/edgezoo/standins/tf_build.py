@@ -228,7 +228,3 @@ def write_graph_def(graph_def: Any, dest: Path) -> Path:
     dest.write_bytes(graph_def.SerializeToString(deterministic=True))
     return dest
 
-
-def activation_stats(values: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
-    """name -> (mean, std) of calibration activations: for tests and builder diagnostics."""
-    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in values.items()}
