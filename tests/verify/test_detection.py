@@ -56,7 +56,7 @@ def test_converted_boxes_are_clipped_when_the_original_clips():
     outside = BOXES.copy()
     outside[3] = [-0.1, -0.05, 0.2, 0.3]
     original = _detector("orig", np.clip(outside, 0, 1), [0.9, 0.8, 0.7, 0.6, 0.5], [1, 2, 3, 4, 5],
-                         Domain(0.3, 100, clips=True))
+                         Domain(0.3, 100))
     converted = _detector("conv", outside, [0.9, 0.8, 0.7, 0.6, 0.5], [1, 2, 3, 4, 5], Domain(0.3, 100))
     report = compare_detectors(original, converted, IMAGES, DETECTION_TOLERANCES)
     assert report.passed and report.metrics["detection"]["total_clipped"] == 1

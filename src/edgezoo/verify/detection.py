@@ -94,7 +94,13 @@ def compare_detectors(original: Detector, converted: Detector, images: Sequence[
                       tol: Mapping[str, float], standin: bool = False) -> ParityReport:
     """Run both detectors on the images and build the report (see the module docstring)."""
     threshold, k = common_domain(original.domain, converted.domain)
-    clip = original.domain.clips and not converted.domain.clips
+    runs = [(name, original.run(image), converted.run(image)) for name, image in images]
+    # The OD API clips boxes to the image before NMS, TFLite_Detection_PostProcess / TIDL do not: when the
+    # original never leaves [0, 1] and the converted does, compare the converted boxes clipped.
+    def inside(d: Detections) -> bool:
+        return not len(d) or bool(((d.boxes >= 0) & (d.boxes <= 1)).all())
+
+    clip = all(inside(r) for _, r, _ in runs) and not all(inside(c) for _, _, c in runs)
     report = ParityReport(original=original.name, converted=converted.name, task="detection", standin=standin)
     report.notes += original.notes + converted.notes
     per_image: list[dict[str, Any]] = []
@@ -103,9 +109,7 @@ def compare_detectors(original: Detector, converted: Detector, images: Sequence[
     worst_box = worst_score = 0.0
     unmatched_ref: list[tuple[int, float, int]] = []
     unmatched_conv: list[tuple[int, float, int]] = []
-    for name, image in images:
-        ref_all = original.run(image)
-        conv_all = converted.run(image)
+    for name, ref_all, conv_all in runs:
         clipped = 0
         if clip:
             conv_all, clipped = _clip(conv_all)
@@ -142,10 +146,11 @@ def compare_detectors(original: Detector, converted: Detector, images: Sequence[
         "images": per_image, "match_iou": tol["match_iou"], "common_threshold": threshold, "common_slots": k,
         "original": {"description": original.description, "threshold": original.domain.threshold,
                      "threshold_source": original.domain.threshold_source, "slots": original.domain.slots,
-                     "nms": original.domain.nms, "clips": original.domain.clips},
+                     "nms": original.domain.nms},
         "converted": {"description": converted.description, "threshold": converted.domain.threshold,
                       "threshold_source": converted.domain.threshold_source, "slots": converted.domain.slots,
-                      "nms": converted.domain.nms, "clips": converted.domain.clips},
+                      "nms": converted.domain.nms},
+        "converted_compared_clipped": clip,
         **{f"total_{key}": value for key, value in tot.items()}}
     report.metrics["tolerances"] = dict(tol)
     _explain(report, original, converted, threshold, k, tot, unmatched_ref, unmatched_conv, clip)
@@ -170,9 +175,10 @@ def _explain(report: ParityReport, original: Detector, converted: Detector, thre
         notes.append("the original's score threshold is unknown (no pipeline.config beside it): its detections "
                      "are compared above the converted model's threshold only")
     if clip:
-        notes.append(f"{tot['clipped']} converted boxes extended outside the image: TFLite_Detection_PostProcess "
-                     "does not clip, the original clips to the image window before NMS; compared after clipping "
-                     "(NMS on clipped boxes can keep or drop a different box near the border)")
+        notes.append(f"{tot['clipped']} converted boxes extended outside the image: the converted post-processing "
+                     "does not clip (TFLite_Detection_PostProcess, TIDL), the original's boxes all lie inside it (the "
+                     "OD API clips to the image window before NMS); compared after clipping (NMS on clipped boxes "
+                     "can keep or drop a different box near the border)")
     if "fast" in c.nms and "fast" not in o.nms:
         notes.append("the converted model uses fast NMS (one class per anchor, class-agnostic suppression): "
                      "it drops detections the original's per-class NMS keeps; use regular NMS for parity")

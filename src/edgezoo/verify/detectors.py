@@ -33,7 +33,6 @@ class Domain:
     threshold: float | None
     slots: int | None
     threshold_source: str = ""  # where the threshold comes from ("pipeline.config", "op attribute", ...)
-    clips: bool = False  # boxes clipped to [0, 1] before NMS (the OD API graph does)
     nms: str = ""  # "per-class" | "fast (class-agnostic)" | ...
 
 
@@ -109,7 +108,7 @@ def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
                           np.asarray(out[resolved["scores"]]).reshape(-1)[:n],
                           np.round(np.asarray(out[resolved["classes"]]).reshape(-1)[:n]).astype(np.int64))
 
-    domain = Domain(threshold, slots, threshold_source, clips=True, nms="per-class")
+    domain = Domain(threshold, slots, threshold_source, nms="per-class")
     return Detector(str(path), run, domain, "OD API outputs (num_detections, detection_boxes/scores/classes)")
 
 
@@ -142,7 +141,7 @@ def tflite_postprocess_detector(path: Path, spec: Preprocess, label_offset: int 
 
     regular = bool(attrs.get("use_regular_nms"))
     domain = Domain(float(attrs["nms_score_threshold"]), int(attrs["max_detections"]) * per_detection,
-                    "TFLite_Detection_PostProcess attribute", clips=False,
+                    "TFLite_Detection_PostProcess attribute",
                     nms="per-class (regular)" if regular else "fast (class-agnostic)")
     desc = (f"TFLite_Detection_PostProcess: {'regular' if regular else 'fast'} NMS, max_detections "
             f"{attrs['max_detections']}, score >= {attrs['nms_score_threshold']:.4g}, IoU > "
@@ -203,7 +202,7 @@ def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess) 
     dop = ssd.detection_output_param
     keep = dop.keep_top_k if dop is not None and dop.keep_top_k is not None and dop.keep_top_k > -1 else None
     conf = dop.confidence_threshold if dop is not None else None
-    domain = Domain(conf, keep, "prototxt confidence_threshold (score > threshold)", clips=False,
+    domain = Domain(conf, keep, "prototxt confidence_threshold (score > threshold)",
                     nms="per-class (Caffe: top_k before NMS)")
     return Detector(f"{onnx_path.name} + {where}", run, domain, "caffe_ssd meta-architecture (reference executor)",
                     notes=[f"prototxt {p.severity}: {p}" for p in warnings])

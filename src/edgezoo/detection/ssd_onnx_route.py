@@ -1,0 +1,256 @@
+"""The ONNX route for SSD-MobileNet v1 (recipe `ssd-mobilenet-onnx-caffe-meta`): published ONNX -> TIDL ONNX SSD.
+
+1. The published ONNX (tf2onnx of the frozen graph: uint8 NHWC image_tensor:0, NMS inside a Loop) is fixed to batch
+   1 and cut at `Preprocessor/sub`: the new input `normalized_input_image_tensor` [1, 3, 300, 300] float is what
+   tf2onnx's NCHW convolutions already read ((x - 127.5) / 127.5, as the card says).
+2. The box-predictor heads (the Convs writing BoxPredictor_i/{BoxEncodingPredictor,ClassPredictor}/BiasAdd) are
+   rewritten so TIDL's Caffe priors equal the TF anchors (detection/ssd_caffe_priors.py): channels permuted into
+   Caffe prior order, layer 0 split in two heads, a zero-weight dummy prior where Caffe insists on a ratio-1 box.
+3. An opset-10 post-processing tail (detection/onnx_ssd_tail.py) makes the model runnable in ONNX Runtime with the
+   published four outputs; TIDL replaces it with its detection layer described by meta_arch.prototxt
+   (caffe_ssd, CENTER_SIZE_YXHW, SIGMOID, SEPARATED, variances 1/y_scale, 1/x_scale, 1/h_scale, 1/w_scale).
+4. Verified twice against the frozen graph on real photographs: the prototxt's semantics in numpy (what TIDL
+   computes) and the ONNX model in ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgezoo.detection.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, MetaArch, NmsParam,
+                                        ScoreConverter)
+from edgezoo.errors import RecipeError
+from edgezoo.graphs import base_name
+
+INPUT_NAME = "normalized_input_image_tensor"
+_KINDS = ("BoxEncodingPredictor", "ClassPredictor")
+
+
+@dataclass
+class RouteResult:
+    model: Any  # onnx.ModelProto
+    meta: MetaArch
+    figures: dict[str, Any]
+    notes: list[str]
+
+
+def _initializer(model: Any, name: str) -> np.ndarray | None:
+    from onnx import numpy_helper
+
+    for init in model.graph.initializer:
+        if init.name == name:
+            return numpy_helper.to_array(init)
+    return None
+
+
+def _head_conv(model: Any, layer: int, kind: str, where: str) -> Any:
+    """The Conv node computing BoxPredictor_<layer>/<kind>/BiasAdd (directly, or before tf2onnx's Transpose)."""
+    from edgezoo.graphs import onnx_model
+
+    tensor = onnx_model.resolve(model, f"BoxPredictor_{layer}/{kind}/BiasAdd", where, "head tensor")
+    producers = onnx_model.producers(model)
+    node = producers.get(tensor)
+    if node is not None and node.op_type == "Transpose":
+        node = producers.get(node.input[0])
+    if node is None or node.op_type != "Conv" or len(node.input) < 3:
+        raise RecipeError(f"{where}: head {tensor!r} is not computed by a Conv with a bias",
+                          hint="the ONNX route expects tf2onnx's export of the TF OD API box predictor")
+    return node
+
+
+def _cut_input(model: Any, normalized: str, size: tuple[int, int], where: str) -> Any:
+    """Replace the tensor `normalized` (NCHW after tf2onnx's transposes, or NHWC) by a new float NCHW input."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgezoo.graphs import onnx_model
+
+    tensor = onnx_model.resolve(model, normalized, where, "normalized input")
+    consumers = [n for n in model.graph.node if tensor in n.input]
+    if not consumers:
+        raise RecipeError(f"{where}: nothing reads {tensor!r}")
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    if all(n.op_type == "Transpose" and list(n.attribute[0].ints) == [0, 3, 1, 2] for n in consumers):
+        replaced = {n.output[0] for n in consumers}  # NHWC tensor: its NCHW transposes become the input
+    else:
+        replaced = {tensor}
+    for node in out.graph.node:
+        for k, name in enumerate(node.input):
+            if name in replaced:
+                node.input[k] = INPUT_NAME
+    out.graph.input.append(helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [1, 3, *size]))
+    return out
+
+
+def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str, score_threshold: float, iou_threshold: float,
+            per_class: int, keep: int, where: str) -> RouteResult:
+    """Cut, rewrite the heads, add the tail and write the prototxt (see the module docstring)."""
+    from onnx import helper, numpy_helper
+
+    from edgezoo.detection import onnx_ssd_tail, ssd_caffe_priors
+    from edgezoo.graphs import onnx_model
+
+    size = (cfg.image_height, cfg.image_width)
+    c = cfg.box_coder
+    variances = (1.0 / c.y_scale, 1.0 / c.x_scale, 1.0 / c.height_scale, 1.0 / c.width_scale)
+    groups = ssd_caffe_priors.prior_groups(cfg.anchors, anchors, size, variances)
+    classes = cfg.num_classes + 1
+    model = _cut_input(onnx_model.fix_batch(model, 1), normalized, size, where)
+    new_nodes, new_inits, tail_heads = [], [], []
+    box_names, class_names = [], []
+    for layer, (fh, fw) in enumerate(anchors.feature_maps):
+        convs = [_head_conv(model, layer, kind, where) for kind in _KINDS]
+        w_box, b_box = (_initializer(model, convs[0].input[i]) for i in (1, 2))
+        w_cls, b_cls = (_initializer(model, convs[1].input[i]) for i in (1, 2))
+        if any(x is None for x in (w_box, b_box, w_cls, b_cls)):
+            raise RecipeError(f"{where}: head convs of layer {layer} have no constant weights")
+        count = anchors.layers[layer].count
+        if w_box.shape[0] != count * 4 or w_cls.shape[0] != count * classes:
+            raise RecipeError(f"{where}: layer {layer} heads have {w_box.shape[0]} / {w_cls.shape[0]} channels; the "
+                              f"pipeline.config gives {count} boxes x (4 / {classes})")
+        layer_groups = [g for g in groups if g.layer == layer]
+        for g, weights in zip(layer_groups, ssd_caffe_priors.caffe_head_weights(groups, layer, w_box, b_box, w_cls,
+                                                                                  b_cls, classes)):
+            names = []
+            for kind, conv, (w, bias) in zip(_KINDS, convs, (weights[:2], weights[2:])):
+                out_name = f"BoxPredictor_{layer}{g.suffix}/{kind}/caffe_order"
+                w_name, b_name = f"{out_name}/weights", f"{out_name}/biases"
+                new_inits += [numpy_helper.from_array(w, w_name), numpy_helper.from_array(bias, b_name)]
+                new_nodes.append(helper.make_node("Conv", [conv.input[0], w_name, b_name], [out_name],
+                                                  name=out_name, **{a.name: helper.get_attribute_value(a)
+                                                                    for a in conv.attribute}))
+                names.append(out_name)
+            box_names.append(names[0])
+            class_names.append(names[1])
+            tail_heads.append(onnx_ssd_tail.TailHead(names[0], names[1], len(g.tf_boxes), (fh, fw)))
+    model.graph.node.extend(new_nodes)
+    model.graph.initializer.extend(new_inits)
+    priors = np.concatenate([p.reshape(-1, 4) for p in ssd_caffe_priors.group_priors(groups, size)])
+    model = onnx_ssd_tail.add_detection_tail(model, tail_heads, priors, variances, classes, score_threshold,
+                                             iou_threshold, per_class, keep)
+    model = onnx_model.cut(model, list(onnx_ssd_tail.OUTPUTS), where)
+    model = onnx_model.infer_shapes(model)
+    total_priors = len(priors)
+    meta = MetaArch(name="ssd_mobilenet_v1", caffe_ssd=(CaffeSsd(
+        box_input=tuple(box_names), class_input=tuple(class_names), output=onnx_ssd_tail.OUTPUTS,
+        in_width=size[1], in_height=size[0], score_converter=ScoreConverter.SIGMOID,
+        prior_box_param=tuple(g.param for g in groups),
+        detection_output_param=DetectionOutputParam(
+            num_classes=classes, share_location=True, background_label_id=0,
+            nms_param=NmsParam(nms_threshold=iou_threshold, top_k=total_priors),
+            code_type=CodeType.CENTER_SIZE_YXHW, keep_top_k=keep, confidence_threshold=score_threshold),
+        data_layout=DataLayout.SEPARATED),))
+    cmp = ssd_caffe_priors.compare_with_anchors(groups, anchors, size)
+    figures = {"heads": len(groups), "priors": total_priors, "dummy_priors": cmp.dummy_priors,
+               "priors_max_abs_diff_vs_tf_anchors": cmp.max_abs_diff, "worst_prior": cmp.worst,
+               "interpolated_size_error_from_int_max_size": ssd_caffe_priors.interp_int_cast_error(groups, cfg.anchors,
+                                                                                                 size)}
+    notes = [
+        f"TF anchors as Caffe priors: {cmp.real_priors} priors equal the TF anchors to {cmp.max_abs_diff:.2g} "
+        f"(worst: {cmp.worst}); layer 0 (scales 0.1 and 0.2) is split into heads 0a/0b; head 0b carries "
+        f"{cmp.dummy_priors} dummy ratio-1 priors with zero weights and class logit "
+        f"{ssd_caffe_priors.DUMMY_LOGIT:g} (score {1 / (1 + np.exp(-ssd_caffe_priors.DUMMY_LOGIT)):.1e}): they "
+        "never pass a threshold >= 1e-8",
+        "layers 1-5: head channels permuted to Caffe's prior order (interpolated box second); ratios listed with "
+        "flip false so 0.3333 stays 0.3333",
+        f"nms_param.top_k = {total_priors} (every prior): Caffe's top_k caps candidates BEFORE NMS, the original "
+        f"caps {per_class} per class AFTER it; they differ only if a class keeps more than {per_class} boxes",
+        "TIDL does not clip boxes; the original clips to the image before NMS (same difference as the TFLite op)",
+        "the ONNX model ends in an opset-10 tail (decode + NonMaxSuppression) so it runs in ONNX Runtime; TIDL "
+        "replaces it by the detection layer meta_arch.prototxt describes",
+    ]
+    return RouteResult(model, meta, figures, notes)
+
+
+def onnx_caffe_meta_recipe(rin: Any) -> Any:
+    """The recipe body (registered in recipes/ssd_mobilenet.py)."""
+    from edgezoo.detection.anchors import check_against_graph, generate_anchors
+    from edgezoo.detection.pipeline_config import load_pipeline_config
+    from edgezoo.detection.prototxt import save_meta_arch
+    from edgezoo.graphs import onnx_model
+    from edgezoo.recipes.base import RecipeOutput
+    from edgezoo.recipes.ssd_mobilenet import _card, config_member, graph_anchor_tensor
+    from edgezoo.verify.detection import compare_detectors, detection_tolerances
+    from edgezoo.verify.detectors import meta_arch_detector, od_api_detector
+    from edgezoo.zoo.schema import ModelFormat
+
+    card = _card(rin)
+    tf_spec, onnx_spec = card.format(ModelFormat.TF), card.format(ModelFormat.ONNX)
+    score = rin.params.get("score_threshold")
+    iou = rin.params.get("iou_threshold")
+    onnx_path = rin.source(onnx_spec.file, onnx_spec.member)
+    pb = rin.source(tf_spec.file, tf_spec.member)
+    cfg = load_pipeline_config(rin.source(tf_spec.file, config_member(card, tf_spec.file)))
+    score = cfg.nms.score_threshold if score is None else float(score)
+    iou = cfg.nms.iou_threshold if iou is None else float(iou)
+    keep = int(rin.params.get("keep_top_k") or cfg.nms.max_total_detections)
+    if keep < 1:
+        raise RecipeError(f"keep_top_k must be >= 1, got {keep}")
+    t0 = time.monotonic()
+    model = onnx_model.load(onnx_path)
+    from edgezoo.graphs import ssd_surgery, tf_graph
+
+    graph_def = tf_graph.load_graph_def(pb)
+    size = (cfg.image_height, cfg.image_width)
+    heads = ssd_surgery.find_heads(graph_def, pb.name)
+    probe = ssd_surgery.replace_input(graph_def, tf_spec.internal.get("normalized_input", "Preprocessor/sub"),
+                                      [1, *size, 3], pb.name)
+    maps, _, _, _ = ssd_surgery.head_shapes(probe, heads, [1, *size, 3], pb.name)
+    anchors = generate_anchors(cfg.anchors, maps, size)
+    anchor_name = tf_spec.internal.get("anchors")
+    graph_anchors = graph_anchor_tensor(pb, anchor_name, tf_spec.inputs[0].name, size) if anchor_name else None
+    if graph_anchors is not None:
+        check_against_graph(anchors, graph_anchors, f"{pb.name}: {anchor_name}")
+    route = rewrite(model, cfg, anchors, normalized=tf_spec.internal.get("normalized_input", "Preprocessor/sub"),
+                    score_threshold=score, iou_threshold=iou, per_class=cfg.nms.max_detections_per_class, keep=keep,
+                    where=onnx_path.name)
+    dest = onnx_model.save(route.model, rin.workdir / "model.onnx")
+    prototxt = save_meta_arch(route.meta, rin.workdir / "meta_arch.prototxt")
+    seconds = time.monotonic() - t0
+
+    spec = card.preprocess
+    tol = detection_tolerances(card, rin.tolerances)
+    original = od_api_detector(pb, spec, card, cfg.nms.score_threshold, "pipeline.config")
+    original.domain.slots = cfg.nms.max_total_detections
+    tidl = meta_arch_detector(dest, route.meta, spec)
+    report = compare_detectors(original, tidl, _images(), tol, standin=rin.standin)
+    ort = compare_detectors(original, od_api_detector(dest, spec), _images(), tol, standin=rin.standin)
+    for check in ort.checks:
+        report.add(f"onnx_runtime: {check.name}", check.value, check.limit, check.kind)
+    report.metrics["onnx_runtime"] = ort.metrics["detection"]
+    report.metrics["route"] = {**route.figures, "seconds": round(seconds, 3)}
+    report.notes += [n for n in route.notes if n not in report.notes]
+    report.converted = f"{dest.name} + {prototxt.name}"
+    return RecipeOutput(
+        model=dest, verify=report, extra_files={"meta_arch.prototxt": prototxt},
+        cut=list(route.meta.caffe_ssd[0].box_input + route.meta.caffe_ssd[0].class_input),
+        cut_reason="TIDL ONNX SSD: heads described by meta_arch.prototxt (meta_arch_type 3)",
+        runtime_options={"object_detection:meta_arch_type": 3,
+                         "object_detection:meta_layers_names_list": "meta_arch.prototxt",
+                         "object_detection:confidence_threshold": score, "object_detection:nms_threshold": iou,
+                         "object_detection:top_k": route.figures["priors"], "object_detection:keep_top_k": keep},
+        config={"preprocess": {"data_layout": "NCHW"},
+                "session": {"input_data_layout": "NCHW", "input_name": INPUT_NAME},
+                "postprocess": {"detection_threshold": score, "detection_keep_top_k": keep,
+                                "normalized_detections": True, "box_order": "ymin,xmin,ymax,xmax"},
+                "metric": {"label_offset_pred": 0}},
+        params={"score_threshold": score, "iou_threshold": iou, "keep_top_k": keep,
+                "input": INPUT_NAME, "code_type": "CENTER_SIZE_YXHW", "data_layout": "SEPARATED"},
+        original=pb, notes=list(route.notes))
+
+
+def _images() -> list[tuple[str, np.ndarray]]:
+    from edgezoo.images import verification_images
+
+    return verification_images()
+
+
+def head_tensor_names(meta: MetaArch) -> list[str]:
+    ssd = meta.caffe_ssd[0]
+    return [base_name(n) for n in ssd.box_input + ssd.class_input]
