@@ -85,3 +85,16 @@ def test_without_a_card_outputs_are_found_by_name_and_nothing_detected_fails(tmp
     report = verify_with_prototxt(model, _write(ssd_models.generated_meta(model), tmp_path), images=images)
     assert [c.name for c in report.failures()] == ["original_detections"]
     assert "priors" not in report.metrics and any("detected nothing" in n for n in report.notes)
+
+
+def test_cli_one_model_with_prototxt(tmp_path, capsys):
+    from edgezoo.cli import main
+
+    model = ssd_models.reduced_standin()
+    prototxt = _write(ssd_models.generated_meta(model), tmp_path)
+    code = main(["verify", str(model), "--prototxt", str(prototxt), "--model", "ssd-resnet34", "--random", "0"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "PASS" in out.splitlines()[0]
+    assert main(["verify", str(model)]) == 2
+    assert "verify needs ORIGINAL and CONVERTED" in capsys.readouterr().err

@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Feed the original and the converted model the same inputs and compare outputs.",
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("original", metavar="ORIGINAL", help="the reference model (.pb, .onnx or .tflite)")
-    p.add_argument("converted", metavar="CONVERTED", help="the converted model (.pb, .onnx or .tflite)")
+    p.add_argument("converted", metavar="CONVERTED", nargs="?",
+                   help="the converted model (.pb, .onnx or .tflite); with --prototxt it may be omitted: "
+                        "ORIGINAL's heads are decoded with the prototxt and compared with ORIGINAL's own outputs")
     p.add_argument("--task", choices=("classification", "detection", "tensors"),
                    help="what to compare (default: the card's task, else guessed from the outputs)")
     p.add_argument("--model", metavar="CARD_ID", help="use this zoo card's preprocessing, labels and tolerances")
@@ -98,7 +100,11 @@ def run(args: argparse.Namespace) -> int:
     tolerances = parse_tolerances(args.tolerance)
     pairs = _key_values(args.pair, "pair")
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()] if args.outputs else None
-    original, converted = Path(args.original), Path(args.converted)
+    if args.converted is None and not args.prototxt:
+        raise EdgezooError("verify needs ORIGINAL and CONVERTED",
+                           hint="give two model files, or one ONNX model with --prototxt FILE")
+    original = Path(args.original)
+    converted = Path(args.converted) if args.converted else original
     if args.prototxt:
         try:
             from edgezoo.detection import meta_verify
