@@ -179,3 +179,14 @@ def test_demo_reduced_exports_the_classification_models(tmp_path, capsys):
     failed = [line for line in rows.values() if line.rstrip().endswith("FAIL")]
     assert code == (1 if failed else 0)
     assert (tmp_path / "resnet50-v1.5" / "onnx" / "model.onnx").is_file()
+
+
+def test_params_and_recipe_options_reach_the_recipe_and_the_manifest(tmp_path, capsys):
+    code = main(["export", "resnet50", "--to", "onnx", "--standin", "--standin-variant", "reduced", "--offline",
+                 "--out", str(tmp_path), "--param", "simplify=false", "--top-k", "50", "--nms", "fast"])
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((tmp_path / "resnet50-v1.5" / "onnx" / "manifest.json").read_text())
+    params = manifest["recipe"]["params"]
+    assert params["simplify"] is False and params["simplified"] is False  # the YAML-typed value was honoured
+    assert params["top_k"] == 50 and params["nms"] == "fast"
+    assert params["outputs"] == ["resnet_model/dense/BiasAdd:0"]  # the card's params are still there

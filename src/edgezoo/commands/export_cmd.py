@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                       "target are skipped with a note)")
     p.add_argument("--to", dest="target", required=True, choices=("tflite", "onnx"), help="target format")
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
-    p.add_argument("--standin", action="store_true", help="use stand-in files (offline, random weights)")
+    p.add_argument("--standin", action="store_true",
+                   help="use stand-in files (built locally, random but realistic weights; no download)")
     p.add_argument("--standin-variant", choices=("full", "reduced"), default="full",
                    help="stand-in size: full (published layer sizes) or reduced (fast)")
     p.add_argument("--mirror", help="a folder or URL holding the published files")
@@ -44,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe parameter (value parsed as YAML: simplify=false, batch=1)")
     for name, kind, text in RECIPE_OPTIONS:
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, help=text)
+        choices = ("regular", "fast") if name == "nms" else None
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, choices=choices,
+                       help=text)
     g = p.add_argument_group("own model (instead of MODEL)")
     g.add_argument("--graph", type=Path, help="a frozen graph (.pb) or ONNX model to export")
     g.add_argument("--inputs", help="NAME:1x224x224x3[,NAME:SHAPE] (input names and static shapes)")
