@@ -86,10 +86,15 @@ class BundleStaging:
         self.dir = self.final.parent / f".{self.final.name}{STAGING_MARK}{uuid.uuid4().hex[:12]}"
         self.workdir = self.dir / ".work"
         self.committed: Path | None = None
+        self._created: list[Path] = []  # parent folders this bundle created (removed again if nothing is published)
 
     def __enter__(self) -> "BundleStaging":
         if self.final.exists() and not self.final.is_dir():
             raise BundleError(f"{self.final}: exists and is not a folder", hint="remove it or choose another --out")
+        parent = self.final.parent
+        while not parent.exists():
+            self._created.append(parent)
+            parent = parent.parent
         try:
             self.workdir.mkdir(parents=True)
         except OSError as exc:
@@ -101,6 +106,12 @@ class BundleStaging:
                  tb: TracebackType | None) -> None:
         if self.dir.exists():
             shutil.rmtree(self.dir, ignore_errors=True)
+        if self.committed is None:
+            for folder in self._created:  # innermost first; only if still empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
     # ------------------------------------------------------------------ writing
     def add_file(self, src: Path, name: str) -> BundleFile:
