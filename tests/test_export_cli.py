@@ -190,3 +190,11 @@ def test_params_and_recipe_options_reach_the_recipe_and_the_manifest(tmp_path, c
     assert params["simplify"] is False and params["simplified"] is False  # the YAML-typed value was honoured
     assert params["top_k"] == 50 and params["nms"] == "fast"
     assert params["outputs"] == ["resnet_model/dense/BiasAdd:0"]  # the card's params are still there
+
+
+def test_misspelt_tolerance_is_an_error_not_ignored(tmp_path, capsys):
+    code = main(["export", "resnet50", "--to", "tflite", "--standin", "--out", str(tmp_path),
+                 "--tolerance", "max_abs_eror=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown tolerance 'max_abs_eror'" in err and "max_abs_error" in err
+    assert list(tmp_path.iterdir()) == []

@@ -87,6 +87,7 @@ def export_model(card: ModelCard, target: Target | str, *, out_dir: Path = Path(
     spec = card.recipe(target)  # CardError naming the targets when the card has none for this one
     recipe = get_recipe(spec.name)
     effective = {**dict(spec.params), **dict(params or {})}
+    _check_tolerance_names(card, tolerances or {})
     tols = {**dict(card.tolerances), **dict(tolerances or {})}
     resolver = SourceResolver(card, mirror=mirror, offline=offline, standin=standin, variant=variant)
     final = Path(out_dir) / card.id / target.value
@@ -106,6 +107,18 @@ def export_model(card: ModelCard, target: Target | str, *, out_dir: Path = Path(
         result = publish_bundle(staging, final, card.id, target, output, config, manifest, standin, variant, started)
     result.seconds = time.monotonic() - t0
     return result
+
+
+def _check_tolerance_names(card: ModelCard, given: Mapping[str, float]) -> None:
+    """A misspelt --tolerance must not be silently ignored: names are the card's or the parity engine's."""
+    from edgezoo.errors import EdgezooError, did_you_mean
+    from edgezoo.verify.engine import KNOWN_TOLERANCES
+
+    known = list(dict.fromkeys([*card.tolerances, *KNOWN_TOLERANCES]))
+    for name in given:
+        if name not in known:
+            raise EdgezooError(f"{card.id}: unknown tolerance {name!r}",
+                               hint=did_you_mean(name, known) + " known: " + ", ".join(known))
 
 
 def _check_output(output: Any, recipe: str) -> None:
