@@ -86,3 +86,23 @@ def planted_tflite() -> Path:
     model, _ = build_tflite(folder / "frozen_inference_graph.pb", cfg, resolve_options({}, cfg, []),
                             zoo.get_card("ssd-mobilenet-v1"), workdir, [], anchors_override=planted)
     return model
+
+
+def onnx_recipe_input(workdir: Path, params: dict | None = None):
+    from edgezoo import zoo
+    from edgezoo.recipes.base import RecipeInput
+    from edgezoo.zoo.schema import Target
+
+    card = zoo.get_card("ssd-mobilenet-v1")
+    base = recipe_input(workdir, {})
+    sources = {**dict(base.sources), card.format("onnx").file: reduced_onnx()}
+    return RecipeInput(card=card, target=Target.ONNX, sources=sources, params={**dict(card.recipe("onnx").params),
+                                                                               **(params or {})},
+                       workdir=workdir, standin=True, tolerances=dict(card.tolerances))
+
+
+@functools.lru_cache(maxsize=None)
+def reduced_onnx_export():
+    from edgezoo.recipes import get_recipe
+
+    return get_recipe("ssd-mobilenet-onnx-caffe-meta")(onnx_recipe_input(_ROOT / "onnx_route"))
