@@ -170,3 +170,22 @@ def test_cli_export_max_detections_zero_exits_2_without_building_anything(tmp_pa
     assert code == 2 and err.count("\n") == 1 and "max_detections must be >= 1" in err
     assert not (tmp_path / "out" / "ssd-mobilenet-v1" / "tflite").exists()
     assert not any(p.is_file() for p in _isolated_cache.rglob("*"))  # no stand-in was built
+
+
+@pytest.mark.fullsize
+def test_full_size_stand_in_passes_parity(tmp_path):
+    """The FULL stand-in (published layer sizes, ~28 MB graph) through the TFLite recipe."""
+    from edgezoo.recipes import get_recipe
+    from edgezoo.standins import StandinVariant
+    from edgezoo.standins.ssd_mobilenet import build_ssd_graph, write_graph
+    from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
+
+    folder = tmp_path / "full"
+    folder.mkdir()
+    pb = write_graph(build_ssd_graph(StandinVariant.FULL, 0), folder / "frozen_inference_graph.pb")
+    (folder / "pipeline.config").write_text(PIPELINE_CONFIG)
+    assert pb.stat().st_size > 20e6
+    out = get_recipe(RECIPE)(recipe_input(tmp_path / "wd", folder=folder))
+    assert out.verify.passed, out.verify.render()
+    assert out.verify.metrics["detection"]["total_original"] >= 100
+    assert out.verify.metrics["surgery"]["anchors_max_abs_diff_vs_graph"] <= 1e-6

@@ -323,8 +323,9 @@ def build_ssd_graph(variant: StandinVariant, seed: int, calibration: np.ndarray 
     with b.scope("Preprocessor", exact=True):
         x = b.apply(lambda t, name=None: tf.cast(t, tf.float32, name=name), [image], name="ToFloat")
         with b.scope("ResizeImage", exact=True):
-            x = b.apply(lambda t, name=None: tf.compat.v1.image.resize_bilinear(
-                t, [SIZE, SIZE], align_corners=False, half_pixel_centers=False, name=name), [x], name="ResizeBilinear")
+            x = b.apply(lambda t, name=None: tf.raw_ops.ResizeBilinear(  # TF1's legacy (no half-pixel) bilinear
+                images=t, size=[SIZE, SIZE], align_corners=False, half_pixel_centers=False, name=name), [x],
+                name="ResizeBilinear")
         x = b.apply(lambda t, name=None: tf.multiply(t, 2.0 / 255.0, name=name), [x], name="mul")
         x = b.apply(lambda t, name=None: tf.subtract(t, 1.0, name=name), [x], name="sub")
     maps = _feature_maps(b, x, shape)
