@@ -361,7 +361,7 @@ def _deterministic_tgz(dest: Path, members: dict[str, Path]) -> None:
                 tar.addfile(info, fh)
 
 
-@register("ssd-mobilenet-v1-tgz", version=1)
+@register("ssd-mobilenet-v1-tgz", version=2)
 def build_ssd_tgz(dest: Path, variant: StandinVariant, seed: int) -> None:
     """ssd_mobilenet_v1_coco_2018_01_28.tar.gz: frozen_inference_graph.pb and pipeline.config."""
     with tempfile.TemporaryDirectory(prefix="edgezoo-standin-") as tmp:
@@ -372,7 +372,7 @@ def build_ssd_tgz(dest: Path, variant: StandinVariant, seed: int) -> None:
         _deterministic_tgz(Path(dest), {GRAPH_MEMBER: pb, CONFIG_MEMBER: config})
 
 
-@register("ssd-mobilenet-v1-onnx", version=1)
+@register("ssd-mobilenet-v1-onnx", version=2)
 def build_ssd_onnx(dest: Path, variant: StandinVariant, seed: int) -> None:
     """ssd_mobilenet_v1_coco_2018_01_28.onnx as published: tf2onnx (opset 10 when it can) of the stand-in graph,
     uint8 NHWC image_tensor:0, NMS inside, the four detection outputs."""
