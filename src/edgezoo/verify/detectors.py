@@ -233,8 +233,12 @@ def load_detector(path: Path, spec: Preprocess, *, card: ModelCard | None = None
 
         if ssd_surgery.read_postprocess_ops(path):
             return tflite_postprocess_detector(path, spec)
+    slots = None
     if path.suffix.lower() == ".pb" and threshold is None:
         found = pipeline_config_next_to(path)
         if found:
-            threshold, threshold_source = found[0], "pipeline.config beside the graph"
-    return od_api_detector(path, spec, card, threshold, threshold_source)
+            (threshold, slots), threshold_source = found, "pipeline.config beside the graph"
+    detector = od_api_detector(path, spec, card, threshold, threshold_source)
+    if slots is not None and detector.domain.slots is None:
+        detector.domain.slots = slots  # max_total_detections (the graph's while loop hides the static shape)
+    return detector
