@@ -72,3 +72,15 @@ def test_without_reduced_lowest_layer():
     cfg = parse_pipeline_config(PIPELINE_CONFIG.replace(
         "aspect_ratios: 1.0\n", "reduce_boxes_in_lowest_layer: false\n        aspect_ratios: 1.0\n", 1))
     assert [s.count for s in box_specs(cfg.anchors)] == [6] * 6
+
+
+def test_agrees_with_the_anchor_tensor_of_the_stand_in_graph(anchors):
+    """The stand-in computes its anchors with TF ops written after the OD API (independently of this module)."""
+    from edgezoo.recipes.ssd_mobilenet import graph_anchor_tensor
+    from edgezoo.standins.ssd_mobilenet import ANCHOR_TENSOR
+    from tests.ssd_helpers import reduced_source
+
+    graph = graph_anchor_tensor(reduced_source() / "frozen_inference_graph.pb", ANCHOR_TENSOR, "image_tensor",
+                                (300, 300))
+    assert graph.shape == (1917, 4)
+    assert check_against_graph(anchors, graph, "stand-in") <= 1e-6

@@ -81,12 +81,12 @@ def prior_groups(cfg: AnchorGeneratorConfig, anchors: Anchors, image: tuple[int,
             order += rest
             if len(one) > 1 or len(set(ratios)) != len(ratios):
                 raise RecipeError(f"anchor layer {layer}: repeated aspect ratios at scale {s} cannot be Caffe priors")
+            # A square image takes one `step`; otherwise step_h / step_w (TIDL reads either).
+            steps = {"step": img_w / grid[1]} if img_h == img_w else {"step_h": img_h / grid[0],
+                                                                      "step_w": img_w / grid[1]}
             param = PriorBoxParam(min_size=(s * base,), max_size=max_size,
                                   aspect_ratio=tuple(float(boxes[t][1]) for t in rest), flip=False, clip=False,
-                                  variance=tuple(variances), step_h=img_h / grid[0], step_w=img_w / grid[1],
-                                  offset=0.5) if img_h != img_w else \
-                PriorBoxParam(min_size=(s * base,), max_size=max_size, aspect_ratio=tuple(float(boxes[t][1]) for t in rest),
-                              flip=False, clip=False, variance=tuple(variances), step=img_w / grid[1], offset=0.5)
+                                  variance=tuple(variances), offset=0.5, **steps)
             groups.append(PriorGroup(layer, "abcdefgh"[g] if split else "", param, tuple(order), grid))
     return groups
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from edgezoo.standins import StandinVariant, register
 from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
+from edgezoo.standins import ssd_tf_ops
 from edgezoo.standins.tf_build import FrozenGraphBuilder, Node
 
 FOLDER = "ssd_mobilenet_v1_coco_2018_01_28"
@@ -40,9 +41,9 @@ CONFIG_MEMBER = f"{FOLDER}/pipeline.config"
 INPUT = "image_tensor"
 OUTPUTS = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
 ANCHOR_TENSOR = "MultipleGridAnchorGenerator/Concatenate/concat"
-NUM_CLASSES = 90  # without background
+NUM_CLASSES = ssd_tf_ops.NUM_CLASSES
+SCORE_THRESHOLD = ssd_tf_ops.SCORE_THRESHOLD
 SIZE = 300
-SCORE_THRESHOLD, IOU_THRESHOLD, MAX_PER_CLASS, MAX_TOTAL = 0.3, 0.6, 100, 100
 # (stride, channels at depth 1.0) of MobileNet v1's Conv2d_1..13 depthwise-separable blocks.
 MOBILENET_BLOCKS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512), (1, 512), (1, 512), (1, 512),
                     (1, 512), (1, 512), (2, 1024), (1, 1024))
@@ -118,7 +119,8 @@ def _head_conv(b: FrozenGraphBuilder, x: Node, w: np.ndarray, bias: np.ndarray) 
     return b.apply(tf.nn.bias_add, [y], [b.weight("biases", bias)], name="BiasAdd")
 
 
-def _standardised_weights(b: FrozenGraphBuilder, feats: np.ndarray, outputs: int, spread: float) -> tuple[np.ndarray, np.ndarray]:
+def _standardised_weights(b: FrozenGraphBuilder, feats: np.ndarray, outputs: int,
+                          spread: float) -> tuple[np.ndarray, np.ndarray]:
     """1x1 conv weights on per-channel standardised features: outputs ~ N(0, spread^2), varying with content."""
     f = feats.reshape(-1, feats.shape[-1]).astype(np.float64)
     mu, sd = f.mean(axis=0), f.std(axis=0)
@@ -176,136 +178,35 @@ def _box_predictors(b: FrozenGraphBuilder, maps: list[Node], boxes_per_location:
 
 
 # ---------------------------------------------------------------------------------------------------- anchors
-def _box_specs() -> list[list[tuple[float, float]]]:
-    """create_ssd_anchors for the published config (scales from the float32 config values, as the OD API reads them)."""
-    min_scale, max_scale = float(np.float32(0.2)), float(np.float32(0.95))
-    ratios = [float(np.float32(r)) for r in (1.0, 2.0, 0.5, 3.0, 0.3333)]
-    scales = [min_scale + (max_scale - min_scale) * i / 5 for i in range(6)] + [1.0]
-    specs = []
-    for layer in range(6):
-        if layer == 0:
-            specs.append([(0.1, 1.0), (scales[0], 2.0), (scales[0], 0.5)])
-        else:
-            specs.append([(scales[layer], r) for r in ratios] + [(math.sqrt(scales[layer] * scales[layer + 1]), 1.0)])
-    return specs
-
-
-def _od_meshgrid(tf: Any, x: Any, y: Any) -> tuple[Any, Any]:
-    """object_detection.utils.ops.meshgrid: grids of shape shape(y) + shape(x) (x varies over the trailing dims)."""
-    sx, sy = x.shape.as_list(), y.shape.as_list()
-    xgrid = tf.broadcast_to(tf.reshape(x, [1] * len(sy) + sx), sy + sx)
-    ygrid = tf.broadcast_to(tf.reshape(y, sy + [1] * len(sx)), sy + sx)
-    return xgrid, ygrid
-
-
-def _anchor_ops(tf: Any, grid: tuple[int, int], spec: list[tuple[float, float]]) -> Any:
-    """tile_anchors of the OD API's grid_anchor_generator, as TF ops (corner boxes, order row, column, box)."""
-    scales = tf.constant([s for s, _ in spec], tf.float32)
-    ratio_sqrts = tf.sqrt(tf.constant([r for _, r in spec], tf.float32))
-    heights, widths = scales / ratio_sqrts, scales * ratio_sqrts
-    stride_y, stride_x = 1.0 / tf.cast(grid[0], tf.float32), 1.0 / tf.cast(grid[1], tf.float32)
-    y = tf.cast(tf.range(grid[0]), tf.float32) * stride_y + 0.5 * stride_y
-    x = tf.cast(tf.range(grid[1]), tf.float32) * stride_x + 0.5 * stride_x
-    x, y = _od_meshgrid(tf, x, y)
-    w_grid, x_grid = _od_meshgrid(tf, widths, x)
-    h_grid, y_grid = _od_meshgrid(tf, heights, y)
-    centers = tf.reshape(tf.stack([y_grid, x_grid], axis=3), [-1, 2])
-    sizes = tf.reshape(tf.stack([h_grid, w_grid], axis=3), [-1, 2])
-    return tf.concat([centers - 0.5 * sizes, centers + 0.5 * sizes], 1)
-
-
 def _anchors(b: FrozenGraphBuilder, grids: list[tuple[int, int]]) -> Node:
     tf = b.tf
     layers = []
     with b.scope("MultipleGridAnchorGenerator", exact=True):
-        for i, (grid, spec) in enumerate(zip(grids, _box_specs())):
+        for i, (grid, spec) in enumerate(zip(grids, ssd_tf_ops.box_specs())):
             scope = "GridAnchorGenerator" if i == 0 else f"GridAnchorGenerator_{i}"
             with b.scope(scope, exact=True):
-                layers.append(b.apply(lambda g=grid, s=spec, name=None: tf.identity(_anchor_ops(tf, g, s), name=name),
-                                      [], name="anchors"))
+                layers.append(b.apply(
+                    lambda g=grid, s=spec, name=None: tf.identity(ssd_tf_ops.anchor_ops(tf, g, s), name=name), [],
+                    name="anchors"))
         with b.scope("Concatenate", exact=True):
             return b.apply(lambda *t, name=None: tf.concat(list(t), 0, name=name), layers, name="concat")
 
 
 # ---------------------------------------------------------------------------------------------------- postprocessing
-def _decode(tf: Any, encodings: Any, anchors: Any) -> Any:
-    """faster_rcnn_box_coder.decode with scales 10, 10, 5, 5 (boxes [N, A, 4] from encodings [N, A, 4])."""
-    ymin, xmin, ymax, xmax = tf.unstack(anchors, axis=1)
-    ha, wa = ymax - ymin, xmax - xmin
-    ya, xa = ymin + ha / 2.0, xmin + wa / 2.0
-    ty, tx, th, tw = tf.unstack(encodings, axis=2)
-    ty, tx, th, tw = ty / 10.0, tx / 10.0, th / 5.0, tw / 5.0
-    h, w = tf.exp(th) * ha, tf.exp(tw) * wa
-    yc, xc = ty * ha + ya, tx * wa + xa
-    return tf.stack([yc - h / 2.0, xc - w / 2.0, yc + h / 2.0, xc + w / 2.0], axis=2)
-
-
-def _multiclass_nms(tf: Any, boxes: Any, scores: Any) -> tuple[Any, Any, Any, Any]:
-    """multiclass_non_max_suppression of the OD API for one image: boxes [A, 4], scores [A, 90] -> 100 slots.
-
-    Per class: keep scores > threshold (filter_greater_than), clip to the image window and drop boxes left empty
-    (clip_to_window), NMS up to 100; then all classes sorted by score, the first 100 kept, zero-padded.
-    """
-    kept_boxes, kept_scores, kept_classes = [], [], []
-    for c in range(NUM_CLASSES):
-        with tf.name_scope(f"class_{c}"):
-            class_scores = scores[:, c]
-            above = tf.reshape(tf.where(tf.greater(class_scores, SCORE_THRESHOLD)), [-1])
-            cand_boxes = tf.clip_by_value(tf.gather(boxes, above), 0.0, 1.0)
-            cand_scores = tf.gather(class_scores, above)
-            area = (cand_boxes[:, 2] - cand_boxes[:, 0]) * (cand_boxes[:, 3] - cand_boxes[:, 1])
-            nonempty = tf.reshape(tf.where(tf.greater(area, 0.0)), [-1])
-            cand_boxes, cand_scores = tf.gather(cand_boxes, nonempty), tf.gather(cand_scores, nonempty)
-            selected = tf.image.non_max_suppression(cand_boxes, cand_scores, MAX_PER_CLASS,
-                                                    iou_threshold=IOU_THRESHOLD)
-            kept_boxes.append(tf.gather(cand_boxes, selected))
-            picked = tf.gather(cand_scores, selected)
-            kept_scores.append(picked)
-            kept_classes.append(tf.zeros_like(picked) + float(c))
-    all_boxes, all_scores = tf.concat(kept_boxes, 0), tf.concat(kept_scores, 0)
-    all_classes = tf.concat(kept_classes, 0)
-    count = tf.minimum(tf.shape(all_scores)[0], MAX_TOTAL)
-    top_scores, order = tf.nn.top_k(all_scores, k=count, sorted=True)
-    # pad_or_clip_box_list; zeros concatenated rather than tf.pad: ONNX opset 10 has no dynamic Pad.
-    pad = tf.zeros(tf.stack([MAX_TOTAL - count]), tf.float32)
-    out_boxes = tf.concat([tf.gather(all_boxes, order), tf.zeros(tf.stack([MAX_TOTAL - count, 4]), tf.float32)], 0)
-    out_scores = tf.concat([top_scores, pad], 0)
-    out_classes = tf.concat([tf.gather(all_classes, order), pad], 0)
-    return (tf.reshape(out_boxes, [MAX_TOTAL, 4]), tf.reshape(out_scores, [MAX_TOTAL]),
-            tf.reshape(out_classes, [MAX_TOTAL]), tf.cast(count, tf.float32))
-
-
-def _batch_multiclass_nms(tf: Any, boxes: Any, scores: Any) -> tuple[Any, Any, Any, Any]:
-    """The batch loop of the OD API: a TF1 while loop over images with TensorArrays, as in the published graph.
-
-    Control flow v1 on purpose: tf2onnx turns it into an opset-10 Loop (control flow v2's TensorList ops need
-    newer opsets), which is what the published ONNX holds.
-    """
-    from tensorflow.python.ops import control_flow_util  # the switch behind tf.compat.v1.disable_control_flow_v2
-
-    saved = control_flow_util.ENABLE_CONTROL_FLOW_V2
-    control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
-    try:
-        return tf.map_fn(lambda args: _multiclass_nms(tf, args[0], args[1]), (boxes, scores),
-                         fn_output_signature=(tf.float32, tf.float32, tf.float32, tf.float32), name="map")
-    finally:
-        control_flow_util.ENABLE_CONTROL_FLOW_V2 = saved
-
-
 def _postprocess(b: FrozenGraphBuilder, box_concat: Node, class_concat: Node, anchors: Node) -> None:
     tf = b.tf
     squeezed = b.apply(tf.squeeze, [box_concat], name="Squeeze", axis=[2])
     with b.scope("Postprocessor", exact=True):
         with b.scope("Decode", exact=True):
-            boxes = b.apply(lambda e, a, name=None: tf.identity(_decode(tf, e, a), name=name), [squeezed, anchors],
-                            name="boxes")
+            boxes = b.apply(lambda e, a, name=None: tf.identity(ssd_tf_ops.decode(tf, e, a), name=name),
+                            [squeezed, anchors], name="boxes")
         logits = b.apply(lambda t, name=None: tf.divide(t, 1.0, name=name), [class_concat], name="scale_logits")
         scores = b.apply(tf.sigmoid, [logits], name="convert_scores")
         foreground = b.apply(lambda t, name=None: tf.slice(t, [0, 0, 1], [-1, -1, -1], name=name), [scores],
                              name="Slice")
         with b.scope("BatchMultiClassNonMaxSuppression", exact=True):
             with b._graph_scope():
-                nmsed = _batch_multiclass_nms(tf, boxes.g, foreground.g)
+                nmsed = ssd_tf_ops.batch_multiclass_nms(tf, boxes.g, foreground.g)
     with b._graph_scope(""):
         tf.identity(nmsed[0], name="detection_boxes")
         tf.identity(nmsed[1], name="detection_scores")
