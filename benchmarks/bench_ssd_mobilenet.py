@@ -262,6 +262,13 @@ def bench_parity(src, outputs):
                      det["total_clipped"]])
 
     add("TFLite (regular NMS, 4000)", outputs["tflite"].verify)
+    from edgezoo.recipes import get_recipe
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rin = _rin(src, Path(tmp), "tflite")
+        fast = get_recipe("ssd-tf-to-tflite-postprocess")(
+            type(rin)(**{**rin.__dict__, "params": {**rin.params, "nms": "fast", "max_detections": 100}}))
+    add("TFLite (fast NMS, 100)", fast.verify)
     add("ONNX route: prototxt semantics (TIDL)", outputs["onnx"].verify)
     add("ONNX route: ONNX Runtime tail", outputs["onnx"].verify, "onnx_runtime: ")
     add("usual hand-written prototxt, heads as published", _naive_parity(src))
