@@ -28,23 +28,42 @@ def fmt_size(size: int) -> str:
     return f"{size} B"
 
 
-def parity_figures(report: ParityReport) -> str:
-    """The headline figures: worst max-abs error, worst cosine, top-1 agreement / top-5 overlap when present."""
+def _detection_figures(checks: dict[str, float]) -> str:
+    """'153 dets, matched 99.4%/100%, box 6.7e-05, score 1.4e-04' from a detection parity report."""
+    found = [v for k, v in checks.items() if k.startswith("matched_fraction_of_") and k != "matched_fraction_of_original"]
     parts = []
-    abs_errors = [c.value for c in report.checks if c.name.endswith("max_abs_error")]
+    if "original_detections" in checks:
+        parts.append(f"{int(checks['original_detections'])} dets")
+    if "matched_fraction_of_original" in checks:
+        back = f"/{found[0]:.1%}" if found else ""
+        parts.append(f"matched {checks['matched_fraction_of_original']:.1%}{back}")
+    if "max_box_error" in checks:
+        parts.append(f"box {fmt_number(checks['max_box_error'])}")
+    if "max_score_error" in checks:
+        parts.append(f"score {fmt_number(checks['max_score_error'])}")
+    return ", ".join(parts)
+
+
+def parity_figures(report: ParityReport) -> str:
+    """The headline figures: worst max-abs error, worst cosine, top-1/top-5 for classification; matched fractions
+    and worst box/score errors for detection."""
+    checks = {c.name: c.value for c in report.checks}
+    if any(name.startswith("matched_fraction_of_") for name in checks):
+        return _detection_figures(checks) or "-"
+    parts = []
+    abs_errors = [v for k, v in checks.items() if k.endswith("max_abs_error")]
     if abs_errors:
         parts.append(f"max|err| {fmt_number(max(abs_errors))}")
-    cosines = [c.value for c in report.checks if c.name.endswith("cosine")]
+    cosines = [v for k, v in checks.items() if k.endswith("cosine")]
     if cosines:
         parts.append(f"cos {min(cosines):.6f}")
-    for c in report.checks:
-        if c.name == "top1_agreement":
-            parts.append(f"top1 {c.value:.0%}")
-        elif c.name == "top5_overlap":
-            parts.append(f"top5 {c.value:.0%}")
-    other = [c for c in report.checks if not c.name.endswith(("max_abs_error", "cosine"))
-             and c.name not in ("top1_agreement", "top5_overlap")]
-    parts += [f"{c.name} {fmt_number(c.value)}" for c in other[:3]]
+    if "top1_agreement" in checks:
+        parts.append(f"top1 {checks['top1_agreement']:.0%}")
+    if "top5_overlap" in checks:
+        parts.append(f"top5 {checks['top5_overlap']:.0%}")
+    other = [k for k in checks if not k.endswith(("max_abs_error", "cosine")) and k not in ("top1_agreement",
+                                                                                              "top5_overlap")]
+    parts += [f"{k} {fmt_number(checks[k])}" for k in other[:3]]
     return ", ".join(parts) or "-"
 
 
@@ -53,14 +72,14 @@ def _short(text: str, width: int) -> str:
 
 
 def fmt_cut(cut: list[str], reason: str) -> str:
-    """'a (card)', 'a, b (why)', or 'a (+3 more) (why)' so one row stays readable."""
+    """'a (card)', 'a, b (why)', or 'a +13 more (why)' so one row stays readable; the manifest has them all."""
     if not cut:
         text = "-"
-    elif len(cut) <= 2:
-        text = ", ".join(cut)
+    elif len(cut) == 1:
+        text = _short(cut[0], 40)
     else:
-        text = f"{cut[0]} (+{len(cut) - 1} more)"
-    return text + (f" ({_short(reason, 40)})" if reason else "")
+        text = f"{_short(cut[0], 32)} +{len(cut) - 1} more"
+    return text + (f" ({_short(reason, 24)})" if reason else "")
 
 
 def row(result: ExportResult) -> list[str]:
