@@ -37,12 +37,16 @@ class ProgressBar:
             text = f"\r  {self.label} {mb:8.1f} MB {rate:6.1f} MB/s"
         print(text, end="", file=sys.stderr, flush=True)
 
-    def close(self) -> None:
+    def close(self, *, failed: bool = False) -> None:
+        """End the bar. On failure say how far it got (the error itself is the caller's to report)."""
         if not self.enabled:
             return
         if self.tty:
             self._draw()
             print(file=sys.stderr, flush=True)
+        elif failed:
+            if self.done:
+                print(f"  {self.label}: interrupted after {self.done / 1e6:.1f} MB", file=sys.stderr, flush=True)
         else:
             secs = time.monotonic() - self._start
             print(f"  {self.label}: {self.done / 1e6:.1f} MB in {secs:.1f} s", file=sys.stderr, flush=True)

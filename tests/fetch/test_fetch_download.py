@@ -107,8 +107,12 @@ def test_network_failure_after_retries_is_one_line_and_the_part_is_resumed_later
     card = make_card(file_entry("model.onnx", url, DATA))
     in_zoo(card)
     assert main(["fetch", "fetch-test"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+    lines = capsys.readouterr().err.strip().splitlines()
+    err = lines[-1]
     assert err.startswith("edgezoo: error: fetch-test: model.onnx (from http://127.0.0.1")
+    # The progress line tells how far it got, never a "done" summary for a failed transfer.
+    assert any(line.strip() == "model.onnx: interrupted after 0.1 MB" for line in lines)
+    assert not any(" MB in " in line for line in lines)
     assert "failed after 2 attempts" in err
     part = part_path(published_path("fetch-test", "model.onnx"))
     assert part.stat().st_size == 100_000  # kept for a resume, never as the cached file itself

@@ -99,16 +99,18 @@ def download(url: str, part: Path, expected: Expected, what: str, *, policy: Ret
             hasher = StreamHasher(expected.checksum)
     bar = ProgressBar(label or part.name.removesuffix(".part"), expected.size, enabled=progress)
     bar.done = hasher.size
+    failed = True
     try:
         with part.open("ab") as out:
             state = _State(out, hasher, expected)
             _transfer_with_retries(url, state, what, policy, bar)
             digest = state.hasher.digest()
+        failed = False
     except (SizeMismatchError, ChecksumMismatchError):
         part.unlink(missing_ok=True)
         raise
     finally:
-        bar.close()
+        bar.close(failed=failed)
     _verify_or_discard(digest, expected, part, what)
     return digest
 
@@ -121,6 +123,7 @@ def copy_local(src: Path, part: Path, expected: Expected, what: str, *, progress
     bar = ProgressBar(label or src.name, expected.size, enabled=progress)
     buf = bytearray(CHUNK)
     view = memoryview(buf)
+    failed = True
     try:
         with src.open("rb") as fh, part.open("wb") as out:
             state = _State(out, StreamHasher(expected.checksum), expected)
@@ -129,6 +132,7 @@ def copy_local(src: Path, part: Path, expected: Expected, what: str, *, progress
                 check_size_so_far(state.offset, expected, what)
                 bar.update(n)
             digest = state.hasher.digest()
+        failed = False
     except (SizeMismatchError, FetchError):
         part.unlink(missing_ok=True)
         raise
@@ -136,7 +140,7 @@ def copy_local(src: Path, part: Path, expected: Expected, what: str, *, progress
         part.unlink(missing_ok=True)
         raise FetchError(f"{what}: cannot read {src}: {exc.strerror}") from None
     finally:
-        bar.close()
+        bar.close(failed=failed)
     _verify_or_discard(digest, expected, part, what)
     return digest
 
