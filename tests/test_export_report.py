@@ -27,3 +27,15 @@ def test_cut_stays_short():
     assert text.startswith("BoxPredictor_0a/BoxEncodingPr... +13 more (TIDL ONNX SSD")
     assert len(text) < 70
     assert fmt_cut(["resnet_model/dense/BiasAdd"], "card") == "resnet_model/dense/BiasAdd (card)"
+
+
+def test_shortest_float32_keeps_the_float32_value():
+    import numpy as np
+
+    from edgezoo.report import shortest_float32
+
+    for value in (0.30000001192092896, 0.6000000238418579, 1e-8, 0.95, 123.456):
+        short = shortest_float32(value)
+        assert np.float32(short) == np.float32(value)
+        assert len(repr(short)) <= 8
+    assert shortest_float32(0.30000001192092896) == 0.3

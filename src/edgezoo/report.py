@@ -24,6 +24,24 @@ def fmt_number(value: Any) -> str:
     return str(value)
 
 
+def shortest_float32(value: float) -> float:
+    """The shortest decimal that is the same float32 (0.30000001192092896 -> 0.3), for files people read.
+
+    Thresholds read from protos are float32; printing their float64 expansion confuses users without changing
+    what the runtime computes.
+    """
+    import struct
+
+    if not math.isfinite(value):
+        return value
+    f32 = struct.unpack("f", struct.pack("f", value))[0]
+    for digits in range(1, 10):
+        candidate = float(f"{f32:.{digits}g}")
+        if struct.unpack("f", struct.pack("f", candidate))[0] == f32:
+            return candidate
+    return f32
+
+
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[fmt_number(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]

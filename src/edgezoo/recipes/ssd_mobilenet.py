@@ -27,6 +27,7 @@ from edgezoo.detection.tflite_postprocess import PostProcessParams
 from edgezoo.errors import ConfigError, RecipeError
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
+from edgezoo.report import shortest_float32
 from edgezoo.zoo.schema import ModelCard, ModelFormat
 
 DEFAULT_MAX_DETECTIONS = 4000
@@ -194,14 +195,14 @@ def check_converted_op(model: Path, params: PostProcessParams) -> None:
 def tidl_runtime_options(opts: SsdTfliteOptions) -> dict[str, Any]:
     """TIDL TFLite delegate options: meta_arch_type 1 (TFLite SSD, derived from the op), thresholds and counts."""
     return {"object_detection:meta_arch_type": 1,
-            "object_detection:confidence_threshold": opts.score_threshold,
-            "object_detection:nms_threshold": opts.iou_threshold,
+            "object_detection:confidence_threshold": shortest_float32(opts.score_threshold),
+            "object_detection:nms_threshold": shortest_float32(opts.iou_threshold),
             "object_detection:top_k": opts.detections_per_class,
             "object_detection:keep_top_k": opts.max_detections}
 
 
 def _config(opts: SsdTfliteOptions) -> dict[str, Any]:
-    return {"postprocess": {"detection_threshold": opts.score_threshold,
+    return {"postprocess": {"detection_threshold": shortest_float32(opts.score_threshold),
                             "detection_keep_top_k": opts.max_detections, "normalized_detections": True,
                             "outputs": ["boxes (ymin, xmin, ymax, xmax)", "classes (0-based, no background)",
                                         "scores", "num_detections"]},
