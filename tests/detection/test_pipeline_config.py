@@ -75,7 +75,7 @@ def test_missing_required_block():
 def test_truncated_and_garbled_text_gives_the_line():
     with pytest.raises(ConfigError, match="unexpected end of file"):
         parse_pipeline_config(PIPELINE_CONFIG[:1500])
-    with pytest.raises(ConfigError, match="line 3"):
+    with pytest.raises(ConfigError, match=r"^config:3: a\.c: expected a value or '\{', got '\}'"):
         parse("a {\n b: 1\n c: }\n")
     with pytest.raises(ConfigError, match="cannot read"):
         parse("a: 1\n@@@")
@@ -89,3 +89,13 @@ def test_not_an_ssd_config():
 def test_load_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="no such pipeline.config"):
         load_pipeline_config(tmp_path / "nope.config")
+
+
+def test_text_format_details():
+    root = parse('a: "x\\\\" \'y\' b: "\\101\\x42" c: [1, 2] c: 3\nd: -inf e: 0x10')
+    assert root.string("a") == "x\\y" and root.string("b") == "AB"  # adjacent literals join after unescaping
+    assert root.ints("c") == [1, 2, 3] and root.float("d") == float("-inf") and root.int("e") == 16
+    with pytest.raises(ConfigError, match=r"^config:1: a: expected ':' or '\{' after the field name, got '1'"):
+        parse("a 1")
+    with pytest.raises(ConfigError, match=r"^config:2: a\.b: expected an integer, got '2\.5'"):
+        parse("a {\n b: 2.5 }").message("a").int("b")

@@ -82,3 +82,36 @@ def test_enums_by_number_lists_and_comments():
 def test_malformed_text_is_a_config_error_naming_line_and_field(text, expected):
     with pytest.raises(ConfigError, match=expected):
         read_meta_arch(text)
+
+
+def test_infinite_floats_and_escaped_strings_round_trip():
+    import math
+
+    prior = PriorBoxParam(min_size=(float("inf"),), max_size=(-float("inf"),), step=float("nan"))
+    meta = MetaArch(name='a "quoted"\\name\nwith a newline', caffe_ssd=(CaffeSsd(prior_box_param=(prior,)),))
+    back = read_meta_arch(write_meta_arch(meta))
+    assert back.name == meta.name
+    got = back.single_ssd().prior_box_param[0]
+    assert got.min_size == (math.inf,) and got.max_size == (-math.inf,) and math.isnan(got.step)
+    # protobuf's other escapes and adjacent literals, as TI's tools may write them
+    assert read_meta_arch(r'name: "C\157nv" ' + "'_\\x33' \"38\"").name == "Conv_338"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("caffe_ssd {\n in_width: [1200] }", r"prototxt:2: caffe_ssd\[0\].in_width: a list \[...\] given for a non-rep"),
+    ("caffe_ssd {\n\n varience: [] }", r"prototxt:3: caffe_ssd\[0\].varience: unknown field"),
+    ("caffe_ssd { in_width 3 }", r"caffe_ssd.in_width: expected ':' or '\{' after the field name, got '3'"),
+    ("caffe_ssd { detection_output_param: 3 }", r"detection_output_param: expected a message block"),
+    ("caffe_ssd { box_input: \"a\\d\" }", r"box_input\[0\]: invalid escape '\\d'"),
+    ("caffe_ssd { data_layout: 7 }", r"data_layout: expected a DataLayout name or number, got '7'"),
+])
+def test_strict_like_protobuf(text, expected):
+    with pytest.raises(ConfigError, match=expected):
+        read_meta_arch(text)
+
+
+def test_repeated_fields_accept_lists_and_single_values_together():
+    ssd = read_meta_arch('caffe_ssd { box_input: ["a", "b"] box_input: "c" prior_box_param: [{step: 8}, {step: 16}] '
+                         'output: [] }').single_ssd()
+    assert ssd.box_input == ("a", "b", "c") and [p.step for p in ssd.prior_box_param] == [8.0, 16.0]
+    assert ssd.output == ()

@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgezoo.detection.textproto import Message, parse
+from edgezoo.detection.textproto import Message, parse, read_text_file
 from edgezoo.errors import ConfigError
 
 _ANCHOR_PATH = "model.ssd.anchor_generator.ssd_anchor_generator"
@@ -198,11 +198,5 @@ def parse_pipeline_config(text: str, source: str = "pipeline.config") -> SsdPipe
 
 
 def load_pipeline_config(path: Path) -> SsdPipelineConfig:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such pipeline.config", hint="check the path or the archive member") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the pipeline.config ({exc})") from None
-    return parse_pipeline_config(text, source=path.name)
+    text = read_text_file(path, "pipeline.config", hint="check the path or the archive member")
+    return parse_pipeline_config(text, source=Path(path).name)

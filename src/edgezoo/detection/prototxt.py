@@ -6,21 +6,21 @@ compiled proto is needed. Optional fields are `None` (or an empty tuple for repe
 kept because TIDL's importer treats a missing `step` or input size very differently from a default. The `effective_*`
 properties give the values TIDL uses when a field is absent.
 
-The reader is strict like protobuf's own text parser (which TIDL uses): an unknown field, a non-repeated field given
-twice, a wrong value type or an unknown enum name is a ConfigError naming the line and the field path, e.g.
+The text is parsed by edgezoo.detection.textproto; this module checks the tree against its schema, strictly like
+protobuf's own text parser (which TIDL uses): an unknown field, a non-repeated field given twice or as a list, a
+wrong value type or an unknown enum name is a ConfigError naming the line and the field path, e.g.
 "meta_arch.prototxt:7: caffe_ssd[0].prior_box_param[2].varience: unknown field -- did you mean 'variance'?".
 """
 
 from __future__ import annotations
 
-import ast
 import math
-import re
 from dataclasses import dataclass, fields, replace
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from edgezoo.detection.textproto import Message, convert, field_error, parse, read_text_file
 from edgezoo.errors import ConfigError, did_you_mean
 
 
@@ -143,7 +143,6 @@ class MetaArch:
 
 
 # Field kinds per message, in the order the writer emits them. A tuple default means repeated.
-_SCALARS = {"float", "int", "bool", "string"}
 _SCHEMA: dict[type, dict[str, Any]] = {
     PriorBoxParam: {"min_size": "float", "max_size": "float", "aspect_ratio": "float", "flip": "bool",
                     "clip": "bool", "variance": "float", "img_size": "int", "img_h": "int", "img_w": "int",
@@ -220,171 +219,44 @@ def save_meta_arch(meta: MetaArch, path: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Reader
-
-_TOKEN = re.compile(r"""
-    (?P<space>\s+|\#[^\n]*)
-  | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
-  | (?P<number>[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?[fF]?|inf(?:inity)?|nan)(?![\w.]))
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<punct>[{}<>:;,\[\]])
-""", re.VERBOSE)
+# Reader: textproto's generic tree, checked against _SCHEMA
 
 
-@dataclass(frozen=True)
-class _Tok:
-    kind: str
-    text: str
-    line: int
+def _read(cls: type, msg: Message, path: str) -> Any:
+    schema, source = _SCHEMA[cls], msg.source_name
+    values: dict[str, Any] = {}
+    for name in dict.fromkeys([*msg.fields, *msg.lists]):  # an empty list `name: []` has no items but is checked
+        items = msg.fields.get(name, [])
+        field_path = f"{path}.{name}" if path else name
+        line = items[0].line if items else msg.lists[name]
+        if name not in schema:
+            if cls is MetaArch and name in _OTHER_BLOCKS:
+                raise field_error(source, line, field_path, "edgezoo reads only caffe_ssd meta-architectures",
+                                  hint="this block is valid for TIDL but not modelled here")
+            raise field_error(source, line, field_path, f"unknown field in {cls.__name__}",
+                              hint=did_you_mean(name, schema))
+        kind = schema[name]
+        if _repeated(cls, name):
+            values[name] = tuple(_value(kind, item, f"{field_path}[{i}]", source) for i, item in enumerate(items))
+        elif name in msg.lists:
+            raise field_error(source, msg.lists[name], field_path, "a list [...] given for a non-repeated field")
+        elif len(items) > 1:
+            raise field_error(source, items[1].line, field_path, "non-repeated field given more than once")
+        else:
+            values[name] = _value(kind, items[0], field_path, source)
+    return cls(**values)
 
 
-def _tokenize(text: str, source: str) -> list[_Tok]:
-    tokens, pos, line = [], 0, 1
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m:
-            snippet = text[pos:pos + 20].split("\n")[0]
-            raise ConfigError(f"{source}:{line}: unexpected text {snippet!r}",
-                              hint="the file must be protobuf text format (field: value, block { ... })")
-        kind = m.lastgroup or ""
-        if kind != "space":
-            tokens.append(_Tok(kind, m.group(), line))
-        line += m.group().count("\n")
-        pos = m.end()
-    return tokens
-
-
-class _Parser:
-    def __init__(self, text: str, source: str) -> None:
-        self.source = source
-        self.toks = _tokenize(text, source)
-        self.i = 0
-
-    def fail(self, tok: _Tok | None, message: str, hint: str | None = None) -> ConfigError:
-        line = tok.line if tok else (self.toks[-1].line if self.toks else 1)
-        return ConfigError(f"{self.source}:{line}: {message}", hint=hint)
-
-    def peek(self) -> _Tok | None:
-        return self.toks[self.i] if self.i < len(self.toks) else None
-
-    def take(self) -> _Tok:
-        tok = self.peek()
-        if tok is None:
-            raise self.fail(None, "unexpected end of file", hint="a block is not closed with '}'")
-        self.i += 1
-        return tok
-
-    def accept(self, text: str) -> bool:
-        tok = self.peek()
-        if tok is not None and tok.kind == "punct" and tok.text == text:
-            self.i += 1
-            return True
-        return False
-
-    def message(self, cls: type, path: str, close: str | None) -> Any:
-        schema = _SCHEMA[cls]
-        values: dict[str, Any] = {}
-        while True:
-            tok = self.peek()
-            if tok is None:
-                if close is not None:
-                    raise self.fail(None, f"{path or 'file'}: unexpected end of file, expected {close!r}")
-                break
-            if close is not None and tok.kind == "punct" and tok.text == close:
-                self.i += 1
-                break
-            tok = self.take()
-            if tok.kind != "ident":
-                raise self.fail(tok, f"{path or 'top level'}: expected a field name, got {tok.text!r}")
-            name = tok.text
-            field_path = f"{path}.{name}" if path else name
-            if name not in schema:
-                if cls is MetaArch and name in _OTHER_BLOCKS:
-                    raise self.fail(tok, f"{field_path}: edgezoo reads only caffe_ssd meta-architectures",
-                                    hint="this block is valid for TIDL but not modelled here")
-                raise self.fail(tok, f"{field_path}: unknown field in {cls.__name__}",
-                                hint=did_you_mean(name, schema))
-            kind = schema[name]
-            repeated = _repeated(cls, name)
-            index = len(values.get(name, ())) if repeated else None
-            item_path = f"{field_path}[{index}]" if repeated else field_path
-            if not repeated and name in values:
-                raise self.fail(tok, f"{field_path}: non-repeated field given more than once")
-            if isinstance(kind, type) and kind in _SCHEMA:
-                self.accept(":")
-                opener = self.take()
-                if opener.text not in ("{", "<"):
-                    raise self.fail(opener, f"{item_path}: expected '{{' to open the block, got {opener.text!r}")
-                parsed = [self.message(kind, item_path, "}" if opener.text == "{" else ">")]
-            else:
-                colon = self.take()
-                if colon.text != ":":
-                    raise self.fail(colon, f"{field_path}: expected ':' after the field name, got {colon.text!r}")
-                if repeated and self.accept("["):
-                    parsed = []
-                    while not self.accept("]"):
-                        parsed.append(self.scalar(kind, f"{field_path}[{index + len(parsed)}]"))
-                        self.accept(",")
-                else:
-                    parsed = [self.scalar(kind, item_path)]
-            if repeated:
-                values[name] = values.get(name, ()) + tuple(parsed)
-            else:
-                values[name] = parsed[0]
-            self.accept(";") or self.accept(",")
-        return cls(**values)
-
-    def scalar(self, kind: Any, path: str) -> Any:
-        tok = self.take()
-        if kind == "string":
-            if tok.kind != "string":
-                raise self.fail(tok, f"{path}: expected a quoted string, got {tok.text!r}")
-            parts = [tok]
-            while (nxt := self.peek()) is not None and nxt.kind == "string":  # adjacent strings concatenate
-                parts.append(self.take())
-            return "".join(ast.literal_eval(p.text) for p in parts)
-        if kind == "bool":
-            if tok.text in ("true", "True", "t", "1"):
-                return True
-            if tok.text in ("false", "False", "f", "0"):
-                return False
-            raise self.fail(tok, f"{path}: expected true or false, got {tok.text!r}")
-        if kind in ("float", "int"):
-            if tok.kind != "number":
-                raise self.fail(tok, f"{path}: expected a number, got {tok.text!r}")
-            text = tok.text.rstrip("fF") if not tok.text.lower().startswith(("0x", "-0x", "+0x")) else tok.text
-            if kind == "int":
-                try:
-                    return int(text, 0)
-                except ValueError:
-                    raise self.fail(tok, f"{path}: expected an integer, got {tok.text!r}") from None
-            return float(int(text, 16)) if "x" in text.lower() else float(text)
-        # enum: by name or by number
-        if tok.kind == "ident":
-            if tok.text in kind.__members__:
-                return kind[tok.text]
-            raise self.fail(tok, f"{path}: unknown {kind.__name__} {tok.text!r}",
-                            hint="expected one of " + ", ".join(f"{m.name}={m.value}" for m in kind))
-        if tok.kind == "number":
-            try:
-                return kind(int(tok.text, 0))
-            except ValueError:
-                pass
-        raise self.fail(tok, f"{path}: expected a {kind.__name__} name or number, got {tok.text!r}",
-                        hint="expected one of " + ", ".join(f"{m.name}={m.value}" for m in kind))
+def _value(kind: Any, item: Any, path: str, source: str) -> Any:
+    if kind in _SCHEMA:
+        return _read(kind, convert(item, "message", source, path), path)
+    return convert(item, kind, source, path)
 
 
 def read_meta_arch(text: str, source: str = "prototxt") -> MetaArch:
     """Parse TIDLMetaArch text format (caffe_ssd subset); ConfigError with line and field path on any problem."""
-    return _Parser(text, source).message(MetaArch, "", None)
+    return _read(MetaArch, parse(text, source), "")
 
 
 def load_meta_arch(path: Path) -> MetaArch:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such prototxt file", hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the prototxt ({exc})") from None
-    return read_meta_arch(text, source=path.name)
+    return read_meta_arch(read_text_file(path, "prototxt file"), source=Path(path).name)
