@@ -40,9 +40,10 @@ def _sources(variant: str, root: Path) -> dict[str, Path]:
     from edgezoo.standins import StandinVariant
     from edgezoo.standins import ssd_mobilenet as S
     from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
+    from edgezoo.standins.tf_build import write_graph_def
 
     t0 = time.perf_counter()
-    pb = S.write_graph(S.build_ssd_graph(StandinVariant(variant), 0), root / "frozen_inference_graph.pb")
+    pb = write_graph_def(S.build_ssd_graph(StandinVariant(variant), 0), root / "frozen_inference_graph.pb")
     (root / "pipeline.config").write_text(PIPELINE_CONFIG)
     built = time.perf_counter() - t0
     t0 = time.perf_counter()

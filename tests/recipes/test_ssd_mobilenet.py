@@ -177,7 +177,8 @@ def test_full_size_stand_in_passes_parity(tmp_path):
     """The FULL stand-in (published layer sizes, ~28 MB graph) through the TFLite recipe."""
     from edgezoo.recipes import get_recipe
     from edgezoo.standins import StandinVariant
-    from edgezoo.standins.ssd_mobilenet import build_ssd_graph, write_graph
+    from edgezoo.standins.ssd_mobilenet import build_ssd_graph
+    from edgezoo.standins.tf_build import write_graph_def as write_graph
     from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
 
     folder = tmp_path / "full"

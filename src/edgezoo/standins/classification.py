@@ -12,7 +12,6 @@ Deliberate differences from the published graphs (none visible at the recipe's i
 
 from __future__ import annotations
 
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgezoo.standins import StandinVariant, register
+from edgezoo.standins.tarball import deterministic_tgz
 from edgezoo.standins.tf_build import FrozenGraphBuilder, Node, write_graph_def
 
 RESNET_INPUT = "input_tensor"
@@ -230,21 +230,7 @@ def build_mobilenet_tgz(dest: Path, variant: StandinVariant, seed: int) -> None:
         frozen_graph_to_tflite(pb, {MOBILENET_INPUT: [1, 224, 224, 3]}, [MOBILENET_PREDICTIONS],
                                folder / MOBILENET_MEMBERS[1])
         (folder / MOBILENET_MEMBERS[2]).write_text(mobilenet_info_text(variant))
-        _deterministic_tgz(dest, [folder / m for m in MOBILENET_MEMBERS])
-
-
-def _deterministic_tgz(dest: Path, files: list[Path]) -> None:
-    """A .tgz whose bytes depend only on the files' contents (fixed mtimes/owners), so stand-in hashes are stable."""
-    import gzip
-
-    with open(dest, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in files:
-            info = tarfile.TarInfo(path.name)
-            info.size = path.stat().st_size
-            info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = 0, 0o644, 0, 0, "", ""
-            with open(path, "rb") as fh:
-                tar.addfile(info, fh)
+        deterministic_tgz(dest, {m: folder / m for m in MOBILENET_MEMBERS})
 
 
 @register("mobilenet-v1-onnx", version=3)

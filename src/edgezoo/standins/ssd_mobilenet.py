@@ -33,7 +33,8 @@ import numpy as np
 from edgezoo.standins import StandinVariant, register
 from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
 from edgezoo.standins import ssd_tf_ops
-from edgezoo.standins.tf_build import FrozenGraphBuilder, Node
+from edgezoo.standins.tarball import deterministic_tgz
+from edgezoo.standins.tf_build import FrozenGraphBuilder, Node, write_graph_def
 
 FOLDER = "ssd_mobilenet_v1_coco_2018_01_28"
 GRAPH_MEMBER = f"{FOLDER}/frozen_inference_graph.pb"
@@ -237,40 +238,15 @@ def build_ssd_graph(variant: StandinVariant, seed: int, calibration: np.ndarray 
     return b.graph_def()
 
 
-def write_graph(graph_def: Any, dest: Path) -> Path:
-    """Serialise deterministically (protobuf maps otherwise come out in any order): stable stand-in checksums."""
-    dest = Path(dest)
-    dest.write_bytes(graph_def.SerializeToString(deterministic=True))
-    return dest
-
-
-def _deterministic_tgz(dest: Path, members: dict[str, Path]) -> None:
-    """A .tar.gz whose bytes depend only on the contents (fixed mtimes/owners), so stand-in hashes are stable."""
-    import gzip
-    import tarfile
-
-    with open(dest, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        folder = tarfile.TarInfo(FOLDER)
-        folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o755, 0
-        tar.addfile(folder)
-        for name, path in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = path.stat().st_size
-            info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = 0, 0o644, 0, 0, "", ""
-            with open(path, "rb") as fh:
-                tar.addfile(info, fh)
-
-
 @register("ssd-mobilenet-v1-tgz", version=2)
 def build_ssd_tgz(dest: Path, variant: StandinVariant, seed: int) -> None:
     """ssd_mobilenet_v1_coco_2018_01_28.tar.gz: frozen_inference_graph.pb and pipeline.config."""
     with tempfile.TemporaryDirectory(prefix="edgezoo-standin-") as tmp:
         folder = Path(tmp)
-        pb = write_graph(build_ssd_graph(variant, seed), folder / "frozen_inference_graph.pb")
+        pb = write_graph_def(build_ssd_graph(variant, seed), folder / "frozen_inference_graph.pb")
         config = folder / "pipeline.config"
         config.write_text(PIPELINE_CONFIG)
-        _deterministic_tgz(Path(dest), {GRAPH_MEMBER: pb, CONFIG_MEMBER: config})
+        deterministic_tgz(Path(dest), {GRAPH_MEMBER: pb, CONFIG_MEMBER: config}, folders=[FOLDER])
 
 
 @register("ssd-mobilenet-v1-onnx", version=2)
@@ -278,7 +254,7 @@ def build_ssd_onnx(dest: Path, variant: StandinVariant, seed: int) -> None:
     """ssd_mobilenet_v1_coco_2018_01_28.onnx as published: tf2onnx (opset 10 when it can) of the stand-in graph,
     uint8 NHWC image_tensor:0, NMS inside, the four detection outputs."""
     with tempfile.TemporaryDirectory(prefix="edgezoo-standin-") as tmp:
-        pb = write_graph(build_ssd_graph(variant, seed), Path(tmp) / "frozen_inference_graph.pb")
+        pb = write_graph_def(build_ssd_graph(variant, seed), Path(tmp) / "frozen_inference_graph.pb")
         convert_graph_to_onnx(pb, Path(dest))
 
 
