@@ -102,9 +102,9 @@ def postprocess_times(bundle: Path, runs: int):
 
 def parity_rows(result):
     det = result.report.metrics["detection"]
-    rows = [[im["input"], im["original"], im["prototxt"], im["matched"], f"{im['worst_box_error']:.2e}",
+    rows = [[im["input"], im["original"], im["converted"], im["matched"], f"{im['worst_box_error']:.2e}",
              f"{im['worst_score_error']:.2e}",
-             "; ".join(f"{s:.3f} cls {c}" for _, s, c in im["unmatched_original"]) or "-"]
+             "; ".join(f"{s:.3f} cls {c}" for s, c in im["unmatched_original"]) or "-"]
             for im in det["images"]]
     return rows
 

@@ -106,3 +106,24 @@ def reduced_onnx_export():
     from edgezoo.recipes import get_recipe
 
     return get_recipe("ssd-mobilenet-onnx-caffe-meta")(onnx_recipe_input(_ROOT / "onnx_route"))
+
+
+@functools.lru_cache(maxsize=None)
+def reduced_onnx_bundle() -> Path:
+    """The ONNX route's output on the REDUCED stand-in published as a real bundle (model.onnx, meta_arch.prototxt,
+    manifest.json saying standin), as `edgezoo export ssd-mobilenet --to onnx --standin --standin-variant reduced`
+    writes it -- without fetching and converting again."""
+    import copy
+
+    from edgezoo.bundle import BundleStaging
+    from edgezoo.export import publish_bundle
+    from edgezoo.standins import StandinVariant
+    from edgezoo.zoo.schema import Target
+
+    output = copy.deepcopy(reduced_onnx_export())  # publishing renames the report's model; keep the cached one
+    final = _ROOT / "out" / "ssd-mobilenet-v1" / "onnx"
+    manifest = {"recipe": {"name": "ssd-mobilenet-onnx-caffe-meta", "params": dict(output.params)}}
+    with BundleStaging(final) as staging:
+        result = publish_bundle(staging, final, "ssd-mobilenet-v1", Target.ONNX, output, {}, manifest, True,
+                                StandinVariant.REDUCED, "")
+    return result.bundle

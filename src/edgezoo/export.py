@@ -110,11 +110,11 @@ def export_model(card: ModelCard, target: Target | str, *, out_dir: Path = Path(
 
 
 def _check_tolerance_names(card: ModelCard, given: Mapping[str, float]) -> None:
-    """A misspelt --tolerance must not be silently ignored: names are the card's or the parity engine's."""
+    """A misspelt --tolerance must not be silently ignored: names are the card's or those of its task's parity."""
     from edgezoo.errors import EdgezooError, did_you_mean
-    from edgezoo.verify.engine import KNOWN_TOLERANCES
+    from edgezoo.verify.tolerances import known as known_for_task
 
-    known = list(dict.fromkeys([*card.tolerances, *KNOWN_TOLERANCES]))
+    known = list(dict.fromkeys([*card.tolerances, *known_for_task(card.task.value)]))
     for name in given:
         if name not in known:
             raise EdgezooError(f"{card.id}: unknown tolerance {name!r}",

@@ -33,7 +33,7 @@ def test_generated_prototxt_reproduces_the_model(tmp_path, card, images):
     assert report.passed, report.render()
     checks = {c.name: c.value for c in report.checks}
     assert checks["original_detections"] >= 100  # astronaut 110, coffee 22, rocket 4 on the seed-0 stand-in
-    assert checks["matched_fraction_of_original"] == 1.0 and checks["matched_fraction_of_prototxt"] == 1.0
+    assert checks["matched_fraction_of_original"] == 1.0 and checks["matched_fraction_of_converted"] == 1.0
     assert checks["max_box_error"] < 1e-5 and checks["max_score_error"] < 1e-5
     assert report.metrics["priors"]["differing_priors"] == 18  # MLPerf's clamped boxes, reported
     assert report.headline().startswith("STAND-IN: PASS")
@@ -65,8 +65,10 @@ def test_speed_thresholds_compare_like_with_like(tmp_path, card, images):
     meta = ssd_models.generated_meta(model, Thresholds(confidence_threshold=0.3))
     report = verify_with_prototxt(model, _write(meta, tmp_path), card=card, images=images)
     assert report.passed, report.render()
-    assert 1 <= report.metrics["detection"]["original"] <= 20
-    assert any("above the prototxt's confidence_threshold 0.3" in n for n in report.notes)
+    det = report.metrics["detection"]
+    assert 1 <= det["total_original"] <= 20 and det["common_threshold"] == pytest.approx(0.3)
+    assert det["total_outside_original"] > 0  # the original's detections below 0.3 are set aside, not compared
+    assert any("compared on the common domain: scores >= 0.3" in n for n in report.notes)
 
 
 def test_invalid_prototxt_and_unknown_tolerance_are_input_errors(tmp_path, card, images):

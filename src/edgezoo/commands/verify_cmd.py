@@ -7,15 +7,28 @@ import json
 import sys
 
 from edgezoo.errors import EdgezooError
+from edgezoo.verify import tolerances
 
-_EPILOG = """\
+
+
+def _tolerance_list(values: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in values.items())
+
+
+_EPILOG = f"""\
 Inputs: the scikit-image sample photographs plus --random seeded images. With --model, preprocessing, output roles,
 label offset and tolerances come from that card. Without it (default): images are resized directly to the model's
 input size (224x224 when dynamic), RGB, scaled to [-1, 1] ((x - 127.5) / 127.5), fed NHWC or NCHW as each model's
 input shape says; uint8 inputs get the resized pixels. Outputs are paired by name (':0' ignored; a converted output
 that is an internal tensor of the original, e.g. the logits of a cut model, is read from the original), then by
-shape. Default tolerances: max_abs_error=1e-3, min_cosine=0.9999, min_top1_agreement=1.0, min_top5_overlap=0.99;
-optional: max_rel_error, max_mean_abs_error, min_sqnr_db.
+shape.
+Tolerances (--tolerance NAME=VALUE) depend on the task:
+  classification / tensors: {_tolerance_list(tolerances.DEFAULT_TOLERANCES)};
+    optional: {", ".join(tolerances.OPTIONAL_TOLERANCES)}
+  detection (--task detection, a detection card, or --prototxt):
+    {_tolerance_list(tolerances.DETECTION_TOLERANCES)}
+With --prototxt, ORIGINAL may be a frozen graph (.pb), an ONNX or a TFLite detector with its own post-processing;
+each model is fed in its own input layout and dtype.
 Exit codes: 0 parity holds, 1 a tolerance is exceeded, 2 bad input."""
 
 
@@ -31,13 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what to compare (default: the card's task, else guessed from the outputs)")
     p.add_argument("--model", metavar="CARD_ID", help="use this zoo card's preprocessing, labels and tolerances")
     p.add_argument("--tolerance", action="append", default=[], metavar="NAME=VALUE",
-                   help="override one tolerance (repeatable), e.g. max_abs_error=1e-4")
+                   help="override one tolerance (repeatable), e.g. max_abs_error=1e-4 or, for detection, "
+                        "match_iou=0.8 (names below)")
     p.add_argument("--pair", action="append", default=[], metavar="ORIGINAL=CONVERTED",
                    help="compare this original tensor with this converted output (repeatable)")
     p.add_argument("--outputs", metavar="NAME[,NAME]", help="compare only these converted outputs")
     p.add_argument("--prototxt", metavar="FILE",
                    help="detection: check CONVERTED (an ONNX cut at the SSD heads) decoded with this TIDL "
-                        "meta-architecture prototxt against ORIGINAL")
+                        "meta-architecture prototxt against ORIGINAL's own detections")
     p.add_argument("--random", type=int, default=2, metavar="N", help="seeded random images besides the photos")
     p.add_argument("--seed", type=int, default=0, help="seed of the random images")
     p.add_argument("--json", action="store_true", help="machine-readable report")

@@ -86,11 +86,12 @@ def _flag(value: Any) -> bool:
 def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.detection.meta_generate import meta_arch_from_heads
     from edgezoo.detection.meta_validate import check_meta_arch
-    from edgezoo.detection.meta_verify import detection_tolerances, verify_with_prototxt
+    from edgezoo.detection.meta_verify import verify_with_prototxt
     from edgezoo.detection.priors import DefaultBoxSpec, compare_priors
     from edgezoo.detection.prototxt import save_meta_arch
     from edgezoo.graphs import onnx_model
     from edgezoo.graphs.onnx_heads import describe, find_heads, fix_image_input, sanitize_head_names
+    from edgezoo.verify.tolerances import DETECTION, known
 
     card = rin.card
     if card is None:
@@ -122,7 +123,7 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     model_path = onnx_model.save(model, workdir / "model.onnx")
     prototxt = save_meta_arch(meta, workdir / PROTOTXT)
     # Only the detection tolerances apply here (the card's may list others for other routes).
-    tolerances = {k: v for k, v in rin.tolerances.items() if k in detection_tolerances(None, None)}
+    tolerances = {k: v for k, v in rin.tolerances.items() if k in known(DETECTION)}
     report = verify_with_prototxt(model_path, prototxt, original=source, card=card, tolerances=tolerances,
                                   standin=rin.standin, meta=meta)
 

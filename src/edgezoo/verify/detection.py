@@ -28,18 +28,13 @@ import numpy as np
 from edgezoo.verify.detection_match import Detections, match_detections
 from edgezoo.verify.detectors import Detector, Domain, load_detector
 from edgezoo.verify.report import ParityReport
+from edgezoo.verify.tolerances import DETECTION_TOLERANCES
 from edgezoo.zoo.schema import ModelCard, Preprocess
-
-DETECTION_TOLERANCES: dict[str, float] = {
-    "match_iou": 0.9,
-    "min_matched_fraction": 0.95,
-    "max_box_error": 0.01,
-    "max_score_error": 0.01,
-}
 
 
 def detection_tolerances(card: ModelCard | None, tolerances: Mapping[str, float] | None) -> dict[str, float]:
-    """Defaults, then the card's, then the caller's (other tasks' tolerances are ignored)."""
+    """Defaults, then the card's, then the caller's (other tasks' tolerances are ignored: a recipe hands over the
+    card's whole set; user-given names are checked where they enter, verify_models / verify_with_prototxt)."""
     tol = dict(DETECTION_TOLERANCES)
     for source in (card.tolerances if card is not None else {}, tolerances or {}):
         tol.update({k: float(v) for k, v in source.items() if k in DETECTION_TOLERANCES})
@@ -168,12 +163,13 @@ def _explain(report: ParityReport, original: Detector, converted: Detector, thre
                          f"{' from ' + o.threshold_source if o.threshold_source else ''}; converted: "
                          f"{c.threshold if c.threshold is not None else 'unknown'})")
         if k is not None:
-            parts.append(f"the top {k} per image (original holds {o.slots}, converted {c.slots})")
+            held = [s if s is not None else "no fixed number" for s in (o.slots, c.slots)]
+            parts.append(f"the top {k} per image (original holds {held[0]}, converted {held[1]})")
         notes.append("compared on the common domain: " + " and ".join(parts) + f"; outside it: "
                      f"{tot['outside_original']} original and {tot['outside_converted']} converted detections")
     if o.threshold is None:
-        notes.append("the original's score threshold is unknown (no pipeline.config beside it): its detections "
-                     "are compared above the converted model's threshold only")
+        notes.append("the original's score threshold is unknown (it is read from a pipeline.config beside a frozen "
+                     "graph): its detections are compared above the converted model's threshold only")
     if clip:
         notes.append(f"{tot['clipped']} converted boxes extended outside the image: the converted post-processing "
                      "does not clip (TFLite_Detection_PostProcess, TIDL), the original's boxes all lie inside it (the "

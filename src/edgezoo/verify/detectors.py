@@ -1,7 +1,8 @@
 """Detection models as `image -> Detections` callables, whatever their format, plus what limits their output.
 
-- A frozen graph / ONNX / TFLite whose outputs are the OD API's four (num_detections, detection_boxes,
-  detection_scores, detection_classes; COCO ids) -- the published SSD-MobileNet and its ONNX;
+- A frozen graph / ONNX / TFLite with detection outputs: the OD API's four (num_detections, detection_boxes,
+  detection_scores, detection_classes; COCO ids) -- the published SSD-MobileNet and its ONNX -- or the MLPerf
+  ResNet34-SSD's three (bboxes as xmin, ymin, xmax, ymax; labels; scores), or whatever the card's output roles name;
 - a .tflite ending in TFLite_Detection_PostProcess (classes 0-based without background: id = class + offset);
 - an ONNX cut at the SSD heads plus a caffe_ssd meta-architecture prototxt, decoded by the reference executor.
 Each detector knows its `domain`: the score threshold and the number of slots its output can hold, so that the
@@ -22,8 +23,37 @@ from edgezoo.graphs import TensorInfo, base_name
 from edgezoo.verify.detection_match import Detections
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Preprocess
 
-OD_API_OUTPUTS = {"num_detections": "num_detections", "boxes": "detection_boxes", "scores": "detection_scores",
-                  "classes": "detection_classes"}
+
+
+@dataclass(frozen=True)
+class OutputNames:
+    """Which outputs hold a detector's boxes, classes, scores (and valid count), and the box coordinate order."""
+
+    boxes: str
+    classes: str
+    scores: str
+    count: str | None  # None: every row is a detection
+    order: str = "yxyx"  # "yxyx" (OD API, TIDL) or "xyxy" (PyTorch / MLPerf ResNet34-SSD)
+
+    def names(self) -> list[str]:
+        return [n for n in (self.boxes, self.classes, self.scores, self.count) if n]
+
+    def decode(self, out: dict[str, np.ndarray]) -> Detections:
+        boxes = np.asarray(out[self.boxes]).reshape(-1, 4)
+        scores = np.asarray(out[self.scores]).reshape(-1)
+        classes = np.asarray(out[self.classes]).reshape(-1)
+        if self.count:
+            n = int(np.asarray(out[self.count]).reshape(-1)[0])  # slots past it are padding
+            boxes, scores, classes = boxes[:n], scores[:n], classes[:n]
+        if self.order == "xyxy":
+            boxes = boxes[:, [1, 0, 3, 2]]
+        return Detections(boxes, scores, np.round(classes).astype(np.int64))
+
+
+OD_API = OutputNames("detection_boxes", "detection_classes", "detection_scores", "num_detections", "yxyx")
+MLPERF_RESNET34 = OutputNames("bboxes", "labels", "scores", None, "xyxy")
+KNOWN_OUTPUTS = (OD_API, MLPERF_RESNET34)  # the published detectors' conventions, tried in this order
+_FORMAT_BY_SUFFIX = {".pb": ModelFormat.TF, ".onnx": ModelFormat.ONNX, ".tflite": ModelFormat.TFLITE}
 
 
 @dataclass
@@ -57,7 +87,9 @@ def _image_input(info: TensorInfo, where: str) -> tuple[str, str]:
     return layout, "uint8" if info.dtype == "uint8" else "float32"
 
 
-def _feed(runner: Any, spec: Preprocess, where: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+def image_feed(runner: Any, spec: Preprocess, where: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """image -> feed for a one-input model, in that input's own layout and dtype (the card's resize and
+    normalisation; see preprocess.preprocess's overrides)."""
     from edgezoo.preprocess import preprocess
 
     if len(runner.inputs) != 1:
@@ -74,42 +106,66 @@ def _find(names: list[str], wanted: str) -> str | None:
     return None
 
 
+def _card_outputs(path: Path, card: ModelCard | None) -> OutputNames | None:
+    """The outputs the card's roles name for this file's format (None without a card or without those roles)."""
+    fmt = _FORMAT_BY_SUFFIX.get(path.suffix.lower())
+    if card is None or fmt is None or fmt not in card.formats:
+        return None
+    roles = {t.role: base_name(t.name) for t in card.formats[fmt].outputs if t.role}
+    if not {"boxes", "classes", "scores"} <= set(roles):
+        return None
+    order = next((k.order for k in KNOWN_OUTPUTS if k.boxes == roles["boxes"]), "yxyx")
+    return OutputNames(roles["boxes"], roles["classes"], roles["scores"], roles.get("num_detections"), order)
+
+
+def find_outputs(path: Path, names: list[str], card: ModelCard | None = None) -> OutputNames:
+    """The detection outputs among a model's output `names`: the card's roles, else a known convention."""
+    have = {base_name(n) for n in names}
+    candidates = [c for c in (_card_outputs(path, card), *KNOWN_OUTPUTS) if c is not None]
+    wanted = next((c for c in candidates if {c.boxes, c.classes, c.scores} <= have), None)
+    if wanted is None:
+        raise ModelFileError(f"{path}: cannot tell the boxes/classes/scores among its outputs ({', '.join(names)})",
+                             hint="expected the OD API's detection_boxes/classes/scores or bboxes/labels/scores; "
+                                  "give --model CARD so the card's output roles are used")
+    resolved = {}
+    for role in ("boxes", "classes", "scores", "count"):
+        name = getattr(wanted, role)
+        if name is None:
+            resolved[role] = None
+            continue
+        found = _find(names, name)
+        if found is None:
+            raise ModelFileError(f"{path}: no {name!r} output (the detection {role})",
+                                 hint="outputs are: " + ", ".join(names))
+        resolved[role] = found
+    return OutputNames(**resolved, order=wanted.order)
+
+
 def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
                     threshold: float | None = None, threshold_source: str = "") -> Detector:
-    """A model with the OD API's four outputs (frozen graph, its ONNX, or a TFLite with the same names)."""
+    """A model with detection outputs (frozen graph, ONNX or TFLite): the OD API's four, the MLPerf ResNet34-SSD's
+    three, or the card's output roles (see find_outputs)."""
     from edgezoo.runners import load_runner
 
-    roles = dict(OD_API_OUTPUTS)
-    if card is not None:
-        fmt = {".pb": ModelFormat.TF, ".onnx": ModelFormat.ONNX}.get(path.suffix.lower())
-        if fmt is not None and fmt in card.formats:
-            roles.update({t.role: base_name(t.name) for t in card.formats[fmt].outputs if t.role in roles})
-    if path.suffix.lower() == ".pb":  # a graph's runner fetches any tensor by name (clean error when missing)
-        resolved = dict(roles)
-        runner = load_runner(path, outputs=list(resolved.values()))
+    if path.suffix.lower() == ".pb":
+        # A graph's runner fetches any tensor by name (a clean error when missing); its sink nodes may not be all
+        # the outputs, so the card's names or the OD API's are asked for directly.
+        outputs = _card_outputs(path, card) or OD_API
+        runner = load_runner(path, outputs=outputs.names())
     else:
         runner = load_runner(path)
-        names = [o.name for o in runner.outputs]
-        resolved = {}
-        for role, wanted in roles.items():
-            found = _find(names, wanted)
-            if found is None:
-                raise ModelFileError(f"{path}: no {wanted!r} output (the OD API's {role})",
-                                     hint="outputs are: " + ", ".join(names))
-            resolved[role] = found
-    feed = _feed(runner, spec, str(path))
-    slots_shape = next((o.shape for o in runner.outputs if o.name == resolved["scores"]), ())
+        outputs = find_outputs(path, [o.name for o in runner.outputs], card)
+    feed = image_feed(runner, spec, str(path))
+    slots_shape = next((o.shape for o in runner.outputs if o.name == outputs.scores), ())
     slots = slots_shape[-1] if slots_shape and isinstance(slots_shape[-1], int) and slots_shape[-1] > 0 else None
+    fetch = outputs.names()
 
     def run(image: np.ndarray) -> Detections:
-        out = runner.run(feed(image), list(resolved.values()))
-        n = int(np.asarray(out[resolved["num_detections"]]).reshape(-1)[0])
-        return Detections(np.asarray(out[resolved["boxes"]]).reshape(-1, 4)[:n],
-                          np.asarray(out[resolved["scores"]]).reshape(-1)[:n],
-                          np.round(np.asarray(out[resolved["classes"]]).reshape(-1)[:n]).astype(np.int64))
+        return outputs.decode(runner.run(feed(image), fetch))
 
     domain = Domain(threshold, slots, threshold_source, nms="per-class")
-    return Detector(str(path), run, domain, "OD API outputs (num_detections, detection_boxes/scores/classes)")
+    described = ", ".join(outputs.names()) + (" (boxes x, y order)" if outputs.order == "xyxy" else "")
+    return Detector(str(path), run, domain, f"detection outputs ({described})")
 
 
 def tflite_postprocess_detector(path: Path, spec: Preprocess, label_offset: int | None = None) -> Detector:
@@ -131,7 +187,7 @@ def tflite_postprocess_detector(path: Path, spec: Preprocess, label_offset: int 
     # One thread on purpose: LiteRT 2.3's multi-threaded regular NMS skips foreground class `num_threads`
     # (measured; see graphs/ssd_surgery.litert_regular_nms_skipped_classes).
     runner = _SingleThreadTflite(path)
-    feed = _feed(runner, spec, str(path))
+    feed = image_feed(runner, spec, str(path))
 
     def run(image: np.ndarray) -> Detections:
         out = runner.run(feed(image), op["outputs"])
@@ -178,8 +234,11 @@ def _tensor_shapes(path: Path) -> list[tuple[str, list[int]]]:
     return [(d["name"], [int(x) for x in d["shape"]]) for d in interp.get_tensor_details()]
 
 
-def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess) -> Detector:
-    """An ONNX cut at the SSD heads, decoded by the caffe_ssd prototxt's semantics (numpy reference executor)."""
+def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, where: str | None = None) -> Detector:
+    """An ONNX cut at the SSD heads, decoded by the caffe_ssd prototxt's semantics (numpy reference executor).
+
+    Validates the prototxt against the graph first (ConfigError listing every problem). `where`: the prototxt's name
+    in messages (default: the file's name)."""
     from edgezoo.detection.meta_exec import MetaArchExecutor
     from edgezoo.detection.meta_validate import check_meta_arch
     from edgezoo.detection.prototxt import MetaArch, load_meta_arch
@@ -187,13 +246,13 @@ def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess) 
     from edgezoo.runners import load_runner
 
     meta = prototxt if isinstance(prototxt, MetaArch) else load_meta_arch(Path(prototxt))
-    where = "meta_arch.prototxt" if isinstance(prototxt, MetaArch) else Path(prototxt).name
+    where = where or ("meta_arch.prototxt" if isinstance(prototxt, MetaArch) else Path(prototxt).name)
     ssd = meta.single_ssd(where)
     warnings = check_meta_arch(meta, onnx_model.load(onnx_path), where=where)
     executor = MetaArchExecutor(ssd, where=where)
     heads = list(dict.fromkeys(list(ssd.box_input) + list(ssd.class_input)))
     runner = load_runner(onnx_path, outputs=heads)
-    feed = _feed(runner, spec, str(onnx_path))
+    feed = image_feed(runner, spec, str(onnx_path))
 
     def run(image: np.ndarray) -> Detections:
         out = runner.run(feed(image), heads)

@@ -20,20 +20,16 @@ import numpy as np
 from edgezoo.errors import EdgezooError, tensor_not_found
 from edgezoo.graphs import TensorInfo, base_name
 from edgezoo.verify import classification as cls
+from edgezoo.verify import tolerances as tol_names
 from edgezoo.verify.feeds import build_feeds
 from edgezoo.verify.report import ParityReport
 from edgezoo.verify.tensors import align, compare
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Preprocess
 
-DEFAULT_TOLERANCES: dict[str, float] = {
-    "max_abs_error": 1e-3,
-    "min_cosine": 0.9999,
-    "min_top1_agreement": 1.0,
-    "min_top5_overlap": 0.99,
-}
-# Optional figures checked only when a tolerance for them is given.
-OPTIONAL_TOLERANCES = ("max_rel_error", "max_mean_abs_error", "min_sqnr_db")
-KNOWN_TOLERANCES = tuple(DEFAULT_TOLERANCES) + OPTIONAL_TOLERANCES
+# Re-exported: the tolerance names live in verify/tolerances.py (one list per task).
+DEFAULT_TOLERANCES = tol_names.DEFAULT_TOLERANCES
+OPTIONAL_TOLERANCES = tol_names.OPTIONAL_TOLERANCES
+KNOWN_TOLERANCES = tol_names.KNOWN_TOLERANCES
 TASKS = ("classification", "detection", "tensors")
 _SUFFIX_FORMAT = {".pb": ModelFormat.TF, ".onnx": ModelFormat.ONNX, ".tflite": ModelFormat.TFLITE}
 
@@ -46,13 +42,12 @@ class OutputPair:
 
 
 def effective_tolerances(card: ModelCard | None, overrides: Mapping[str, float] | None) -> dict[str, float]:
+    """Classification/tensor tolerances: defaults, then the card's, then `overrides` (names checked)."""
     tol = dict(DEFAULT_TOLERANCES)
     if card is not None:
         tol.update(card.tolerances)
-    for key, value in (overrides or {}).items():
-        if key not in KNOWN_TOLERANCES:
-            raise EdgezooError(f"unknown tolerance {key!r}", hint="known: " + ", ".join(KNOWN_TOLERANCES))
-        tol[key] = float(value)
+    tol_names.check_names(overrides or {}, "classification")
+    tol.update({key: float(value) for key, value in (overrides or {}).items()})
     return tol
 
 
@@ -246,7 +241,7 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
 
     card: preprocessing, output roles, label offset and tolerances (else the defaults; see verify/feeds.py).
     task: "classification" | "detection" | "tensors" (default: the card's task, else guessed from the outputs).
-    tolerances: override the card's/defaults (keys: KNOWN_TOLERANCES).
+    tolerances: override the card's/defaults (names: verify/tolerances.py, per task).
     pairs: explicit {original tensor: converted output} pairs, for names that differ.
     converted_outputs: the converted outputs to compare (default: all of its outputs).
     """
@@ -257,7 +252,8 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
         raise EdgezooError(f"unknown task {task!r}", hint="tasks: " + ", ".join(TASKS))
     task = task or (card.task.value if card is not None else None)
     if task == "detection":
-        # Detection has its own figures, defaults and tolerance names: hand over the user's overrides untouched.
+        # Detection has its own figures, defaults and tolerance names (checked here, before any model is loaded).
+        tol_names.check_names(tolerances or {}, "detection")
         return _dispatch_detection(original, converted, card=card, tolerances=dict(tolerances or {}),
                                    images=images, standin=standin, count_random=count_random, seed=seed)
     tol = effective_tolerances(card, tolerances)

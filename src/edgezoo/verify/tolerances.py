@@ -1,0 +1,58 @@
+"""Parity tolerances per verification task: the one place that says which tolerance names exist and their defaults.
+
+Classification and raw-tensor parity share one set of names (the engine computes tensor statistics for both, top-k
+figures for classification); detection parity (`--task detection`, a detection card, `--prototxt`) has its own.
+Pure Python on purpose: `edgezoo verify --help` reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from edgezoo.errors import EdgezooError, did_you_mean
+
+# Classification / tensors: checked always ...
+DEFAULT_TOLERANCES: dict[str, float] = {
+    "max_abs_error": 1e-3,
+    "min_cosine": 0.9999,
+    "min_top1_agreement": 1.0,
+    "min_top5_overlap": 0.99,
+}
+# ... and figures checked only when a tolerance for them is given.
+OPTIONAL_TOLERANCES: tuple[str, ...] = ("max_rel_error", "max_mean_abs_error", "min_sqnr_db")
+KNOWN_TOLERANCES: tuple[str, ...] = tuple(DEFAULT_TOLERANCES) + OPTIONAL_TOLERANCES
+
+DETECTION_TOLERANCES: dict[str, float] = {
+    "match_iou": 0.9,  # IoU for two detections of the same class to count as the same
+    "min_matched_fraction": 0.95,  # both ways: original's detections found, converted's explained
+    "max_box_error": 0.01,  # worst coordinate difference of a matched pair (normalised)
+    "max_score_error": 0.01,
+}
+
+DETECTION = "detection"
+
+
+def defaults(task: str | None) -> dict[str, float]:
+    """The default tolerances of a task (None: the engine's, whose guess is classification or tensors)."""
+    return dict(DETECTION_TOLERANCES if task == DETECTION else DEFAULT_TOLERANCES)
+
+
+def known(task: str | None) -> tuple[str, ...]:
+    """Every tolerance name valid for a task ("classification", "tensors", "detection" or None)."""
+    return tuple(DETECTION_TOLERANCES) if task == DETECTION else KNOWN_TOLERANCES
+
+
+def check_names(names: Iterable[str], task: str | None, where: str = "") -> None:
+    """EdgezooError (exit 2) for the first name not valid for `task`, with the closest valid ones."""
+    valid = known(task)
+    for name in names:
+        if name in valid:
+            continue
+        parity = "detection" if task == DETECTION else "classification/tensor"
+        if name in known(None if task == DETECTION else DETECTION):
+            hint = (f"{name} is a {'classification/tensor' if task == DETECTION else 'detection'} tolerance; "
+                    f"{parity} tolerances: " + ", ".join(valid))
+        else:
+            hint = did_you_mean(name, valid) + f" {parity} tolerances: " + ", ".join(valid)
+        raise EdgezooError(f"{where + ': ' if where else ''}unknown tolerance {name!r} for {parity} parity",
+                           hint=hint)
