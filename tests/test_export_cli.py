@@ -198,3 +198,15 @@ def test_misspelt_tolerance_is_an_error_not_ignored(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "unknown tolerance 'max_abs_eror'" in err and "max_abs_error" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("given,needle", [
+    ("max_abs_error=1", "unknown tolerance 'max_abs_error'"),  # a classification name: never read by SSD parity
+    ("match_io=0.8", "did you mean 'match_iou'"),
+])
+def test_tolerance_names_follow_the_cards_task(tmp_path, capsys, given, needle):
+    code = main(["export", "ssd-mobilenet", "--to", "onnx", "--standin", "--standin-variant", "reduced",
+                 "--out", str(tmp_path), "--tolerance", given])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and "match_iou" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

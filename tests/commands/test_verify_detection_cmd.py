@@ -82,6 +82,7 @@ def test_task_detection_two_models_accepts_detection_tolerances(files, capsys):
     (["--task", "detection", "--tolerance", "max_box_eror=0.1"], "did you mean 'max_box_error'"),
     (["--task", "detection", "--tolerance", "min_cosine=0.9"], "min_cosine is a classification/tensor tolerance"),
     (["--task", "classification", "--tolerance", "match_iou=0.8"], "match_iou is a detection tolerance"),
+    (["--prototxt", "PROTOTXT", "--task", "tensors"], "--prototxt checks detections, not --task tensors"),
 ])
 def test_tolerance_names_are_checked_per_task(files, capsys, extra, needle):
     args = [str(files["prototxt"]) if a == "PROTOTXT" else a for a in extra]

@@ -114,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
     tolerances = parse_tolerances(args.tolerance)
     pairs = _key_values(args.pair, "pair")
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()] if args.outputs else None
+    if args.prototxt and args.task not in (None, "detection"):
+        raise EdgezooError(f"--prototxt checks detections, not --task {args.task}",
+                           hint="drop --task or give --task detection")
     if args.converted is None and not args.prototxt:
         raise EdgezooError("verify needs ORIGINAL and CONVERTED",
                            hint="give two model files, or one ONNX model with --prototxt FILE")
