@@ -75,6 +75,15 @@ def test_task_detection_two_models_accepts_detection_tolerances(files, capsys):
     assert data["metrics"]["tolerances"]["match_iou"] == 0.8 and data["metrics"]["tolerances"]["max_box_error"] == 0.005
 
 
+@pytest.mark.parametrize("order", ["one model", "swapped"])
+def test_prototxt_needs_the_onnx_model_as_converted(files, capsys, order):
+    models = [files["pb"]] if order == "one model" else [files["onnx"], files["pb"]]
+    assert main(["verify", *models, "--prototxt", str(files["prototxt"])]) == 2
+    err = capsys.readouterr().err
+    assert "frozen_inference_graph.pb: the prototxt decodes an ONNX model cut at the SSD heads, not a .pb file" in err
+    assert "verify ORIGINAL model.onnx --prototxt" in err and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("extra,needle", [
     (["--prototxt", "PROTOTXT", "--tolerance", "match_io=0.8"],
      "unknown tolerance 'match_io' for detection parity -- did you mean 'match_iou'"),

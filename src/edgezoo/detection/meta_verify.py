@@ -62,6 +62,11 @@ def verify_with_prototxt(onnx_path: Path, prototxt_path: Path, *, original: Path
     from edgezoo.verify.detectors import load_detector, meta_arch_detector
 
     onnx_path, prototxt_path = Path(onnx_path), Path(prototxt_path)
+    if onnx_path.suffix.lower() != ".onnx":
+        raise EdgezooError(f"{onnx_path}: the prototxt decodes an ONNX model cut at the SSD heads, not a "
+                           f"{onnx_path.suffix or 'suffix-less'} file",
+                           hint="give ORIGINAL first, then the converted .onnx: verify ORIGINAL model.onnx "
+                                "--prototxt meta_arch.prototxt")
     tol_names.check_names(tolerances or {}, tol_names.DETECTION)  # before any model is loaded
     tol = detection_tolerances(card, tolerances)
     meta = meta if meta is not None else load_meta_arch(prototxt_path)
