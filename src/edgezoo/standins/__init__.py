@@ -9,13 +9,13 @@ A builder is `build(dest: Path, variant: StandinVariant, seed: int) -> None` and
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from edgezoo.errors import FetchError, did_you_mean
+from edgezoo.errors import FetchError
+from edgezoo.registry import LazyRegistry
 
 STANDIN_BANNER = "STAND-IN"
 
@@ -43,40 +43,21 @@ _BUILDER_MODULES = (
     "edgezoo.standins.ssd_mobilenet",
     "edgezoo.standins.ssd_resnet34",
 )
-_REGISTRY: dict[str, StandinBuilder] = {}
-_loaded = False
+_REGISTRY: LazyRegistry[StandinBuilder] = LazyRegistry("stand-in builder", _BUILDER_MODULES, FetchError)
 
 
 def register(name: str, *, version: int = 1, description: str = "") -> Callable[[BuildFn], BuildFn]:
     def decorate(fn: BuildFn) -> BuildFn:
-        if name in _REGISTRY and _REGISTRY[name].build is not fn:
-            raise ValueError(f"stand-in builder {name!r} registered twice")
-        _REGISTRY[name] = StandinBuilder(name, fn, version, description or (fn.__doc__ or "").strip().split("\n")[0])
+        summary = description or (fn.__doc__ or "").strip().split("\n")[0]
+        _REGISTRY.add(name, StandinBuilder(name, fn, version, summary))
         return fn
 
     return decorate
 
 
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    for module in _BUILDER_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a real import error inside an existing module
-                raise
-    _loaded = True
-
-
 def builders() -> dict[str, StandinBuilder]:
-    _load_all()
-    return dict(_REGISTRY)
+    return _REGISTRY.all()
 
 
 def get_builder(name: str) -> StandinBuilder:
-    _load_all()
-    if name not in _REGISTRY:
-        raise FetchError(f"no stand-in builder named {name!r}", hint=did_you_mean(name, _REGISTRY))
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
