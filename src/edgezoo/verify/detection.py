@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.report import shortest_float32
 from edgezoo.verify.detection_match import Detections, match_detections
 from edgezoo.verify.detectors import Detector, Domain, load_detector
 from edgezoo.verify.report import ParityReport
@@ -159,9 +160,12 @@ def _explain(report: ParityReport, original: Detector, converted: Detector, thre
     if threshold is not None or k is not None:
         parts = []
         if threshold is not None:
-            parts.append(f"scores >= {threshold:.4g} (original: {o.threshold if o.threshold is not None else 'unknown'}"
+            def shown(value: float | None) -> str:
+                return "unknown" if value is None else f"{shortest_float32(value):g}"
+
+            parts.append(f"scores >= {threshold:.4g} (original: {shown(o.threshold)}"
                          f"{' from ' + o.threshold_source if o.threshold_source else ''}; converted: "
-                         f"{c.threshold if c.threshold is not None else 'unknown'})")
+                         f"{shown(c.threshold)})")
         if k is not None:
             held = [s if s is not None else "no fixed number" for s in (o.slots, c.slots)]
             parts.append(f"the top {k} per image (original holds {held[0]}, converted {held[1]})")
