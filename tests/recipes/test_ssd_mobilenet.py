@@ -111,7 +111,8 @@ def test_planted_anchor_change_fails_parity():
     ({"max_detections": 0}, "max_detections must be >= 1"),
     ({"max_detections": -5}, "max_detections must be >= 1"),
     ({"nms": "greedy"}, "nms: expected regular or fast"),
-    ({"iou_threshold": 1.5}, "nms_iou_threshold"),
+    ({"iou_threshold": 1.5}, r"iou_threshold must be in \(0, 1\], got 1.5"),
+    ({"score_threshold": -0.1}, r"score_threshold must be in \[0, 1\], got -0.1"),
     ({"max_detections": "many"}, "max_detections: expected an integer"),
 ])
 def test_bad_options_are_clear_errors_before_any_work(tmp_path, params, match):
@@ -161,13 +162,18 @@ def test_config_not_matching_the_graph(tmp_path):
         get_recipe(RECIPE)(recipe_input(tmp_path / "wd", folder=folder))
 
 
-def test_cli_export_max_detections_zero_exits_2_without_building_anything(tmp_path, capsys, _isolated_cache):
+@pytest.mark.parametrize("option, message", [
+    (["--max-detections", "0"], "max_detections must be >= 1, got 0"),
+    (["--score-threshold", "1.5"], "score_threshold must be in [0, 1], got 1.5"),
+    (["--iou-threshold", "0"], "iou_threshold must be in (0, 1], got 0"),
+])
+def test_cli_bad_option_exits_2_without_building_anything(tmp_path, capsys, _isolated_cache, option, message):
     from edgezoo.cli import main
 
     code = main(["export", "ssd-mobilenet-v1", "--to", "tflite", "--standin", "--standin-variant", "reduced",
-                 "--out", str(tmp_path / "out"), "--max-detections", "0"])
+                 "--out", str(tmp_path / "out"), *option])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "max_detections must be >= 1" in err
+    assert code == 2 and err.count("\n") == 1 and message in err
     assert not (tmp_path / "out" / "ssd-mobilenet-v1" / "tflite").exists()
     assert not any(p.is_file() for p in _isolated_cache.rglob("*"))  # no stand-in was built
 

@@ -74,8 +74,13 @@ def precheck_options(params: Mapping[str, Any]) -> None:
     if max_det < 1:
         raise RecipeError(f"max_detections must be >= 1, got {max_det}",
                           hint="the original keeps 100 detections; TI's recipe uses 4000")
-    for key in ("score_threshold", "iou_threshold"):
-        _number(params, key, float, 0.0)
+    score = _number(params, "score_threshold", float, 0.0)
+    if not 0.0 <= score <= 1.0:
+        raise RecipeError(f"score_threshold must be in [0, 1], got {score:g}",
+                          hint="scores are sigmoid outputs; the pipeline.config's is 0.3")
+    iou = _number(params, "iou_threshold", float, 0.5)
+    if not 0.0 < iou <= 1.0:
+        raise RecipeError(f"iou_threshold must be in (0, 1], got {iou:g}", hint="the pipeline.config's is 0.6")
     for key in ("detections_per_class", "max_classes_per_detection"):
         _number(params, key, int, 1)
 
