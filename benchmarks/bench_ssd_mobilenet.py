@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import median_ms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -104,16 +105,6 @@ def bench_export(src, root, runs):
     return outputs
 
 
-def _median_ms(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
 def bench_latency(src, outputs, runs):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -137,14 +128,14 @@ def bench_latency(src, outputs, runs):
         u8 = preprocess(image, card.preprocess, dtype="uint8")
         f32 = preprocess(image, card.preprocess, dtype="float32")
         nchw = preprocess(image, card.preprocess, dtype="float32", layout="NCHW")
-        per["frozen graph (TF, 2 threads)"].append(_median_ms(lambda: tf_runner.run({"image_tensor": u8}), runs))
+        per["frozen graph (TF, 2 threads)"].append(median_ms(lambda: tf_runner.run({"image_tensor": u8}), runs))
         for threads, it in interps.items():
             def run(it=it):
                 it.set_tensor(it.get_input_details()[0]["index"], f32)
                 it.invoke()
-            per[f"TFLite (LiteRT, {threads} thread{'s' if threads > 1 else ''})"].append(_median_ms(run, runs))
+            per[f"TFLite (LiteRT, {threads} thread{'s' if threads > 1 else ''})"].append(median_ms(run, runs))
         per["ONNX route (ORT, 2 threads)"].append(
-            _median_ms(lambda: onnx_runner.run({onnx_runner.inputs[0].name: nchw}), runs))
+            median_ms(lambda: onnx_runner.run({onnx_runner.inputs[0].name: nchw}), runs))
     base = statistics.median(per["frozen graph (TF, 2 threads)"])
     rows = [[name, statistics.median(v), min(v), max(v), statistics.median(v) / base] for name, v in per.items()]
     print(table(["model (same 4 photographs, 300x300 input)", "median ms", "min ms", "max ms", "vs frozen graph"],
@@ -190,8 +181,8 @@ def bench_postprocess(outputs, runs, root):
                 kernel.set_tensor(kin[ssd_surgery.CLASS_OUTPUT], cls)
                 kernel.set_tensor(kin[ssd_surgery.ANCHORS_NAME], anc)
                 kernel.invoke()
-            ref_ms.append(_median_ms(lambda: detection_postprocess(box, cls, anc, params), runs))
-            ker_ms.append(_median_ms(run_kernel, runs))
+            ref_ms.append(median_ms(lambda: detection_postprocess(box, cls, anc, params), runs))
+            ker_ms.append(median_ms(run_kernel, runs))
             ref = detection_postprocess(box, cls, anc, params)
             out = kernel.get_output_details()
             n = int(kernel.get_tensor(out[3]["index"])[0])

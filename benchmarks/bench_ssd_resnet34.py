@@ -22,20 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from timing import median_ms
 
 HERE = Path(__file__).parent
 TI_SAMPLE = HERE / "data" / "ti_ssd_resnet34_1200_sample.prototxt"
-
-
-def _median_ms(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
 
 
 def export_times(variants, out: Path):
@@ -92,9 +82,9 @@ def postprocess_times(bundle: Path, runs: int):
         boxes = [out[t] for t in ssd.box_input]
         classes = [out[t] for t in ssd.class_input]
         head_feed = {t: out[t] for t in heads}
-        t_np = _median_ms(lambda: executor(boxes, classes), runs)
-        t_dec = _median_ms(lambda: executor.decode(boxes, classes), runs)
-        t_ort = _median_ms(lambda: tail.run(None, head_feed), runs)
+        t_np = median_ms(lambda: executor(boxes, classes), runs)
+        t_dec = median_ms(lambda: executor.decode(boxes, classes), runs)
+        t_ort = median_ms(lambda: tail.run(None, head_feed), runs)
         n_det = len(executor(boxes, classes).scores)
         rows.append([name, n_det, f"{t_dec:.1f}", f"{t_np:.1f}", f"{t_ort:.1f}", f"{t_np / t_ort:.2f}"])
     return rows, statistics.median(whole_ms)
