@@ -8,6 +8,7 @@ followed by a hint saying what to do. The CLI prints that line on stderr and exi
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
@@ -83,6 +84,21 @@ class RecipeError(EdgezooError):
 
 class ConfigError(EdgezooError):
     """A pipeline.config, prototxt or other config text is malformed or inconsistent."""
+
+
+class DiskFullError(EdgezooError):
+    """The disk (or quota) ran out while edgezoo was writing; the message names the folder."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for ENOSPC / EDQUOT ("No space left on device", "Disk quota exceeded")."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(exc: OSError, folder: object, doing: str) -> DiskFullError:
+    """The one message for a full disk: what edgezoo was doing, in which folder, and what to do."""
+    return DiskFullError(f"no space left on the device while {doing} in {folder} ({exc.strerror or exc})",
+                         hint=f"free space there (df -h {folder}) or point the command at another folder")
 
 
 class VerificationFailed(EdgezooError):

@@ -56,9 +56,18 @@ def _read(path: Path) -> dict[str, dict]:
     return data
 
 
+def _write(path: Path, data: dict[str, dict]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def trusted(card_id: str, file_name: str) -> TrustRecord | None:
     """The recorded hash of a file without a published checksum, if it was fetched before."""
-    entry = _read(trust_path()).get(_key(card_id, file_name))
+    return _parse(_read(trust_path()).get(_key(card_id, file_name)))
+
+
+def _parse(entry: object) -> TrustRecord | None:
     if not isinstance(entry, dict):
         return None
     try:
@@ -77,12 +86,26 @@ def record(card_id: str, file_name: str, digest: Digest, url: str) -> TrustRecor
     with locked(path, quiet=True):
         data = _read(path)
         data[_key(card_id, file_name)] = asdict(rec)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        _write(path, data)
     print(f"edgezoo: {card_id}: {file_name} has no published checksum; trusting it on first use: "
           f"recorded sha256:{digest.sha256} ({digest.size:,} bytes) in {path}", file=sys.stderr, flush=True)
     return rec
+
+
+def forget(card_id: str, file_name: str) -> TrustRecord | None:
+    """Remove the first-use record of one file (atomic, under the lock); return what was removed, if anything.
+
+    Used by `edgezoo cache untrust` and whenever a trusted file turns out unusable (e.g. a refused archive)."""
+    path = trust_path()
+    if not path.exists():
+        return None
+    with locked(path, quiet=True):
+        data = _read(path)
+        entry = data.pop(_key(card_id, file_name), None)
+        if entry is None:
+            return None
+        _write(path, data)
+    return _parse(entry) or TrustRecord("", 0, "", "")  # a malformed entry was removed all the same
 
 
 def forget_hint(card_id: str, file_name: str) -> str:
