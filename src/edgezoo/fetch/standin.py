@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edgezoo.errors import FetchError
 from edgezoo.fetch.cache import ensure_dir, standin_dir
+from edgezoo.fetch.leftovers import sweep
 from edgezoo.fetch.lock import locked
 from edgezoo.fetch.result import Fetched, Source
 from edgezoo.fetch.verify import Digest, hash_file
@@ -45,6 +46,7 @@ def get_standin(card: ModelCard, file_name: str, variant: StandinVariant) -> Fet
     dest = standin_dir(builder.name, builder.version, variant) / f.name
     origin = f"{builder.name} v{builder.version} ({variant.value}, seed {SEED})"
 
+    sweep(dest.parent)  # build folders of killed runs (no live owner): the same rule as `cache clean --stale`
     digest = _verified(dest, card.id)
     if digest is None:
         with locked(dest):

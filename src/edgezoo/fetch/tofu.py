@@ -67,6 +67,11 @@ def trusted(card_id: str, file_name: str) -> TrustRecord | None:
     return _parse(_read(trust_path()).get(_key(card_id, file_name)))
 
 
+def records() -> dict[str, TrustRecord | None]:
+    """Every first-use record, keyed `MODEL/FILE_NAME` (None for an entry too malformed to read)."""
+    return {key: _parse(entry) for key, entry in _read(trust_path()).items()}
+
+
 def _parse(entry: object) -> TrustRecord | None:
     if not isinstance(entry, dict):
         return None
@@ -109,5 +114,5 @@ def forget(card_id: str, file_name: str) -> TrustRecord | None:
 
 
 def forget_hint(card_id: str, file_name: str) -> str:
-    return (f"if the publisher really changed the file, delete the entry {_key(card_id, file_name)!r} "
-            f"from {trust_path()} and fetch again")
+    return (f"if the publisher really changed the file, run 'edgezoo cache untrust {_key(card_id, file_name)}' "
+            f"(it removes the entry from {trust_path()}) and fetch again")
