@@ -61,11 +61,11 @@ class CacheEntry:
 
 
 def inventory(cards: Iterable[ModelCard], builders: dict[str, int]) -> list[CacheEntry]:
-    """Every entry under the cache root, published files first. `builders`: current stand-in builder versions."""
+    """Every entry under the cache root. `builders`: the current version of each stand-in builder."""
     cards_by_id = {c.id: c for c in cards}
     root = cache_root()
     records = tofu.records() if tofu.trust_path().is_file() else {}
-    entries: list[CacheEntry] = []
+    entries = [_leftover(item, ()) for item in find_leftovers(root)]  # e.g. trust.json being rewritten
     for folder in _subdirs(root / PUBLISHED):
         card = cards_by_id.get(folder.name)
         entries += _published_folder(folder, card, records)
