@@ -7,6 +7,7 @@ Layout under the cache root (EDGEZOO_CACHE, else the platform's user cache dir):
     standins/<variant>/<builder>-v<version>/<file>     a stand-in, with <file>.sha256.json next to it
     trust.json                                         trust-on-first-use hashes (files without a known checksum)
     .locks/                                            inter-process lock files
+    *.part, .*.build/, .*.tmp, .*.old/                 work in progress, or left by a killed run (fetch/leftovers.py)
 
 Published files and stand-ins never share a directory, so one can never be taken for the other.
 """

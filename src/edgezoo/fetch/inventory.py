@@ -13,10 +13,10 @@ from enum import Enum
 from pathlib import Path
 
 from edgezoo.fetch import tofu
-from edgezoo.fetch.cache import PUBLISHED, STANDINS, UNPACKED_SUFFIX, cache_root
+from edgezoo.fetch.cache import PART_SUFFIX, PUBLISHED, STANDINS, UNPACKED_SUFFIX, cache_root
 from edgezoo.fetch.leftovers import Leftover, LeftoverKind, Owner, children, find_leftovers, in_use, tree_size
 from edgezoo.fetch.members import record_path
-from edgezoo.fetch.standin import sidecar_path
+from edgezoo.fetch.standin import SIDECAR_SUFFIX, sidecar_path
 from edgezoo.zoo.schema import ModelCard
 
 _BUILDER_DIR = re.compile(r"^(?P<builder>.+)-v(?P<version>\d+)$")
@@ -86,7 +86,7 @@ def _published_folder(folder: Path, card: ModelCard | None,
     entries = [_leftover(item, models) for item in find_leftovers(folder)]
     for path in children(folder):
         name = path.name
-        if name.startswith(".") or name.endswith(".part"):
+        if name.startswith(".") or name.endswith(PART_SUFFIX):
             continue  # leftovers, above
         if name.endswith(UNPACKED_SUFFIX) or name.endswith(UNPACKED_SUFFIX + ".json"):
             entries += _unpacked(path, models, "")
@@ -112,7 +112,7 @@ def _trust(card: ModelCard | None, name: str, record: tofu.TrustRecord | None) -
 def _unpacked(path: Path, models: tuple[str, ...], note: str) -> list[CacheEntry]:
     """An archive's `<name>.unpacked/` folder with its `.json` record: one entry, listed once (from the folder,
     or from the record when the folder is gone)."""
-    name = path.name.removesuffix(".json").removesuffix(UNPACKED_SUFFIX)
+    name = _file_of(path.name)
     archive = path.with_name(name)
     folder = path.with_name(name + UNPACKED_SUFFIX)
     record = record_path(archive)
@@ -166,11 +166,12 @@ def _standin_folder(folder: Path, variant: str, builders: dict[str, int],
         outdated = f"older builder version (now v{current})"
     else:
         outdated = ""
-    entries = [_leftover(item, serving.get((builder, item.target.name), ())) for item in find_leftovers(folder)]
+    entries = [_leftover(item, serving.get((builder, _file_of(item.target.name)), ()))
+               for item in find_leftovers(folder)]
     for path in children(folder):
         name = path.name
-        models = serving.get((builder, name.removesuffix(".json").removesuffix(UNPACKED_SUFFIX)), ())
-        if name.startswith(".") or name.endswith((".part", ".sha256.json")):
+        models = serving.get((builder, _file_of(name)), ())
+        if name.startswith(".") or name.endswith((PART_SUFFIX, SIDECAR_SUFFIX)):
             continue
         if name.endswith(UNPACKED_SUFFIX) or name.endswith(UNPACKED_SUFFIX + ".json"):
             for entry in _unpacked(path, models, f", {variant} stand-in"):
@@ -183,6 +184,11 @@ def _standin_folder(folder: Path, variant: str, builders: dict[str, int],
                                       sum(tree_size(p) for p in (path, *extra)), state, Trust.STANDIN,
                                       stale=outdated, extra=extra, owner=Owner((path,))))
     return entries
+
+
+def _file_of(name: str) -> str:
+    """The archive an unpacked folder or its record belongs to ("a.tgz.unpacked.json" -> "a.tgz")."""
+    return name.removesuffix(UNPACKED_SUFFIX + ".json").removesuffix(UNPACKED_SUFFIX)
 
 
 def _with_stale(entry: CacheEntry, why: str) -> CacheEntry:

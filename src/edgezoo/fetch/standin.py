@@ -24,11 +24,12 @@ from edgezoo.standins import STANDIN_BANNER, StandinBuilder, StandinVariant, get
 from edgezoo.zoo.schema import Checksum, ModelCard
 
 SEED = 0
+SIDECAR_SUFFIX = ".sha256.json"
 _SHA256_ONLY = Checksum(None, None)  # hash_file always computes sha256
 
 
 def sidecar_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".sha256.json")
+    return dest.with_name(dest.name + SIDECAR_SUFFIX)
 
 
 def get_standin(card: ModelCard, file_name: str, variant: StandinVariant) -> Fetched:
