@@ -169,7 +169,10 @@ def test_clean_model_removes_its_entries_and_keeps_other_models_and_trust_record
     assert published_path("other-test", "other.bin").read_bytes() == LABELS
     assert trusted("fetch-test", "labels.txt").sha256 == hashlib.sha256(LABELS).hexdigest()
 
-    code, out, _ = _cli(capsys, "clean")
+    in_zoo(card)  # other-test left the zoo: its cached file can still be listed and cleaned by its id
+    code, out, _ = _cli(capsys, "list", "other-test")
+    assert code == 0 and "not in the zoo" in out.splitlines()[2]
+    code, out, _ = _cli(capsys, "clean", "other-test")
     assert code == 0 and "removed 1," in out and not published_path("other-test", "other.bin").exists()
     assert _cli(capsys, "list")[1] == f"nothing cached in {cache_root()}\n"
 
