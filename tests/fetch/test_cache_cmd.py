@@ -83,7 +83,10 @@ def _disk_bytes(*paths: Path) -> int:
 
 
 def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(["cache", *argv])
+    try:
+        code = main(["cache", *argv])
+    except SystemExit as exc:  # argparse's errors, which the cache parsers print as one line
+        code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -335,16 +338,23 @@ def test_untrust_refuses_unknown_and_ambiguous_records_and_files_in_use(server, 
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["lst"], "unknown cache action 'lst' -- did you mean 'list'?"),
+    (["lst"], "edgezoo: error: cache: argument ACTION: invalid choice: 'lst' (choose from 'list', 'verify', "
+              "'clean', 'untrust') -- see 'edgezoo cache --help'"),
+    ([], "edgezoo: error: cache: the following arguments are required: ACTION"),
     (["clean", "mobilnet"], "unknown model 'mobilnet' -- did you mean"),
-    (["verify", "--json"], "--json goes with 'edgezoo cache list'"),
-    (["list", "--stale"], "--stale goes with 'edgezoo cache clean'"),
-    (["untrust"], "'edgezoo cache untrust' needs the record to forget"),
+    (["clean", "--stale", "mobilnet"], "unknown model 'mobilnet' -- did you mean"),  # options before MODEL
+    (["untrust"], "edgezoo: error: cache untrust: the following arguments are required: MODEL/FILE_NAME -- see "
+                  "'edgezoo cache untrust --help'"),
     (["untrust", "x.bin"], "no trust-on-first-use record named 'x.bin': there are no records"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, message, capsys):
     code, out, err = _cli(capsys, *argv)
     assert code == 2 and out == "" and err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_an_option_of_another_action_is_refused_by_argparse(capsys):
+    assert _cli(capsys, "verify", "--json")[0] == 2  # like any unknown option of any command
+    assert _cli(capsys, "list", "--stale")[0] == 2
 
 
 def test_try_locked_reports_a_lock_held_by_this_process_as_taken():

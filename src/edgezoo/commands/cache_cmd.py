@@ -1,61 +1,66 @@
 """`edgezoo cache list|verify|clean|untrust`: see the cache and repair it without editing JSON.
 
-One positional ACTION rather than nested subcommands, so that a mistyped action is our one-line error (exit 2)
-like every other bad input, not argparse's usage block.
+Each action is a subcommand with its own options. argparse's own errors in these parsers (an unknown action, a
+missing record) are printed as edgezoo's one line, like every other bad input, instead of a usage block.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from edgezoo.errors import EdgezooError, VerificationFailed, did_you_mean
+from edgezoo.errors import VerificationFailed
 
 if TYPE_CHECKING:
     from edgezoo.fetch.inventory import CacheEntry
-
-ACTIONS = ("list", "verify", "clean", "untrust")
-
-_EPILOG = """\
-actions:
-  list [MODEL] [--json]     every entry: published files with their trust state (card checksum, trusted on first
-                            use DATE, no record), unpacked archives, stand-ins, partial downloads, leftovers; sizes
-  verify [MODEL]            re-hash published files against the card checksum or the first-use record
-                            (exit 1 on a mismatch)
-  clean [MODEL]             remove the entries (of MODEL); first-use records are kept
-  clean --stale [MODEL]     remove only leftovers nobody uses: partial downloads, folders of interrupted runs,
-                            unpacked folders whose archive is gone, stand-ins of older builder versions
-  untrust MODEL/FILE_NAME   forget a first-use record and remove the cached copy (FILE_NAME alone if unambiguous)
-
-Entries a running edgezoo process is using are never removed; they are reported and kept."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cache", help="list, verify and clean the cache; untrust a first-use record",
                        description="See and repair the cache (EDGEZOO_CACHE) without editing JSON.",
-                       epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", metavar="ACTION", help=" | ".join(ACTIONS))
-    p.add_argument("target", nargs="?", metavar="MODEL|RECORD",
-                   help="list/verify/clean: only this model; untrust: the record, MODEL/FILE_NAME")
-    p.add_argument("--stale", action="store_true", help="clean: only leftovers that no running edgezoo uses")
-    p.add_argument("--json", action="store_true", help="list: machine-readable output")
-    p.set_defaults(handler=run)
+                       epilog="Entries a running edgezoo process is using are never removed; they are reported "
+                              "and kept.")
+    _one_line_errors(p)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    a = _action(actions, "list", _list, "every entry with its size and trust state (card checksum, trusted on "
+                                        "first use DATE, no record, stand-in), partial downloads, leftovers")
+    a.add_argument("model", nargs="?", metavar="MODEL", help="only this model's entries")
+    a.add_argument("--json", action="store_true", help="machine-readable output")
+
+    a = _action(actions, "verify", _verify, "re-hash cached published files against the card checksum or the "
+                                            "first-use record (exit 1 on a mismatch)")
+    a.add_argument("model", nargs="?", metavar="MODEL", help="only this model's files")
+
+    a = _action(actions, "clean", _clean, "remove cache entries (first-use records are kept)")
+    a.add_argument("model", nargs="?", metavar="MODEL", help="only this model's entries")
+    a.add_argument("--stale", action="store_true",
+                   help="only leftovers nobody uses: partial downloads, folders of interrupted runs, unpacked "
+                        "folders whose archive is gone, stand-ins of older builder versions")
+
+    a = _action(actions, "untrust", _untrust, "forget a first-use record and remove the cached copy, so that the "
+                                              "next fetch records the file afresh")
+    a.add_argument("record", metavar="MODEL/FILE_NAME",
+                   help="the record as 'edgezoo cache list' shows it (FILE_NAME alone when unambiguous)")
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.action not in ACTIONS:
-        raise EdgezooError(f"unknown cache action {args.action!r}",
-                           hint=f"{did_you_mean(args.action, ACTIONS)} (actions: {', '.join(ACTIONS)})")
-    if args.json and args.action != "list":
-        raise EdgezooError(f"--json goes with 'edgezoo cache list', not with {args.action!r}")
-    if args.stale and args.action != "clean":
-        raise EdgezooError(f"--stale goes with 'edgezoo cache clean', not with {args.action!r}")
-    if args.action == "untrust" and not args.target:
-        raise EdgezooError("'edgezoo cache untrust' needs the record to forget",
-                           hint="give MODEL/FILE_NAME ('edgezoo cache list' shows the files trusted on first use)")
-    return {"list": _list, "verify": _verify, "clean": _clean, "untrust": _untrust}[args.action](args)
+def _action(actions: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int],
+            summary: str) -> argparse.ArgumentParser:
+    a = actions.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+    _one_line_errors(a)
+    a.set_defaults(handler=handler)
+    return a
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    def error(message: str) -> NoReturn:
+        parser.exit(2, f"edgezoo: error: {parser.prog.removeprefix('edgezoo ')}: {message} "
+                       f"-- see '{parser.prog} --help'\n")
+
+    parser.error = error  # type: ignore[method-assign]  # this parser only; the others keep argparse's
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -63,7 +68,7 @@ def _list(args: argparse.Namespace) -> int:
     from edgezoo.fetch.cache_admin import list_cache
     from edgezoo.report import render_table
 
-    entries = list_cache(args.target)
+    entries = list_cache(args.model)
     root = cache_root()
     total = sum(e.size for e in entries)
     if args.json:
@@ -71,7 +76,7 @@ def _list(args: argparse.Namespace) -> int:
                          indent=2))
         return 0
     if not entries:
-        print(f"nothing cached{' for ' + args.target if args.target else ''} in {root}")
+        print(f"nothing cached{' for ' + args.model if args.model else ''} in {root}")
         return 0
     print(render_table(["model", "kind", "bytes", "state", "path"], [_row(e, root) for e in entries]))
     print(f"total: {len(entries)} entries, {total:,} bytes in {root}")
@@ -97,9 +102,9 @@ def _verify(args: argparse.Namespace) -> int:
     from edgezoo.fetch.cache_admin import Status, verify_cache
     from edgezoo.report import render_table
 
-    results = verify_cache(args.target)
+    results = verify_cache(args.model)
     if not results:
-        print(f"no published files cached{' for ' + args.target if args.target else ''} in {cache_root()}")
+        print(f"no published files cached{' for ' + args.model if args.model else ''} in {cache_root()}")
         return 0
     print(render_table(["model", "file", "bytes", "result", "detail"],
                        [[r.entry.models[0], r.entry.file, r.entry.size, r.status.value, r.detail] for r in results]))
@@ -119,9 +124,9 @@ def _clean(args: argparse.Namespace) -> int:
     from edgezoo.fetch.inventory import Trust
     from edgezoo.report import render_table
 
-    plan = clean_plan(args.target, stale=args.stale)
+    plan = clean_plan(args.model, stale=args.stale)
     root = cache_root()
-    what = ("stale leftovers" if args.stale else "entries") + (f" of {args.target}" if args.target else "")
+    what = ("stale leftovers" if args.stale else "entries") + (f" of {args.model}" if args.model else "")
     if not plan:
         print(f"no {what} to remove in {root}")
         return 0
@@ -142,7 +147,7 @@ def _clean(args: argparse.Namespace) -> int:
 def _untrust(args: argparse.Namespace) -> int:
     from edgezoo.fetch.cache_admin import untrust
 
-    done = untrust(args.target)
+    done = untrust(args.record)
     rec = done.record
     print(f"forgot the first-use record {done.key}"
           + (f" (sha256:{rec.sha256}, {rec.size:,} bytes, recorded {rec.recorded})" if rec else ""))
