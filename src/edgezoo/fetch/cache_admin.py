@@ -22,6 +22,7 @@ from edgezoo.fetch.members import record_path
 from edgezoo.fetch.published import expected_for
 from edgezoo.fetch.verify import Digest, StreamHasher, check, hash_file
 from edgezoo.progress import ProgressBar
+from edgezoo.standins import builders
 from edgezoo.zoo.schema import Checksum
 
 PROGRESS_FROM_BYTES = 64 << 20  # re-hashing smaller files takes well under a second: no progress bar
@@ -29,8 +30,6 @@ PROGRESS_FROM_BYTES = 64 << 20  # re-hashing smaller files takes well under a se
 
 def list_cache(model: str | None = None) -> list[CacheEntry]:
     """Every cache entry (of `model`, an id or alias, when given)."""
-    from edgezoo.standins import builders
-
     entries = inventory(zoo.all_cards(), {name: b.version for name, b in builders().items()})
     if model is None:
         return entries
@@ -76,7 +75,6 @@ def verify_cache(model: str | None = None, *, progress: bool = True) -> list[Ver
     for entry in list_cache(model):
         if entry.kind is not EntryKind.PUBLISHED:
             continue
-        key = f"{entry.models[0]}/{entry.file}"
         if entry.trust is Trust.NOT_IN_ZOO:
             results.append(Verified(entry, Status.NOT_IN_ZOO, "no card lists this file: nothing to check it "
                                                                "against"))
@@ -88,9 +86,9 @@ def verify_cache(model: str | None = None, *, progress: bool = True) -> list[Ver
                                                               f"'edgezoo fetch {card.id}' records this copy"))
             continue
         digest = _hash(entry, expected.checksum, progress)
-        against = f"the first-use record of {record.recorded}" if record else f"the card's {expected.checksum}"
+        against = f"the first-use record of {record.recorded}" if record else "the card checksum"
         try:
-            check(digest, expected, key)
+            check(digest, expected, "cached copy")
         except (SizeMismatchError, ChecksumMismatchError) as exc:
             results.append(Verified(entry, Status.MISMATCH, f"{exc.message} ({against})"))
             continue
