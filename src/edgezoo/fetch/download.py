@@ -233,8 +233,9 @@ def _give_up_or_wait(url: str, state: _State, what: str, policy: RetryPolicy, ba
     delay = policy.delay(failures)
     if watchdog.budget_left() <= delay:  # no time left for another useful try
         raise NetworkError(f"{what}: download from {url} gave up after {seconds(watchdog.idle)} without progress "
-                           f"({failures} attempts over {seconds(watchdog.elapsed)}, retry budget "
-                           f"{seconds(policy.retry_budget)}): {exc}", hint=hint)
+                           f"({failures} attempts over {seconds(watchdog.elapsed)}; retry budget "
+                           f"{seconds(policy.retry_budget)}, EDGEZOO_FETCH_RETRY_BUDGET); last try: {exc}",
+                           hint=hint)
     step(f"{bar.label}: {exc}; retry {failures}/{policy.attempts - 1} in {delay:.2g} s"
          + (f", resuming at {state.offset:,} bytes" if state.offset else ""))
     time.sleep(delay)

@@ -134,8 +134,6 @@ class Watchdog:
     def attempt(self, offset: int) -> None:
         """A new request starts at `offset`: a fresh progress window (the budget clock keeps running)."""
         self._mark_time, self._mark_bytes = time.monotonic(), offset
-        if self.budget_left() <= 0:
-            raise self.stalled(offset)
 
     def _deadline(self) -> float:
         return min(self._mark_time + self.policy.stall_window, self._advanced_at + self.policy.retry_budget)
@@ -168,13 +166,10 @@ class Watchdog:
         now, p = time.monotonic(), self.policy
         if at_deadline:
             now = max(now, self._deadline())
-        if now >= self._advanced_at + p.retry_budget:
-            return Stalled(f"no progress for {seconds(now - self._advanced_at)} (retry budget "
-                           f"{seconds(p.retry_budget)}, EDGEZOO_FETCH_RETRY_BUDGET)")
-        got = offset - self._mark_bytes
-        return Stalled(f"stalled: {got:,} bytes in {seconds(now - self._mark_time)}, less than the "
-                       f"{p.min_progress:,} required per {seconds(p.stall_window)} (EDGEZOO_FETCH_STALL_WINDOW, "
-                       f"EDGEZOO_FETCH_MIN_PROGRESS)")
-
+        text = f"stalled: {offset - self._mark_bytes:,} bytes in {seconds(now - self._mark_time)}"
+        if now < self._advanced_at + p.retry_budget:  # the window ended this try, not the budget
+            text += (f", less than the {p.min_progress:,} required per {seconds(p.stall_window)} "
+                     "(EDGEZOO_FETCH_STALL_WINDOW, EDGEZOO_FETCH_MIN_PROGRESS)")
+        return Stalled(text)
 
 assert set(_RANGES) == {f.name for f in fields(RetryPolicy)}, "every RetryPolicy field needs a range"
