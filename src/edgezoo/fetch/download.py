@@ -122,6 +122,7 @@ def download(url: str, part: Path, expected: Expected, what: str, *, policy: Ret
         raise
     except DiskFullError as exc:  # keep the .part: it is a verified prefix, resumed once there is room
         have = part.stat().st_size if part.exists() else 0
+        bar.done = have  # the failed write may have stored part of its block: report what is on disk
         exc.hint = (f"the partial download {part} ({have:,} bytes) is kept and the next fetch resumes from it "
                     f"(delete it to give up and free its space); {exc.hint} (EDGEZOO_CACHE)")
         raise
