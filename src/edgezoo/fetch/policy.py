@@ -20,7 +20,7 @@ from edgezoo.errors import FetchError
 
 
 @dataclass(frozen=True)
-class _Range:
+class Setting:
     env: str
     low: float
     high: float
@@ -30,14 +30,14 @@ class _Range:
 
 # Why these ranges: below them a download cannot work at all (0 attempts, a zero timeout); above them edgezoo
 # would wait for hours or days, which no user means.
-_RANGES = {
-    "attempts": _Range("EDGEZOO_FETCH_ATTEMPTS", 1, 100, "tries", whole=True),
-    "backoff": _Range("EDGEZOO_FETCH_BACKOFF", 0, 600, "seconds"),
-    "max_backoff": _Range("EDGEZOO_FETCH_MAX_BACKOFF", 0, 3600, "seconds"),
-    "timeout": _Range("EDGEZOO_FETCH_TIMEOUT", 0.01, 3600, "seconds"),
-    "stall_window": _Range("EDGEZOO_FETCH_STALL_WINDOW", 0.01, 3600, "seconds"),
-    "min_progress": _Range("EDGEZOO_FETCH_MIN_PROGRESS", 1, 1 << 30, "bytes", whole=True),
-    "retry_budget": _Range("EDGEZOO_FETCH_RETRY_BUDGET", 0.01, 86400, "seconds"),
+SETTINGS = {
+    "attempts": Setting("EDGEZOO_FETCH_ATTEMPTS", 1, 100, "tries", whole=True),
+    "backoff": Setting("EDGEZOO_FETCH_BACKOFF", 0, 600, "seconds"),
+    "max_backoff": Setting("EDGEZOO_FETCH_MAX_BACKOFF", 0, 3600, "seconds"),
+    "timeout": Setting("EDGEZOO_FETCH_TIMEOUT", 0.01, 3600, "seconds"),
+    "stall_window": Setting("EDGEZOO_FETCH_STALL_WINDOW", 0.01, 3600, "seconds"),
+    "min_progress": Setting("EDGEZOO_FETCH_MIN_PROGRESS", 1, 1 << 30, "bytes", whole=True),
+    "retry_budget": Setting("EDGEZOO_FETCH_RETRY_BUDGET", 0.01, 86400, "seconds"),
 }
 
 
@@ -53,7 +53,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            value, rng = getattr(self, f.name), _RANGES[f.name]
+            value, rng = getattr(self, f.name), SETTINGS[f.name]
             if rng.whole and (isinstance(value, bool) or not isinstance(value, int)):
                 raise FetchError(f"RetryPolicy.{f.name}={value!r} is not a whole number", hint=_hint(f.name))
             if not (isinstance(value, (int, float)) and rng.low <= value <= rng.high):  # also refuses NaN
@@ -63,7 +63,7 @@ class RetryPolicy:
     def from_env(cls) -> "RetryPolicy":
         """The defaults, each overridable by its EDGEZOO_FETCH_* variable (tests use tiny thresholds)."""
         values = {}
-        for name, rng in _RANGES.items():
+        for name, rng in SETTINGS.items():
             raw = os.environ.get(rng.env, "").strip()
             if not raw:
                 continue
@@ -82,7 +82,7 @@ class RetryPolicy:
 
 
 def _hint(name: str) -> str:
-    rng = _RANGES[name]
+    rng = SETTINGS[name]
     default = getattr(RetryPolicy, name)
     return f"{rng.env} takes {rng.unit} from {rng.low:g} to {rng.high:g} (default {default:g}); fix or unset it"
 
@@ -172,4 +172,4 @@ class Watchdog:
                      "(EDGEZOO_FETCH_STALL_WINDOW, EDGEZOO_FETCH_MIN_PROGRESS)")
         return Stalled(text)
 
-assert set(_RANGES) == {f.name for f in fields(RetryPolicy)}, "every RetryPolicy field needs a range"
+assert set(SETTINGS) == {f.name for f in fields(RetryPolicy)}, "every RetryPolicy field needs a range"
