@@ -21,6 +21,7 @@ class Faults:
     ignore_range: bool = False  # answer 200 with the whole file even when asked for a range
     chunk_delay: float = 0.0  # seconds to sleep after each 64 KiB (makes a download take a while)
     no_length: bool = False  # omit Content-Length (the body ends when the connection closes)
+    chunked: bool = False  # a 200 answer in HTTP/1.1 chunked encoding (a cut body lacks the final 0-size chunk)
     gate: threading.Event | None = None  # hold the body until the test sets this event
     stall_at: int | None = None  # at this file offset stop sending and keep the connection open (silent) ...
     trickle_every: float | None = None  # ... or, with this set, send one byte every this many seconds from there
@@ -118,6 +119,9 @@ class LoopbackServer:
                 return
             status = 206
         self.log.append(LogEntry(name, rng, status))
+        if faults.chunked and status == 200:
+            self._send_chunked(h, data if isinstance(data, bytes) else data.read_bytes(), served)
+            return
         h.send_response(status)
         if not faults.no_length:
             h.send_header("Content-Length", str(end - start + 1))
@@ -165,6 +169,29 @@ class LoopbackServer:
                 except (BrokenPipeError, ConnectionResetError):
                     return  # the client gave up
                 sent += 1
+        h.close_connection = True
+
+    @staticmethod
+    def _send_chunked(h: BaseHTTPRequestHandler, body: bytes, served: Served) -> None:
+        h.protocol_version = "HTTP/1.1"  # chunked encoding exists from 1.1 on
+        h.send_response(200)
+        h.send_header("Transfer-Encoding", "chunked")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        faults, cut = served.faults, len(body)
+        if faults.drop_after is not None and served.drops < faults.drop_times:
+            served.drops += 1
+            cut = faults.drop_after
+        step = 1 << 16
+        try:
+            for pos in range(0, min(cut, len(body)), step):
+                piece = body[pos:min(pos + step, cut)]
+                h.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            if cut >= len(body):
+                h.wfile.write(b"0\r\n\r\n")  # the terminator that proves the end
+            h.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
         h.close_connection = True
 
     @staticmethod

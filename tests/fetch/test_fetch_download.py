@@ -240,3 +240,15 @@ def test_without_range_support_bodies_that_keep_differing_are_refused(server, mo
     with pytest.raises(NetworkError, match=r"failed after 2 attempts .*two downloads differ \(150,000 bytes"):
         fetch_file(_tofu_card(url), "model.onnx", progress=False)
     assert not trust_path().exists() and not published_path("fetch-test", "model.onnx").exists()
+
+
+def test_a_chunked_body_proves_its_end_and_a_cut_one_is_resumed(server):
+    whole = server.add("whole.onnx", DATA, chunked=True)
+    assert fetch_file(_tofu_card(whole), "model.onnx", progress=False).read_bytes() == DATA
+    assert [e.status for e in server.requests_for("whole.onnx")] == [200]  # the terminator: no need to ask
+
+    cut = server.add("cut.onnx", DATA, chunked=True, drop_after=150_000)  # the chunks stop, no terminator
+    card = make_card(file_entry("model.onnx", cut), card_id="cut-test")
+    assert fetch_file(card, "model.onnx", progress=False).read_bytes() == DATA
+    assert [(e.range, e.status) for e in server.requests_for("cut.onnx")] == [(None, 200), ("bytes=150000-", 206)]
+    assert trusted("cut-test", "model.onnx").sha256 == hashlib.sha256(DATA).hexdigest()
