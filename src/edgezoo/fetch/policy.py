@@ -83,8 +83,9 @@ class RetryPolicy:
 
 def _hint(name: str) -> str:
     rng = SETTINGS[name]
-    default = getattr(RetryPolicy, name)
-    return f"{rng.env} takes {rng.unit} from {rng.low:g} to {rng.high:g} (default {default:g}); fix or unset it"
+    show = (lambda x: f"{int(x):,}") if rng.whole else (lambda x: f"{x:g}")
+    return (f"{rng.env} takes {rng.unit} from {show(rng.low)} to {show(rng.high)} "
+            f"(default {show(getattr(RetryPolicy, name))}); fix or unset it")
 
 
 def seconds(value: float) -> str:
