@@ -121,3 +121,16 @@ def test_policy_defaults_and_direct_construction_are_checked_too():
         RetryPolicy(min_progress=0.5)
     with pytest.raises(FetchError, match=r"RetryPolicy.stall_window=nan is out of range"):
         RetryPolicy(stall_window=float("nan"))
+
+
+def test_a_restart_from_byte_0_counts_as_progress(server, tiny):
+    # A .part of 190,000 bytes, a server that ignores Range: the whole file comes again, 64 KiB per 0.2 s. Those
+    # bytes are progress although the file offset stays below 190,000 for 0.4 s, longer than the 0.35 s window.
+    tiny(window=0.35, attempts=1)
+    url = server.add("model.onnx", DATA, ignore_range=True, chunk_delay=0.2)
+    card = make_card(file_entry("model.onnx", url, DATA))
+    part = part_path(published_path("fetch-test", "model.onnx"))
+    part.parent.mkdir(parents=True)
+    part.write_bytes(DATA[:190_000])
+    assert fetch_file(card, "model.onnx", progress=False).read_bytes() == DATA
+    assert [(e.range, e.status) for e in server.requests_for("model.onnx")] == [("bytes=190000-", 200)]

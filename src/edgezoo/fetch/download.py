@@ -196,7 +196,7 @@ def _transfer_with_retries(url: str, state: _State, what: str, policy: RetryPoli
     confirm = False  # the next request asks for the bytes after a body that ended with the connection
     closed_body: tuple[int, str] | None = None  # (size, sha256) of the last such body read from byte 0
     while True:
-        watchdog.attempt(state.offset)
+        watchdog.attempt()
         try:
             end = _one_request(url, state, what, watchdog, bar, confirm=confirm)
             if end is _End.PROVEN or (state.expected.size is not None and state.offset == state.expected.size):
@@ -290,7 +290,7 @@ def _one_request(url: str, state: _State, what: str, watchdog: Watchdog, bar: Pr
     """One GET from `state.offset` (with `confirm`, a Range request even from 0); how its body ended."""
     offset = state.offset
     try:
-        resp = _open(url, offset if (offset or confirm) else None, what, watchdog.wait_limit(offset))
+        resp = _open(url, offset if (offset or confirm) else None, what, watchdog.wait_limit())
     except _Unsatisfiable as exc:  # nothing after `offset`: the end, if the server's total agrees
         if exc.total == offset or (exc.total is None and confirm):
             return _End.PROVEN
@@ -334,11 +334,11 @@ def _read_body(resp: http.client.HTTPResponse, state: _State, what: str, watchdo
     received = 0
     while True:
         if sock is not None:
-            sock.settimeout(watchdog.wait_limit(state.offset))
+            sock.settimeout(watchdog.wait_limit())
         try:
             data = resp.read1(CHUNK)
         except TimeoutError:
-            raise watchdog.timed_out(state.offset) from None
+            raise watchdog.timed_out() from None
         except (ConnectionError, http.client.HTTPException, OSError) as exc:
             raise TransientFailure(f"connection dropped after {state.offset:,} bytes "
                                    f"({exc or type(exc).__name__})") from None
@@ -348,7 +348,7 @@ def _read_body(resp: http.client.HTTPResponse, state: _State, what: str, watchdo
         received += len(data)
         bar.update(len(data))
         check_size_so_far(state.offset, state.expected, what)
-        watchdog.advanced(state.offset)
+        watchdog.advanced(len(data))
 
 
 def _socket_of(resp: http.client.HTTPResponse) -> socket.socket | None:

@@ -117,7 +117,7 @@ class Watchdog:
         self.started = time.monotonic()
         self._advanced_at = self.started  # the last time the download advanced by min_progress (for the budget)
         self._mark_time = self.started  # start of the current progress window ...
-        self._mark_bytes = 0  # ... and the offset at that moment
+        self._mark_bytes = 0  # ... and the bytes received since then
         self._wait_ends_window = False  # the last wait_limit() was cut short by the window or the budget
 
     @property
@@ -132,42 +132,43 @@ class Watchdog:
     def budget_left(self) -> float:
         return self.policy.retry_budget - self.idle
 
-    def attempt(self, offset: int) -> None:
-        """A new request starts at `offset`: a fresh progress window (the budget clock keeps running)."""
-        self._mark_time, self._mark_bytes = time.monotonic(), offset
+    def attempt(self) -> None:
+        """A new request starts: a fresh progress window (the budget clock keeps running)."""
+        self._mark_time, self._mark_bytes = time.monotonic(), 0
 
     def _deadline(self) -> float:
         return min(self._mark_time + self.policy.stall_window, self._advanced_at + self.policy.retry_budget)
 
-    def wait_limit(self, offset: int) -> float:
+    def wait_limit(self) -> float:
         """Seconds the next blocking call may wait: the read timeout, cut short by the window or the budget."""
         left = self._deadline() - time.monotonic()
         if left <= 0:
-            raise self.stalled(offset)
+            raise self.stalled()
         self._wait_ends_window = left < self.policy.timeout
         return min(self.policy.timeout, left)
 
-    def timed_out(self, offset: int) -> Stalled:
+    def timed_out(self) -> Stalled:
         """The blocking call given `wait_limit()` seconds got no byte in time."""
         if self._wait_ends_window:  # the socket timer may fire a hair before the deadline it was set to
-            return self.stalled(offset, at_deadline=True)
+            return self.stalled(at_deadline=True)
         return Stalled(f"no data for {seconds(self.policy.timeout)} (EDGEZOO_FETCH_TIMEOUT)")
 
-    def advanced(self, offset: int) -> None:
-        """Bytes arrived, the download is now at `offset`."""
+    def advanced(self, received: int) -> None:
+        """`received` more bytes arrived (counted, not the file offset: a restart from byte 0 is progress too)."""
         now = time.monotonic()
-        if offset - self._mark_bytes >= self.policy.min_progress:
-            self._mark_time, self._mark_bytes = now, offset
+        self._mark_bytes += received
+        if self._mark_bytes >= self.policy.min_progress:
+            self._mark_time, self._mark_bytes = now, 0
             self._advanced_at = now
         elif now >= self._deadline():
-            raise self.stalled(offset)
+            raise self.stalled()
 
-    def stalled(self, offset: int, *, at_deadline: bool = False) -> Stalled:
+    def stalled(self, *, at_deadline: bool = False) -> Stalled:
         """Why the current attempt is given up on, once the window or the budget is used up."""
         now, p = time.monotonic(), self.policy
         if at_deadline:
             now = max(now, self._deadline())
-        text = f"stalled: {offset - self._mark_bytes:,} bytes in {seconds(now - self._mark_time)}"
+        text = f"stalled: {self._mark_bytes:,} bytes in {seconds(now - self._mark_time)}"
         if now < self._advanced_at + p.retry_budget:  # the window ended this try, not the budget
             text += (f", less than the {p.min_progress:,} required per {seconds(p.stall_window)} "
                      "(EDGEZOO_FETCH_STALL_WINDOW, EDGEZOO_FETCH_MIN_PROGRESS)")
