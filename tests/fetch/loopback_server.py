@@ -21,7 +21,11 @@ class Faults:
     ignore_range: bool = False  # answer 200 with the whole file even when asked for a range
     chunk_delay: float = 0.0  # seconds to sleep after each 64 KiB (makes a download take a while)
     no_length: bool = False  # omit Content-Length (the body ends when the connection closes)
+    chunked: bool = False  # a 200 answer in HTTP/1.1 chunked encoding (a cut body lacks the final 0-size chunk)
     gate: threading.Event | None = None  # hold the body until the test sets this event
+    stall_at: int | None = None  # at this file offset stop sending and keep the connection open (silent) ...
+    trickle_every: float | None = None  # ... or, with this set, send one byte every this many seconds from there
+    hold: float = 600.0  # how long a stalled or trickling answer lasts at most (the server's closing ends it too)
 
 
 @dataclass
@@ -30,6 +34,7 @@ class Served:
     faults: Faults = field(default_factory=Faults)
     requests: int = 0
     drops: int = 0
+    stalls: list[float] = field(default_factory=list)  # time.monotonic() when each answer began to stall
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class LogEntry:
     path: str
     range: str | None
     status: int
+    time: float = field(default_factory=time.monotonic)  # when the request arrived
 
 
 class LoopbackServer:
@@ -44,6 +50,7 @@ class LoopbackServer:
         self.files: dict[str, Served] = {}
         self.log: list[LogEntry] = []
         self._lock = threading.Lock()
+        self.closing = threading.Event()  # set on exit: stalled and trickling answers end
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -64,6 +71,7 @@ class LoopbackServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -102,12 +110,18 @@ class LoopbackServer:
         if m and not faults.ignore_range:
             start = int(m.group(1))
             end = int(m.group(2)) if m.group(2) else total - 1
-            if start >= total:
+            if start >= total:  # as real servers do, say the size (RFC 9110 section 15.5.17)
                 self.log.append(LogEntry(name, rng, 416))
-                h.send_error(416)
+                h.send_response(416)
+                h.send_header("Content-Range", f"bytes */{total}")
+                h.send_header("Content-Length", "0")
+                h.end_headers()
                 return
             status = 206
         self.log.append(LogEntry(name, rng, status))
+        if faults.chunked and status == 200:
+            self._send_chunked(h, data if isinstance(data, bytes) else data.read_bytes(), served)
+            return
         h.send_response(status)
         if not faults.no_length:
             h.send_header("Content-Length", str(end - start + 1))
@@ -127,7 +141,58 @@ class LoopbackServer:
             h.connection.shutdown(socket.SHUT_RDWR)  # the connection drops mid-body
             h.close_connection = True
             return
+        if faults.stall_at is not None and faults.stall_at < start + limit:
+            before = max(0, faults.stall_at - start)
+            self._send(h, data, start, before, faults.chunk_delay)
+            self._stall(h, served, data, start + before, limit - before)
+            return
         self._send(h, data, start, limit, faults.chunk_delay)
+
+    def _stall(self, h: BaseHTTPRequestHandler, served: Served, data: bytes | Path, start: int, count: int) -> None:
+        """Go silent (or trickle one byte at a time) for at most `hold` seconds, or until the server closes."""
+        faults = served.faults
+        try:
+            h.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        served.stalls.append(time.monotonic())
+        ends = time.monotonic() + faults.hold
+        if faults.trickle_every is None:
+            self.closing.wait(timeout=faults.hold)
+        else:
+            body = data.read_bytes() if isinstance(data, Path) else data
+            sent = 0
+            while sent < count and time.monotonic() < ends and not self.closing.wait(faults.trickle_every):
+                try:
+                    h.wfile.write(body[start + sent:start + sent + 1])
+                    h.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up
+                sent += 1
+        h.close_connection = True
+
+    @staticmethod
+    def _send_chunked(h: BaseHTTPRequestHandler, body: bytes, served: Served) -> None:
+        h.protocol_version = "HTTP/1.1"  # chunked encoding exists from 1.1 on
+        h.send_response(200)
+        h.send_header("Transfer-Encoding", "chunked")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        faults, cut = served.faults, len(body)
+        if faults.drop_after is not None and served.drops < faults.drop_times:
+            served.drops += 1
+            cut = faults.drop_after
+        step = 1 << 16
+        try:
+            for pos in range(0, min(cut, len(body)), step):
+                piece = body[pos:min(pos + step, cut)]
+                h.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            if cut >= len(body):
+                h.wfile.write(b"0\r\n\r\n")  # the terminator that proves the end
+            h.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        h.close_connection = True
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, data: bytes | Path, start: int, count: int, delay: float) -> None:

@@ -12,6 +12,7 @@ from edgezoo.cli import main
 from edgezoo.errors import ChecksumMismatchError, NetworkError, SizeMismatchError
 from edgezoo.fetch import Source, cache_root, fetch_file, resolve_file
 from edgezoo.fetch.cache import part_path, published_path
+from edgezoo.fetch.tofu import trust_path, trusted
 
 DATA = sized(300_000)
 
@@ -176,3 +177,78 @@ def test_a_stale_part_that_does_not_verify_is_discarded(server):
         fetch_file(card, "model.onnx", progress=False)
     assert not part.exists()  # and the next try starts clean
     assert fetch_file(card, "model.onnx", progress=False).read_bytes() == DATA
+
+
+# Trust on first use never records a body whose end is not proven (issue 8, item 6). The card below has neither a
+# size nor a checksum, and the server sends no Content-Length: the body ends when the connection closes.
+
+def _tofu_card(url: str):
+    return make_card(file_entry("model.onnx", url))  # size and checksum unknown
+
+
+def test_a_close_delimited_body_cut_at_half_is_resumed_not_trusted(server):
+    url = server.add("model.onnx", DATA, no_length=True, drop_after=150_000)
+    fetched = resolve_file(_tofu_card(url), "model.onnx", progress=False)
+    assert fetched.path.read_bytes() == DATA  # the rest was asked for and came
+    assert trusted("fetch-test", "model.onnx").sha256 == hashlib.sha256(DATA).hexdigest()
+    log = [(e.range, e.status) for e in server.requests_for("model.onnx")]
+    assert log == [(None, 200), ("bytes=150000-", 206)]
+
+
+def test_a_complete_close_delimited_body_is_confirmed_by_the_server(server):
+    url = server.add("model.onnx", DATA, no_length=True)
+    assert fetch_file(_tofu_card(url), "model.onnx", progress=False).read_bytes() == DATA
+    log = [(e.range, e.status) for e in server.requests_for("model.onnx")]
+    assert log == [(None, 200), ("bytes=300000-", 416)]  # "nothing after byte 300,000": that was the end
+
+
+def test_a_server_without_lengths_or_ranges_must_send_the_same_bytes_twice(server):
+    url = server.add("model.onnx", DATA, no_length=True, ignore_range=True, drop_after=150_000)
+    assert fetch_file(_tofu_card(url), "model.onnx", progress=False).read_bytes() == DATA
+    assert [e.status for e in server.requests_for("model.onnx")] == [200, 200, 200]  # cut, whole, whole again
+    assert trusted("fetch-test", "model.onnx").size == len(DATA)
+
+
+def test_a_server_that_keeps_cutting_the_body_gets_no_trust_and_no_cache_file(server, in_zoo, capsys, monkeypatch):
+    monkeypatch.setenv("EDGEZOO_FETCH_ATTEMPTS", "3")
+    url = server.add("model.onnx", DATA, no_length=True, drop_after=150_000, drop_times=99)
+    in_zoo(_tofu_card(url))
+    assert main(["fetch", "fetch-test"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert "failed after 3 attempts" in last and "connection dropped after 150,000 bytes" in last
+    assert "trusting it on first use" not in err and not trust_path().exists()
+    assert not published_path("fetch-test", "model.onnx").exists()
+
+    server.add("model.onnx", DATA, no_length=True)  # the server is fixed: the kept half is resumed and checked
+    assert main(["fetch", "fetch-test"]) == 0
+    assert published_path("fetch-test", "model.onnx").read_bytes() == DATA
+    assert trusted("fetch-test", "model.onnx").sha256 == hashlib.sha256(DATA).hexdigest()
+    assert server.requests_for("model.onnx")[-2].range == "bytes=150000-"
+
+
+def test_without_range_support_bodies_that_keep_differing_are_refused(server, monkeypatch):
+    monkeypatch.setenv("EDGEZOO_FETCH_ATTEMPTS", "2")
+    url = server.add("model.onnx", DATA, no_length=True, ignore_range=True)
+    served = server.files["model.onnx"]
+    real_send = server._send
+
+    def cut_differently(h, data, start, count, delay):  # answer n ends at byte 50,000 * n
+        real_send(h, data, start, min(count, 50_000 * served.requests), delay)
+    monkeypatch.setattr(server, "_send", cut_differently)
+    with pytest.raises(NetworkError, match=r"failed after 2 attempts .*two downloads differ \(150,000 bytes"):
+        fetch_file(_tofu_card(url), "model.onnx", progress=False)
+    assert not trust_path().exists() and not published_path("fetch-test", "model.onnx").exists()
+
+
+def test_a_chunked_body_proves_its_end_and_a_cut_one_is_resumed(server):
+    whole = server.add("whole.onnx", DATA, chunked=True)
+    assert fetch_file(_tofu_card(whole), "model.onnx", progress=False).read_bytes() == DATA
+    assert [e.status for e in server.requests_for("whole.onnx")] == [200]  # the terminator: no need to ask
+
+    cut = server.add("cut.onnx", DATA, chunked=True, drop_after=150_000)  # the chunks stop, no terminator
+    card = make_card(file_entry("model.onnx", cut), card_id="cut-test")
+    assert fetch_file(card, "model.onnx", progress=False).read_bytes() == DATA
+    assert [(e.range, e.status) for e in server.requests_for("cut.onnx")] == [(None, 200), ("bytes=150000-", 206)]
+    assert trusted("cut-test", "model.onnx").sha256 == hashlib.sha256(DATA).hexdigest()
