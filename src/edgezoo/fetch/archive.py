@@ -142,16 +142,19 @@ def select(entries: list[Entry], wanted: Iterable[str] = ()) -> list[Entry]:
     chosen: set[str] = set()
     while todo:
         name = todo.pop()
-        entry = by_name.get(name)
-        if name in chosen or (entry is None and name != ""):  # "" is the root, the target of a link to "."
+        if name in chosen:
             continue
-        chosen.add(name)
-        if entry is None or entry.kind is EntryKind.DIR:
-            todo.extend(e.name for e in entries if name == "" or e.name.startswith(name + "/"))
+        entry = by_name.get(name)
+        if entry is None or entry.kind is EntryKind.DIR:  # a folder, listed or implied, or the root "" itself
+            below = [e.name for e in entries if name == "" or e.name.startswith(name + "/")]
+            if entry is None and not below:
+                continue  # not in the archive at all
+            todo.extend(below)
         elif entry.kind is EntryKind.HARDLINK:
             todo.append(entry.link or "")
         elif entry.kind is EntryKind.SYMLINK:
             todo.append(entry.target or "")
+        chosen.add(name)
     return [e for e in entries if e.name in chosen]
 
 
