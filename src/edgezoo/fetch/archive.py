@@ -397,11 +397,15 @@ def _member_streams(archive: Path, kind: ArchiveKind, entries: list[Entry],
     """(entry, data stream) of the chosen regular files, in archive order (one forward pass through a tgz)."""
     chosen = {e.name: e for e in entries}
     if kind.is_tar:
+        pending = set(chosen)
         with tarfile.open(archive, "r:*") as tf:
             for info in tf:
+                if not pending:
+                    break  # the rest of the stream holds nothing we extract: do not decompress it
                 entry = chosen.get(normalise_name(archive, info.name))
                 if entry is None:
                     continue
+                pending.discard(entry.name)
                 try:
                     tarfile.data_filter(info, str(tmp))  # the stdlib's own rules, a second line of defence
                 except tarfile.FilterError as exc:
