@@ -73,6 +73,7 @@ def _unpack(archive: Fetched, f: PublishedFile, folder: Path, wanted: list[str])
     try:
         return unpack(archive.path, ArchiveKind(f.archive), folder, wanted)
     except ArchiveError as exc:
+        exc.with_context(archive.card_id)  # the message already starts with the archive's name
         if not archive.standin and not f.checksum.known:
             with locked(archive.path, quiet=True):  # the lock get_published holds while it writes this file
                 archive.path.unlink(missing_ok=True)
