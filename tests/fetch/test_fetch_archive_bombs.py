@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from archives import tar, tar_info, tar_link, tgz_of_zeros, zip_, zip_of_zeros
+from archives import SYMLINK, tar, tar_info, tar_link, tgz_of_zeros, zip_, zip_of_zeros
 from fetch_cards import file_entry, make_card
 
 from edgezoo.cli import main
@@ -159,3 +159,18 @@ def test_fetch_member_unpacks_only_the_cards_members(server, tmp_path):
     assert '"extra/notes.txt"' in record_path(published_path("fetch-test", "bundle.tgz")).read_text()
     everything = make_card(file_entry("bundle.tgz", url, data, archive="tgz"))
     assert fetch_member(everything, "bundle.tgz", "model/junk.bin", progress=False).read_bytes() == bytes(1000)
+
+
+def test_zip_members_that_cannot_be_read_safely_are_refused_by_the_scan(tmp_path):
+    # A symlink's target is its data: a link "to" 5,000 bytes would be read into memory whole.
+    with pytest.raises(ArchiveError, match="'link': symlink target of 5,000 bytes"):
+        scan(zip_(tmp_path / "l.zip", [("link", b"x" * 5000, SYMLINK)]), "zip")
+    # The "encrypted" bit (zipfile would ask for a password while extracting), set in both headers by hand since
+    # zipfile clears it when writing.
+    raw = bytearray(zip_(tmp_path / "e.zip", [("secret.bin", b"data", 0)]).read_bytes())
+    raw[6] |= 0x1
+    raw[raw.index(b"PK\x01\x02") + 8] |= 0x1
+    encrypted = tmp_path / "e.zip"
+    encrypted.write_bytes(bytes(raw))
+    with pytest.raises(ArchiveError, match="'secret.bin': encrypted member"):
+        scan(encrypted, "zip")
