@@ -3,13 +3,12 @@ once into the cache and are reused while the archive is unchanged."""
 
 from __future__ import annotations
 
-import io
 import stat
 import tarfile
-import zipfile
 from pathlib import Path
 
 import pytest
+from archives import tar, tar_info, zip_
 from fetch_cards import file_entry, make_card
 
 from edgezoo.cli import main
@@ -21,47 +20,16 @@ from edgezoo.fetch.cache import published_path
 GOOD = b"a harmless file\n"
 
 
-def _tar(path: Path, entries: list[tarfile.TarInfo | tuple[str, bytes]]) -> Path:
-    with tarfile.open(path, "w:gz") as tf:
-        for e in entries:
-            if isinstance(e, tuple):
-                info = tarfile.TarInfo(e[0])
-                info.size = len(e[1])
-                tf.addfile(info, io.BytesIO(e[1]))
-            else:
-                tf.addfile(e)
-    return path
-
-
-def _tar_info(name: str, kind: bytes, linkname: str = "") -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, linkname
-    if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
-        info.devmajor, info.devminor = 1, 3
-    return info
-
-
-def _zip(path: Path, entries: list[tuple[str, bytes, int]]) -> Path:
-    """entries: (name, data, unix mode incl. file type; 0 = plain file without Unix attributes)."""
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data, mode in entries:
-            info = zipfile.ZipInfo(name)
-            if mode:
-                info.create_system, info.external_attr = 3, mode << 16
-            zf.writestr(info, data)
-    return path
-
-
 TAR_TRICKS = {
     "absolute path": [("ok.txt", GOOD), ("/tmp/evil.txt", b"x")],
     "'..' in the path": [("ok.txt", GOOD), ("sub/../../evil.txt", b"x")],
-    "symlink points outside": [("ok.txt", GOOD), _tar_info("link", tarfile.SYMTYPE, "../../etc/passwd")],
-    "symlink to absolute path": [("ok.txt", GOOD), _tar_info("link", tarfile.SYMTYPE, "/etc/passwd")],
-    "hardlink points outside": [("ok.txt", GOOD), _tar_info("hard", tarfile.LNKTYPE, "../outside.txt")],
-    "hardlink to absolute": [("ok.txt", GOOD), _tar_info("hard2", tarfile.LNKTYPE, "/etc/shadow")],
-    "device file": [("ok.txt", GOOD), _tar_info("dev/null", tarfile.CHRTYPE)],
-    "block device": [("ok.txt", GOOD), _tar_info("dev/sda", tarfile.BLKTYPE)],
-    "fifo": [("ok.txt", GOOD), _tar_info("pipe", tarfile.FIFOTYPE)],
+    "symlink points outside": [("ok.txt", GOOD), tar_info("link", tarfile.SYMTYPE, "../../etc/passwd")],
+    "symlink to absolute path": [("ok.txt", GOOD), tar_info("link", tarfile.SYMTYPE, "/etc/passwd")],
+    "hardlink points outside": [("ok.txt", GOOD), tar_info("hard", tarfile.LNKTYPE, "../outside.txt")],
+    "hardlink to absolute": [("ok.txt", GOOD), tar_info("hard2", tarfile.LNKTYPE, "/etc/shadow")],
+    "device file": [("ok.txt", GOOD), tar_info("dev/null", tarfile.CHRTYPE)],
+    "block device": [("ok.txt", GOOD), tar_info("dev/sda", tarfile.BLKTYPE)],
+    "fifo": [("ok.txt", GOOD), tar_info("pipe", tarfile.FIFOTYPE)],
 }
 
 ZIP_TRICKS = {
@@ -84,7 +52,7 @@ def _assert_nothing_extracted(dest: Path) -> None:
 def test_tar_trick_is_refused_before_extracting(tmp_path, trick):
     work = tmp_path / "w"
     work.mkdir()
-    archive = _tar(work / "evil.tgz", TAR_TRICKS[trick])
+    archive = tar(work / "evil.tgz", TAR_TRICKS[trick])
     dest = work / "out"
     with pytest.raises(ArchiveError) as info:
         unpack(archive, "tgz", dest)
@@ -99,7 +67,7 @@ def test_tar_trick_is_refused_before_extracting(tmp_path, trick):
 def test_zip_trick_is_refused_before_extracting(tmp_path, trick):
     work = tmp_path / "w"
     work.mkdir()
-    archive = _zip(work / "evil.zip", ZIP_TRICKS[trick])
+    archive = zip_(work / "evil.zip", ZIP_TRICKS[trick])
     dest = work / "out"
     with pytest.raises(ArchiveError) as info:
         unpack(archive, "zip", dest)
@@ -108,28 +76,14 @@ def test_zip_trick_is_refused_before_extracting(tmp_path, trick):
     _assert_nothing_extracted(dest)
 
 
-def test_a_link_chain_escaping_only_when_resolved_is_caught_while_extracting(tmp_path):
-    # Each link looks inside on its own ("b" -> "a/.." is "." lexically), but "a" is the root itself, so "b"
-    # really points at the parent of the target. The extraction-time checks catch it and remove everything.
-    for kind, archive in (
-            ("tgz", _tar(tmp_path / "chain.tgz", [("ok.txt", GOOD), _tar_info("a", tarfile.SYMTYPE, "."),
-                                                  _tar_info("b", tarfile.SYMTYPE, "a/..")])),
-            ("zip", _zip(tmp_path / "chain.zip", [("ok.txt", GOOD, 0), ("a", b".", stat.S_IFLNK | 0o777),
-                                                  ("b", b"a/..", stat.S_IFLNK | 0o777)]))):
-        dest = tmp_path / f"out-{kind}"
-        with pytest.raises(ArchiveError, match="outside"):
-            unpack(archive, kind, dest)
-        assert not dest.exists() and not list(tmp_path.glob(".out-*"))
-
-
 def test_links_inside_the_archive_are_fine(tmp_path):
-    archive = _tar(tmp_path / "ok.tgz", [("d/real.txt", GOOD), _tar_info("d/alias", tarfile.SYMTYPE, "real.txt"),
-                                         _tar_info("top", tarfile.SYMTYPE, "d/../d/real.txt"),
-                                         _tar_info("hard", tarfile.LNKTYPE, "d/real.txt")])
+    archive = tar(tmp_path / "ok.tgz", [("d/real.txt", GOOD), tar_info("d/alias", tarfile.SYMTYPE, "real.txt"),
+                                         tar_info("top", tarfile.SYMTYPE, "d/../d/real.txt"),
+                                         tar_info("hard", tarfile.LNKTYPE, "d/real.txt")])
     files = unpack(archive, "tgz", tmp_path / "out")
     assert files == {"d/real.txt": len(GOOD), "hard": len(GOOD)}
     assert (tmp_path / "out/d/alias").read_bytes() == GOOD and (tmp_path / "out/hard").read_bytes() == GOOD
-    z = _zip(tmp_path / "ok.zip", [("d/real.txt", GOOD, 0), ("d/alias", b"real.txt", stat.S_IFLNK | 0o777)])
+    z = zip_(tmp_path / "ok.zip", [("d/real.txt", GOOD, 0), ("d/alias", b"real.txt", stat.S_IFLNK | 0o777)])
     unpack(z, "zip", tmp_path / "outz")
     assert (tmp_path / "outz/d/alias").is_symlink() and (tmp_path / "outz/d/alias").read_bytes() == GOOD
 
@@ -140,14 +94,14 @@ def test_corrupt_archive_is_an_archive_error(tmp_path):
     with pytest.raises(ArchiveError, match="not a readable tgz archive"):
         scan(bad, "tgz")
     truncated = tmp_path / "t.zip"
-    truncated.write_bytes(_zip(tmp_path / "z.zip", [("a", GOOD * 100, 0)]).read_bytes()[:-30])
+    truncated.write_bytes(zip_(tmp_path / "z.zip", [("a", GOOD * 100, 0)]).read_bytes()[:-30])
     with pytest.raises(ArchiveError):
         unpack(truncated, "zip", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
 def _archive_card(server, tmp_path, entries, name="bundle.tgz", members=("model/model.pb",)):
-    data = _tar(tmp_path / name, entries).read_bytes()
+    data = tar(tmp_path / name, entries).read_bytes()
     return make_card(file_entry(name, server.add(name, data), data, archive="tgz", members=list(members))), data
 
 
