@@ -149,6 +149,10 @@ def test_corrupt_and_truncated_images_are_named(tmp_path):
         load_image(second)
     third.path.write_bytes(third.path.read_bytes() + b"\0" * 100)  # padding after the end marker is fine
     assert load_image(third).shape == (300, 451, 3)
+    ds = open_dataset(tmp_path)
+    ds.record_skip(first)
+    ds.record_skip(first)
+    assert ds.skipped == [ENTRIES[0][0]] and "1 skipped" in ds.describe() and len(ds) == 3
     third.path.unlink()
     with pytest.raises(DatasetError, match=r"ILSVRC2012_val_00000003.JPEG is missing"):
         load_image(third)

@@ -68,6 +68,14 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.samples)
 
+    def record_skip(self, sample: Sample) -> None:
+        """Count an image left out while evaluating (load_image raised DatasetError and --skip-bad is on). The sample
+        stays in `samples` (its qsl_idx is still valid); the caller simply produces no record for it."""
+        name = sample.path.relative_to(self.root).as_posix() if sample.path.is_relative_to(self.root) \
+            else str(sample.path)
+        if name not in self.skipped:
+            self.skipped.append(name)
+
     @property
     def is_full(self) -> bool:
         """True when every image of a full-size dataset is here: only then is an MLPerf target judged."""
