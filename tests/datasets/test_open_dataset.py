@@ -152,7 +152,8 @@ def test_corrupt_and_truncated_images_are_named(tmp_path):
     ds = open_dataset(tmp_path)
     ds.record_skip(first)
     ds.record_skip(first)
-    assert ds.skipped == [ENTRIES[0][0]] and "1 skipped" in ds.describe() and len(ds) == 3
+    assert ds.skipped == [ENTRIES[0][0]] and len(ds) == 3 and ds.usable == 2
+    assert "2 of 50,000 images (subset), 1 skipped" in ds.describe()
     third.path.unlink()
     with pytest.raises(DatasetError, match=r"ILSVRC2012_val_00000003.JPEG is missing"):
         load_image(third)
