@@ -67,6 +67,8 @@ def open_dataset(root: Path, *, count: int | None = None, skip_bad: bool = False
             dataset.skipped.append(sample.path.relative_to(root).as_posix())
             continue
         dataset.samples.append(sample)
+    if not listed:
+        raise DatasetError(f"dataset {root}: {dataset.index_file.name} lists no images", hint=_LAYOUTS)
     if not dataset.samples:
         raise DatasetError(f"dataset {root}: none of the {len(listed)} listed images exists",
                            hint="is the folder complete? images are looked up relative to it")
