@@ -87,7 +87,8 @@ def main() -> None:
         coco_standin = build_standin("coco", tmp / "sc", count=32)
         imagenet = _full_imagenet(imagenet_standin, tmp / "imagenet")
         coco = _full_coco(coco_standin, tmp / "coco")
-        rows.append(("open_dataset ImageNet (50,000 lines)", f"{median_ms(lambda: open_dataset(imagenet), args.runs):.0f} ms"))
+        rows.append(("open_dataset ImageNet (50,000 lines)",
+                     f"{median_ms(lambda: open_dataset(imagenet), args.runs):.0f} ms"))
         rows.append(("open_dataset COCO (5,000 images, 35,000 boxes)",
                      f"{median_ms(lambda: open_dataset(coco), args.runs):.0f} ms"))
 

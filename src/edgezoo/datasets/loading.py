@@ -22,7 +22,8 @@ def detect_kind(root: Path) -> DatasetKind:
     root = Path(root)
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is not a folder"
-        raise DatasetError(f"dataset {root} {what}", hint=f"point --dataset at a folder in MLPerf's layout ({_LAYOUTS})")
+        raise DatasetError(f"dataset {root} {what}",
+                           hint=f"point --dataset at a folder in MLPerf's layout ({_LAYOUTS})")
     has_imagenet = (root / VAL_MAP).is_file()
     has_coco = (root / COCO_ANNOTATIONS).is_file()
     if has_imagenet and has_coco:

@@ -40,7 +40,8 @@ class ModelPreprocess:
     width: int
 
 
-# Card id -> what main.py's SUPPORTED_DATASETS gives that model (imagenet, imagenet_mobilenet, coco-300, coco-1200-onnx).
+# Card id -> what main.py's SUPPORTED_DATASETS gives the model (imagenet, imagenet_mobilenet, coco-300,
+# coco-1200-onnx).
 MODEL_PREPROCESS = {
     "resnet50-v1.5": ModelPreprocess(MlperfPipeline.VGG, 224, 224),
     "mobilenet-v1": ModelPreprocess(MlperfPipeline.MOBILENET, 224, 224),
