@@ -262,7 +262,7 @@ def _refused(argv: list[str], tmp_path: Path, capsys, cache: Path) -> str:
     (["ssd-resnet34", "--to", "onnx", "--top-k", "-1"], ["--top-k: -1 is out of range"]),
     (["ssd-resnet34", "--to", "onnx", "--param", "fold_clamped_priors=maybe"], ["fold_clamped_priors", "true|false"]),
     (["ssd-resnet34", "--to", "onnx", "--param", "scales=[84, 180]"], ["scales: expected 7 values"]),
-    (["ssd-resnet34", "--to", "onnx", "--param", "input_size=[100000, 100000]"], ["input_size", "[1, 8192]"]),
+    (["ssd-resnet34", "--to", "onnx", "--param", "input_size=[100000, 100000]"], ["input_size", "[1, 4096]", "192 MiB"]),
     (["--all", "--to", "onnx", "--max-detections", "10"],
      ["--max-detections: no recipe of the exported models takes it", "ssd-mobilenet-v1 (tflite)"]),
     (["--all", "--to", "onnx", "--param", "foo=1"], ["--param foo: no recipe of the exported models takes it"]),
@@ -294,8 +294,9 @@ def test_detection_tolerance_range(tmp_path, capsys, _isolated_cache):
 
 
 @pytest.mark.parametrize("argv,needles", [
-    (["--inputs", "image_in:1x100000x100000x3"], ["--inputs image_in:1x100000x100000x3", "30,000,000,000 elements",
-                                                  "1 GiB"]),
+    (["--inputs", "image_in:1x100000x100000x3"], ["--inputs image_in: shape 1x100000x100000x3",
+                                                  "30,000,000,000 elements", "at most 67,108,864", "256 MiB"]),
+    (["--inputs", "image_in:1x4000x4000x3,other:1x4000x4000x3"], ["96,000,000 elements together", "256 MiB"]),
     (["--inputs", "image_in:1x48x48x3", "--param", "opset=99"], ["--param opset: 99 is out of range", "[9, 18]"]),
     (["--inputs", "image_in:1x48x48x3", "--param", "nchw=maybe"], ["--param nchw", "true|false"]),
     (["--inputs", "image_in:1x48x48x3", "--param", "simplify=true"], ["unknown parameter 'simplify'",

@@ -22,7 +22,7 @@ from edgezoo.errors import ModelFileError, RecipeError
 from edgezoo.graphs import own_outputs
 from edgezoo.export import ExportResult, _now, publish_bundle
 from edgezoo.recipes.base import RecipeOutput
-from edgezoo.recipes.params import ParamSpec, ParamType, check_shape, validate_params
+from edgezoo.recipes.params import ParamSpec, ParamType, check_shapes, validate_params
 from edgezoo.zoo.schema import Target
 
 DEFAULT_OPSET = 13
@@ -140,7 +140,7 @@ def export_graph(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Seque
         raise RecipeError(f"{path}: ONNX -> TFLite is not supported", hint="export ONNX models with --to onnx")
     params = validate_params(ROUTE_PARAMS[(path.suffix, target)], dict(params or {}),
                              f"--graph {path.suffix} -> {target.value}", lambda n: f"--param {n}")
-    inputs = {name: check_shape(dims, f"--inputs {name}") for name, dims in inputs.items()}
+    inputs = check_shapes(inputs, "--inputs")
     tol_names.check_names(tolerances or {}, "tensors")
     tol_names.check_values(tolerances or {})
     _check_names(path, inputs, outputs)

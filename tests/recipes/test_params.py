@@ -6,7 +6,8 @@ import pytest
 
 from edgezoo import zoo
 from edgezoo.recipes import get_recipe
-from edgezoo.recipes.params import MAX_DETECTION_SLOTS, ParamError, ParamSpec, ParamType, check_shape
+from edgezoo.recipes.params import (MAX_DETECTION_SLOTS, ParamError, ParamSpec, ParamType, check_shape,
+                                    check_shapes)
 
 
 @pytest.mark.parametrize("card", zoo.all_cards(), ids=lambda c: c.id)
@@ -68,8 +69,11 @@ def test_spec_descriptions():
 
 def test_input_shapes_are_bounded_by_what_the_runtimes_allocate():
     assert check_shape([1, 224, 224, 3], "x") == [1, 224, 224, 3]
-    with pytest.raises(ParamError, match=r"has 805,306,368 elements; at most 268,435,456"):
-        check_shape([1, 16384, 16384, 3], "--inputs x")
+    with pytest.raises(ParamError, match=r"has 201,326,592 elements; at most 67,108,864 elements \(256 MiB"):
+        check_shape([1, 8192, 8192, 3], "--inputs x")
+    assert check_shape([1, 4096, 4096, 4], "x") == [1, 4096, 4096, 4]  # exactly the limit
+    with pytest.raises(ParamError, match=r"inputs have 100,663,296 elements together"):
+        check_shapes({"a": [1, 4096, 4096, 3], "b": [1, 4096, 4096, 3]}, "--inputs")
     with pytest.raises(ParamError, match=r"every dimension must be in \[1, 2147483647\]"):
         check_shape([1, 2**31, 1], "--inputs x")
 

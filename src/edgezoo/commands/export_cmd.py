@@ -82,7 +82,7 @@ def parse_assignments(items: list[str], what: str, *, numeric: bool = False) -> 
 
 def parse_inputs(text: str | None) -> dict[str, list[int]]:
     """'a:1x224x224x3,b:1x10' -> {'a': [1,224,224,3], 'b': [1,10]} (names may contain ':0'), sizes range-checked."""
-    from edgezoo.recipes.params import check_shape
+    from edgezoo.recipes.params import check_shapes
 
     if not text:
         raise EdgezooError("--graph needs --inputs NAME:SHAPE, e.g. --inputs input:1x224x224x3")
@@ -96,8 +96,8 @@ def parse_inputs(text: str | None) -> dict[str, list[int]]:
         if not sep or not name or not dims or any(d <= 0 for d in dims):
             raise EdgezooError(f"--inputs {item.strip()!r}: expected NAME:DIMxDIMx..., e.g. input:1x224x224x3",
                                hint="shapes must be static and positive")
-        out[name] = check_shape(dims, f"--inputs {item.strip()}")
-    return out
+        out[name] = dims
+    return check_shapes(out, "--inputs")
 
 
 def _recipe_params(params: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:

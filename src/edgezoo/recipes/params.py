@@ -25,12 +25,13 @@ from edgezoo.errors import RecipeError, did_you_mean
 # 15,130 priors) and TI's recipe uses 4,000; 10^9 made LiteRT allocate 20 GB and fail.
 MAX_DETECTION_SLOTS = 100_000
 SLOTS_WHY = "outputs are allocated for every slot when the model loads; TI's recipe uses 4000"
-# Input tensors: the runtimes allocate them at load time and verification feeds several images of that shape, so one
-# input may hold at most 2^28 elements (1 GiB of float32); each dimension is an int32 in TFLite and TIDL.
-MAX_INPUT_ELEMENTS = 1 << 28
+# Input tensors: the runtimes allocate them at load time and verification holds 4 images for both models in memory
+# (verify/feeds.py, 2 GiB budget), so one input may hold at most 2^26 elements (256 MiB of float32: 8 x 256 MiB =
+# 2 GiB); each dimension is an int32 in TFLite and TIDL.
+MAX_INPUT_ELEMENTS = 1 << 26
 MAX_DIMENSION = (1 << 31) - 1
-INPUT_WHY = (f"at most {MAX_INPUT_ELEMENTS:,} elements (1 GiB of float32) per input: the runtime allocates it when the "
-             "model loads and verification feeds several images of that shape")
+INPUT_WHY = (f"at most {MAX_INPUT_ELEMENTS:,} elements (256 MiB of float32) per input: the runtime allocates it when "
+             "the model loads and verification holds 4 such inputs for both models")
 
 
 class ParamError(RecipeError):
@@ -213,15 +214,23 @@ def check_shape(dims: Sequence[Any], origin: str) -> list[int]:
     return shape
 
 
+def check_shapes(shapes: Mapping[str, Sequence[Any]], origin: str) -> dict[str, list[int]]:
+    """Every input's shape checked, and all inputs together within MAX_INPUT_ELEMENTS (they are fed together)."""
+    out = {str(name): check_shape(dims, f"{origin} {name}") for name, dims in shapes.items()}
+    total = sum(math.prod(dims) for dims in out.values())
+    if total > MAX_INPUT_ELEMENTS:
+        raise ParamError(f"{origin}: the inputs have {total:,} elements together; {INPUT_WHY}",
+                         hint="give smaller shapes")
+    return out
+
+
 def _parse_shapes(spec: ParamSpec, value: Any, origin: str) -> dict[str, list[int]]:
     if not isinstance(value, Mapping) or not value:
         raise ValueError("")
-    out = {}
     for name, dims in value.items():
         if not isinstance(dims, Sequence) or isinstance(dims, str):
             raise ValueError(f"the shape of {name} is not a list")
-        out[str(name)] = check_shape(dims, f"{origin}: input {name}")
-    return out
+    return check_shapes(value, f"{origin}: input")
 
 
 def _numbers(spec: ParamSpec, value: Any, origin: str) -> list[float]:

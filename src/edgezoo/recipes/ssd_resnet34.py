@@ -76,11 +76,12 @@ def _default_boxes(params: Mapping[str, Any], where: str = "recipe params") -> A
         raise RecipeError(str(exc)) from None
 
 
-# 1200 x 1200 is the published input; 8192 per side keeps one float32 input under 1 GiB (recipes/params.py).
-MAX_SIDE = 8192
+# 1200 x 1200 is the published input; 4096 per side keeps one float32 input (192 MiB) within recipes/params.py's
+# MAX_INPUT_ELEMENTS.
+MAX_SIDE = 4096
 PARAMS = (
     ParamSpec("input_size", ParamType.SIZE, "the fixed input height and width (default boxes are in these pixels)",
-              low=1, high=MAX_SIDE, why_high="3 x 8192 x 8192 float32 is 805 MB, allocated when the model loads",
+              low=1, high=MAX_SIDE, why_high="3 x 4096 x 4096 float32 is 192 MiB, allocated when the model loads",
               default_text="the card's (1200 x 1200)"),
     ParamSpec("steps", ParamType.NUMBERS, "per head: the prior spacing in input pixels", low=0, low_open=True,
               default_text="the card's"),

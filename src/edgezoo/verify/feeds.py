@@ -108,7 +108,7 @@ def check_feed_budget(count: int, pairs: Sequence[tuple[TensorInfo, TensorInfo]]
     if total > FEED_BUDGET_BYTES:
         raise EdgezooError(f"verification would hold {total / 2**20:,.0f} MiB of inputs ({count} images x "
                            f"{per_image / 2**20:.2f} MiB for both models); the budget is "
-                           f"{FEED_BUDGET_BYTES / 2**20:,.0f} MiB", hint="use fewer --random images")
+                           f"{FEED_BUDGET_BYTES / 2**20:,.0f} MiB", hint="use fewer --random images or smaller inputs")
 
 
 @dataclass
