@@ -31,6 +31,8 @@ Tolerances (--tolerance NAME=VALUE) depend on the task:
     optional: {", ".join(tolerances.OPTIONAL_TOLERANCES)}
   detection (--task detection, a detection card, or --prototxt):
     {_tolerance_list(tolerances.DETECTION_TOLERANCES)}
+  each in its range: errors finite and >= 0, cosine in [-1, 1], fractions and agreements in [0, 1], match_iou
+  in (0, 1]; anything else is exit 2.
 With --prototxt, ORIGINAL may be a frozen graph (.pb), an ONNX or a TFLite detector with its own post-processing;
 each model is fed in its own input layout and dtype.
 Exit codes: 0 parity holds, 1 a tolerance is exceeded, 2 bad input."""
