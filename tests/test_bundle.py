@@ -17,6 +17,7 @@ from edgezoo.errors import RecipeError
 from edgezoo.export import export_model
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
+from edgezoo.recipes.params import ParamSpec, ParamType
 from edgezoo.standins import StandinVariant
 from edgezoo.verify.report import ParityReport
 from edgezoo.zoo.schema import RecipeSpec, Target
@@ -33,7 +34,7 @@ def _output(rin: RecipeInput, *, passed: bool, data: bytes = MODEL_BYTES) -> Rec
                         runtime_options={"deny_list:layer_type": "1"}, config={"postprocess": {"formatter": "x"}})
 
 
-@register("test-passes")
+@register("test-passes", params=[ParamSpec("tag", ParamType.TEXT, "bytes appended to the model")])
 def _passes(rin: RecipeInput) -> RecipeOutput:
     return _output(rin, passed=True, data=MODEL_BYTES + rin.params.get("tag", "").encode())
 

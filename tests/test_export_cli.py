@@ -159,7 +159,7 @@ def test_zoo_model_on_standin_first_line_says_standin_and_parity_failure_exits_1
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("STAND-IN: PASS resnet50-v1.5 -> tflite")
     assert "resnet_model/dense/BiasAdd" in out and "PASS" in out.splitlines()[-2]
-    assert main(argv + ["--tolerance", "min_cosine=1.5"]) == 1
+    assert main(argv + ["--tolerance", "max_abs_error=0"]) == 1  # in range, but no TFLite conversion is bit-exact
     out = capsys.readouterr().out
     assert "FAIL" in out and "tflite.failed" in out
     assert (tmp_path / "resnet50-v1.5" / "tflite" / "model.tflite").is_file()  # the good bundle survived
@@ -181,15 +181,18 @@ def test_demo_reduced_exports_the_classification_models(tmp_path, capsys):
     assert (tmp_path / "resnet50-v1.5" / "onnx" / "model.onnx").is_file()
 
 
-def test_params_and_recipe_options_reach_the_recipe_and_the_manifest(tmp_path, capsys):
+def test_params_reach_the_recipe_typed_and_the_manifest_with_defaults(tmp_path, capsys):
+    from edgezoo.graphs import onnx_model
+
     code = main(["export", "resnet50", "--to", "onnx", "--standin", "--standin-variant", "reduced", "--offline",
-                 "--out", str(tmp_path), "--param", "simplify=false", "--top-k", "50", "--nms", "fast"])
+                 "--out", str(tmp_path), "--param", "simplify=false", "--param", "batch=4"])
     assert code == 0, capsys.readouterr().err
-    manifest = json.loads((tmp_path / "resnet50-v1.5" / "onnx" / "manifest.json").read_text())
-    params = manifest["recipe"]["params"]
+    bundle = tmp_path / "resnet50-v1.5" / "onnx"
+    params = json.loads((bundle / "manifest.json").read_text())["recipe"]["params"]
     assert params["simplify"] is False and params["simplified"] is False  # the YAML-typed value was honoured
-    assert params["top_k"] == 50 and params["nms"] == "fast"
-    assert params["outputs"] == ["resnet_model/dense/BiasAdd:0"]  # the card's params are still there
+    assert params["batch"] == 4 and params["outputs"] == ["resnet_model/dense/BiasAdd:0"]  # the card's still there
+    model = onnx_model.load(bundle / "model.onnx")
+    assert onnx_model.info(onnx_model.graph_inputs(model)[0]).shape == (4, 3, 224, 224)
 
 
 def test_misspelt_tolerance_is_an_error_not_ignored(tmp_path, capsys):
@@ -210,3 +213,140 @@ def test_tolerance_names_follow_the_cards_task(tmp_path, capsys, given, needle):
     err = capsys.readouterr().err
     assert code == 2 and needle in err and "match_iou" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------------- options
+def _refused(argv: list[str], tmp_path: Path, capsys, cache: Path) -> str:
+    """Run an export that must be refused before any work: exit 2, one line, no out/ folder, no stand-in built."""
+    out = tmp_path / "out"
+    code = main(["export", *argv, "--standin", "--standin-variant", "reduced", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert not out.exists()  # no bundle, no .failed, no staging folder
+    assert not any(p.is_file() for p in cache.rglob("*"))  # the recipe never started: no stand-in was built
+    return err
+
+
+@pytest.mark.parametrize("argv,needles", [
+    (["resnet50", "--to", "onnx", "--param", "batch=[1,"], ["--param batch", "expected integer in [1, 1024]", "'[1,'"]),
+    (["resnet50", "--to", "onnx", "--param", "batch=abc"], ["--param batch", "expected integer in [1, 1024]", "'abc'"]),
+    (["resnet50", "--to", "onnx", "--param", "batch=-3"], ["--param batch: -3 is out of range", "[1, 1024]"]),
+    (["resnet50", "--to", "onnx", "--param", "batch=2.5"], ["--param batch", "got 2.5"]),
+    (["resnet50", "--to", "onnx", "--param", "foo=1"],
+     ["unknown parameter 'foo'", "batch (integer in [1, 1024] or none)", "simplify (true|false)", "outputs"]),
+    (["resnet50", "--to", "onnx", "--param", "simplifi=true"], ["unknown parameter 'simplifi'",
+                                                                "did you mean 'simplify'"]),
+    (["resnet50", "--to", "onnx", "--param", "simplify=banana"], ["--param simplify", "true|false", "'banana'"]),
+    (["resnet50", "--to", "onnx", "--param", "cut=where"], ["--param cut", "auto"]),
+    (["resnet50", "--to", "tflite", "--param", "inputs={input_tensor: [1, -224, 224, 3]}"],
+     ["--param inputs: input input_tensor", "[1, 2147483647]"]),
+    (["mobilenet", "--to", "tflite", "--param", "reference_format=tflite"], ["reference_format", "tf | onnx"]),
+    (["resnet50", "--to", "onnx", "--max-detections", "10"],
+     ["--max-detections applies to ssd-mobilenet-v1 (tflite), not to resnet50-v1.5 (onnx)"]),
+    (["ssd-mobilenet", "--to", "onnx", "--nms", "fast"], ["--nms applies to ssd-mobilenet-v1 (tflite), not to "
+                                                          "ssd-mobilenet-v1 (onnx)"]),
+    (["ssd-mobilenet", "--to", "tflite", "--max-detections", "1000000000"],
+     ["--max-detections: 1000000000 is out of range", "[1, 100000]", "allocated"]),
+    (["ssd-mobilenet", "--to", "tflite", "--max-detections", "0"], ["--max-detections: 0 is out of range"]),
+    (["ssd-mobilenet", "--to", "tflite", "--max-detections", "many"], ["--max-detections: expected integer"]),
+    (["ssd-mobilenet", "--to", "tflite", "--max-detections", "5000", "--param", "max_classes_per_detection=90"],
+     ["450,000 output slots", "at most 100,000"]),
+    (["ssd-mobilenet", "--to", "tflite", "--nms", "greedy"], ["--nms: expected one of regular | fast, got 'greedy'"]),
+    (["ssd-mobilenet", "--to", "tflite", "--score-threshold", "nan"], ["--score-threshold", "[0, 1]"]),
+    (["ssd-mobilenet", "--to", "tflite", "--iou-threshold", "0"], ["--iou-threshold: 0 is out of range", "(0, 1]"]),
+    (["ssd-mobilenet", "--to", "onnx", "--keep-top-k", "0"], ["--keep-top-k: 0 is out of range", "[1, 100000]"]),
+    (["ssd-mobilenet", "--to", "tflite", "--max-detections", "10", "--param", "max_detections=20"],
+     ["--max-detections and --param max_detections both given"]),
+    (["ssd-resnet34", "--to", "onnx", "--confidence-threshold", "1"], ["--confidence-threshold", "[0, 1)"]),
+    (["ssd-resnet34", "--to", "onnx", "--top-k", "-1"], ["--top-k: -1 is out of range"]),
+    (["ssd-resnet34", "--to", "onnx", "--param", "fold_clamped_priors=maybe"], ["fold_clamped_priors", "true|false"]),
+    (["ssd-resnet34", "--to", "onnx", "--param", "scales=[84, 180]"], ["scales: expected 7 values"]),
+    (["ssd-resnet34", "--to", "onnx", "--param", "input_size=[100000, 100000]"], ["input_size", "[1, 4096]", "192 MiB"]),
+    (["--all", "--to", "onnx", "--max-detections", "10"],
+     ["--max-detections: no recipe of the exported models takes it", "ssd-mobilenet-v1 (tflite)"]),
+    (["--all", "--to", "onnx", "--param", "foo=1"], ["--param foo: no recipe of the exported models takes it"]),
+    (["--all", "--to", "onnx", "--param", "batch=0"], ["mobilenet-v1", "--param batch: 0 is out of range"]),
+])
+def test_invalid_recipe_options_exit_2_before_any_work(argv, needles, tmp_path, capsys, _isolated_cache):
+    err = _refused(argv, tmp_path, capsys, _isolated_cache)
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.mark.parametrize("given,needles", [
+    ("max_abs_error=-1", ["tolerance max_abs_error=-1 is out of range", "finite number >= 0"]),
+    ("max_abs_error=nan", ["tolerance max_abs_error=nan is out of range"]),
+    ("max_abs_error=inf", ["tolerance max_abs_error=inf is out of range"]),
+    ("min_cosine=2", ["tolerance min_cosine=2 is out of range", "[-1, 1]"]),
+    ("min_top1_agreement=1.5", ["min_top1_agreement must be a number in [0, 1]"]),
+])
+def test_tolerances_out_of_range_exit_2_before_any_work(given, needles, tmp_path, capsys, _isolated_cache):
+    err = _refused(["resnet50", "--to", "tflite", "--tolerance", given], tmp_path, capsys, _isolated_cache)
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_detection_tolerance_range(tmp_path, capsys, _isolated_cache):
+    err = _refused(["ssd-mobilenet", "--to", "onnx", "--tolerance", "match_iou=0"], tmp_path, capsys,
+                   _isolated_cache)
+    assert "match_iou must be a number in (0, 1]" in err
+
+
+@pytest.mark.parametrize("argv,needles", [
+    (["--inputs", "image_in:1x100000x100000x3"], ["--inputs image_in: shape 1x100000x100000x3",
+                                                  "30,000,000,000 elements", "at most 67,108,864", "256 MiB"]),
+    (["--inputs", "image_in:1x4000x4000x3,other:1x4000x4000x3"], ["96,000,000 elements together", "256 MiB"]),
+    (["--inputs", "image_in:1x48x48x3", "--param", "opset=99"], ["--param opset: 99 is out of range", "[9, 18]"]),
+    (["--inputs", "image_in:1x48x48x3", "--param", "nchw=maybe"], ["--param nchw", "true|false"]),
+    (["--inputs", "image_in:1x48x48x3", "--param", "simplify=true"], ["unknown parameter 'simplify'",
+                                                                      "opset (integer in [9, 18])"]),
+    (["--inputs", "image_in:1x48x48x3", "--max-detections", "5"], ["--max-detections applies to ssd-mobilenet-v1",
+                                                                   "not to --graph"]),
+    (["--inputs", "image_in:1x48x48x3", "--tolerance", "min_cosine=-2"], ["min_cosine=-2 is out of range"]),
+    (["--inputs", "image_in:1x48x48x3", "--tolerance", "match_iou=0.5"], ["unknown tolerance 'match_iou'"]),
+])
+def test_graph_options_exit_2_before_any_work(user_pb, argv, needles, tmp_path, capsys):
+    code = main(["export", "--graph", str(user_pb), "--outputs", "classifier/logits", "--to", "onnx",
+                 "--out", str(tmp_path / "out"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_graph_params_reach_the_conversion_typed(user_pb, tmp_path, capsys):
+    from edgezoo.graphs import onnx_model
+
+    code = main(["export", "--graph", str(user_pb), "--inputs", "image_in:1x48x48x3", "--outputs",
+                 "classifier/logits", "--to", "onnx", "--out", str(tmp_path), "--param", "opset=11",
+                 "--param", "nchw=true"])
+    assert code == 0, capsys.readouterr().err
+    bundle = tmp_path / "tiny_net" / "onnx"
+    model = onnx_model.load(bundle / "model.onnx")
+    assert {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")} == {11}
+    assert onnx_model.info(onnx_model.graph_inputs(model)[0]).shape == (1, 3, 48, 48)  # NCHW as asked
+    params = json.loads((bundle / "manifest.json").read_text())["recipe"]["params"]
+    assert params["opset"] == 11 and params["nchw"] is True
+
+
+def test_recipe_flags_are_declared_by_some_recipe():
+    """Every export flag is a parameter some recipe declares (the flags are shortcuts, not a second list)."""
+    from edgezoo.commands.export_cmd import RECIPE_OPTIONS
+    from edgezoo.recipes import get_recipe, recipe_names
+
+    declared = {p.name for name in recipe_names() for p in get_recipe(name).params}
+    assert {name for name, _ in RECIPE_OPTIONS} <= declared
+
+
+def test_info_lists_the_recipe_parameters(capsys):
+    assert main(["info", "ssd-mobilenet"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe parameters" in out
+    line = next(line for line in out.splitlines() if line.split()[:1] == ["max_detections"])
+    assert "integer" in line and "[1, 100000]" in line and "4000 (card)" in line
+    assert main(["info", "resnet50", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    batch = next(p for p in data["recipe_parameters"]["onnx"]["params"] if p["name"] == "batch")
+    assert batch["type"] == "integer" and batch["range"] == "[1, 1024] or none" and batch["default"] == "1 (card)"

@@ -86,7 +86,8 @@ def export_model(card: ModelCard, target: Target | str, *, out_dir: Path = Path(
     target = Target(target)
     spec = card.recipe(target)  # CardError naming the targets when the card has none for this one
     recipe = get_recipe(spec.name)
-    effective = {**dict(spec.params), **dict(params or {})}
+    # Every value typed and range-checked before anything is fetched or written (ParamError: exit 2).
+    effective = recipe.validate({**dict(spec.params), **dict(params or {})}, card.id)
     _check_tolerance_names(card, tolerances or {})
     tols = {**dict(card.tolerances), **dict(tolerances or {})}
     resolver = SourceResolver(card, mirror=mirror, offline=offline, standin=standin, variant=variant)
@@ -110,15 +111,19 @@ def export_model(card: ModelCard, target: Target | str, *, out_dir: Path = Path(
 
 
 def _check_tolerance_names(card: ModelCard, given: Mapping[str, float]) -> None:
-    """A misspelt --tolerance must not be silently ignored: names are the card's or those of its task's parity."""
+    """A misspelt --tolerance must not be silently ignored: names are the card's or those of its task's parity; values
+    must be in the name's range (a negative error or a cosine of 2 would fail or pass every model)."""
     from edgezoo.errors import EdgezooError, did_you_mean
     from edgezoo.verify.tolerances import known as known_for_task
+
+    from edgezoo.verify.tolerances import check_values
 
     known = list(dict.fromkeys([*card.tolerances, *known_for_task(card.task.value)]))
     for name in given:
         if name not in known:
             raise EdgezooError(f"{card.id}: unknown tolerance {name!r}",
                                hint=did_you_mean(name, known) + " known: " + ", ".join(known))
+    check_values(given, card.id)
 
 
 def _check_output(output: Any, recipe: str) -> None:

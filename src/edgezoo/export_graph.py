@@ -19,11 +19,27 @@ from typing import Any
 from edgezoo.bundle import BundleStaging, sha256_file
 from edgezoo.bundle_config import generic_config
 from edgezoo.errors import ModelFileError, RecipeError
+from edgezoo.graphs import own_outputs
 from edgezoo.export import ExportResult, _now, publish_bundle
 from edgezoo.recipes.base import RecipeOutput
+from edgezoo.recipes.params import ParamSpec, ParamType, check_shapes, validate_params
 from edgezoo.zoo.schema import Target
 
 DEFAULT_OPSET = 13
+# tf2onnx 1.17 converts to ONNX opsets up to 18; below 9 it lacks the ops image models need.
+OPSETS = (9, 18)
+# The parameters of each route (source suffix, target), validated before any work like a recipe's.
+ROUTE_PARAMS: dict[tuple[str, Target], tuple[ParamSpec, ...]] = {
+    (".pb", Target.TFLITE): (),
+    (".pb", Target.ONNX): (
+        ParamSpec("opset", ParamType.INT, "ONNX opset tf2onnx converts to", default=DEFAULT_OPSET, low=OPSETS[0],
+                  high=OPSETS[1], why_high="the highest opset tf2onnx 1.17 converts to"),
+        ParamSpec("nchw", ParamType.BOOL, "make image inputs NCHW, as the MLPerf ONNX files are", default=False),
+    ),
+    (".onnx", Target.ONNX): (
+        ParamSpec("simplify", ParamType.BOOL, "run onnxslim on the cut model", default=False),
+    ),
+}
 VERIFY_IMAGES = 4
 VERIFY_SEED = 0
 
@@ -61,7 +77,8 @@ def _fix_inputs(model: Any, inputs: Mapping[str, Sequence[int]]) -> Any:
     out = type(model)()
     out.CopyFrom(model)
     for inp in onnx_model.graph_inputs(out):
-        shape = inputs.get(inp.name) or inputs.get(inp.name.removesuffix(":0"))
+        shape = inputs.get(inp.name)
+        shape = inputs.get(inp.name.removesuffix(":0")) if shape is None else shape
         if shape is None:
             continue
         dims = inp.type.tensor_type.shape.dim
@@ -85,23 +102,21 @@ def _convert(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[
         model = convert_frozen_graph(path, inputs, outputs, workdir / "model.tflite")
         notes.append("converted with TFLiteConverter.from_frozen_graph")
     elif path.suffix == ".pb":
-        opset = int(params.get("opset", DEFAULT_OPSET))
-        nchw = list(inputs) if params.get("nchw") else []
+        opset = params["opset"]
+        nchw = list(inputs) if params["nchw"] else []
         model = convert.frozen_graph_to_onnx(path, list(inputs), outputs, workdir / "model.onnx", opset=opset,
                                              inputs_as_nchw=nchw, input_shapes=inputs)
         notes.append(f"converted with tf2onnx (opset {opset}{', NCHW inputs' if nchw else ''})")
-    elif target is Target.ONNX:
+    else:  # .onnx -> onnx (the other pairing is refused before any work)
         from edgezoo.graphs import onnx_model
 
         fixed = _fix_inputs(onnx_model.load(path), inputs)
         cut = convert.onnx_fix_and_cut(fixed, batch=None, outputs=outputs, where=str(path))
-        if params.get("simplify"):
+        if params["simplify"]:
             cut = convert.onnx_simplify(cut)
             notes.append("simplified with onnxslim")
         model = onnx_model.save(cut, workdir / "model.onnx")
         notes.append("inputs fixed to the given shapes, shapes inferred, outputs cut")
-    else:
-        raise RecipeError(f"{path}: ONNX -> TFLite is not supported", hint="export ONNX models with --to onnx")
     return model, notes
 
 
@@ -112,17 +127,27 @@ def export_graph(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Seque
     from edgezoo.images import random_images
     from edgezoo.verify.engine import verify_models
 
-    path, target, params = Path(path), Target(target), dict(params or {})
+    from edgezoo.verify import tolerances as tol_names
+
+    path, target = Path(path), Target(target)
     if path.suffix not in (".pb", ".onnx"):
         raise ModelFileError(f"{path}: --graph takes a frozen graph (.pb) or an ONNX model (.onnx)",
                              hint="TFLite models are already a target format: use 'edgezoo check' / 'verify'")
     if not outputs:
         raise RecipeError("--outputs is empty", hint="name the tensors the exported model should end at")
+    # Options first: nothing is loaded, converted or written with a value that is invalid.
+    if path.suffix == ".onnx" and target is Target.TFLITE:
+        raise RecipeError(f"{path}: ONNX -> TFLite is not supported", hint="export ONNX models with --to onnx")
+    params = validate_params(ROUTE_PARAMS[(path.suffix, target)], dict(params or {}),
+                             f"--graph {path.suffix} -> {target.value}", lambda n: f"--param {n}")
+    inputs = check_shapes(inputs, "--inputs")
+    tol_names.check_names(tolerances or {}, "tensors")
+    tol_names.check_values(tolerances or {})
     _check_names(path, inputs, outputs)
     model_id = path.stem
     final = Path(out_dir) / model_id / target.value
     started, t0 = _now(), time.monotonic()
-    with BundleStaging(final) as staging:
+    with BundleStaging(final) as staging, own_outputs(staging.workdir):
         model, notes = _convert(path, inputs, outputs, target, params, staging.workdir)
         report = verify_models(path, model, task="tensors", tolerances=tolerances,
                                images=random_images(VERIFY_IMAGES, seed=VERIFY_SEED))

@@ -91,3 +91,53 @@ def test_a_stand_in_from_the_cache_or_a_stand_in_bundle_is_flagged(models, capsy
 
     assert main(["verify", str(models["pb"]), str(models["tflite"]), "--random", "0"]) == 0
     assert capsys.readouterr().out.startswith("PASS parity")  # a plain file is not flagged
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--random", "-1"], ["--random -1: expected 0..1024 images"]),
+    (["--random", "100000000000"], ["--random 100000000000: expected 0..1024 images"]),
+    (["--seed", "-1"], ["--seed -1", "[0, 2^64 - 1]"]),
+    (["--tolerance", "max_abs_error=-1"], ["tolerance max_abs_error=-1 is out of range", "finite number >= 0"]),
+    (["--tolerance", "max_abs_error=nan"], ["tolerance max_abs_error=nan is out of range"]),
+    (["--tolerance", "min_cosine=2"], ["tolerance min_cosine=2 is out of range", "[-1, 1]"]),
+    (["--tolerance", "match_iou=1.5", "--task", "detection"], ["match_iou must be a number in (0, 1]"]),
+])
+def test_out_of_range_options_exit_2_before_any_model_runs(models, capsys, args, needles):
+    """On an exact pair: a bad limit must be exit 2, never 'parity FAILED' (exit 1) nor a run of 10^11 images."""
+    code = main(["verify", str(models["pb"]), str(models["tflite"]), *args])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
+    assert captured.out == ""  # refused before any report
+    for needle in needles:
+        assert needle in captured.err
+
+
+def _big_input_onnx(dest, side: int):
+    """An ONNX model of one Relu on a [1, 3, side, side] float input: tiny on disk, big per verification input."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "big_input",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, side, side])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, side, side])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, dest)
+    return dest
+
+
+def test_feed_memory_budget_names_the_size(tmp_path, capsys):
+    """2048 x 2048 x 3 float32 is 48 MiB per image per model: the photographs + 30 random images need 3,264 MiB."""
+    from edgezoo.images import PHOTOGRAPHS
+    from edgezoo.verify.feeds import FEED_BUDGET_BYTES
+
+    model = _big_input_onnx(tmp_path / "big.onnx", 2048)
+    images = len(PHOTOGRAPHS) + 30
+    need = images * 2 * (3 * 2048 * 2048 * 4)
+    assert need > FEED_BUDGET_BYTES
+    code = main(["verify", str(model), str(model), "--random", "30"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{need / 2**20:,.0f} MiB of inputs ({images} images x 96.00 MiB" in err
+    assert f"budget is {FEED_BUDGET_BYTES / 2**20:,.0f} MiB" in err and "fewer --random" in err
+    assert main(["verify", str(model), str(model), "--random", "0"]) == 0  # the photographs alone fit

@@ -36,3 +36,24 @@ def test_not_a_tflite(tmp_path, path):
         tflite_model.read_graph(junk)
     with pytest.raises(ModelFileError, match="truncated"):
         tflite_model.op_names(tm.truncate(path, tmp_path / "cut.tflite", 0.9))
+
+
+def test_a_file_edgezoo_just_wrote_says_to_change_the_options_not_to_fetch_again(tmp_path):
+    """The same unloadable bytes: a user's file -> 'fetch or export it again'; our own output -> change the options."""
+    from edgezoo.graphs import own_outputs
+
+    work = tmp_path / "work"
+    work.mkdir()
+    for folder in (tmp_path, work):
+        (folder / "model.tflite").write_bytes(b"\x00\x00\x00\x00TFL3" + b"\xff" * 64)
+    with own_outputs(work):
+        with pytest.raises(ModelFileError) as ours:
+            tflite_model.load_interpreter(work / "model.tflite")
+        with pytest.raises(ModelFileError) as theirs:
+            tflite_model.load_interpreter(tmp_path / "model.tflite")
+    assert "edgezoo just converted cannot be loaded" in str(ours.value)
+    assert "--max-detections" in ours.value.hint and "fetch" not in str(ours.value)
+    assert "fetch or export it again" in theirs.value.hint
+    with pytest.raises(ModelFileError) as after:  # outside the block, the same file is an ordinary corrupt file
+        tflite_model.load_interpreter(work / "model.tflite")
+    assert "fetch or export it again" in after.value.hint

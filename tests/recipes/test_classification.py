@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from edgezoo import zoo
@@ -137,17 +136,28 @@ def test_wrong_output_name_in_params_suggests_close_names(cache, tmp_path):
 
 
 def test_tolerance_override_makes_parity_fail_and_keeps_bundle_apart(cache, tmp_path):
-    """A tolerance nothing can meet: parity fails, the bundle goes to tflite.failed/, figures say by how much."""
+    """A tolerance no conversion meets (max_abs_error 0: TFLite is not bit-exact): parity fails, the bundle goes to
+    tflite.failed/, figures say by how much."""
     card = zoo.get_card("resnet50")
     r = export_model(card, Target.TFLITE, out_dir=tmp_path, standin=True, variant=StandinVariant.REDUCED,
-                     tolerances={"min_cosine": 1.5})
+                     tolerances={"max_abs_error": 0.0})
     assert not r.passed
     assert r.bundle.name == "tflite.failed" and not (tmp_path / "resnet50-v1.5" / "tflite").exists()
     verify = json.loads((r.bundle / "verify.json").read_text())
     assert verify["passed"] is False and verify["standin"] is True
     failed = [c for c in verify["checks"] if not c["passed"]]
-    assert failed and all(c["name"].endswith("cosine") for c in failed)
-    assert np.isclose(failed[0]["limit"], 1.5)
+    assert failed and all(c["name"].endswith("max_abs_error") for c in failed)
+    assert failed[0]["limit"] == 0.0 and failed[0]["value"] > 0
+
+
+def test_tolerance_out_of_range_is_refused_before_any_work(cache, tmp_path):
+    """min_cosine 1.5 used to give 'parity FAILED' and a .failed bundle; it is bad input (exit 2), nothing written."""
+    from edgezoo.errors import EdgezooError
+
+    with pytest.raises(EdgezooError, match=r"tolerance min_cosine=1.5 is out of range: .* \[-1, 1\]") as exc:
+        export_model(zoo.get_card("resnet50"), Target.TFLITE, out_dir=tmp_path, standin=True,
+                     variant=StandinVariant.REDUCED, tolerances={"min_cosine": 1.5})
+    assert exc.value.exit_code == 2 and list(tmp_path.iterdir()) == []
 
 
 def test_onnx_fix_and_cut_on_the_opset8_file(cache, tmp_path):

@@ -108,12 +108,14 @@ def test_planted_anchor_change_fails_parity():
 
 
 @pytest.mark.parametrize("params,match", [
-    ({"max_detections": 0}, "max_detections must be >= 1"),
-    ({"max_detections": -5}, "max_detections must be >= 1"),
-    ({"nms": "greedy"}, "nms: expected regular or fast"),
-    ({"iou_threshold": 1.5}, r"iou_threshold must be in \(0, 1\], got 1.5"),
-    ({"score_threshold": -0.1}, r"score_threshold must be in \[0, 1\], got -0.1"),
-    ({"max_detections": "many"}, "max_detections: expected an integer"),
+    ({"max_detections": 0}, r"max_detections: 0 is out of range: expected integer in \[1, 100000\]"),
+    ({"max_detections": -5}, r"max_detections: -5 is out of range"),
+    ({"nms": "greedy"}, r"nms: expected one of regular \| fast, got 'greedy'"),
+    ({"iou_threshold": 1.5}, r"iou_threshold: 1.5 is out of range: expected number in \(0, 1\]"),
+    ({"score_threshold": -0.1}, r"score_threshold: -0.1 is out of range: expected number in \[0, 1\]"),
+    ({"max_detections": "many"}, r"max_detections: expected integer in \[1, 100000\], got 'many'"),
+    ({"max_detections": 10**9}, r"max_detections: 1000000000 is out of range: .*allocated"),
+    ({"detections_per_class": 0}, r"detections_per_class: 0 is out of range"),
 ])
 def test_bad_options_are_clear_errors_before_any_work(tmp_path, params, match):
     from edgezoo.recipes import get_recipe
@@ -163,9 +165,9 @@ def test_config_not_matching_the_graph(tmp_path):
 
 
 @pytest.mark.parametrize("option, message", [
-    (["--max-detections", "0"], "max_detections must be >= 1, got 0"),
-    (["--score-threshold", "1.5"], "score_threshold must be in [0, 1], got 1.5"),
-    (["--iou-threshold", "0"], "iou_threshold must be in (0, 1], got 0"),
+    (["--max-detections", "0"], "--max-detections: 0 is out of range: expected integer in [1, 100000]"),
+    (["--score-threshold", "1.5"], "--score-threshold: 1.5 is out of range: expected number in [0, 1]"),
+    (["--iou-threshold", "0"], "--iou-threshold: 0 is out of range: expected number in (0, 1]"),
 ])
 def test_cli_bad_option_exits_2_without_building_anything(tmp_path, capsys, _isolated_cache, option, message):
     from edgezoo.cli import main

@@ -125,5 +125,5 @@ def test_fold_clamped_priors_option(tmp_path, card):
     plain = get_recipe(RECIPE)(_recipe_input(card, ssd_models.reduced_standin(), tmp_path / "x"))
     assert plain.params["fold_clamped_priors"] is None
     assert any("fold_clamped_priors=true" in n for n in plain.notes)
-    with pytest.raises(RecipeError, match="expected true or false"):
+    with pytest.raises(RecipeError, match=r"fold_clamped_priors: expected true\|false, got 'maybe'"):
         get_recipe(RECIPE)(_recipe_input(card, ssd_models.reduced_standin(), tmp_path, fold_clamped_priors="maybe"))

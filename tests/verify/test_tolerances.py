@@ -39,3 +39,27 @@ def test_engine_and_detection_read_the_same_table():
         engine.effective_tolerances(None, {"match_iou": 0.5})
     # The recipes hand over the card's whole set: other tasks' names are ignored there, not errors.
     assert detection.detection_tolerances(None, {"max_abs_error": 1, "match_iou": 0.5})["match_iou"] == 0.5
+
+
+def test_every_tolerance_name_has_a_range():
+    assert set(tol.RANGES) == set(tol.KNOWN_TOLERANCES) | set(tol.DETECTION_TOLERANCES)
+    # The defaults are valid values of their own ranges.
+    tol.check_values(tol.DEFAULT_TOLERANCES)
+    tol.check_values(tol.DETECTION_TOLERANCES)
+
+
+@pytest.mark.parametrize("name,value,valid", [
+    ("max_abs_error", 0.0, True), ("max_abs_error", -1e-9, False), ("max_abs_error", float("nan"), False),
+    ("max_abs_error", float("inf"), False), ("min_cosine", -1.0, True), ("min_cosine", 1.0000001, False),
+    ("min_top5_overlap", 1.0, True), ("min_top5_overlap", -0.1, False), ("min_sqnr_db", -20.0, True),
+    ("min_sqnr_db", float("-inf"), False), ("match_iou", 0.0, False), ("match_iou", 1.0, True),
+    ("min_matched_fraction", 1.01, False), ("max_score_error", 0.0, True),
+])
+def test_values_are_range_checked(name, value, valid):
+    if valid:
+        tol.check_values({name: value})
+        return
+    with pytest.raises(EdgezooError) as exc:
+        tol.check_values({name: value}, "model-x")
+    text = str(exc.value)
+    assert text.startswith(f"model-x: tolerance {name}=") and "out of range" in text and str(tol.RANGES[name]) in text

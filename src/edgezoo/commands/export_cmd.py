@@ -10,16 +10,21 @@ from typing import Any
 
 from edgezoo.errors import EdgezooError
 
-# CLI recipe options -> recipe params (the SSD recipes read these).
-RECIPE_OPTIONS: tuple[tuple[str, type, str], ...] = (
-    ("max_detections", int, "detections kept by the post-processing op"),
-    ("nms", str, "NMS flavour: regular | fast"),
-    ("score_threshold", float, "score threshold of the post-processing"),
-    ("iou_threshold", float, "NMS IoU threshold"),
-    ("confidence_threshold", float, "TIDL object_detection:confidence_threshold"),
-    ("top_k", int, "TIDL object_detection:top_k"),
-    ("keep_top_k", int, "TIDL object_detection:keep_top_k"),
+# Recipe options as flags: shortcuts for --param NAME=VALUE, parsed and range-checked by the ParamSpecs of the model's
+# recipe like any --param (recipes/params.py); a model whose recipe does not declare one refuses it.
+RECIPE_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("max_detections", "ssd-mobilenet-v1 tflite: detections kept by the post-processing op"),
+    ("nms", "ssd-mobilenet-v1 tflite: NMS flavour, regular | fast"),
+    ("score_threshold", "ssd-mobilenet-v1: score threshold of the post-processing"),
+    ("iou_threshold", "ssd-mobilenet-v1: NMS IoU threshold"),
+    ("confidence_threshold", "ssd-resnet34-1200: TIDL object_detection:confidence_threshold"),
+    ("top_k", "ssd-resnet34-1200: TIDL object_detection:top_k"),
+    ("keep_top_k", "SSD ONNX: TIDL object_detection:keep_top_k"),
 )
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,11 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tolerance", action="append", default=[], metavar="NAME=VALUE",
                    help="override a parity tolerance, e.g. max_abs_error=1e-3 (repeatable)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe parameter (value parsed as YAML: simplify=false, batch=1)")
-    for name, kind, text in RECIPE_OPTIONS:
-        choices = ("regular", "fast") if name == "nms" else None
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, choices=choices,
-                       help=text)
+                   help="override a recipe parameter (value parsed as YAML: simplify=false, batch=1); "
+                        "'edgezoo info MODEL' lists each recipe's parameters with types and ranges")
+    for name, text in RECIPE_OPTIONS:
+        p.add_argument(flag(name), dest=name, default=None, metavar="VALUE", help=text)
     g = p.add_argument_group("own model (instead of MODEL)")
     g.add_argument("--graph", type=Path, help="a frozen graph (.pb) or ONNX model to export")
     g.add_argument("--inputs", help="NAME:1x224x224x3[,NAME:SHAPE] (input names and static shapes)")
@@ -77,7 +81,9 @@ def parse_assignments(items: list[str], what: str, *, numeric: bool = False) -> 
 
 
 def parse_inputs(text: str | None) -> dict[str, list[int]]:
-    """'a:1x224x224x3,b:1x10' -> {'a': [1,224,224,3], 'b': [1,10]} (names may contain ':0')."""
+    """'a:1x224x224x3,b:1x10' -> {'a': [1,224,224,3], 'b': [1,10]} (names may contain ':0'), sizes range-checked."""
+    from edgezoo.recipes.params import check_shapes
+
     if not text:
         raise EdgezooError("--graph needs --inputs NAME:SHAPE, e.g. --inputs input:1x224x224x3")
     out: dict[str, list[int]] = {}
@@ -91,7 +97,15 @@ def parse_inputs(text: str | None) -> dict[str, list[int]]:
             raise EdgezooError(f"--inputs {item.strip()!r}: expected NAME:DIMxDIMx..., e.g. input:1x224x224x3",
                                hint="shapes must be static and positive")
         out[name] = dims
-    return out
+    return check_shapes(out, "--inputs")
+
+
+def _recipe_params(params: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    """--param values and recipe flags in one mapping; the same name given both ways is ambiguous."""
+    for name in flags:
+        if name in params:
+            raise EdgezooError(f"{flag(name)} and --param {name} both given", hint="give it once")
+    return {**params, **flags}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,12 +116,17 @@ def run(args: argparse.Namespace) -> int:
 
     tolerances = parse_assignments(args.tolerance, "tolerance", numeric=True)
     params = parse_assignments(args.param, "param")
-    params.update({name: getattr(args, name) for name, _, _ in RECIPE_OPTIONS if getattr(args, name) is not None})
+    flags = {name: getattr(args, name) for name, _ in RECIPE_OPTIONS if getattr(args, name) is not None}
     if args.graph is not None:
         if args.models or args.all:
             raise EdgezooError("--graph exports one file: give no MODEL and no --all with it")
         from edgezoo.export_graph import export_graph
 
+        if flags:
+            name = next(iter(flags))
+            raise EdgezooError(f"{flag(name)} applies to {_takers(name)}, not to --graph",
+                               hint="--graph takes --param opset=N, nchw=true (.pb -> onnx) or simplify=true "
+                                    "(.onnx -> onnx)")
         if not args.outputs:
             raise EdgezooError("--graph needs --outputs NAME[,NAME]")
         result = export_graph(args.graph, parse_inputs(args.inputs), [o.strip() for o in args.outputs.split(",")
@@ -121,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     from edgezoo.recipes import recipe_names
 
     available = set(recipe_names())
-    results, skipped = [], []
+    todo, skipped = [], []
     for card in cards:
         spec = next((r for t, r in card.recipes.items() if t.value == args.target), None)
         reason = ""
@@ -134,8 +153,13 @@ def run(args: argparse.Namespace) -> int:
                 raise EdgezooError(f"{card.id}: {reason}")
             skipped.append(export_report.SkippedRow(card.id, args.target, reason))
             continue
+        todo.append(card)
+    # Every option of every model checked before the first one is fetched, built or converted.
+    typed = _validate(todo, args.target, params, flags, every_model=args.all)
+    results = []
+    for card in todo:
         try:
-            result = _export_one(card, args, variant, params, tolerances)
+            result = _export_one(card, args, variant, typed[card.id], tolerances)
         except EdgezooError as exc:
             if len(cards) == 1:
                 raise
@@ -146,6 +170,59 @@ def run(args: argparse.Namespace) -> int:
         results.append(result)
     print(export_report.render(results, skipped, standin=args.standin))
     return 0 if all(r.passed for r in results) and not any(s.failed for s in skipped) else 1
+
+
+def _takers(name: str) -> str:
+    """'ssd-mobilenet-v1 (tflite, onnx)': the zoo models whose recipes declare parameter `name`."""
+    from edgezoo import zoo
+    from edgezoo.recipes import get_recipe, recipe_names
+
+    available = set(recipe_names())
+    found = []
+    for card in zoo.all_cards():
+        targets = [t.value for t, r in card.recipes.items()
+                   if r.name in available and any(p.name == name for p in get_recipe(r.name).params)]
+        if targets:
+            found.append(f"{card.id} ({', '.join(targets)})")
+    return ", ".join(found) or "no model"
+
+
+def _validate(cards: list[Any], target: str, params: dict[str, Any], flags: dict[str, Any], *,
+              every_model: bool) -> dict[str, dict[str, Any]]:
+    """card id -> the recipe's typed parameters (card's, then --param, then flags); exit 2 on anything invalid.
+
+    Named models: a flag their recipe does not take is an error. --all: each option goes to the recipes that declare
+    it; one that no recipe declares is an error.
+    """
+    from edgezoo.recipes import get_recipe
+
+    given = _recipe_params(params, flags)
+
+    def origin(name: str) -> str:
+        return flag(name) if name in flags else f"--param {name}" if name in params else f"the card's {name}"
+
+    out: dict[str, dict[str, Any]] = {}
+    declared_anywhere: set[str] = set()
+    for card in cards:
+        spec = card.recipe(target)
+        recipe = get_recipe(spec.name)
+        declared = {p.name for p in recipe.params}
+        declared_anywhere |= declared
+        if every_model:
+            mine = {k: v for k, v in given.items() if k in declared}
+        else:
+            for name in flags:
+                if name not in declared:
+                    raise EdgezooError(f"{flag(name)} applies to {_takers(name)}, not to {card.id} ({target})",
+                                       hint=f"drop it; recipe {spec.name} takes: " + ", ".join(sorted(declared)))
+            mine = given
+        out[card.id] = recipe.validate({**dict(spec.params), **mine}, card.id, origin)
+    unused = [name for name in given if name not in declared_anywhere]
+    if every_model and unused and cards:
+        takers = f" (it applies to {_takers(unused[0])})" if unused[0] in flags else ""
+        raise EdgezooError(f"{origin(unused[0])}: no recipe of the exported models takes it{takers}",
+                           hint="'edgezoo info MODEL' lists each recipe's parameters")
+    return out
 
 
 def _cards(args: argparse.Namespace) -> list[Any]:

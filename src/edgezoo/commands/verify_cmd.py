@@ -9,6 +9,10 @@ import sys
 from edgezoo.errors import EdgezooError
 from edgezoo.verify import tolerances
 
+# Each random image is 320 x 400 x 3 bytes before preprocessing and every one is held in memory with its feeds:
+# 1024 is plenty for a parity check (the photographs come on top) and bounds the raw images at 375 MiB.
+MAX_RANDOM = 1024
+MAX_SEED = 2**64 - 1  # numpy's seed range is unbounded, but a seed is recorded and compared: keep it a uint64
 
 
 def _tolerance_list(values: dict[str, float]) -> str:
@@ -27,6 +31,8 @@ Tolerances (--tolerance NAME=VALUE) depend on the task:
     optional: {", ".join(tolerances.OPTIONAL_TOLERANCES)}
   detection (--task detection, a detection card, or --prototxt):
     {_tolerance_list(tolerances.DETECTION_TOLERANCES)}
+  each in its range: errors finite and >= 0, cosine in [-1, 1], fractions and agreements in [0, 1], match_iou
+  in (0, 1]; anything else is exit 2.
 With --prototxt, ORIGINAL may be a frozen graph (.pb), an ONNX or a TFLite detector with its own post-processing;
 each model is fed in its own input layout and dtype.
 Exit codes: 0 parity holds, 1 a tolerance is exceeded, 2 bad input."""
@@ -52,8 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prototxt", metavar="FILE",
                    help="detection: check CONVERTED (an ONNX cut at the SSD heads) decoded with this TIDL "
                         "meta-architecture prototxt against ORIGINAL's own detections")
-    p.add_argument("--random", type=int, default=2, metavar="N", help="seeded random images besides the photos")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random images")
+    p.add_argument("--random", type=int, default=2, metavar="N",
+                   help=f"seeded random images besides the photos (0..{MAX_RANDOM})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random images (>= 0)")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(handler=run)
 
@@ -75,7 +82,17 @@ def parse_tolerances(items: list[str]) -> dict[str, float]:
             out[key] = float(value)
         except ValueError:
             raise EdgezooError(f"--tolerance {key}={value}: not a number") from None
+    tolerances.check_values(out)
     return out
+
+
+def check_counts(count_random: int, seed: int) -> None:
+    """--random and --seed in range, before any model is loaded or image made."""
+    if not 0 <= count_random <= MAX_RANDOM:
+        raise EdgezooError(f"--random {count_random}: expected 0..{MAX_RANDOM} images",
+                           hint="each is held in memory with its preprocessed feeds; the photographs are always used")
+    if not 0 <= seed <= MAX_SEED:
+        raise EdgezooError(f"--seed {seed}: expected an integer in [0, 2^64 - 1]")
 
 
 def render_details(report) -> str:
@@ -112,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
         card = zoo.get_card(args.model)
     tolerances = parse_tolerances(args.tolerance)
+    check_counts(args.random, args.seed)
     pairs = _key_values(args.pair, "pair")
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()] if args.outputs else None
     if args.prototxt and args.task not in (None, "detection"):

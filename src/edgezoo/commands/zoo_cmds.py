@@ -7,7 +7,7 @@ import json
 
 from edgezoo import zoo
 from edgezoo.report import render_table
-from edgezoo.zoo.describe import card_to_dict
+from edgezoo.zoo.describe import card_to_dict, recipe_parameters
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +36,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_info(args: argparse.Namespace) -> int:
     card = zoo.get_card(args.model)
     data = card_to_dict(card)
+    data["recipe_parameters"] = recipe_parameters(card)
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -70,6 +71,13 @@ def run_info(args: argparse.Namespace) -> int:
     for target, recipe in card.recipes.items():
         params = ", ".join(f"{k}={v}" for k, v in recipe.params.items())
         print(f"    {target.value}: {recipe.name}{' (' + params + ')' if params else ''}")
+    print("  recipe parameters (--param NAME=VALUE):")
+    for target, described in data["recipe_parameters"].items():
+        rows = [[p["name"], p["type"], p["range"] or "-", p["default"], p["meaning"]] for p in described["params"]]
+        print(f"    {target} ({described['recipe']}):" + ("" if rows else " none"))
+        if rows:
+            print("\n".join("      " + line for line in render_table(["name", "type", "range", "default",
+                                                                       "meaning"], rows).splitlines()))
     if card.tolerances:
         print("  tolerances: " + ", ".join(f"{k}={v:g}" for k, v in card.tolerances.items()))
     return 0

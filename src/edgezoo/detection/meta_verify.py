@@ -35,7 +35,9 @@ def _preprocess(card: ModelCard | None, ssd: CaffeSsd) -> Preprocess:
     are each model's own (verify.detectors.image_feed)."""
     if card is not None:
         return card.preprocess
-    h, w = ssd.in_height or 300, ssd.in_width or 300
+    # Unset sizes only: a given 0 or negative size is reported by the prototxt validation, never replaced.
+    h = 300 if ssd.in_height is None else ssd.in_height
+    w = 300 if ssd.in_width is None else ssd.in_width
     return Preprocess(resize=(h, w), resize_mode="direct", interpolation="linear", crop=None, color="RGB",
                       mean=(127.5,) * 3, scale=(1 / 127.5,) * 3, layout="NCHW")
 

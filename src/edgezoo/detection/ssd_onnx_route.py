@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -187,11 +186,10 @@ def onnx_caffe_meta_recipe(rin: Any) -> Any:
     onnx_path = rin.source(onnx_spec.file, onnx_spec.member)
     pb = rin.source(tf_spec.file, tf_spec.member)
     cfg = load_pipeline_config(rin.source(tf_spec.file, config_member(card, tf_spec.file)))
-    score = cfg.nms.score_threshold if score is None else float(score)
-    iou = cfg.nms.iou_threshold if iou is None else float(iou)
-    keep = int(rin.params.get("keep_top_k") or cfg.nms.max_total_detections)
-    if keep < 1:
-        raise RecipeError(f"keep_top_k must be >= 1, got {keep}")
+    score = cfg.nms.score_threshold if score is None else score
+    iou = cfg.nms.iou_threshold if iou is None else iou
+    keep = rin.params.get("keep_top_k")  # validated by the recipe's ParamSpec: None only when not given
+    keep = cfg.nms.max_total_detections if keep is None else keep
     t0 = time.monotonic()
     model = onnx_model.load(onnx_path)
     from edgezoo.graphs import ssd_surgery, tf_graph

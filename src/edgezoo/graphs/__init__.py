@@ -7,6 +7,9 @@ Heavy libraries are imported inside the functions.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +48,32 @@ def ensure_readable(path: Path, kind: str) -> bytes:
     return data
 
 
+# Folders edgezoo is writing its own models into (a recipe's workdir): a file there that does not load was made by
+# the conversion, so "fetch it again" would be wrong advice; the command's options are what to change.
+_OWN_OUTPUTS: ContextVar[tuple[Path, ...]] = ContextVar("edgezoo_own_outputs", default=())
+
+
+@contextmanager
+def own_outputs(folder: Path) -> Iterator[None]:
+    """Within this block, load errors of files under `folder` say that edgezoo wrote them."""
+    token = _OWN_OUTPUTS.set((*_OWN_OUTPUTS.get(), Path(folder).resolve()))
+    try:
+        yield
+    finally:
+        _OWN_OUTPUTS.reset(token)
+
+
+def is_own_output(path: Path) -> bool:
+    resolved = Path(path).resolve()
+    return any(resolved.is_relative_to(folder) for folder in _OWN_OUTPUTS.get())
+
+
 def corrupt(path: Path, kind: str, detail: str) -> ModelFileError:
     """The standard error for a file that exists but does not parse."""
     detail = " ".join(str(detail).split())[:200] or "unreadable"
+    if is_own_output(path):
+        return ModelFileError(f"{Path(path).name}: the {kind} edgezoo just converted cannot be loaded ({detail})",
+                              hint="the conversion options made a model the runtime refuses: use smaller sizes "
+                                   "(--max-detections, --inputs, --param values) and run the command again")
     return ModelFileError(f"{path}: not a valid {kind} file (truncated or corrupt: {detail})",
                           hint="delete it and fetch or export it again")

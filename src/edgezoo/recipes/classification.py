@@ -20,6 +20,7 @@ from typing import Any
 from edgezoo.errors import RecipeError
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
+from edgezoo.recipes.params import ParamSpec, ParamType
 from edgezoo.verify.report import ParityReport
 from edgezoo.zoo.schema import FormatSpec, ModelCard, ModelFormat
 
@@ -49,22 +50,39 @@ def _known_tolerances(tolerances: Mapping[str, float]) -> dict[str, float]:
     return {k: v for k, v in tolerances.items() if k in KNOWN_TOLERANCES}
 
 
+# The parameters each recipe takes (validated before any work; see recipes/params.py).
+OUTPUTS = ParamSpec("outputs", ParamType.TENSOR_NAMES, "tensors the converted model ends at (a cut)",
+                    default_text="the card's outputs")
+TFLITE_PARAMS = (
+    ParamSpec("inputs", ParamType.INPUT_SHAPES, "input tensor -> the static shape the TFLite model takes",
+              default_text="the card's inputs, dynamic dimensions set to 1"),
+    OUTPUTS,
+)
+PUBLISHED_PARAMS = (
+    ParamSpec("reference_format", ParamType.CHOICE, "the published model the TFLite file is verified against",
+              default="tf", choices=("tf", "onnx")),
+)
+# 1024 x 3x224x224 float32 is 617 MB: what one verification input of that batch already costs.
+MAX_BATCH = 1024
+ONNX_PARAMS = (
+    ParamSpec("batch", ParamType.INT, "batch size the ONNX input is fixed to (none: keep it dynamic)", default=1,
+              low=1, high=MAX_BATCH, nullable=True,
+              why_high="verification feeds inputs of that batch: 1024 x 3x224x224 float32 is already 617 MB"),
+    ParamSpec("cut", ParamType.CHOICE, "auto: cut where 'edgezoo check --target tidl' proposes", choices=("auto",),
+              nullable=True, default_text="none (keep the outputs, or cut at 'outputs')"),
+    OUTPUTS,
+    ParamSpec("simplify", ParamType.BOOL, "run onnxslim; kept only when parity still holds", default=False),
+    ParamSpec("source", ParamType.TEXT, "another of the card's ONNX files to start from (e.g. the opset-8 one)",
+              default_text="the card's onnx format file"),
+)
+
+
 def _input_shapes(params: Mapping[str, Any], spec: FormatSpec) -> dict[str, list[int]]:
-    """`inputs: {name: shape}` from the params, else the format's inputs with dynamic dims set to 1."""
+    """`inputs: {name: shape}` from the (validated) params, else the format's inputs with dynamic dims set to 1."""
     given = params.get("inputs")
-    if given:
-        if not isinstance(given, Mapping):
-            raise RecipeError(f"params.inputs must map input names to shapes, got {given!r}")
-        return {str(k): [int(d) for d in v] for k, v in given.items()}
+    if given is not None:
+        return dict(given)
     return {t.name: [d if isinstance(d, int) and d > 0 else 1 for d in t.shape] for t in spec.inputs}
-
-
-def _names(value: Any, what: str) -> list[str]:
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise RecipeError(f"params.{what} must be a list of tensor names, got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------------- TFLite
@@ -81,11 +99,12 @@ def convert_frozen_graph(pb: Path, inputs: Mapping[str, Sequence[int]], outputs:
     return frozen_graph_to_tflite(pb, inputs, outputs, dest)
 
 
-@register("frozen-graph-to-tflite")
+@register("frozen-graph-to-tflite", params=TFLITE_PARAMS)
 def frozen_graph_to_tflite(rin: RecipeInput) -> RecipeOutput:
     pb, spec = _source(rin, ModelFormat.TF)
     inputs = _input_shapes(rin.params, spec)
-    outputs = _names(rin.params.get("outputs") or [t.name for t in spec.outputs], "outputs")
+    given = rin.params.get("outputs")
+    outputs = list(given) if given is not None else [t.name for t in spec.outputs]
     model = convert_frozen_graph(pb, inputs, outputs, rin.workdir / "model.tflite")
     report = verify(pb, model, rin)
     return RecipeOutput(model=model, verify=report, cut=outputs, cut_reason="card" if "outputs" in rin.params else "",
@@ -110,10 +129,10 @@ def tflite_tensor_named(path: Path, name: str, shape: Sequence[int]) -> str | No
     return None
 
 
-@register("published-tflite")
+@register("published-tflite", params=PUBLISHED_PARAMS)
 def published_tflite(rin: RecipeInput) -> RecipeOutput:
     tflite, tspec = _source(rin, ModelFormat.TFLITE)
-    reference = ModelFormat(str(rin.params.get("reference_format", "tf")))
+    reference = ModelFormat(rin.params["reference_format"])
     original, rspec = _source(rin, reference)
     model = rin.workdir / "model.tflite"
     shutil.copyfile(tflite, model)
@@ -166,14 +185,12 @@ def _fixed_and_cut(original: Any, params: Mapping[str, Any], simplify: bool, wor
     from edgezoo.graphs import onnx_model
 
     notes: list[str] = []
-    batch = params.get("batch", 1)
-    model = onnx_fix_and_cut(original, batch=None if batch in (None, "none") else int(batch), outputs=None,
-                             where="original")
+    model = onnx_fix_and_cut(original, batch=params.get("batch"), outputs=None, where="original")
     if simplify:
         model = onnx_simplify(model)
     cut_param = params.get("cut")
-    if params.get("outputs"):
-        outputs, reason = _names(params["outputs"], "outputs"), "card"
+    if params.get("outputs") is not None:
+        outputs, reason = list(params["outputs"]), "card"
     elif cut_param == "auto":
         probe = onnx_model.save(model, workdir / f"{tag}-uncut.onnx")
         outputs, reason, note = auto_cut(probe)
@@ -191,17 +208,17 @@ def _fixed_and_cut(original: Any, params: Mapping[str, Any], simplify: bool, wor
     return path, outputs, reason, notes
 
 
-@register("onnx-fix-and-cut")
+@register("onnx-fix-and-cut", params=ONNX_PARAMS)
 def onnx_fix_and_cut_recipe(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.graphs import onnx_model
 
-    if rin.params.get("source"):
+    if rin.params.get("source") is not None:
         # Another published ONNX of the same model (e.g. ResNet50's opset-8 file): --param source=resnet50_v1.onnx
-        src = rin.source(str(rin.params["source"]))
+        src = rin.source(rin.params["source"])
     else:
         src, _ = _source(rin, ModelFormat.ONNX)
     original = onnx_model.load(src)
-    simplify = bool(rin.params.get("simplify", False))
+    simplify = rin.params["simplify"]
     plain_notes: list[str] = []
     if simplify:
         path, cut, reason, notes = _fixed_and_cut(original, rin.params, True, rin.workdir, "simplified")
@@ -217,7 +234,7 @@ def onnx_fix_and_cut_recipe(rin: RecipeInput) -> RecipeOutput:
 def _onnx_output(path: Path, report: ParityReport, cut: list[str], reason: str, notes: list[str], rin: RecipeInput,
                  src: Path) -> RecipeOutput:
     simplified = any(n.startswith("simplified") for n in notes)
-    params = {"batch": rin.params.get("batch", 1), "simplified": simplified}
+    params = {"batch": rin.params.get("batch"), "simplified": simplified}
     if rin.params.get("cut") is not None:
         params["cut"] = rin.params.get("cut")
     return RecipeOutput(model=path, verify=report, cut=cut, cut_reason=reason, params=params, original=src,

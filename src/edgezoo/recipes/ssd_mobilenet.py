@@ -27,11 +27,13 @@ from edgezoo.detection.tflite_postprocess import PostProcessParams
 from edgezoo.errors import ConfigError, RecipeError
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
+from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
 from edgezoo.report import shortest_float32
 from edgezoo.zoo.schema import ModelCard, ModelFormat
 
 DEFAULT_MAX_DETECTIONS = 4000
 NMS_CHOICES = ("regular", "fast")
+MAX_CLASSES = 100_000
 
 
 @dataclass(frozen=True)
@@ -53,49 +55,56 @@ class SsdTfliteOptions:
             y_scale=c.y_scale, x_scale=c.x_scale, h_scale=c.height_scale, w_scale=c.width_scale)
 
 
-def _number(params: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
-    value = params.get(key)
-    if value is None:
-        return default
-    try:
-        if kind is int and (isinstance(value, bool) or float(value) != int(float(value))):
-            raise ValueError
-        return kind(value)
-    except (TypeError, ValueError):
-        raise RecipeError(f"{key}: expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+# The parameters of both SSD-MobileNet recipes (validated before any work; see recipes/params.py). Thresholds
+# default to the pipeline.config's, which is only read once the sources are there.
+SCORE_THRESHOLD = ParamSpec("score_threshold", ParamType.FLOAT, "score below which detections are dropped",
+                            low=0.0, high=1.0, default_text="the pipeline.config's (0.3 published)")
+IOU_THRESHOLD = ParamSpec("iou_threshold", ParamType.FLOAT, "NMS IoU threshold", low=0.0, high=1.0, low_open=True,
+                          default_text="the pipeline.config's (0.6 published)")
+TFLITE_PARAMS = (
+    ParamSpec("max_detections", ParamType.INT, "detections kept by TFLite_Detection_PostProcess (the original keeps "
+              "100; below that a warning)", default=DEFAULT_MAX_DETECTIONS, low=1, high=MAX_DETECTION_SLOTS,
+              why_high=SLOTS_WHY),
+    ParamSpec("nms", ParamType.CHOICE, "regular: per-class NMS as the original; fast: class-agnostic", default="regular",
+              choices=NMS_CHOICES),
+    SCORE_THRESHOLD,
+    IOU_THRESHOLD,
+    ParamSpec("detections_per_class", ParamType.INT, "regular NMS: boxes kept per class", low=1,
+              high=MAX_DETECTION_SLOTS, why_high=SLOTS_WHY,
+              default_text="the pipeline.config's max_detections_per_class"),
+    ParamSpec("max_classes_per_detection", ParamType.INT, "fast NMS: classes reported per box", default=1, low=1,
+              high=MAX_CLASSES, why_high="no detection set has more classes"),
+)
+ONNX_PARAMS = (
+    SCORE_THRESHOLD,
+    IOU_THRESHOLD,
+    ParamSpec("keep_top_k", ParamType.INT, "detections kept after NMS (TIDL object_detection:keep_top_k)", low=1,
+              high=MAX_DETECTION_SLOTS, why_high=SLOTS_WHY,
+              default_text="the pipeline.config's max_total_detections"),
+)
 
 
-def precheck_options(params: Mapping[str, Any]) -> None:
-    """The checks that need no source file: run before anything is fetched or built."""
-    nms = str(params.get("nms") or "regular").lower()
-    if nms not in NMS_CHOICES:
-        raise RecipeError(f"nms: expected regular or fast, got {params.get('nms')!r}")
-    max_det = _number(params, "max_detections", int, DEFAULT_MAX_DETECTIONS)
-    if max_det < 1:
-        raise RecipeError(f"max_detections must be >= 1, got {max_det}",
-                          hint="the original keeps 100 detections; TI's recipe uses 4000")
-    score = _number(params, "score_threshold", float, 0.0)
-    if not 0.0 <= score <= 1.0:
-        raise RecipeError(f"score_threshold must be in [0, 1], got {score:g}",
-                          hint="scores are sigmoid outputs; the pipeline.config's is 0.3")
-    iou = _number(params, "iou_threshold", float, 0.5)
-    if not 0.0 < iou <= 1.0:
-        raise RecipeError(f"iou_threshold must be in (0, 1], got {iou:g}", hint="the pipeline.config's is 0.6")
-    for key in ("detections_per_class", "max_classes_per_detection"):
-        _number(params, key, int, 1)
+def _check_output_slots(params: Mapping[str, Any]) -> None:
+    """The op's outputs hold max_detections x max_classes_per_detection boxes: the product is what gets allocated."""
+    slots = params["max_detections"] * params["max_classes_per_detection"]
+    if slots > MAX_DETECTION_SLOTS:
+        raise RecipeError(f"max_detections x max_classes_per_detection = {slots:,} output slots; at most "
+                          f"{MAX_DETECTION_SLOTS:,} ({SLOTS_WHY})", hint="lower one of them")
 
 
 def resolve_options(params: Mapping[str, Any], cfg: SsdPipelineConfig, notes: list[str]) -> SsdTfliteOptions:
-    """The effective options: params over pipeline.config defaults, validated (RecipeError: exit 2)."""
-    precheck_options(params)
-    nms = str(params.get("nms") or "regular").lower()
+    """The effective options: the (validated) params over the pipeline.config's defaults (RecipeError: exit 2)."""
+    def given_or(key: str, default: Any) -> Any:
+        value = params.get(key)
+        return default if value is None else value
+
     opts = SsdTfliteOptions(
-        max_detections=_number(params, "max_detections", int, DEFAULT_MAX_DETECTIONS),
-        nms=nms,
-        score_threshold=_number(params, "score_threshold", float, cfg.nms.score_threshold),
-        iou_threshold=_number(params, "iou_threshold", float, cfg.nms.iou_threshold),
-        detections_per_class=_number(params, "detections_per_class", int, cfg.nms.max_detections_per_class),
-        max_classes_per_detection=_number(params, "max_classes_per_detection", int, 1),
+        max_detections=given_or("max_detections", DEFAULT_MAX_DETECTIONS),
+        nms=given_or("nms", "regular"),
+        score_threshold=given_or("score_threshold", cfg.nms.score_threshold),
+        iou_threshold=given_or("iou_threshold", cfg.nms.iou_threshold),
+        detections_per_class=given_or("detections_per_class", cfg.nms.max_detections_per_class),
+        max_classes_per_detection=given_or("max_classes_per_detection", 1),
     )
     try:
         opts.postprocess_params(cfg).validate("TFLite_Detection_PostProcess")
@@ -235,14 +244,13 @@ def _litert_thread_warning(workdir: Path, report: Any, notes: list[str]) -> None
         report.notes.append(text)
 
 
-@register("ssd-tf-to-tflite-postprocess")
+@register("ssd-tf-to-tflite-postprocess", params=TFLITE_PARAMS, precheck=_check_output_slots)
 def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.detection.pipeline_config import load_pipeline_config
     from edgezoo.graphs import ssd_surgery
     from edgezoo.verify.detection import verify_detection_models
 
     card = _card(rin)
-    precheck_options(rin.params)
     spec = card.format(ModelFormat.TF)
     pb = rin.source(spec.file, spec.member)
     cfg = load_pipeline_config(rin.source(spec.file, config_member(card, spec.file)))
@@ -267,7 +275,7 @@ def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
                         params=asdict(opts), original=pb, notes=notes)
 
 
-@register("ssd-mobilenet-onnx-caffe-meta")
+@register("ssd-mobilenet-onnx-caffe-meta", params=ONNX_PARAMS)
 def ssd_onnx_caffe_meta(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.detection.ssd_onnx_route import onnx_caffe_meta_recipe
 

@@ -30,6 +30,8 @@ from typing import Any
 from edgezoo.errors import ConfigError, RecipeError
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
+from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
+from edgezoo.recipes.ssd_mobilenet import MAX_CLASSES
 from edgezoo.zoo.schema import ModelFormat
 
 PROTOTXT = "meta_arch.prototxt"
@@ -39,16 +41,8 @@ META_ARCH_TYPE_ONNX_SSD = 3
 def _thresholds(params: Mapping[str, Any]) -> Any:
     from edgezoo.detection.meta_generate import Thresholds
 
-    try:
-        t = Thresholds(confidence_threshold=float(params.get("confidence_threshold", 0.05)),
-                       nms_threshold=float(params.get("nms_threshold", 0.5)),
-                       top_k=int(params.get("top_k", 200)), keep_top_k=int(params.get("keep_top_k", 200)))
-    except (TypeError, ValueError) as exc:
-        raise RecipeError(f"detection thresholds: {exc}") from None
-    if not 0 <= t.confidence_threshold < 1 or not 0 < t.nms_threshold <= 1 or t.top_k < 1 or t.keep_top_k < 1:
-        raise RecipeError(f"detection thresholds out of range: {t}",
-                          hint="confidence in [0, 1), nms in (0, 1], top_k and keep_top_k >= 1")
-    return t
+    return Thresholds(confidence_threshold=params["confidence_threshold"], nms_threshold=params["nms_threshold"],
+                      top_k=params["top_k"], keep_top_k=params["keep_top_k"])
 
 
 def runtime_options(thresholds: Any) -> dict[str, Any]:
@@ -72,22 +66,51 @@ def _config(thresholds: Any, outputs: list[str], num_classes: int) -> dict[str, 
     }
 
 
-def _flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if str(value).lower() in ("1", "true", "yes", "on"):
-        return True
-    if str(value).lower() in ("0", "false", "no", "off", ""):
-        return False
-    raise RecipeError(f"expected true or false, got {value!r}")
+def _default_boxes(params: Mapping[str, Any], where: str = "recipe params") -> Any:
+    """The card's default-box spec (input size, steps, scales, ratios, variances), checked for consistency."""
+    from edgezoo.detection.priors import DefaultBoxSpec
+
+    try:
+        return DefaultBoxSpec.from_params(params, where=where)
+    except ConfigError as exc:
+        raise RecipeError(str(exc)) from None
 
 
-@register("ssd-onnx-meta-arch")
+# 1200 x 1200 is the published input; 4096 per side keeps one float32 input (192 MiB) within recipes/params.py's
+# MAX_INPUT_ELEMENTS.
+MAX_SIDE = 4096
+PARAMS = (
+    ParamSpec("input_size", ParamType.SIZE, "the fixed input height and width (default boxes are in these pixels)",
+              low=1, high=MAX_SIDE, why_high="3 x 4096 x 4096 float32 is 192 MiB, allocated when the model loads",
+              default_text="the card's (1200 x 1200)"),
+    ParamSpec("steps", ParamType.NUMBERS, "per head: the prior spacing in input pixels", low=0, low_open=True,
+              default_text="the card's"),
+    ParamSpec("scales", ParamType.NUMBERS, "default-box sizes in input pixels (heads + 1)", low=0, low_open=True,
+              default_text="the card's"),
+    ParamSpec("aspect_ratios", ParamType.NUMBER_LISTS, "per head: the extra aspect ratios", low=0, low_open=True,
+              default_text="the card's"),
+    ParamSpec("variances", ParamType.NUMBERS, "box-coder variances (4 values)", low=0, low_open=True,
+              default=(0.1, 0.1, 0.2, 0.2)),
+    ParamSpec("num_classes", ParamType.INT, "classes including background", low=2, high=MAX_CLASSES,
+              why_high="no detection set has more classes", default_text="the card's labels"),
+    ParamSpec("confidence_threshold", ParamType.FLOAT, "TIDL object_detection:confidence_threshold (TI's speed "
+              "setting: 0.3)", default=0.05, low=0.0, high=1.0, high_open=True),
+    ParamSpec("nms_threshold", ParamType.FLOAT, "NMS IoU threshold", default=0.5, low=0.0, high=1.0, low_open=True),
+    ParamSpec("top_k", ParamType.INT, "candidates per class before NMS (TIDL object_detection:top_k)", default=200,
+              low=1, high=MAX_DETECTION_SLOTS, why_high=SLOTS_WHY),
+    ParamSpec("keep_top_k", ParamType.INT, "detections kept after NMS (TIDL object_detection:keep_top_k)",
+              default=200, low=1, high=MAX_DETECTION_SLOTS, why_high=SLOTS_WHY),
+    ParamSpec("fold_clamped_priors", ParamType.BOOL, "fold MLPerf's clamped prior sizes into the box heads so TIDL "
+              "decodes them exactly", default=False),
+)
+
+
+@register("ssd-onnx-meta-arch", params=PARAMS, precheck=_default_boxes)
 def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.detection.meta_generate import meta_arch_from_heads
     from edgezoo.detection.meta_validate import check_meta_arch
     from edgezoo.detection.meta_verify import verify_with_prototxt
-    from edgezoo.detection.priors import DefaultBoxSpec, compare_priors
+    from edgezoo.detection.priors import compare_priors
     from edgezoo.detection.prototxt import save_meta_arch
     from edgezoo.graphs import onnx_model
     from edgezoo.graphs.onnx_heads import describe, find_heads, fix_image_input, sanitize_head_names
@@ -98,12 +121,10 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
         raise RecipeError("ssd-onnx-meta-arch needs a model card (the default-box spec lives there)")
     fmt = card.format(ModelFormat.ONNX)
     source = rin.source(fmt.file, fmt.member)
-    try:
-        spec = DefaultBoxSpec.from_params(rin.params, where=f"{card.id}: recipe params")
-    except ConfigError as exc:
-        raise RecipeError(str(exc)) from None
+    spec = _default_boxes(rin.params, where=f"{card.id}: recipe params")
     thresholds = _thresholds(rin.params)
-    num_classes = int(rin.params.get("num_classes", card.labels.num_classes))
+    num_classes = rin.params.get("num_classes")
+    num_classes = card.labels.num_classes if num_classes is None else num_classes
     height, width = spec.input_size
 
     model = onnx_model.infer_shapes(fix_image_input(onnx_model.load(source), height, width))
@@ -114,7 +135,7 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     warnings = check_meta_arch(meta, model, where=PROTOTXT)
     cmp = compare_priors(spec, meta.single_ssd().prior_box_param)
     fold = None
-    if _flag(rin.params.get("fold_clamped_priors", False)):
+    if rin.params["fold_clamped_priors"]:
         from edgezoo.detection.prior_fold import fold_clamped_priors
 
         model, fold = fold_clamped_priors(model, heads, meta.single_ssd(), spec)

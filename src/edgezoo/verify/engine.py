@@ -119,18 +119,21 @@ def pair_outputs(original_outputs: Sequence[TensorInfo], original_names: Sequenc
     return pairs, left
 
 
-def _batch_row(value: np.ndarray) -> np.ndarray:
-    """One input's output as a batch of one (outputs without a batch axis get one)."""
+def _batch_row(value: np.ndarray, batch: int = 1) -> np.ndarray:
+    """One input's output as a batch of one (outputs without a batch axis get one; of a fixed batch of copies of
+    the same input, the first row)."""
     v = np.asarray(value)
+    if batch > 1 and v.ndim and v.shape[0] == batch:
+        return v[:1]
     return v if v.ndim and v.shape[0] == 1 else v[None]
 
 
-def _run_all(runner, feeds: list[dict[str, np.ndarray]], outputs: list[str]) -> dict[str, np.ndarray]:
-    """Every feed through `runner` (batch 1 each), each output stacked over the inputs."""
+def _run_all(runner, feeds: list[dict[str, np.ndarray]], outputs: list[str], batch: int = 1) -> dict[str, np.ndarray]:
+    """Every feed through `runner` (batch 1 each, or `batch` copies), each output stacked over the inputs."""
     runs = [runner.run(feed, outputs) for feed in feeds]
     stacked = {}
     for name in outputs:
-        rows = [_batch_row(r[name]) for r in runs]
+        rows = [_batch_row(r[name], batch) for r in runs]
         if len({r.shape for r in rows}) > 1:
             raise EdgezooError(f"{runner.path}: output {name} changes shape between inputs "
                                f"({', '.join(str(list(r.shape)) for r in rows[:3])})",
@@ -281,8 +284,9 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
         orig_runner = load_runner(original, outputs=orig_names)
     spec = preprocess or (card.preprocess if card is not None else None)
     feeds = build_feeds(orig_runner.inputs, conv_runner.inputs, images, spec, seed=seed)
-    orig_values = _run_all(orig_runner, feeds.original, orig_names)
-    conv_values = _run_all(conv_runner, feeds.converted, list(dict.fromkeys(p.converted for p in out_pairs)))
+    orig_values = _run_all(orig_runner, feeds.original, orig_names, feeds.batch)
+    conv_values = _run_all(conv_runner, feeds.converted, list(dict.fromkeys(p.converted for p in out_pairs)),
+                           feeds.batch)
     task = task or _detect_task(out_pairs, orig_values, conv_values, roles)
 
     report = ParityReport(original=str(original), converted=str(converted), task=task, standin=standin,
@@ -293,5 +297,8 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
                       "outputs": {}, "not_compared": unmatched}
     if unmatched:
         report.notes.append("not compared (no counterpart in the original): " + ", ".join(unmatched))
+    if feeds.batch > 1:
+        report.notes.append(f"fixed batch {feeds.batch}: each input repeated {feeds.batch} times, the first row of "
+                            "every output compared")
     compare_pairs(report, out_pairs, orig_values, conv_values, roles, tol, card)
     return report

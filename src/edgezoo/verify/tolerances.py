@@ -7,7 +7,9 @@ Pure Python on purpose: `edgezoo verify --help` reads it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from edgezoo.errors import EdgezooError, did_you_mean
 
@@ -30,6 +32,48 @@ DETECTION_TOLERANCES: dict[str, float] = {
 }
 
 DETECTION = "detection"
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a tolerance can meaningfully take (a limit outside it makes every model pass or every one fail)."""
+
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        return math.isfinite(value) and above and value <= self.high
+
+    def __str__(self) -> str:
+        left = "(" if self.low_open else "["
+        if math.isinf(self.low):
+            return "a finite number"
+        if math.isinf(self.high):
+            return f"a finite number {'>' if self.low_open else '>='} {self.low:g}"
+        return f"a number in {left}{self.low:g}, {self.high:g}]"
+
+
+_ERROR = Range(0.0)  # absolute/relative/box/score errors: >= 0
+_FRACTION = Range(0.0, 1.0)  # agreements, overlaps, matched fractions
+RANGES: dict[str, Range] = {
+    "max_abs_error": _ERROR, "max_rel_error": _ERROR, "max_mean_abs_error": _ERROR,
+    "min_cosine": Range(-1.0, 1.0),
+    "min_top1_agreement": _FRACTION, "min_top5_overlap": _FRACTION,
+    "min_sqnr_db": Range(-math.inf),  # any finite dB figure
+    "match_iou": Range(0.0, 1.0, low_open=True),  # IoU 0 would pair any two boxes
+    "min_matched_fraction": _FRACTION, "max_box_error": _ERROR, "max_score_error": _ERROR,
+}
+
+
+def check_values(values: Mapping[str, float], where: str = "") -> None:
+    """EdgezooError (exit 2) for the first tolerance outside its range (NaN, inf, a negative error, a cosine of 2)."""
+    for name, value in values.items():
+        valid = RANGES.get(name)
+        if valid is not None and not valid.contains(float(value)):
+            raise EdgezooError(f"{where + ': ' if where else ''}tolerance {name}={value:g} is out of range: "
+                               f"{name} must be {valid}", hint="fix the --tolerance value")
 
 
 def defaults(task: str | None) -> dict[str, float]:
