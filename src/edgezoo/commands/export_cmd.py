@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,26 @@ def parse_inputs(text: str | None) -> dict[str, list[int]]:
     return out
 
 
+@dataclass
+class _Plan:
+    """How many exports this run was asked for and how many ended in an error (for a Ctrl-C's report)."""
+
+    planned: int | None = None
+    failed: int = 0
+
+
 def run(args: argparse.Namespace) -> int:
+    from edgezoo.interrupts import report_interrupt, tracking_completed
+
+    plan = _Plan()
+    with tracking_completed() as completed:
+        try:
+            return _run(args, plan)
+        except KeyboardInterrupt:  # completed bundles stand; see edgezoo.interrupts
+            return report_interrupt(completed, planned=plan.planned, failed=plan.failed)
+
+
+def _run(args: argparse.Namespace, plan: _Plan) -> int:
     # TensorFlow's C++ INFO lines would bury the report; a user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgezoo import export_report
@@ -110,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
         if not args.outputs:
             raise EdgezooError("--graph needs --outputs NAME[,NAME]")
+        plan.planned = 1
         result = export_graph(args.graph, parse_inputs(args.inputs), [o.strip() for o in args.outputs.split(",")
                                                                        if o.strip()],
                               args.target, out_dir=args.out, tolerances=tolerances, params=params)
@@ -121,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from edgezoo.recipes import recipe_names
 
     available = set(recipe_names())
-    results, skipped = [], []
+    results, skipped, todo = [], [], []
     for card in cards:
         spec = next((r for t, r in card.recipes.items() if t.value == args.target), None)
         reason = ""
@@ -134,11 +155,15 @@ def run(args: argparse.Namespace) -> int:
                 raise EdgezooError(f"{card.id}: {reason}")
             skipped.append(export_report.SkippedRow(card.id, args.target, reason))
             continue
+        todo.append(card)
+    plan.planned = len(todo)
+    for card in todo:
         try:
             result = _export_one(card, args, variant, params, tolerances)
         except EdgezooError as exc:
             if len(cards) == 1:
                 raise
+            plan.failed += 1
             print(f"edgezoo: error: {exc}", file=sys.stderr)
             skipped.append(export_report.SkippedRow(card.id, args.target, f"error: {exc}", failed=True))
             continue
