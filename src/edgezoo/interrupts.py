@@ -35,7 +35,8 @@ def tracking_completed() -> Iterator[list[Path]]:
     try:
         yield log
     finally:
-        _logs.remove(log)
+        # By identity: two logs with the same bundles are equal lists, and list.remove would take the first.
+        _logs[:] = [other for other in _logs if other is not log]
 
 
 @contextmanager
