@@ -255,27 +255,17 @@ def _hidden_leftovers(out: Path) -> list[str]:
     return sorted(str(p) for p in out.rglob(".*"))
 
 
-def test_sigint_after_the_export_completed_keeps_its_success(tmp_path):
+@pytest.mark.parametrize("models,code,message", [
+    (["resnet50"], 0, "interrupted after the export had completed; the result stands: {first}"),
+    (["resnet50", "mobilenet-v1"], 130, "interrupted after 1 of 2 exports; the completed bundles are kept: {first}"),
+], ids=["single-export-stands", "second-model-interrupted"])
+def test_sigint_after_the_first_bundle_is_committed(tmp_path, models, code, message):
     out, log = tmp_path / "out", tmp_path / "stderr.txt"
-    proc, read_end = _export_stuck_on_stdout(["resnet50", "--to", "tflite", "--standin", "--standin-variant",
+    proc, read_end = _export_stuck_on_stdout([*models, "--to", "tflite", "--standin", "--standin-variant",
                                               "reduced", "--offline", "--out", str(out)], log)
-    bundle = out / "resnet50-v1.5" / "tflite"
-    _interrupt_once_committed(proc, read_end, bundle, log)
-    last = log.read_text().splitlines()[-1]
-    assert proc.returncode == 0, log.read_text()
-    assert last == f"edgezoo: interrupted after the export had completed; the result stands: {bundle}"
-    assert json.loads((bundle / "verify.json").read_text())["passed"] is True
-    assert _hidden_leftovers(out) == []
-
-
-def test_sigint_during_the_second_model_exits_130_and_keeps_the_first(tmp_path):
-    out, log = tmp_path / "out", tmp_path / "stderr.txt"
-    proc, read_end = _export_stuck_on_stdout(["resnet50", "mobilenet-v1", "--to", "tflite", "--standin",
-                                              "--standin-variant", "reduced", "--offline", "--out", str(out)], log)
     first = out / "resnet50-v1.5" / "tflite"
     _interrupt_once_committed(proc, read_end, first, log)
-    last = log.read_text().splitlines()[-1]
-    assert proc.returncode == 130, log.read_text()
-    assert last == f"edgezoo: interrupted after 1 of 2 exports; the completed bundles are kept: {first}"
+    assert proc.returncode == code, log.read_text()
+    assert log.read_text().splitlines()[-1] == "edgezoo: " + message.format(first=first)
     assert json.loads((first / "verify.json").read_text())["passed"] is True
     assert not (out / "mobilenet-v1").exists() and _hidden_leftovers(out) == []
