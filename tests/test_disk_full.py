@@ -11,6 +11,7 @@ import errno
 import hashlib
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from types import MappingProxyType
 
@@ -74,6 +75,17 @@ def test_standin_build_on_a_full_cache(tmpfs, monkeypatch, capsys):
     _one_line_disk_full(err, folder)
     assert "building the stand-in resnet34-ssd1200.onnx" in err
     assert list(folder.iterdir()) == []  # no half-built file, no build folder
+
+
+def test_standin_build_with_a_full_temp_folder_names_the_temp_folder(tmpfs, monkeypatch, capsys):
+    scratch = tmpfs("tmp", "64k")  # the ONNX stand-in's builder writes its intermediate frozen graph there
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() caches its first answer
+    code = main(["fetch", "resnet50", "--standin", "--standin-variant", "reduced"])
+    err = capsys.readouterr().err.splitlines(keepends=True)[-1]
+    assert code == 2
+    _one_line_disk_full(err, scratch)
+    assert "building the stand-in resnet50_v1_opset11.onnx" in err and "standins" not in err
 
 
 def test_export_model_does_not_fit_the_out_folder(tmpfs, capsys):

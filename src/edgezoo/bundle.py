@@ -35,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from edgezoo.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.errors import EdgezooError, disk_full, fullest_folder, is_disk_full
 from edgezoo.fetch.lock import flocked, try_lock
 from edgezoo.interrupts import record_completed, sigint_held
 from edgezoo.progress import step
@@ -141,17 +141,17 @@ class BundleStaging:
                 except OSError:
                     break
 
-    def _folder_of(self, exc: BaseException) -> Path:
-        """The folder a full disk hit: the file's own when it lies outside the staging folder (e.g. a temp dir),
+    def _folder_of(self, exc: BaseException) -> Path | str:
+        """The folder a full disk hit: the file's own when it lies outside the staging folder (e.g. a temp dir);
         else the bundle's folder, or its nearest existing parent (the hidden staging folder means nothing to the
-        user). Called after _release."""
+        user) -- or the temp folder, when the error names no file and that is the full one. Called after _release."""
         filename = getattr(exc, "filename", None)
         if filename and not Path(filename).resolve().is_relative_to(self.dir.resolve()):
             return Path(filename).parent
         folder = self.final.parent
         while not folder.exists() and folder != folder.parent:  # the folders created for the bundle are gone again
             folder = folder.parent
-        return folder
+        return folder if filename else fullest_folder(folder)
 
     # ------------------------------------------------------------------ writing
     def add_file(self, src: Path, name: str) -> BundleFile:

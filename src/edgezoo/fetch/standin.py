@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edgezoo.errors import FetchError, disk_full, is_disk_full
+from edgezoo.errors import FetchError, disk_full, fullest_folder, is_disk_full
 from edgezoo.fetch.cache import ensure_dir, standin_dir
 from edgezoo.fetch.lock import locked
 from edgezoo.fetch.result import Fetched, Source
@@ -96,7 +96,7 @@ def _build(card_id: str, name: str, dest: Path, builder: StandinBuilder, variant
         return digest
     except OSError as exc:
         if is_disk_full(exc):  # the builders write with plain Python I/O: a full disk is an OSError here
-            raise disk_full(exc, folder, f"building the stand-in {name}") from None
+            raise disk_full(exc, fullest_folder(folder), f"building the stand-in {name}") from None
         raise
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
