@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgezoo",
         description="MLPerf inference vision models -> verified, TIDL-ready TFLite/ONNX artifacts.",
-        epilog="Exit codes: 0 success, 1 verification failed, 2 bad input.",
+        epilog="Exit codes: 0 success, 1 verification failed, 2 bad input, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"edgezoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
