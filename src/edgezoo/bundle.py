@@ -117,7 +117,7 @@ class BundleStaging:
         except OSError as exc:
             self._release()
             if is_disk_full(exc):
-                raise disk_full(exc, self.final.parent, "creating the bundle folder") from None
+                raise disk_full(exc, self._folder_of(exc), "creating the bundle folder") from None
             raise BundleError(f"{self.dir.parent}: cannot create the bundle folder: {exc.strerror}",
                               hint="choose a writable --out folder") from None
         return self
