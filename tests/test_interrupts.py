@@ -31,3 +31,21 @@ def test_completed_bundles_are_seen_by_every_open_tracker(tmp_path):
             staging.commit()
     assert inner == [tmp_path / "m" / "onnx"]
     assert outer == [tmp_path / "m" / "onnx", tmp_path / "m" / "tflite"]
+
+
+def test_cli_lists_the_bundles_completed_before_a_ctrl_c(tmp_path, monkeypatch, capsys):
+    """Any command (demo, ...): exit 130 and the completed bundles named, when the command does not say more."""
+    from edgezoo.bundle import BundleStaging
+    from edgezoo.cli import main
+    from edgezoo.commands import zoo_cmds
+
+    def one_bundle_then_ctrl_c(_args):
+        with BundleStaging(tmp_path / "m" / "onnx") as staging:
+            staging.commit()
+        os.kill(os.getpid(), signal.SIGINT)  # lands in the next bytecode: a Ctrl-C during the next model
+
+    monkeypatch.setattr(zoo_cmds, "run_list", one_bundle_then_ctrl_c)
+    assert main(["list"]) == 130
+    err = capsys.readouterr().err
+    assert err == f"edgezoo: interrupted; the completed bundles are kept: {tmp_path / 'm' / 'onnx'}\n"
+    assert (tmp_path / "m" / "onnx").is_dir()
