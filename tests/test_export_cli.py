@@ -3,12 +3,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+import edgezoo
 from edgezoo.cli import main
 
 
@@ -350,3 +358,52 @@ def test_info_lists_the_recipe_parameters(capsys):
     data = json.loads(capsys.readouterr().out)
     batch = next(p for p in data["recipe_parameters"]["onnx"]["params"] if p["name"] == "batch")
     assert batch["type"] == "integer" and batch["range"] == "[1, 1024] or none" and batch["default"] == "1 (card)"
+def _export_stuck_on_stdout(argv: list[str], stderr_path: Path) -> tuple[Any, int]:
+    """Start `edgezoo export ...` in a real process whose stdout is a full pipe: its first print (the report, which
+    comes after the first bundle is committed) blocks until the test reads. A SIGINT sent then lands exactly after
+    "exported" and before the report is out. Returns the process and the pipe's read end."""
+    read_end, write_end = os.pipe()
+    size = fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    os.write(write_end, b"x" * size)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(edgezoo.__file__).parents[1])}
+    with open(stderr_path, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "edgezoo", "export", *argv], stdout=write_end, stderr=err,
+                                env=env)
+    os.close(write_end)
+    return proc, read_end
+
+
+def _interrupt_once_committed(proc: Any, read_end: int, bundle: Path, stderr_path: Path) -> None:
+    """Wait for `bundle` to be in place, send SIGINT, let the process finish (reading its stdout)."""
+    deadline = time.monotonic() + 300
+    while not (bundle / "manifest.json").is_file():
+        assert proc.poll() is None, stderr_path.read_text()
+        assert time.monotonic() < deadline, "the export did not finish in time"
+        time.sleep(0.05)
+    # From here on the process cannot finish: at the latest its report blocks on the full pipe. Wherever the signal
+    # lands now, it lands after the commit.
+    proc.send_signal(signal.SIGINT)
+    while os.read(read_end, 1 << 16):
+        pass
+    os.close(read_end)
+    proc.wait(timeout=60)
+
+
+def _hidden_leftovers(out: Path) -> list[str]:
+    return sorted(str(p) for p in out.rglob(".*"))
+
+
+@pytest.mark.parametrize("models,code,message", [
+    (["resnet50"], 0, "interrupted after the export had completed; the result stands: {first}"),
+    (["resnet50", "mobilenet-v1"], 130, "interrupted after 1 of 2 exports; the completed bundles are kept: {first}"),
+], ids=["single-export-stands", "second-model-interrupted"])
+def test_sigint_after_the_first_bundle_is_committed(tmp_path, models, code, message):
+    out, log = tmp_path / "out", tmp_path / "stderr.txt"
+    proc, read_end = _export_stuck_on_stdout([*models, "--to", "tflite", "--standin", "--standin-variant",
+                                              "reduced", "--offline", "--out", str(out)], log)
+    first = out / "resnet50-v1.5" / "tflite"
+    _interrupt_once_committed(proc, read_end, first, log)
+    assert proc.returncode == code, log.read_text()
+    assert log.read_text().splitlines()[-1] == "edgezoo: " + message.format(first=first)
+    assert json.loads((first / "verify.json").read_text())["passed"] is True
+    assert not (out / "mobilenet-v1").exists() and _hidden_leftovers(out) == []

@@ -10,7 +10,13 @@
 Atomicity: everything is written into a staging folder next to the destination (same filesystem, so renames are
 atomic); the recipe's scratch files live inside it too. Only a complete bundle is renamed into place; an existing
 bundle is moved aside first and deleted only after the new one is in place (restored if the swap fails). Any error
-before that removes the staging folder: no half bundle, no leftovers.
+before that removes the staging folder: no half bundle, no leftovers. A full disk anywhere in the block is one
+DiskFullError naming the folder.
+
+Concurrency: runs writing into the same output folder swap one at a time (an flock on the folder); the last one to
+finish wins, each run ends with a complete bundle in place. Each run holds an flock on its own staging folder while
+it lives, so the next run can tell the staging folders of killed runs (kill -9, power loss) from live ones and
+removes them; a swap cut between its two renames gets its old bundle back. Ctrl-C is held back during the swap.
 
 Parity failures: a bundle that failed verification never replaces anything at <target>/. It goes to
 <target>.failed/ for inspection (replacing an older failed one), so <target>/ only ever holds a verified bundle.
@@ -22,17 +28,22 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from edgezoo.errors import EdgezooError
+from edgezoo.errors import EdgezooError, disk_full, fullest_folder, is_disk_full
+from edgezoo.fetch.lock import flocked, try_lock
+from edgezoo.interrupts import record_completed, sigint_held
+from edgezoo.progress import step
 from edgezoo.report import to_jsonable
 
 FAILED_SUFFIX = ".failed"
 STAGING_MARK = ".staging-"
+OLD_MARK = ".old-"  # a replaced bundle, moved aside until the new one is in place
 MANIFEST = "manifest.json"
 VERIFY = "verify.json"
 CONFIG = "config.yaml"
@@ -87,31 +98,60 @@ class BundleStaging:
         self.workdir = self.dir / ".work"
         self.committed: Path | None = None
         self._created: list[Path] = []  # parent folders this bundle created (removed again if nothing is published)
+        self._owner: int | None = None  # the flock on self.dir that marks this run as alive (see clean_stale)
 
     def __enter__(self) -> "BundleStaging":
-        if self.final.exists() and not self.final.is_dir():
+        if _not_a_folder(self.final):
             raise BundleError(f"{self.final}: exists and is not a folder", hint="remove it or choose another --out")
         parent = self.final.parent
         while not parent.exists():
             self._created.append(parent)
             parent = parent.parent
         try:
-            self.workdir.mkdir(parents=True)
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+            # Under the folder's lock, so that no other run's cleanup sees this staging folder before it is locked.
+            with flocked(self.final.parent, str(self.final.parent), quiet=True):
+                clean_stale(self.final.parent)
+                self.workdir.mkdir(parents=True)
+                self._owner = try_lock(self.dir)
         except OSError as exc:
+            self._release()
+            if is_disk_full(exc):
+                raise disk_full(exc, self._folder_of(exc), "creating the bundle folder") from None
             raise BundleError(f"{self.dir.parent}: cannot create the bundle folder: {exc.strerror}",
                               hint="choose a writable --out folder") from None
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self._release()
+        if exc is not None and is_disk_full(exc):
+            raise disk_full(exc, self._folder_of(exc), "writing the bundle") from None
+
+    def _release(self) -> None:
         if self.dir.exists():
             shutil.rmtree(self.dir, ignore_errors=True)
+        if self._owner is not None:
+            os.close(self._owner)
+            self._owner = None
         if self.committed is None:
             for folder in self._created:  # innermost first; only if still empty
                 try:
                     folder.rmdir()
                 except OSError:
                     break
+
+    def _folder_of(self, exc: BaseException) -> Path | str:
+        """The folder a full disk hit: the file's own when it lies outside the staging folder (e.g. a temp dir);
+        else the bundle's folder, or its nearest existing parent (the hidden staging folder means nothing to the
+        user) -- or the temp folder, when the error names no file and that is the full one. Called after _release."""
+        filename = getattr(exc, "filename", None)
+        if filename and not Path(filename).resolve().is_relative_to(self.dir.resolve()):
+            return Path(filename).parent
+        folder = self.final.parent
+        while not folder.exists() and folder != folder.parent:  # the folders created for the bundle are gone again
+            folder = folder.parent
+        return folder if filename else fullest_folder(folder)
 
     # ------------------------------------------------------------------ writing
     def add_file(self, src: Path, name: str) -> BundleFile:
@@ -142,27 +182,85 @@ class BundleStaging:
         dest = Path(dest or self.final)
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
-        _swap_in(self.dir, dest)
-        self.committed = dest
+        with flocked(self.final.parent, str(self.final.parent), quiet=True):  # one swap at a time per folder
+            old = None
+            try:
+                with sigint_held():  # a swap stopped between its renames would leave no bundle in place
+                    old = _swap_in(self.dir, dest)
+                    self.committed = dest
+                    record_completed(dest)
+            finally:
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
         return dest
 
 
-def _swap_in(src: Path, dest: Path) -> None:
-    # os.replace cannot replace a non-empty folder: move the old one aside, rename the new one in, then delete the
-    # old one. If the second rename fails, the old bundle goes back where it was.
-    if dest.exists():
-        if not dest.is_dir():
-            raise BundleError(f"{dest}: exists and is not a folder", hint="remove it or choose another --out")
-        old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:12]}")
-        os.replace(dest, old)
-        try:
-            os.replace(src, dest)
-        except OSError:
-            os.replace(old, dest)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
+def _not_a_folder(path: Path) -> bool:
+    # One stat: "exists() and not is_dir()" would see a bundle that another run is swapping as "not a folder".
+    try:
+        return not stat.S_ISDIR(path.stat().st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _swap_in(src: Path, dest: Path) -> Path | None:
+    """Rename `src` to `dest`; an existing `dest` is moved aside first and returned (the caller deletes it).
+
+    os.replace cannot replace a non-empty folder, hence the two renames. If the second one fails, the old bundle goes
+    back where it was.
+    """
+    if not dest.exists():
         os.replace(src, dest)
+        return None
+    if _not_a_folder(dest):
+        raise BundleError(f"{dest}: exists and is not a folder", hint="remove it or choose another --out")
+    old = dest.with_name(f".{dest.name}{OLD_MARK}{uuid.uuid4().hex[:12]}")
+    os.replace(dest, old)
+    try:
+        os.replace(src, dest)
+    except OSError:
+        os.replace(old, dest)
+        raise
+    return old
+
+
+def clean_stale(folder: Path) -> list[Path]:
+    """Remove what killed runs left in `folder`; call it holding the folder's lock. Returns what it removed.
+
+    A staging folder is stale when no process holds its flock (the kernel drops the lock of a dead process). A
+    moved-aside old bundle is always stale under the lock (swaps run under it); when its bundle is missing -- the
+    run died between the two renames of a swap -- it is put back instead of deleted.
+    """
+    removed = []
+    for entry in sorted(folder.iterdir()):
+        name = entry.name
+        if not name.startswith(".") or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            if STAGING_MARK in name:
+                owner = try_lock(entry)
+                if owner is None:
+                    continue  # a live run is writing there
+                try:
+                    shutil.rmtree(entry)
+                finally:
+                    os.close(owner)
+            elif OLD_MARK in name:
+                bundle = folder / name[1:].rsplit(OLD_MARK, 1)[0]
+                if bundle.exists():
+                    shutil.rmtree(entry)
+                else:
+                    os.replace(entry, bundle)
+                    step(f"restored {bundle} (a run was stopped while replacing it)")
+                    continue
+            else:
+                continue
+        except OSError:
+            continue  # not ours to remove (permissions), or gone meanwhile: leave it
+        removed.append(entry)
+    if removed:
+        step(f"removed {len(removed)} folder(s) left in {folder} by interrupted runs")
+    return removed
 
 
 def read_manifest(bundle: Path) -> dict[str, Any]:

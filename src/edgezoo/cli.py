@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from edgezoo import __version__
-from edgezoo.errors import EdgezooError
+from edgezoo.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.interrupts import report_interrupt, tracking_completed
 
 # Order = order in --help.
 COMMAND_MODULES = ("zoo_cmds", "fetch_cmd", "cache_cmd", "export_cmd", "verify_cmd", "check_cmd", "dataset_cmd",
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgezoo",
         description="MLPerf inference vision models -> verified, TIDL-ready TFLite/ONNX artifacts.",
-        epilog="Exit codes: 0 success, 1 verification failed, 2 bad input.",
+        epilog="Exit codes: 0 success, 1 verification failed, 2 bad input, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"edgezoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -39,14 +40,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except EdgezooError as exc:
-        print(f"edgezoo: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("edgezoo: interrupted", file=sys.stderr)
-        return 130
+    with tracking_completed() as completed:
+        try:
+            return int(args.handler(args) or 0)
+        except EdgezooError as exc:
+            print(f"edgezoo: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            # The last safety net: the places that write convert a full disk themselves, naming their folder.
+            folder = os.path.dirname(exc.filename) if exc.filename else "the output folder or the cache"
+            print(f"edgezoo: error: {disk_full(exc, folder or '.', 'writing')}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return report_interrupt(completed)  # lists the bundles that completed before it
 
 
 if __name__ == "__main__":  # pragma: no cover

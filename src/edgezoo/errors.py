@@ -101,6 +101,25 @@ def disk_full(exc: OSError, folder: object, doing: str) -> DiskFullError:
                          hint=f"free space there (df -h {folder}) or point the command at another folder")
 
 
+def fullest_folder(*candidates: object) -> str:
+    """Of the folders a failed write may have gone to, the one on the filesystem with the least free space.
+
+    For an OSError without a file name: a write into the cache or the output folder may also have used the temp
+    folder (builders and converters keep scratch files there), and the message must name the one that is full.
+    """
+    import shutil
+    import tempfile
+
+    def free(folder: str) -> int:
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            return 1 << 62  # gone or unreadable: not the one to name
+
+    folders = [str(c) for c in candidates] + [tempfile.gettempdir()]
+    return min(folders, key=free)  # on a tie (one filesystem) the first, i.e. the caller's own folder
+
+
 class VerificationFailed(EdgezooError):
     """Parity between an original and its conversion exceeded the tolerances."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,26 @@ def _recipe_params(params: dict[str, Any], flags: dict[str, Any]) -> dict[str, A
     return {**params, **flags}
 
 
+@dataclass
+class _Plan:
+    """How many exports this run was asked for and how many ended in an error (for a Ctrl-C's report)."""
+
+    planned: int | None = None
+    failed: int = 0
+
+
 def run(args: argparse.Namespace) -> int:
+    from edgezoo.interrupts import report_interrupt, tracking_completed
+
+    plan = _Plan()
+    with tracking_completed() as completed:
+        try:
+            return _run(args, plan)
+        except KeyboardInterrupt:  # completed bundles stand; see edgezoo.interrupts
+            return report_interrupt(completed, planned=plan.planned, failed=plan.failed)
+
+
+def _run(args: argparse.Namespace, plan: _Plan) -> int:
     # TensorFlow's C++ INFO lines would bury the report; a user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgezoo import export_report
@@ -129,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
                                     "(.onnx -> onnx)")
         if not args.outputs:
             raise EdgezooError("--graph needs --outputs NAME[,NAME]")
+        plan.planned = 1
         result = export_graph(args.graph, parse_inputs(args.inputs), [o.strip() for o in args.outputs.split(",")
                                                                        if o.strip()],
                               args.target, out_dir=args.out, tolerances=tolerances, params=params)
@@ -156,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         todo.append(card)
     # Every option of every model checked before the first one is fetched, built or converted.
     typed = _validate(todo, args.target, params, flags, every_model=args.all)
+    plan.planned = len(todo)
     results = []
     for card in todo:
         try:
@@ -163,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         except EdgezooError as exc:
             if len(cards) == 1:
                 raise
+            plan.failed += 1
             print(f"edgezoo: error: {exc}", file=sys.stderr)
             skipped.append(export_report.SkippedRow(card.id, args.target, f"error: {exc}", failed=True))
             continue

@@ -1,9 +1,11 @@
-"""Inter-process lock around one cache entry, so concurrent fetches of a file end with one verified copy.
+"""Inter-process locks: around one cache entry, so concurrent fetches of a file end with one verified copy, and
+around any folder (bundles: one swap at a time per output folder).
 
-flock(2) locks are released by the kernel when the holder dies, so a killed fetch never leaves a stale lock
-(the file itself stays; it is empty and harmless). That also makes "the lock is free" mean "no live process is
-working on this entry", which is how `edgezoo cache clean` tells leftovers of killed runs from work in progress
-(`try_locked`). Linux/macOS only.
+flock(2) locks are released by the kernel when the holder dies, so a killed process never leaves a stale lock
+(a lock file itself stays; it is empty and harmless). That also makes "the lock is free" mean "no live process is
+working on this entry", which is how `edgezoo cache clean` and the export's staging sweep tell leftovers of killed
+runs from work in progress (`try_locked`, `try_lock`). A folder is locked through a descriptor on the folder
+itself, so nothing is added to it. Linux/macOS only.
 """
 
 from __future__ import annotations
@@ -18,18 +20,53 @@ from edgezoo.fetch.cache import lock_path
 from edgezoo.progress import step
 
 
-@contextmanager
-def locked(target: Path, *, quiet: bool = False) -> Iterator[None]:
-    """Hold an exclusive lock for `target` (a cache path) for the duration of the block."""
-    fd = os.open(lock_path(target), os.O_RDWR | os.O_CREAT, 0o644)
+def _open(path: Path) -> int:
+    if path.is_dir():
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+
+def try_lock(path: Path) -> int | None:
+    """Take an exclusive lock on `path` (a lock file, created if missing, or a folder) without waiting.
+
+    Returns the open descriptor (closing it releases the lock), or None when another process holds the lock.
+    """
+    fd = _open(path)
     try:
-        if not _try(fd):
-            if not quiet:
-                step(f"waiting for another edgezoo process working on {target.name} ...")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextmanager
+def flocked(path: Path, label: str, *, quiet: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (a lock file or a folder) for the duration of the block."""
+    fd = try_lock(path)
+    if fd is None:
+        if not quiet:
+            step(f"waiting for another edgezoo process working on {label} ...")
+        fd = _open(path)
+        try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+    try:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock
+
+
+@contextmanager
+def locked(target: Path, *, quiet: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock for `target` (a cache path) for the duration of the block."""
+    with flocked(lock_path(target), target.name, quiet=quiet):
+        yield
 
 
 @contextmanager
@@ -38,16 +75,9 @@ def try_locked(target: Path) -> Iterator[bool]:
 
     flock locks belong to open file descriptions, so a lock this very process holds on `target` also reads as
     taken."""
-    fd = os.open(lock_path(target), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = try_lock(lock_path(target))
     try:
-        yield _try(fd)
+        yield fd is not None
     finally:
-        os.close(fd)
-
-
-def _try(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
+        if fd is not None:
+            os.close(fd)

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edgezoo.errors import FetchError
+from edgezoo.errors import FetchError, disk_full, fullest_folder, is_disk_full
 from edgezoo.fetch.cache import ensure_dir, standin_dir
 from edgezoo.fetch.leftovers import sweep
 from edgezoo.fetch.lock import locked
@@ -97,6 +97,10 @@ def _build(card_id: str, name: str, dest: Path, builder: StandinBuilder, variant
         tmp_side.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp_side, sidecar)
         return digest
+    except OSError as exc:
+        if is_disk_full(exc):  # the builders write with plain Python I/O: a full disk is an OSError here
+            raise disk_full(exc, fullest_folder(folder), f"building the stand-in {name}") from None
+        raise
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
