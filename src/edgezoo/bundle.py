@@ -224,6 +224,16 @@ def _swap_in(src: Path, dest: Path) -> Path | None:
     return old
 
 
+def replace_folder(src: Path, dest: Path) -> None:
+    """Put folder `src` in place of `dest` (whole or not at all) and delete the replaced one.
+
+    For callers that publish a folder without a bundle's lock (e.g. a stand-in dataset); bundles use the swap under
+    the output folder's lock."""
+    old = _swap_in(src, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def clean_stale(folder: Path) -> list[Path]:
     """Remove what killed runs left in `folder`; call it holding the folder's lock. Returns what it removed.
 

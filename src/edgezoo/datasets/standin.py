@@ -131,9 +131,9 @@ def _make_parents(folder: Path) -> list[Path]:
 
 
 def _publish(staging: Path, out: Path) -> None:
-    from edgezoo.bundle import _swap_in  # the project's folder swap: the old one back in place if the rename fails
+    from edgezoo.bundle import replace_folder  # the project's folder swap: the old one back if the rename fails
 
-    _swap_in(staging, out)
+    replace_folder(staging, out)
 
 
 def _images(count: int, seed: int) -> list[_Image]:
