@@ -19,7 +19,8 @@ from typing import Any
 from edgezoo import __version__
 from edgezoo.bundle import (CONFIG, MANIFEST, RUNTIME_OPTIONS, VERIFY, BundleFile, BundleStaging, describe_file,
                             failed_dir)
-from edgezoo.bundle_config import MODEL_NAMES, card_config, deep_merge, runtime_options
+from edgezoo.bundle_config import (MODEL_NAMES, card_config, deep_merge, runtime_options, runtime_options_manifest,
+                                   with_runtime_options)
 from edgezoo.errors import RecipeError
 from edgezoo.export_sources import SourceResolver
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
@@ -137,8 +138,11 @@ def publish_bundle(staging: BundleStaging, final: Path, model_id: str, target: T
     report.converted = str(dest / MODEL_NAMES[target])
     files = [staging.add_file(output.model, MODEL_NAMES[target])]
     files += [staging.add_file(src, name) for name, src in output.extra_files.items()]
-    files.append(staging.add_yaml(RUNTIME_OPTIONS, runtime_options(output.runtime_options),
-                                  header=_yaml_header(standin, model_id, target), compact=False))
+    options = runtime_options(output.runtime_options)
+    files.append(staging.add_yaml(RUNTIME_OPTIONS, options, header=_yaml_header(standin, model_id, target),
+                                  compact=False))
+    config = with_runtime_options(config, options)
+    ti_config = _ti_config_check(config, staging.dir, output.notes)
     files.append(staging.add_yaml(CONFIG, config, header=_yaml_header(standin, model_id, target)))
     files.append(staging.add_json(VERIFY, report.to_dict()))
     full_manifest = {
@@ -152,6 +156,8 @@ def publish_bundle(staging: BundleStaging, final: Path, model_id: str, target: T
         "cut": list(output.cut),
         "cut_reason": output.cut_reason,
         "notes": list(output.notes),
+        "runtime_options": runtime_options_manifest(output.runtime_options),
+        "ti_config": ti_config,
         "verification": {"passed": report.passed, "failures": report.failure_summary()},
         "tools": tool_versions(),
         "outputs": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files],
@@ -164,6 +170,18 @@ def publish_bundle(staging: BundleStaging, final: Path, model_id: str, target: T
     return ExportResult(model_id=model_id, target=target, bundle=dest, report=report, files=files,
                         recipe=manifest["recipe"]["name"], cut=list(output.cut), cut_reason=output.cut_reason,
                         notes=list(output.notes) + list(report.notes), standin=standin)
+
+
+def _ti_config_check(config: dict[str, Any], bundle: Path, notes: list[str]) -> dict[str, Any]:
+    """Whether TI's own tools load config.yaml as written (edgezoo.tidl.ti_config); a note says so when not."""
+    from edgezoo.tidl import ti_config
+
+    problems = ti_config.problems(config, bundle)
+    if problems:
+        notes.append(f"config.yaml breaks TI's loader contract in {len(problems)} places (manifest.json ti_config): "
+                     "TI's tools will refuse it rather than misread it")
+    return {"loadable_by_ti_tools": not problems, "problems": problems,
+            "contract": "edgezoo/tidl/ti_config_contract.yaml"}
 
 
 def _yaml_header(standin: bool, model_id: str, target: Target) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgezoo.bundle import BundleStaging, sha256_file
-from edgezoo.bundle_config import generic_config
+from edgezoo.bundle_config import graph_config
 from edgezoo.errors import ModelFileError, RecipeError
 from edgezoo.export import ExportResult, _now, publish_bundle
 from edgezoo.recipes.base import RecipeOutput
@@ -120,6 +120,9 @@ def export_graph(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Seque
         raise RecipeError("--outputs is empty", hint="name the tensors the exported model should end at")
     _check_names(path, inputs, outputs)
     model_id = path.stem
+    nchw = (path.suffix == ".onnx" and _nchw(inputs)) or (path.suffix == ".pb" and bool(params.get("nchw")))
+    layout = "NCHW" if nchw else "NHWC"
+    config, reasons = graph_config(target, model_id, inputs, layout, params)  # bad --param values: before any work
     final = Path(out_dir) / model_id / target.value
     started, t0 = _now(), time.monotonic()
     with BundleStaging(final) as staging:
@@ -128,8 +131,9 @@ def export_graph(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Seque
                                images=random_images(VERIFY_IMAGES, seed=VERIFY_SEED))
         report.notes.append(f"verified on {VERIFY_IMAGES} seeded random images (seed {VERIFY_SEED}), "
                             "resized directly to the input size and scaled to [-1, 1]")
-        nchw = (path.suffix == ".onnx" and _nchw(inputs)) or (path.suffix == ".pb" and bool(params.get("nchw")))
-        layout = "NCHW" if nchw else "NHWC"
+        if reasons:
+            notes.append("config.yaml cannot be in TI's config schema (written as task_type: tensors, which TI's "
+                         "tools refuse rather than misread): " + "; ".join(reasons))
         output = RecipeOutput(model=model, verify=report, cut=list(outputs), cut_reason="--outputs",
                               params={"inputs": dict(inputs), "outputs": list(outputs), **params}, original=path,
                               notes=notes)
@@ -139,7 +143,7 @@ def export_graph(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Seque
             "sources": [{"file": path.name, "path": str(path.resolve()), "size": path.stat().st_size,
                          "sha256": sha256_file(path), "source": "user", "standin": False}],
         }
-        result = publish_bundle(staging, final, model_id, target, output, generic_config(target, layout), manifest,
+        result = publish_bundle(staging, final, model_id, target, output, config, manifest,
                                 False, None, started)
     result.seconds = time.monotonic() - t0
     return result
