@@ -79,9 +79,9 @@ def _now() -> str:
 
 def export_model(card: ModelCard, target: Target | str, *, out_dir: Path = Path("out"), standin: bool = False,
                  variant: StandinVariant = StandinVariant.FULL, mirror: str | None = None, offline: bool = False,
-                 params: Mapping[str, Any] | None = None,
-                 tolerances: Mapping[str, float] | None = None) -> ExportResult:
-    """Fetch, convert, verify and bundle one model for one target."""
+                 params: Mapping[str, Any] | None = None, tolerances: Mapping[str, float] | None = None,
+                 ti_package: bool = False) -> ExportResult:
+    """Fetch, convert, verify and bundle one model for one target (`ti_package`: also in TI's package layout)."""
     from edgezoo.recipes import get_recipe
 
     target = Target(target)
@@ -105,7 +105,8 @@ def export_model(card: ModelCard, target: Target | str, *, out_dir: Path = Path(
             "model": {"id": card.id, "title": card.title, "task": card.task.value, "card": Path(card.source).name},
             "sources": resolver.describe(),
         }
-        result = publish_bundle(staging, final, card.id, target, output, config, manifest, standin, variant, started)
+        result = publish_bundle(staging, final, card.id, target, output, config, manifest, standin, variant, started,
+                                ti_package=ti_package)
     result.seconds = time.monotonic() - t0
     return result
 
@@ -130,7 +131,7 @@ def _check_output(output: Any, recipe: str) -> None:
 
 def publish_bundle(staging: BundleStaging, final: Path, model_id: str, target: Target, output: RecipeOutput,
             config: dict[str, Any], manifest: dict[str, Any], standin: bool, variant: StandinVariant | None,
-            started: str) -> ExportResult:
+            started: str, *, ti_package: bool = False) -> ExportResult:
     """Write the bundle files into the staging folder and publish it (to <target>.failed/ when parity failed)."""
     report = output.verify
     dest = final if report.passed else failed_dir(final)
@@ -144,6 +145,9 @@ def publish_bundle(staging: BundleStaging, final: Path, model_id: str, target: T
     config = with_runtime_options(config, options)
     ti_config = _ti_config_check(config, staging.dir, output.notes)
     files.append(staging.add_yaml(CONFIG, config, header=_yaml_header(standin, model_id, target)))
+    if ti_package:
+        files += _ti_package(staging, config, [MODEL_NAMES[target], *output.extra_files], ti_config, report.passed,
+                             _yaml_header(standin, model_id, target), output.notes)
     files.append(staging.add_json(VERIFY, report.to_dict()))
     full_manifest = {
         "standin": standin,
@@ -182,6 +186,21 @@ def _ti_config_check(config: dict[str, Any], bundle: Path, notes: list[str]) -> 
                      "TI's tools will refuse it rather than misread it")
     return {"loadable_by_ti_tools": not problems, "problems": problems,
             "contract": "edgezoo/tidl/ti_config_contract.yaml"}
+
+
+def _ti_package(staging: BundleStaging, config: dict[str, Any], model_files: list[str], ti_config: dict[str, Any],
+                passed: bool, header: str, notes: list[str]) -> list[BundleFile]:
+    """--ti-package: only a verified bundle whose config TI's tools load is packaged; a note says why not."""
+    from edgezoo import ti_package
+
+    if not passed or not ti_config["loadable_by_ti_tools"]:
+        notes.append("no TI package written: " + ("parity failed" if not passed else
+                                                  "config.yaml is not in TI's schema (manifest.json ti_config)"))
+        return []
+    package = ti_package.write_package(staging, config, model_files, header)
+    notes.append(f"TI package: {package[-1].name} (+ the unpacked folder): param.yaml, model/, artifacts/ "
+                 "(empty until TI's import tools compile the model)")
+    return package
 
 
 def _yaml_header(standin: bool, model_id: str, target: Target) -> str:

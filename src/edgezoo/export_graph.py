@@ -107,7 +107,7 @@ def _convert(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[
 
 def export_graph(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[str], target: Target | str, *,
                  out_dir: Path = Path("out"), tolerances: Mapping[str, float] | None = None,
-                 params: Mapping[str, Any] | None = None) -> ExportResult:
+                 params: Mapping[str, Any] | None = None, ti_package: bool = False) -> ExportResult:
     """Convert, verify and bundle a user's own model into <out_dir>/<file stem>/<target>/."""
     from edgezoo.images import random_images
     from edgezoo.verify.engine import verify_models
@@ -144,7 +144,7 @@ def export_graph(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Seque
                          "sha256": sha256_file(path), "source": "user", "standin": False}],
         }
         result = publish_bundle(staging, final, model_id, target, output, config, manifest,
-                                False, None, started)
+                                False, None, started, ti_package=ti_package)
     result.seconds = time.monotonic() - t0
     return result
 

@@ -28,9 +28,9 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "TI_CONFIG.md"
 @pytest.fixture(scope="module")
 def zoo_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo")
-    for target in ("tflite", "onnx"):
+    for target, package in (("tflite", []), ("onnx", ["--ti-package"])):
         code = main(["export", "--all", "--to", target, "--standin", "--standin-variant", "reduced", "--offline",
-                     "--out", str(out)])
+                     "--out", str(out), *package])
         assert code == 0
     return out
 
@@ -106,7 +106,7 @@ def _graph_export(pb: Path, out: Path, *params: str) -> int:
     argv = ["export", "--graph", str(pb), "--inputs", f"x:{shape}", "--outputs", "dense/BiasAdd", "--to", "tflite",
             "--out", str(out)]
     for p in params:
-        argv += ["--param", p]
+        argv += [p] if p.startswith("--") else ["--param", p]
     return main(argv)
 
 
@@ -122,8 +122,40 @@ def test_graph_model_with_stated_normalisation_gets_a_ti_config(user_pb, tmp_pat
     assert json.loads((bundle / "manifest.json").read_text())["ti_config"]["loadable_by_ti_tools"] is True
 
 
+@pytest.mark.parametrize("name", [b for b in ZOO_BUNDLES if b.endswith("/onnx")])
+def test_ti_package_layout(zoo_out, name):
+    """--ti-package: <run>/param.yaml + model/ + artifacts/ and <run>.tar.gz with that folder's contents at the top."""
+    import tarfile
+
+    bundle = zoo_out / name
+    config = _config(bundle)
+    run = f"{config['session']['model_id']}_onnxrt"
+    folder = bundle / "ti_package" / run
+    param = yaml.safe_load((folder / "param.yaml").read_text())
+    session = param["session"]
+    assert session["model_path"] == "model/model.onnx" and (folder / session["model_path"]).is_file()
+    assert (folder / "model" / "model.onnx").read_bytes() == (bundle / "model.onnx").read_bytes()
+    assert session["artifacts_folder"] == "artifacts" and (folder / "artifacts").is_dir()
+    assert session["run_dir"] == run and session["model_folder"] == "model"
+    meta = session["runtime_options"].get("object_detection:meta_layers_names_list")
+    assert meta is None or (meta == "model/meta_arch.prototxt" and (folder / meta).is_file())
+    for key in ("model_path", "model_folder", "artifacts_folder", "run_dir"):
+        session.pop(key)
+        config["session"].pop(key, None)
+    session["runtime_options"].pop("object_detection:meta_layers_names_list", None)
+    config["session"]["runtime_options"].pop("object_detection:meta_layers_names_list", None)
+    assert param == config  # the rest is config.yaml's content
+    with tarfile.open(bundle / "ti_package" / f"{run}.tar.gz") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert {"param.yaml", "model", "model/model.onnx", "artifacts"} <= set(members)
+        assert members["artifacts"].isdir()
+        assert tar.extractfile("param.yaml").read() == (folder / "param.yaml").read_bytes()
+    outputs = {o["name"] for o in json.loads((bundle / "manifest.json").read_text())["outputs"]}
+    assert {f"ti_package/{run}.tar.gz", f"ti_package/{run}/param.yaml"} <= outputs
+
+
 def test_graph_model_without_normalisation_says_so_and_writes_no_misreadable_config(user_pb, tmp_path, capsys):
-    code = _graph_export(user_pb, tmp_path)
+    code = _graph_export(user_pb, tmp_path, "--ti-package")
     out = capsys.readouterr().out
     assert code == 0
     assert "config.yaml cannot be in TI's config schema" in out and "normalisation is not stated" in out
@@ -136,6 +168,7 @@ def test_graph_model_without_normalisation_says_so_and_writes_no_misreadable_con
     assert manifest["ti_config"]["loadable_by_ti_tools"] is False
     assert "missing key calibration_dataset (the loader indexes it)" in manifest["ti_config"]["problems"]
     assert any("normalisation is not stated" in n for n in manifest["notes"])
+    assert "no TI package written: config.yaml is not in TI's schema" in out and not (bundle / "ti_package").exists()
 
 
 @pytest.mark.parametrize("param, message", [
