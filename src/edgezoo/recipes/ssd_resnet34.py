@@ -69,7 +69,8 @@ def _config(outputs: list[str]) -> dict[str, Any]:
     order = [next((i for i, name in enumerate(outputs) if word in name.lower()), None)
              for word in ("box", "label", "score")]
     if None in order or len(outputs) != 3:
-        raise RecipeError(f"outputs {outputs}: expected boxes, labels and scores", hint="TI's post-processing needs them")
+        raise RecipeError(f"outputs {outputs}: expected boxes, labels and scores",
+                          hint="TI's post-processing needs the three")
     # TI reshapes in the model's output order, then shuffles into (boxes, labels, scores).
     reshape = [[-1, 4] if i == order[0] else [-1, 1] for i in range(3)]
     return {"postprocess": detection_postprocess(reshape_list=reshape, squeeze_axis=None,
