@@ -97,10 +97,16 @@ def test_bundle_files_manifest_and_verify(tmp_path):
     config = yaml.safe_load(config_text)
     assert config["task_type"] == "classification"
     assert config["session"]["session_name"] == "tflitert" and config["session"]["model_path"] == "model.tflite"
-    assert config["preprocess"]["mean"] == [123.68, 116.78, 103.94] and config["preprocess"]["crop"] == 224
+    assert config["session"]["input_mean"] == [123.68, 116.78, 103.94] and config["preprocess"]["crop"] == 224
+    assert config["session"]["runtime_options"]["deny_list:layer_type"] == "1"  # inline, TI's loader reads it there
     assert config["metric"]["label_offset_pred"] == -1
     assert config["postprocess"] == {"formatter": "x"}  # the recipe's config merged over the card's
     assert config["model_info"]["metric_reference"] == {"accuracy_top1%": 76.456}
+    # The test recipe's postprocess is not TI's: the manifest says so rather than claiming a loadable config.
+    assert manifest["ti_config"]["loadable_by_ti_tools"] is False
+    assert manifest["ti_config"]["problems"] == [
+        "postprocess: unexpected keyword 'formatter' (the classification post-processing does not take it)",
+        "postprocess.formatter: 'x' is not one of TI's formatters"]
 
 
 def test_failing_recipe_leaves_no_bundle_and_no_staging(tmp_path):

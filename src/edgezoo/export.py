@@ -19,7 +19,8 @@ from typing import Any
 from edgezoo import __version__
 from edgezoo.bundle import (CONFIG, MANIFEST, RUNTIME_OPTIONS, VERIFY, BundleFile, BundleStaging, describe_file,
                             failed_dir)
-from edgezoo.bundle_config import MODEL_NAMES, card_config, deep_merge, runtime_options
+from edgezoo.bundle_config import (MODEL_NAMES, card_config, deep_merge, runtime_options, runtime_options_manifest,
+                                   with_runtime_options)
 from edgezoo.errors import RecipeError
 from edgezoo.export_sources import SourceResolver
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
@@ -78,9 +79,9 @@ def _now() -> str:
 
 def export_model(card: ModelCard, target: Target | str, *, out_dir: Path = Path("out"), standin: bool = False,
                  variant: StandinVariant = StandinVariant.FULL, mirror: str | None = None, offline: bool = False,
-                 params: Mapping[str, Any] | None = None,
-                 tolerances: Mapping[str, float] | None = None) -> ExportResult:
-    """Fetch, convert, verify and bundle one model for one target."""
+                 params: Mapping[str, Any] | None = None, tolerances: Mapping[str, float] | None = None,
+                 ti_package: bool = False) -> ExportResult:
+    """Fetch, convert, verify and bundle one model for one target (`ti_package`: also in TI's package layout)."""
     from edgezoo.recipes import get_recipe
 
     target = Target(target)
@@ -105,7 +106,8 @@ def export_model(card: ModelCard, target: Target | str, *, out_dir: Path = Path(
             "model": {"id": card.id, "title": card.title, "task": card.task.value, "card": Path(card.source).name},
             "sources": resolver.describe(),
         }
-        result = publish_bundle(staging, final, card.id, target, output, config, manifest, standin, variant, started)
+        result = publish_bundle(staging, final, card.id, target, output, config, manifest, standin, variant, started,
+                                ti_package=ti_package)
     result.seconds = time.monotonic() - t0
     return result
 
@@ -134,7 +136,7 @@ def _check_output(output: Any, recipe: str) -> None:
 
 def publish_bundle(staging: BundleStaging, final: Path, model_id: str, target: Target, output: RecipeOutput,
             config: dict[str, Any], manifest: dict[str, Any], standin: bool, variant: StandinVariant | None,
-            started: str) -> ExportResult:
+            started: str, *, ti_package: bool = False) -> ExportResult:
     """Write the bundle files into the staging folder and publish it (to <target>.failed/ when parity failed)."""
     report = output.verify
     dest = final if report.passed else failed_dir(final)
@@ -142,9 +144,15 @@ def publish_bundle(staging: BundleStaging, final: Path, model_id: str, target: T
     report.converted = str(dest / MODEL_NAMES[target])
     files = [staging.add_file(output.model, MODEL_NAMES[target])]
     files += [staging.add_file(src, name) for name, src in output.extra_files.items()]
-    files.append(staging.add_yaml(RUNTIME_OPTIONS, runtime_options(output.runtime_options),
-                                  header=_yaml_header(standin, model_id, target), compact=False))
+    options = runtime_options(output.runtime_options)
+    files.append(staging.add_yaml(RUNTIME_OPTIONS, options, header=_yaml_header(standin, model_id, target),
+                                  compact=False))
+    config = with_runtime_options(config, options)
+    ti_config = _ti_config_check(config, staging.dir, output.notes)
     files.append(staging.add_yaml(CONFIG, config, header=_yaml_header(standin, model_id, target)))
+    if ti_package:
+        files += _ti_package(staging, config, [MODEL_NAMES[target], *output.extra_files], ti_config, report.passed,
+                             _yaml_header(standin, model_id, target), output.notes)
     files.append(staging.add_json(VERIFY, report.to_dict()))
     full_manifest = {
         "standin": standin,
@@ -157,6 +165,8 @@ def publish_bundle(staging: BundleStaging, final: Path, model_id: str, target: T
         "cut": list(output.cut),
         "cut_reason": output.cut_reason,
         "notes": list(output.notes),
+        "runtime_options": runtime_options_manifest(output.runtime_options),
+        "ti_config": ti_config,
         "verification": {"passed": report.passed, "failures": report.failure_summary()},
         "tools": tool_versions(),
         "outputs": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files],
@@ -169,6 +179,33 @@ def publish_bundle(staging: BundleStaging, final: Path, model_id: str, target: T
     return ExportResult(model_id=model_id, target=target, bundle=dest, report=report, files=files,
                         recipe=manifest["recipe"]["name"], cut=list(output.cut), cut_reason=output.cut_reason,
                         notes=list(output.notes) + list(report.notes), standin=standin)
+
+
+def _ti_config_check(config: dict[str, Any], bundle: Path, notes: list[str]) -> dict[str, Any]:
+    """Whether TI's own tools load config.yaml as written (edgezoo.tidl.ti_config); a note says so when not."""
+    from edgezoo.tidl import ti_config
+
+    problems = ti_config.problems(config, bundle)
+    if problems:
+        notes.append(f"config.yaml breaks TI's loader contract in {len(problems)} places (manifest.json ti_config): "
+                     "TI's tools will refuse it rather than misread it")
+    return {"loadable_by_ti_tools": not problems, "problems": problems,
+            "contract": "edgezoo/tidl/ti_config_contract.yaml"}
+
+
+def _ti_package(staging: BundleStaging, config: dict[str, Any], model_files: list[str], ti_config: dict[str, Any],
+                passed: bool, header: str, notes: list[str]) -> list[BundleFile]:
+    """--ti-package: only a verified bundle whose config TI's tools load is packaged; a note says why not."""
+    from edgezoo import ti_package
+
+    if not passed or not ti_config["loadable_by_ti_tools"]:
+        notes.append("no TI package written: " + ("parity failed" if not passed else
+                                                  "config.yaml is not in TI's schema (manifest.json ti_config)"))
+        return []
+    package = ti_package.write_package(staging, config, model_files, header)
+    notes.append(f"TI package: {package[-1].name} (+ the unpacked folder): param.yaml, model/, artifacts/ "
+                 "(empty until TI's import tools compile the model)")
+    return package
 
 
 def _yaml_header(standin: bool, model_id: str, target: Target) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgezoo.bundle import BundleStaging, sha256_file
-from edgezoo.bundle_config import generic_config
+from edgezoo.bundle_config import GRAPH_TASKS, graph_config
 from edgezoo.errors import ModelFileError, RecipeError
 from edgezoo.graphs import own_outputs
 from edgezoo.export import ExportResult, _now, publish_bundle
@@ -28,15 +28,29 @@ from edgezoo.zoo.schema import Target
 DEFAULT_OPSET = 13
 # tf2onnx 1.17 converts to ONNX opsets up to 18; below 9 it lacks the ops image models need.
 OPSETS = (9, 18)
+# What a user may state so that config.yaml can be in TI's schema (bundle_config.graph_config; nothing is guessed).
+CONFIG_PARAMS = (
+    ParamSpec("task_type", ParamType.CHOICE, "what the model is, for config.yaml (TI's task_type)",
+              choices=GRAPH_TASKS),
+    ParamSpec("input_mean", ParamType.NUMBERS, "per-channel mean subtracted from the pixels: a number or [R, G, B]"),
+    ParamSpec("input_scale", ParamType.NUMBERS, "per-channel scale after the mean, x' = (x - mean) * scale",
+              low=0, low_open=True),
+    ParamSpec("resize", ParamType.SIZE, "resize before the crop (default: the input's height and width)", low=1,
+              high=16384),
+    ParamSpec("crop", ParamType.SIZE, "centre crop (default: the input's height and width)", low=1, high=16384),
+    ParamSpec("reverse_channels", ParamType.BOOL, "feed BGR instead of RGB"),
+)
 # The parameters of each route (source suffix, target), validated before any work like a recipe's.
 ROUTE_PARAMS: dict[tuple[str, Target], tuple[ParamSpec, ...]] = {
-    (".pb", Target.TFLITE): (),
+    (".pb", Target.TFLITE): CONFIG_PARAMS,
     (".pb", Target.ONNX): (
+        *CONFIG_PARAMS,
         ParamSpec("opset", ParamType.INT, "ONNX opset tf2onnx converts to", default=DEFAULT_OPSET, low=OPSETS[0],
                   high=OPSETS[1], why_high="the highest opset tf2onnx 1.17 converts to"),
         ParamSpec("nchw", ParamType.BOOL, "make image inputs NCHW, as the MLPerf ONNX files are", default=False),
     ),
     (".onnx", Target.ONNX): (
+        *CONFIG_PARAMS,
         ParamSpec("simplify", ParamType.BOOL, "run onnxslim on the cut model", default=False),
     ),
 }
@@ -122,7 +136,7 @@ def _convert(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[
 
 def export_graph(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[str], target: Target | str, *,
                  out_dir: Path = Path("out"), tolerances: Mapping[str, float] | None = None,
-                 params: Mapping[str, Any] | None = None) -> ExportResult:
+                 params: Mapping[str, Any] | None = None, ti_package: bool = False) -> ExportResult:
     """Convert, verify and bundle a user's own model into <out_dir>/<file stem>/<target>/."""
     from edgezoo.images import random_images
     from edgezoo.verify.engine import verify_models
@@ -145,6 +159,9 @@ def export_graph(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Seque
     tol_names.check_values(tolerances or {})
     _check_names(path, inputs, outputs)
     model_id = path.stem
+    nchw = (path.suffix == ".onnx" and _nchw(inputs)) or (path.suffix == ".pb" and bool(params.get("nchw")))
+    layout = "NCHW" if nchw else "NHWC"
+    config, reasons = graph_config(target, model_id, inputs, layout, params)  # bad --param values: before any work
     final = Path(out_dir) / model_id / target.value
     started, t0 = _now(), time.monotonic()
     with BundleStaging(final) as staging, own_outputs(staging.workdir):
@@ -153,8 +170,9 @@ def export_graph(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Seque
                                images=random_images(VERIFY_IMAGES, seed=VERIFY_SEED))
         report.notes.append(f"verified on {VERIFY_IMAGES} seeded random images (seed {VERIFY_SEED}), "
                             "resized directly to the input size and scaled to [-1, 1]")
-        nchw = (path.suffix == ".onnx" and _nchw(inputs)) or (path.suffix == ".pb" and bool(params.get("nchw")))
-        layout = "NCHW" if nchw else "NHWC"
+        if reasons:
+            notes.append("config.yaml cannot be in TI's config schema (written as task_type: tensors, which TI's "
+                         "tools refuse rather than misread): " + "; ".join(reasons))
         output = RecipeOutput(model=model, verify=report, cut=list(outputs), cut_reason="--outputs",
                               params={"inputs": dict(inputs), "outputs": list(outputs), **params}, original=path,
                               notes=notes)
@@ -164,8 +182,8 @@ def export_graph(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Seque
             "sources": [{"file": path.name, "path": str(path.resolve()), "size": path.stat().st_size,
                          "sha256": sha256_file(path), "source": "user", "standin": False}],
         }
-        result = publish_bundle(staging, final, model_id, target, output, generic_config(target, layout), manifest,
-                                False, None, started)
+        result = publish_bundle(staging, final, model_id, target, output, config, manifest,
+                                False, None, started, ti_package=ti_package)
     result.seconds = time.monotonic() - t0
     return result
 

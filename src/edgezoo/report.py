@@ -70,7 +70,8 @@ def to_jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        # int keys stay ints (YAML label maps; json.dumps writes them as strings anyway)
+        return {k if type(k) is int else str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
         return [to_jsonable(v) for v in value]
     if hasattr(value, "tolist"):  # numpy arrays and scalars

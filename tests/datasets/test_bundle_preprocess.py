@@ -42,7 +42,8 @@ def test_float_ssd_mobilenet_input_is_the_normalised_uint8_pixels():
 
 def test_reverse_channels_and_layout_are_honoured():
     config = card_config(zoo.get_card("resnet50-v1.5"), Target.TFLITE)
-    config["preprocess"].update(reverse_channels=True, data_layout="NCHW", mean=[0, 0, 0])
+    config["preprocess"].update(reverse_channels=True, data_layout="NCHW")
+    config["session"]["input_mean"] = [0, 0, 0]
     image = photo_bgr("astronaut")
     rgb = mlperf_preprocess(image, "resnet50-v1.5") + np.array([123.68, 116.78, 103.94], dtype=np.float32)
     np.testing.assert_allclose(BundlePreprocess.from_config(config).apply(image), rgb[..., ::-1].transpose(2, 0, 1),
@@ -61,15 +62,30 @@ def test_bundle_without_config_yaml(tmp_path):
 
 @pytest.mark.parametrize("change, match", [
     ({"resize_mode": "pad"}, r"preprocess.resize_mode must be one of"),
-    ({"interpolation": "cubic"}, r"preprocess.interpolation must be one of"),
-    ({"resize": [256, 300]}, r"preprocess.resize must be one number"),
+    ({"interpolation": "cubic"}, r"preprocess.interpolation must be null, 1 \(linear\) or 3 \(area\)"),
+    ({"interpolation": 2}, r"preprocess.interpolation must be null, 1 \(linear\) or 3 \(area\)"),
+    ({"resize_mode": "short_side", "resize": [256, 300]}, r"preprocess.resize must be one number"),
     ({"resize": -4}, r"preprocess.resize: must be a positive size"),
     ({"crop": "224"}, r"preprocess.crop: must be a positive size"),
     ({"data_layout": "CHW"}, r"preprocess.data_layout must be NHWC or NCHW"),
-    ({"mean": [1, 2]}, r"preprocess.mean: must be a number or 3 numbers"),
+    ({"session": {"input_mean": [1, 2]}}, r"session.input_mean: must be a number or 3 numbers"),
 ])
 def test_unusable_preprocess_values_name_the_key(change, match):
     config = card_config(zoo.get_card("resnet50-v1.5"), Target.TFLITE)
+    change = dict(change)
+    config["session"].update(change.pop("session", {}))
     config["preprocess"].update(change)
     with pytest.raises(ConfigError, match=match):
         BundlePreprocess.from_config(config, "b/config.yaml")
+
+
+def test_bundles_written_before_ti_schema_still_read_the_same():
+    """Older bundles: mean/scale in preprocess, interpolation by name, the id in model_info."""
+    new = card_config(zoo.get_card("resnet50-v1.5"), Target.TFLITE)
+    old = {"preprocess": {**new["preprocess"], "interpolation": "area", "resize_mode": "short_side",
+                          "mean": new["session"]["input_mean"], "scale": new["session"]["input_scale"]},
+           "model_info": {"model_id": "resnet50-v1.5"}}
+    image = photo_bgr("rocket")
+    assert BundlePreprocess.from_config(old) == BundlePreprocess.from_config(new)
+    np.testing.assert_array_equal(BundlePreprocess.from_config(old).apply(image),
+                                  BundlePreprocess.from_config(new).apply(image))

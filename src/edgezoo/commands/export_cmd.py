@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "'edgezoo info MODEL' lists each recipe's parameters with types and ranges")
     for name, text in RECIPE_OPTIONS:
         p.add_argument(flag(name), dest=name, default=None, metavar="VALUE", help=text)
+    p.add_argument("--ti-package", action="store_true",
+                   help="also write the bundle in TI's model-zoo package layout (ti_package/: param.yaml, model/, "
+                        "artifacts/, and a .tar.gz) for edgeai-gst-apps / edgeai-benchmark")
     g = p.add_argument_group("own model (instead of MODEL)")
     g.add_argument("--graph", type=Path, help="a frozen graph (.pb) or ONNX model to export")
     g.add_argument("--inputs", help="NAME:1x224x224x3[,NAME:SHAPE] (input names and static shapes)")
@@ -152,7 +155,8 @@ def _run(args: argparse.Namespace, plan: _Plan) -> int:
         plan.planned = 1
         result = export_graph(args.graph, parse_inputs(args.inputs), [o.strip() for o in args.outputs.split(",")
                                                                        if o.strip()],
-                              args.target, out_dir=args.out, tolerances=tolerances, params=params)
+                              args.target, out_dir=args.out, tolerances=tolerances, params=params,
+                              ti_package=args.ti_package)
         _print(result)
         print(export_report.render([result]))
         return 0 if result.passed else 1
@@ -269,7 +273,8 @@ def _export_one(card: Any, args: argparse.Namespace, variant: Any, params: dict,
     from edgezoo.export import export_model
 
     return export_model(card, args.target, out_dir=args.out, standin=args.standin, variant=variant,
-                        mirror=args.mirror, offline=args.offline, params=params, tolerances=tolerances)
+                        mirror=args.mirror, offline=args.offline, params=params, tolerances=tolerances,
+                        ti_package=args.ti_package)
 
 
 def _print(result: Any) -> None:

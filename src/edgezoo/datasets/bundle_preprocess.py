@@ -1,6 +1,8 @@
-"""A bundle's config.yaml `preprocess` section (edgezoo.bundle_config writes it) -> model inputs.
+"""A bundle's config.yaml preprocessing (edgezoo.bundle_config writes it in TI's schema) -> model inputs.
 
-A bundle is evaluated with the preprocessing its config.yaml states, carried out with MLPerf's geometry so that a
+config.yaml states it the way TI's configs do: `preprocess` holds get_transform_base's parameters (resize an int =
+short side, [h, w] = exact; interpolation an OpenCV flag, null = linear, 3 = area), `session` holds input_mean,
+input_scale and model_id. A bundle is evaluated with that preprocessing, carried out with MLPerf's geometry so that a
 bundle whose config repeats its card's preprocessing sees what the original sees in MLPerf's reference app:
 
     short_side  BGR->RGB, short side to `resize` keeping the aspect ratio (int() truncation), `interpolation`
@@ -29,6 +31,8 @@ from edgezoo.errors import ConfigError, UnknownModelError
 CONFIG_FILE = "config.yaml"
 _RESIZE_MODES = ("short_side", "direct")
 _INTERPOLATIONS = ("linear", "area")
+# TI's interpolation values (OpenCV flags; null = the backend's default, linear) -> edgezoo's names.
+_CV2_FLAGS = {None: "linear", 1: "linear", 3: "area"}
 
 
 @dataclass(frozen=True)
@@ -52,26 +56,33 @@ class BundlePreprocess:
         if not isinstance(config, Mapping) or not isinstance(config.get("preprocess"), Mapping):
             raise ConfigError(f"{where}: no 'preprocess' section", hint="re-export the bundle with edgezoo export")
         pre = config["preprocess"]
+        session = config.get("session") if isinstance(config.get("session"), Mapping) else {}
         mode = pre.get("resize_mode", "short_side" if isinstance(pre.get("resize"), int) else "direct")
         if mode not in _RESIZE_MODES:
             raise ConfigError(f"{where}: preprocess.resize_mode must be one of {_RESIZE_MODES}, got {mode!r}")
-        interpolation = pre.get("interpolation", "linear")
+        raw = pre.get("interpolation")
+        is_flag = raw is None or (isinstance(raw, int) and not isinstance(raw, bool))
+        interpolation = _CV2_FLAGS.get(raw, raw) if is_flag else raw  # edgezoo's older bundles wrote the names
         if interpolation not in _INTERPOLATIONS:
-            raise ConfigError(f"{where}: preprocess.interpolation must be one of {_INTERPOLATIONS}, "
-                              f"got {interpolation!r}")
+            raise ConfigError(f"{where}: preprocess.interpolation must be null, 1 (linear) or 3 (area), "
+                              f"got {pre.get('interpolation')!r}")
         resize = _size(pre.get("resize"), f"{where}: preprocess.resize")
         if mode == "short_side" and resize[0] != resize[1]:
             raise ConfigError(f"{where}: preprocess.resize must be one number (the short side) with "
                               f"resize_mode short_side, got {pre.get('resize')!r}")
         crop = _size(pre["crop"], f"{where}: preprocess.crop") if pre.get("crop") is not None else None
-        layout = pre.get("data_layout") or (config.get("session") or {}).get("input_data_layout")
+        layout = pre.get("data_layout") or session.get("input_data_layout")
         if layout not in ("NHWC", "NCHW"):
             raise ConfigError(f"{where}: preprocess.data_layout must be NHWC or NCHW, got {layout!r}")
-        model_id = (config.get("model_info") or {}).get("model_id")
+        # Bundles before TI's schema kept mean/scale in preprocess and the id in model_info.
+        model_id = session.get("model_id") or (config.get("model_info") or {}).get("model_id")
+        mean = ("session.input_mean", session["input_mean"]) if "input_mean" in session else \
+            ("preprocess.mean", pre.get("mean", 0.0))
+        scale = ("session.input_scale", session["input_scale"]) if "input_scale" in session else \
+            ("preprocess.scale", pre.get("scale", 1.0))
         return cls(resize_mode=mode, resize=resize, crop=crop, interpolation=interpolation,
                    reverse_channels=bool(pre.get("reverse_channels", False)),
-                   mean=_triple(pre.get("mean", 0.0), f"{where}: preprocess.mean"),
-                   scale=_triple(pre.get("scale", 1.0), f"{where}: preprocess.scale"),
+                   mean=_triple(mean[1], f"{where}: {mean[0]}"), scale=_triple(scale[1], f"{where}: {scale[0]}"),
                    layout=layout, pixels_uint8=_card_takes_uint8(model_id), model_id=model_id)
 
     def apply(self, image_bgr: np.ndarray, *, dtype: str = "float32") -> np.ndarray:

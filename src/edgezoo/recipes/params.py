@@ -234,6 +234,8 @@ def _parse_shapes(spec: ParamSpec, value: Any, origin: str) -> dict[str, list[in
 
 
 def _numbers(spec: ParamSpec, value: Any, origin: str) -> list[float]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]  # one number stands for a list of one (input_mean=0)
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         raise ValueError("")
     out = [_float(v) for v in value]

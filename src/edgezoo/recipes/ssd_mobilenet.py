@@ -216,11 +216,11 @@ def tidl_runtime_options(opts: SsdTfliteOptions) -> dict[str, Any]:
 
 
 def _config(opts: SsdTfliteOptions) -> dict[str, Any]:
-    return {"postprocess": {"detection_threshold": shortest_float32(opts.score_threshold),
-                            "detection_keep_top_k": opts.max_detections, "normalized_detections": True,
-                            "outputs": ["boxes (ymin, xmin, ymax, xmax)", "classes (0-based, no background)",
-                                        "scores", "num_detections"]},
-            "metric": {"label_offset_pred": 1}}
+    """TI's post-processing for the op's outputs: boxes (ymin, xmin, ymax, xmax), classes (0-based), scores, count."""
+    from edgezoo.bundle_config import YXYX_TO_XYXY, detection_postprocess, shifted_label_map
+
+    return {"postprocess": detection_postprocess(formatter=YXYX_TO_XYXY),
+            "metric": {"label_offset_pred": shifted_label_map(1, -1, 90)}}
 
 
 def _litert_thread_warning(workdir: Path, report: Any, notes: list[str]) -> None:

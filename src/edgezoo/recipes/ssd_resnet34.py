@@ -56,14 +56,20 @@ def runtime_options(thresholds: Any) -> dict[str, Any]:
     }
 
 
-def _config(thresholds: Any, outputs: list[str], num_classes: int) -> dict[str, Any]:
-    """TI model-zoo style post-processing for the model's own outputs (boxes x1y1x2y2 normalised, labels, scores)."""
-    return {
-        "postprocess": {"formatter": "DetectionBoxSL2BoxLS", "normalized_detections": True, "box_format": "xyxy",
-                        "outputs": outputs, "detection_threshold": thresholds.confidence_threshold,
-                        "ignore_index": 0, "num_classes": num_classes},
-        "metric": {"label_offset_pred": "coco80to90"},
-    }
+def _config(outputs: list[str]) -> dict[str, Any]:
+    """TI's post-processing for the model's own outputs (boxes x1y1x2y2 normalised, labels 1..80, scores)."""
+    from edgezoo.bundle_config import coco80_label_map, detection_postprocess
+
+    order = [next((i for i, name in enumerate(outputs) if word in name.lower()), None)
+             for word in ("box", "label", "score")]
+    if None in order or len(outputs) != 3:
+        raise RecipeError(f"outputs {outputs}: expected boxes, labels and scores",
+                          hint="TI's post-processing needs the three")
+    # TI reshapes in the model's output order, then shuffles into (boxes, labels, scores).
+    reshape = [[-1, 4] if i == order[0] else [-1, 1] for i in range(3)]
+    return {"postprocess": detection_postprocess(reshape_list=reshape, squeeze_axis=None,
+                                                 shuffle_indices=None if order == [0, 1, 2] else order),
+            "metric": {"label_offset_pred": coco80_label_map()}}
 
 
 def _default_boxes(params: Mapping[str, Any], where: str = "recipe params") -> Any:
@@ -173,5 +179,5 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     return RecipeOutput(model=model_path, verify=report, cut=outputs,
                         cut_reason="original outputs kept; TIDL replaces the part after the heads",
                         extra_files={PROTOTXT: prototxt}, runtime_options=runtime_options(thresholds),
-                        config=_config(thresholds, outputs, num_classes), params=params, original=source,
+                        config=_config(outputs), params=params, original=source,
                         notes=notes)
