@@ -50,3 +50,43 @@ class ProgressBar:
         else:
             secs = time.monotonic() - self._start
             print(f"  {self.label}: {self.done / 1e6:.1f} MB in {secs:.1f} s", file=sys.stderr, flush=True)
+
+
+class CountBar:
+    """Progress over a known number of items (images): count, items/s and ETA; sparse lines off a terminal."""
+
+    def __init__(self, label: str, total: int, *, unit: str = "images", enabled: bool = True) -> None:
+        self.label, self.total, self.unit, self.done = label, total, unit, 0
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self._start = self._last = time.monotonic()
+
+    def rate(self) -> float:
+        return self.done / max(time.monotonic() - self._start, 1e-9)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        # A terminal redraws 10 times a second; a log gets a line every 10 s at most.
+        if self.enabled and now - self._last > (0.1 if self.tty else 10.0):
+            self._last = now
+            self._draw()
+
+    def _draw(self) -> None:
+        rate = self.rate()
+        eta = (self.total - self.done) / rate if rate > 0 else 0.0
+        frac = self.done / self.total if self.total else 1.0
+        text = (f"  {self.label} [{'#' * int(frac * 30):<30}] {self.done}/{self.total} {self.unit} "
+                f"{rate:6.1f}/s ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+        print(("\r" + text) if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def close(self, *, failed: bool = False) -> None:
+        if not self.enabled:
+            return
+        if self.tty:
+            self._draw()
+            print(file=sys.stderr, flush=True)
+        secs = time.monotonic() - self._start
+        state = "interrupted after" if failed else "done:"
+        print(f"  {self.label}: {state} {self.done}/{self.total} {self.unit} in {secs:.1f} s "
+              f"({self.rate():.1f}/s)", file=sys.stderr, flush=True)
