@@ -133,3 +133,7 @@ def tensor_not_found(name: str, candidates: Iterable[str], where: str, what: str
 
 class SourceNotFoundError(NetworkError):
     """A server or mirror answered that it does not have the file (HTTP 404/410, missing mirror file)."""
+
+
+class DatasetError(EdgezooError):
+    """A dataset folder, its index files (val_map.txt, COCO annotations) or one of its images is unusable."""
