@@ -20,7 +20,7 @@ from edgezoo.errors import EdgezooError, disk_full, is_disk_full
 from edgezoo.evaluation.subjects import Subject
 from edgezoo.zoo.schema import ModelCard, Task
 
-__all__ = ["EvalResult", "EvalError", "evaluate", "score_records", "check_task", "target_percent"]
+__all__ = ["EvalResult", "EvalError", "evaluate", "score_records", "target_percent"]
 
 ACCURACY_LOG = "mlperf_log_accuracy.json"
 COCO_RESULTS = "coco-results.json"
@@ -70,24 +70,15 @@ def target_percent(card: ModelCard) -> float:
     return target * 100.0 if card.task is Task.DETECTION and target <= 1.0 else target
 
 
-def check_task(card: ModelCard, dataset: Any, what: str) -> None:
-    """A model evaluated on a dataset of its own kind (ImageNet for classifiers, COCO for detectors)."""
-    want = card.labels.dataset.lower()
-    kind = getattr(dataset.kind, "name", str(dataset.kind)).lower()
-    if want != kind:
-        raise EvalError(f"{what}: a {card.task.value} model scored on {want}, but {dataset.root} is a {kind} dataset",
-                        hint=f"give --dataset a {want} folder")
-
-
 def score_records(subject: Subject, dataset: Any, records: Sequence[tuple[int, np.ndarray]],
                   detections_json: Path | None = None) -> float:
     """The metric in percent from accuracy-log records, as MLPerf's accuracy scripts compute it."""
     from edgezoo.evaluation import metrics
 
     if subject.task is Task.CLASSIFICATION:
-        # qsl_idx = position in the dataset's sample list, as LoadGen numbers its QSL.
+        by_index = {s.index: s for s in dataset.samples}  # qsl_idx -> sample (Sample.index)
         predicted = [int(np.asarray(data).reshape(-1)[0]) for _, data in records]
-        labels = [dataset.samples[idx].label for idx, _ in records]
+        labels = [by_index[idx].label for idx, _ in records]
         return float(metrics.top1_percent(predicted, labels))
     value, _stats = metrics.coco_map_percent(records, dataset, use_inv_map=subject.use_inv_map)
     if detections_json is not None:
@@ -111,12 +102,12 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
              skip_bad: bool = False, progress: bool = True) -> list[EvalResult]:
     """Each subject over the dataset; the first is the reference for the deltas. Writes OUT/<model>/<what>/."""
     from edgezoo.bundle import BundleStaging
-    from edgezoo.datasets import load_image
+    from edgezoo.datasets import expect_kind, load_image
     from edgezoo.evaluation.accuracy_log import write_accuracy_log
     from edgezoo.evaluation.engine import run_subject
 
     for s in subjects:  # every check before anything runs or is written
-        check_task(s.card, dataset, s.what)
+        expect_kind(dataset, s.card.labels.dataset, s.what)
     results: list[EvalResult] = []
     for subject, folder in zip(subjects, _folders(subjects, out)):
         run = run_subject(subject, dataset.samples, load_image, workers=workers, skip_bad=skip_bad,
@@ -149,7 +140,7 @@ def _result(subject: Subject, dataset: Any, run: Any, value: float, skipped: lis
     full = int(dataset.full_size)
     standin_data = bool(getattr(dataset, "standin", False))
     target = target_percent(subject.card)
-    judged = count == full and not skipped and not standin_data
+    judged = dataset.is_full and count == full and not skipped and not standin_data
     return EvalResult(
         what=subject.what, model=subject.card.id, runtime=subject.runtime.value, metric=metric_name(subject.card),
         value=round(value, 3), count=count, full_size=full, target=round(target, 4),

@@ -86,21 +86,22 @@ def run_subject(subject: Any, samples: Sequence[Any], load: Callable[[Any], np.n
                 label: str | None = None) -> EngineRun:
     """Every sample through `subject.preprocess` (pool) and `subject.predict` (this thread), in order.
 
-    A sample's qsl index is its position in `samples` (as LoadGen numbers a QSL); `load(sample)` decodes one
+    Records carry `sample.index` (MLPerf's qsl_idx: the val_map line / annotations position, kept when images are
+    skipped, so MLPerf's accuracy scripts score them against the unmodified dataset); `load(sample)` decodes one
     image (BGR uint8)."""
     result = EngineRun()
     bar = CountBar(label or subject.what, len(samples), enabled=progress)
     start = time.perf_counter()
     try:
         inputs = prepared_inputs(samples, load, subject.preprocess, workers=workers, skip_bad=skip_bad)
-        for position, (sample, tensor, reason) in enumerate(inputs):
+        for sample, tensor, reason in inputs:
             if tensor is None:
                 result.skipped.append(reason or str(sample.path))
             else:
                 t0 = time.perf_counter()
-                record = subject.predict(tensor, position)
+                record = subject.predict(tensor, sample.index)
                 result.infer_seconds += time.perf_counter() - t0
-                result.records.append((position, record))
+                result.records.append((sample.index, record))
             bar.update(1)
     except BaseException:
         bar.close(failed=True)

@@ -26,12 +26,8 @@ import numpy as np
 from edgezoo.errors import EdgezooError, disk_full, is_disk_full
 from edgezoo.evaluation.subjects import Subject
 
-__all__ = ["Scenario", "BenchResult", "run_loadgen", "parse_summary", "DEFAULT_MIN_DURATION_MS",
-           "DEFAULT_MIN_QUERY_COUNT"]
+__all__ = ["Scenario", "BenchResult", "run_loadgen", "parse_summary"]
 
-# Short enough for a laptop; MLPerf's minimums (600000 ms, and its query counts) are reachable by the options.
-DEFAULT_MIN_DURATION_MS = 2000
-DEFAULT_MIN_QUERY_COUNT = 32
 WARMUP = 5
 SUMMARY = "mlperf_log_summary.txt"
 ACCURACY_LOG = "mlperf_log_accuracy.json"
@@ -121,7 +117,9 @@ class _Sut:
 
         for q in queries:
             try:
-                record = self.subject.predict(self.loaded[q.index], q.index)
+                # LoadGen numbers the QSL by position; the record carries MLPerf's qsl_idx (Sample.index), the same
+                # number unless --skip-bad left images out (the log is then re-keyed before scoring).
+                record = self.subject.predict(self.loaded[q.index], self.samples[q.index].index)
             except BaseException as exc:
                 self.error = self.error or exc
                 record = np.zeros(0, np.float32)
@@ -151,15 +149,16 @@ def _settings(scenario: Scenario, accuracy: bool, min_duration_ms: int, min_quer
 
 
 def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario, accuracy: bool = False,
-                min_duration_ms: int = DEFAULT_MIN_DURATION_MS, min_query_count: int = DEFAULT_MIN_QUERY_COUNT,
+                min_duration_ms: int, min_query_count: int,
                 performance_sample_count: int | None = None, workers: int | None = None) -> BenchResult:
     """One LoadGen test of `subject` over `dataset`; logs published in `out`. --accuracy: AccuracyOnly + scoring."""
     import mlperf_loadgen as lg
 
     from edgezoo.bundle import BundleStaging
-    from edgezoo.evaluation.api import check_task, metric_name, score_records
+    from edgezoo.datasets import expect_kind
+    from edgezoo.evaluation.api import metric_name, score_records
 
-    check_task(subject.card, dataset, subject.what)
+    expect_kind(dataset, subject.card.labels.dataset, subject.what)
     total = len(dataset.samples)
     # MLPerf main.py: performance_sample_count defaults to min(count, 500).
     perf_count = min(total, performance_sample_count or 500)
@@ -191,7 +190,7 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
             if accuracy:
                 from edgezoo.evaluation.accuracy_log import read_accuracy_log
 
-                records = read_accuracy_log(staging.dir / ACCURACY_LOG)
+                records = [(sut.samples[r.qsl_idx].index, r.data) for r in read_accuracy_log(staging.dir / ACCURACY_LOG)]
                 result.accuracy = round(score_records(subject, dataset, records), 3)
             staging.commit()
     except OSError as exc:
@@ -210,7 +209,7 @@ def _warm_up(sut: _Sut) -> float:
     times = []
     for _ in range(WARMUP):
         t0 = time.perf_counter()
-        sut.subject.predict(sut.loaded[0], 0)
+        sut.subject.predict(sut.loaded[0], sut.samples[0].index)
         times.append(time.perf_counter() - t0)
     sut.unload([0])
     return float(np.median(times))

@@ -267,9 +267,17 @@ def _bundle_card(config: dict[str, Any], config_path: Path) -> ModelCard:
     return zoo.get_card(str(model_id))
 
 
+def _bundle_preprocess(config: dict[str, Any], folder: Path, input_info: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """config.yaml's preprocessing, producing the dtype the model's input takes."""
+    from edgezoo.datasets import BundlePreprocess
+
+    pre = BundlePreprocess.from_config(config, str(folder / "config.yaml"))
+    dtype = "uint8" if input_info.dtype == "uint8" else "float32"
+    return lambda image_bgr: pre.apply(image_bgr, dtype=dtype)
+
+
 def bundle_subjects(folder: Path) -> list[Subject]:
     """A bundle's artifact (and, for an ONNX SSD with a meta_arch.prototxt, the prototxt's decoding too)."""
-    from edgezoo.datasets import bundle_preprocessor
     from edgezoo.provenance import is_standin
     from edgezoo.runners import load_runner
 
@@ -279,42 +287,43 @@ def bundle_subjects(folder: Path) -> list[Subject]:
     model_path = folder / str(config["session"].get("model_path", ""))
     if not model_path.is_file():
         raise SubjectError(f"{folder}: config.yaml names model {model_path.name!r}, which is not in the bundle")
+    runtime = _RUNTIME_BY_SUFFIX.get(model_path.suffix.lower())
+    if runtime is None or runtime is Runtime.TENSORFLOW:
+        raise SubjectError(f"{model_path}: not a .tflite or .onnx model")
     standin = is_standin(model_path)
-    preprocess = bundle_preprocessor(config, card.id)
     threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
     inv_map = card.labels.map == "coco80to90"
-    runtime = _RUNTIME_BY_SUFFIX.get(model_path.suffix.lower())
-    if runtime is None:
-        raise SubjectError(f"{model_path}: not a .tflite or .onnx model")
-    name = str(folder)
-    slug = folder.name
-    subjects: list[Subject] = []
+    name, slug = str(folder), folder.name
+
+    def subject(what: str, kind: str, run: Runtime, infer: Callable, input_info: Any) -> Subject:
+        return Subject(what, kind, card, run, model_path, standin, _bundle_preprocess(config, folder, input_info),
+                       infer, inv_map)
+
     if card.task is Task.CLASSIFICATION:
         runner = load_runner(model_path)
         offset = int((config.get("metric") or {}).get("label_offset_pred", card.labels.offset))
         infer = _classification_infer(runner, runner.outputs[0].name, offset, argmax=False)
-        return [Subject(name, slug, card, runtime, model_path, standin, preprocess, infer)]
+        return [subject(name, slug, runtime, infer, runner.inputs[0])]
+    subjects: list[Subject] = []
     prototxt = folder / "meta_arch.prototxt"
     if runtime is Runtime.LITERT:
         from edgezoo.graphs import ssd_surgery
 
         if ssd_surgery.read_postprocess_ops(model_path):
-            infer, _ = _postprocess_tflite_infer(model_path, threshold)
+            infer, info = _postprocess_tflite_infer(model_path, threshold)
         else:
-            infer = _outputs_infer(load_runner(model_path), model_path, card, threshold)
-        subjects.append(Subject(name, slug, card, runtime, model_path, standin, preprocess, infer, inv_map))
+            runner = load_runner(model_path)
+            infer, info = _outputs_infer(runner, model_path, card, threshold), runner.inputs[0]
+        subjects.append(subject(name, slug, runtime, infer, info))
     else:
         runner = load_runner(model_path)
         try:
-            infer = _outputs_infer(runner, model_path, card, threshold)
+            subjects.append(subject(name, slug, runtime, _outputs_infer(runner, model_path, card, threshold),
+                                    runner.inputs[0]))
         except EdgezooError:
             if not prototxt.is_file():
-                raise
-            infer = None  # cut at the heads: only the prototxt decodes it
-        if infer is not None:
-            subjects.append(Subject(name, slug, card, runtime, model_path, standin, preprocess, infer, inv_map))
+                raise  # cut at the heads and no prototxt: nothing decodes it
     if prototxt.is_file():
-        infer, _ = _meta_arch_infer(model_path, prototxt, threshold)
-        subjects.append(Subject(f"{name} + meta_arch.prototxt", f"{slug}-meta-arch", card, Runtime.META_ARCH,
-                                model_path, standin, preprocess, infer, inv_map))
+        infer, info = _meta_arch_infer(model_path, prototxt, threshold)
+        subjects.append(subject(f"{name} + meta_arch.prototxt", f"{slug}-meta-arch", Runtime.META_ARCH, infer, info))
     return subjects
