@@ -1,0 +1,60 @@
+"""Ground truth for stand-in datasets from a stand-in model, so that accuracy figures on them are informative.
+
+A stand-in model has random (calibrated) weights: on real ImageNet/COCO labels it scores ~0, and so would every
+artifact made from it, hiding any conversion error. Labelling the stand-in dataset with the ORIGINAL model makes the
+original score 100 % top-1 (and a high mAP), so an artifact's delta measures exactly what the conversion changed,
+and an artifact that drops or shifts detections scores measurably lower.
+
+`model_labeller(subject)` gives the `labeller` that `edgezoo.datasets.build_standin` takes:
+classification: image_bgr -> ImageNet label (0..999); detection: image_bgr -> [(category_id, [x, y, w, h])] in
+pixels, the subject's detections scoring at least `min_score`, as COCO category ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from edgezoo.evaluation.subjects import Subject
+from edgezoo.zoo.schema import Task
+
+# COCO's 80 category ids, in order: contiguous label k (1..80) is COCO80_IDS[k - 1] (MLPerf's inverse map, for the
+# 80 categories of instances_val2017.json).
+COCO80_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32,
+              33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59,
+              60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90)
+# Detections kept as ground truth: confident ones (the stand-ins score their clear detections above 0.9), at most
+# this many per image so that a handful of images gives a balanced set.
+MIN_SCORE = 0.5
+MAX_BOXES = 20
+MIN_SIDE_PX = 2.0
+
+
+def model_labeller(subject: Subject, *, min_score: float = MIN_SCORE,
+                   max_boxes: int = MAX_BOXES) -> Callable[[np.ndarray], Any]:
+    """The labeller of `build_standin` that makes ground truth from `subject`'s own predictions."""
+    if subject.task is Task.CLASSIFICATION:
+        def label(image_bgr: np.ndarray) -> int:
+            # A 1001-class model predicting the background gives -1: not an ImageNet label, so use 0 (a miss).
+            return max(0, int(subject.predict(subject.preprocess(image_bgr))[0]))
+
+        return label
+
+    def boxes(image_bgr: np.ndarray) -> list[tuple[int, list[float]]]:
+        height, width = image_bgr.shape[:2]
+        records = subject.predict(subject.preprocess(image_bgr))
+        found = []
+        for _, ymin, xmin, ymax, xmax, score, label in records[np.argsort(-records[:, 5], kind="stable")]:
+            if score < min_score or len(found) >= max_boxes:
+                break
+            x0, y0 = max(0.0, float(xmin) * width), max(0.0, float(ymin) * height)
+            x1, y1 = min(float(width), float(xmax) * width), min(float(height), float(ymax) * height)
+            if x1 - x0 < MIN_SIDE_PX or y1 - y0 < MIN_SIDE_PX:
+                continue
+            category = COCO80_IDS[int(label) - 1] if subject.use_inv_map else int(label)
+            found.append((category, [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]))
+        return found
+
+    return boxes
