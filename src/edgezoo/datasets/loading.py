@@ -75,16 +75,36 @@ def open_dataset(root: Path, *, count: int | None = None, skip_bad: bool = False
 
 def load_image(sample: Sample) -> np.ndarray:
     """The image as cv2.imread returns it (BGR uint8 HxWx3, grayscale files too): what MLPerf's loaders feed to
-    their preprocessing. DatasetError naming the file when it is missing or cannot be decoded."""
+    their preprocessing. DatasetError naming the file when it is missing, cannot be decoded, or is a truncated JPEG
+    (libjpeg would decode that with grey filler and only a warning, which MLPerf accepts silently)."""
     import cv2  # lazy: OpenCV is heavy
 
     path = Path(sample.path)
     if not path.is_file():
         raise DatasetError(f"image {path} is missing", hint=SKIP_HINT)
+    if _truncated_jpeg(path):
+        raise DatasetError(f"image {path} is a truncated JPEG (no end-of-image marker)", hint=SKIP_HINT)
     image = cv2.imread(str(path))
     if image is None or image.size == 0:
         raise DatasetError(f"image {path} cannot be decoded (corrupt or not an image)", hint=SKIP_HINT)
     return image
+
+
+# A JPEG ends with the EOI marker FF D9; encoders and copies may pad after it, so the tail is searched, not the end.
+# Entropy-coded data never holds FF D9 (an FF there is always followed by 00 or a restart marker).
+_JPEG_START, _JPEG_END, _JPEG_TAIL = b"\xff\xd8", b"\xff\xd9", 4096
+
+
+def _truncated_jpeg(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            if handle.read(2) != _JPEG_START:
+                return False  # not a JPEG: the decoder judges it
+            size = handle.seek(0, 2)
+            handle.seek(max(2, size - _JPEG_TAIL))
+            return _JPEG_END not in handle.read()
+    except OSError as exc:
+        raise DatasetError(f"image {path} cannot be read: {exc.strerror}", hint=SKIP_HINT) from None
 
 
 def expect_kind(dataset: Dataset, labels_dataset: str, what: str) -> None:

@@ -9,14 +9,15 @@ is the response's bytes as uppercase hex. The accuracy scripts json.load the fil
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
-from edgezoo.errors import DatasetError, disk_full, is_disk_full
+from edgezoo.errors import DatasetError
+from edgezoo.evaluation.atomic_file import write_text_atomically
 
 ACCURACY_LOG = "mlperf_log_accuracy.json"
 
@@ -37,24 +38,13 @@ def format_record(seq_id: int, qsl_idx: int, data: np.ndarray) -> str:
 def write_accuracy_log(path: Path, records: Iterable[tuple[int, np.ndarray]]) -> Path:
     """Write (qsl_idx, float32 data) records, seq_id = their order, as LoadGen would; atomically (a temporary
     file renamed into place, so an interrupted run leaves no complete-looking log). Returns the path."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="ascii", newline="\n") as out:
-            out.write("[")
-            for seq_id, (qsl_idx, data) in enumerate(records):
-                out.write((",\n" if seq_id else "\n") + format_record(seq_id, qsl_idx, data))
-            out.write("\n]\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        if is_disk_full(exc):
-            raise disk_full(exc, path.parent, f"writing {path.name}") from None
-        raise DatasetError(f"{path}: cannot write the accuracy log: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    def write(out: TextIO) -> None:
+        out.write("[")
+        for seq_id, (qsl_idx, data) in enumerate(records):
+            out.write((",\n" if seq_id else "\n") + format_record(seq_id, qsl_idx, data))
+        out.write("\n]\n")
+
+    return write_text_atomically(Path(path), write, "the accuracy log")
 
 
 def read_accuracy_log(path: Path, *, dtype: str = "float32", dedupe: bool = True) -> list[AccuracyRecord]:
