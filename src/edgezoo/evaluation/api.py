@@ -22,8 +22,6 @@ from edgezoo.zoo.schema import ModelCard, Task
 
 __all__ = ["EvalResult", "EvalError", "evaluate", "score_records", "target_percent"]
 
-ACCURACY_LOG = "mlperf_log_accuracy.json"
-COCO_RESULTS = "coco-results.json"
 ACCURACY_JSON = "accuracy.json"
 
 
@@ -55,7 +53,7 @@ class EvalResult:
 
     def verdict(self) -> str:
         if self.passed is None:
-            return f"subset: {self.count} of {self.full_size}" if self.count < self.full_size or self.skipped \
+            return f"subset: {self.count:,} of {self.full_size:,}" if self.count < self.full_size or self.skipped \
                 else "stand-in data: no verdict"
         return "PASS" if self.passed else "FAIL"
 
@@ -76,13 +74,10 @@ def score_records(subject: Subject, dataset: Any, records: Sequence[tuple[int, n
     from edgezoo.evaluation import metrics
 
     if subject.task is Task.CLASSIFICATION:
-        by_index = {s.index: s for s in dataset.samples}  # qsl_idx -> sample (Sample.index)
-        predicted = [int(np.asarray(data).reshape(-1)[0]) for _, data in records]
-        labels = [by_index[idx].label for idx, _ in records]
-        return float(metrics.top1_percent(predicted, labels))
-    value, _stats = metrics.coco_map_percent(records, dataset, use_inv_map=subject.use_inv_map)
-    if detections_json is not None:
-        metrics.write_coco_detections(detections_json, records, dataset, use_inv_map=subject.use_inv_map)
+        value, _good, _total = metrics.imagenet_top1(records, dataset)
+        return float(value)
+    value, _score = metrics.coco_map_percent(records, dataset, use_inv_map=subject.use_inv_map,
+                                            results_path=detections_json)
     return float(value)
 
 
@@ -103,7 +98,8 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
     """Each subject over the dataset; the first is the reference for the deltas. Writes OUT/<model>/<what>/."""
     from edgezoo.bundle import BundleStaging
     from edgezoo.datasets import expect_kind, load_image
-    from edgezoo.evaluation.accuracy_log import write_accuracy_log
+    from edgezoo.evaluation import metrics
+    from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
     from edgezoo.evaluation.engine import run_subject
 
     for s in subjects:  # every check before anything runs or is written
@@ -119,7 +115,7 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
         try:
             with BundleStaging(folder) as staging:
                 write_accuracy_log(staging.dir / ACCURACY_LOG, run.records)
-                detections = staging.dir / COCO_RESULTS if subject.task is Task.DETECTION else None
+                detections = staging.dir / metrics.COCO_RESULTS if subject.task is Task.DETECTION else None
                 value = score_records(subject, dataset, run.records, detections)
                 result = _result(subject, dataset, run, value, skipped, folder)
                 if results and results[0].metric == result.metric:

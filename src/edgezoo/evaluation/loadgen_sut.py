@@ -30,7 +30,6 @@ __all__ = ["Scenario", "BenchResult", "run_loadgen", "parse_summary"]
 
 WARMUP = 5
 SUMMARY = "mlperf_log_summary.txt"
-ACCURACY_LOG = "mlperf_log_accuracy.json"
 
 
 class Scenario(str, Enum):
@@ -64,14 +63,14 @@ _FIGURES = {
 
 def parse_summary(text: str) -> tuple[bool | None, dict[str, float], list[str]]:
     """(VALID?, figures, the lines that carry them) from mlperf_log_summary.txt."""
-    valid = None
+    valid, verdict = None, []
     figures: dict[str, float] = {}
     lines = []
     for line in text.splitlines():
         m = re.match(r"\s*Result is\s*:\s*(VALID|INVALID)", line)
         if m:
             valid = m.group(1) == "VALID"
-            lines.append(line.strip())
+            verdict = [line.strip()]  # printed last, after the figures it judges
             continue
         key, sep, value = line.partition(":")
         name = _FIGURES.get(key.strip())
@@ -81,7 +80,7 @@ def parse_summary(text: str) -> tuple[bool | None, dict[str, float], list[str]]:
             except ValueError:
                 continue
             lines.append(line.strip())
-    return valid, figures, lines
+    return valid, figures, lines + verdict
 
 
 class _Sut:
@@ -188,7 +187,7 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
             result = BenchResult(subject.what, scenario.value, mode, None if accuracy else valid, figures,
                                  metric=metric_name(subject.card), count=total, out=str(out), summary_lines=lines)
             if accuracy:
-                from edgezoo.evaluation.accuracy_log import read_accuracy_log
+                from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, read_accuracy_log
 
                 records = [(sut.samples[r.qsl_idx].index, r.data) for r in read_accuracy_log(staging.dir / ACCURACY_LOG)]
                 result.accuracy = round(score_records(subject, dataset, records), 3)
