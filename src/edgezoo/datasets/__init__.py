@@ -16,14 +16,9 @@ from edgezoo.datasets.layout import (COCO_ANNOTATIONS, COCO_IMAGES, FULL_SIZE, S
                                      DatasetKind, Sample)
 from edgezoo.datasets.loading import detect_kind, expect_kind, load_image, open_dataset
 from edgezoo.datasets.mlperf_preprocess import MlperfPipeline, mlperf_preprocess, model_preprocess
+from edgezoo.datasets.standin import build_standin
 
 __all__ = ["COCO_ANNOTATIONS", "COCO_IMAGES", "FULL_SIZE", "STANDIN_MARKER", "VAL_MAP", "BundlePreprocess", "Dataset",
            "DatasetKind", "MlperfPipeline", "Sample", "build_standin", "detect_kind", "expect_kind", "load_image",
            "mlperf_preprocess", "model_preprocess", "open_dataset", "read_bundle_preprocess"]
 
-
-def build_standin(*args, **kwargs):  # noqa: ANN002, ANN003 - forwarded unchanged; see edgezoo.datasets.standin
-    """See edgezoo.datasets.standin.build_standin (imported on use: it pulls in scikit-image)."""
-    from edgezoo.datasets.standin import build_standin as build
-
-    return build(*args, **kwargs)
