@@ -17,19 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.datasets.coco_categories import COCO_CATEGORIES
 from edgezoo.evaluation.subjects import Subject
 from edgezoo.zoo.schema import Task
 
-# COCO's 80 category ids, in order: contiguous label k (1..80) is COCO80_IDS[k - 1] (MLPerf's inverse map, for the
-# 80 categories of instances_val2017.json).
-COCO80_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32,
-              33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59,
-              60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90)
 # Detections kept as ground truth: confident ones (the stand-ins score their clear detections above 0.9), at most
 # this many per image so that a handful of images gives a balanced set.
 MIN_SCORE = 0.5
 MAX_BOXES = 20
 MIN_SIDE_PX = 2.0
+_COCO_IDS = frozenset(cid for cid, _ in COCO_CATEGORIES)
 
 
 def model_labeller(subject: Subject, *, min_score: float = MIN_SCORE,
@@ -53,7 +50,10 @@ def model_labeller(subject: Subject, *, min_score: float = MIN_SCORE,
             x1, y1 = min(float(width), float(xmax) * width), min(float(height), float(ymax) * height)
             if x1 - x0 < MIN_SIDE_PX or y1 - y0 < MIN_SIDE_PX:
                 continue
-            category = COCO80_IDS[int(label) - 1] if subject.use_inv_map else int(label)
+            # MLPerf's inverse map: contiguous label k (1..80) is the k-th category of instances_val2017.json.
+            category = COCO_CATEGORIES[int(label) - 1][0] if subject.use_inv_map else int(label)
+            if category not in _COCO_IDS:
+                continue  # one of the 91-id label map's ten ids without a COCO 2017 category
             found.append((category, [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]))
         return found
 
