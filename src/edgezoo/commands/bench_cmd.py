@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgezoo.datasets import expect_kind, open_dataset
+    from edgezoo.datasets import open_dataset
     from edgezoo.evaluation.loadgen_sut import Scenario, run_loadgen
     from edgezoo.evaluation.subjects import Runtime
     from edgezoo.report import dump_json
@@ -54,14 +54,13 @@ def run(args: argparse.Namespace) -> int:
     queries = positive_int(args.min_query_count, "--min-query-count", maximum=10_000_000)
     count = positive_int(args.count, "--count")
     dataset = open_dataset(args.dataset, count=count)
-    subjects = resolve_subjects([args.target], args)
+    subjects = resolve_subjects([args.target], args, dataset)
     chosen = [s for s in subjects if (s.runtime is Runtime.META_ARCH) == args.meta_arch]
     if not chosen:
         raise EdgezooError(f"{args.target}: --meta-arch needs an ONNX SSD bundle with meta_arch.prototxt"
                            if args.meta_arch else f"{args.target}: has no ONNX tail, only its meta_arch.prototxt",
                            hint="drop --meta-arch" if args.meta_arch else "add --meta-arch")
     subject = chosen[0]
-    expect_kind(dataset, subject.card.labels.dataset, subject.what)
     scenario = Scenario(args.scenario)
     out = args.out / subject.card.id / subject.slug / (scenario.value + ("-accuracy" if args.accuracy else ""))
     result = run_loadgen(subject, dataset, out, scenario=scenario, accuracy=args.accuracy,

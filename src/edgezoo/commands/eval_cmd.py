@@ -54,24 +54,37 @@ def positive_int(value: str | None, option: str, *, maximum: int | None = None) 
     return number
 
 
-def resolve_subjects(things: list[str], args: argparse.Namespace) -> list[Any]:
-    """Model ids -> original subjects, folders -> bundle subjects (in the order given)."""
+def _card_of(thing: str):
+    """The model card THING names: a model id, or a bundle folder's config.yaml model_info.model_id."""
     from edgezoo import zoo
     from edgezoo.errors import UnknownModelError
+    from edgezoo.evaluation.subjects import bundle_card
+
+    if Path(thing).exists():
+        return bundle_card(Path(thing))
+    try:
+        return zoo.get_card(thing)
+    except UnknownModelError as exc:
+        raise EdgezooError(f"{thing!r} is neither a bundle folder nor a model id ({exc.message})",
+                           hint=exc.hint or "see 'edgezoo list'") from None
+
+
+def resolve_subjects(things: list[str], args: argparse.Namespace, dataset: Any) -> list[Any]:
+    """Model ids -> original subjects, folders -> bundle subjects (in the order given), each checked against the
+    dataset's kind before any model is loaded or built."""
+    from edgezoo.datasets import expect_kind
     from edgezoo.evaluation.subjects import bundle_subjects, original_subjects
 
+    cards = [_card_of(thing) for thing in things]
+    for thing, card in zip(things, cards):
+        expect_kind(dataset, card.labels.dataset, thing)
     subjects = []
-    for thing in things:
+    for thing, card in zip(things, cards):
         if Path(thing).exists():
             subjects += bundle_subjects(Path(thing))
-            continue
-        try:
-            card = zoo.get_card(thing)
-        except UnknownModelError as exc:
-            raise EdgezooError(f"{thing!r} is neither a bundle folder nor a model id ({exc.message})",
-                               hint=exc.hint or "see 'edgezoo list'") from None
-        subjects += original_subjects(card, standin=args.standin, variant=args.standin_variant,
-                                      mirror=args.mirror, offline=args.offline)
+        else:
+            subjects += original_subjects(card, standin=args.standin, variant=args.standin_variant,
+                                          mirror=args.mirror, offline=args.offline)
     return subjects
 
 
@@ -83,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     count = positive_int(args.count, "--count")
     dataset = open_dataset(args.dataset, count=count, skip_bad=args.skip_bad)
-    subjects = resolve_subjects(args.things, args)
+    subjects = resolve_subjects(args.things, args, dataset)
     results = evaluate(subjects, dataset, args.out, skip_bad=args.skip_bad)
     print(results_json(results) if args.json else render_results(results))
     return 1 if any(r.passed is False for r in results) else 0

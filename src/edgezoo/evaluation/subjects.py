@@ -257,7 +257,7 @@ def read_bundle_config(folder: Path) -> dict[str, Any]:
     return config
 
 
-def _bundle_card(config: dict[str, Any], config_path: Path) -> ModelCard:
+def _card_from_config(config: dict[str, Any], config_path: Path) -> ModelCard:
     from edgezoo import zoo
 
     model_id = (config.get("model_info") or {}).get("model_id")
@@ -265,6 +265,11 @@ def _bundle_card(config: dict[str, Any], config_path: Path) -> ModelCard:
         raise SubjectError(f"{config_path}: model_info.model_id is missing, so the metric and target are unknown",
                            hint="only bundles of zoo models can be evaluated")
     return zoo.get_card(str(model_id))
+
+
+def bundle_card(folder: Path) -> ModelCard:
+    """The zoo card of a bundle (from its config.yaml), without loading its model."""
+    return _card_from_config(read_bundle_config(folder), Path(folder) / "config.yaml")
 
 
 def _bundle_preprocess(config: dict[str, Any], folder: Path, input_info: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -283,7 +288,7 @@ def bundle_subjects(folder: Path) -> list[Subject]:
 
     folder = Path(folder)
     config = read_bundle_config(folder)
-    card = _bundle_card(config, folder / "config.yaml")
+    card = _card_from_config(config, folder / "config.yaml")
     model_path = folder / str(config["session"].get("model_path", ""))
     if not model_path.is_file():
         raise SubjectError(f"{folder}: config.yaml names model {model_path.name!r}, which is not in the bundle")
