@@ -72,3 +72,18 @@ def test_bad_count(tmp_path, capsys, value, match):
 def test_neither_model_nor_folder(tmp_path, capsys):
     _refused(capsys, tmp_path, "mobilenet-v9", "--dataset", labelled_dataset("imagenet", "mobilenet-v1", COUNT),
              match="neither a bundle folder nor a model id")
+
+
+def test_corrupt_image_is_named_or_skipped_and_counted(tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(labelled_dataset("imagenet", "mobilenet-v1", COUNT), data)
+    first = (data / "val_map.txt").read_text().split()[0]
+    (data / first).write_bytes((data / first).read_bytes()[:200])  # a truncated JPEG
+    code, _, err = _eval(capsys, bundle("mobilenet-v1", "tflite"), "--dataset", data, "--out", tmp_path / "a")
+    assert code == 2 and first.split("/")[-1] in err and not (tmp_path / "a").exists()
+    code, out, _ = _eval(capsys, bundle("mobilenet-v1", "tflite"), "--dataset", data, "--out", tmp_path / "b",
+                         "--skip-bad", "--json")
+    (row,) = json.loads(out)
+    assert code == 0 and row["count"] == COUNT - 1 and row["skipped"] == 1 and first in row["skipped_files"][0]

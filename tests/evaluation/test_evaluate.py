@@ -111,3 +111,17 @@ def test_interrupted_eval_publishes_no_result(coco, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         evaluate([dataclasses.replace(reference, infer=interrupted)], coco, tmp_path, progress=False)
     assert list(tmp_path.rglob("*")) == []  # no accuracy.json, no half-written log, no staging folder
+
+
+def test_resnet34_onnx_tail_and_prototxt_on_inverse_mapped_labels(tmp_path):
+    """ResNet34-SSD emits labels 1..80 (scored through MLPerf's inverse map) and keeps scores >= 0.05; its ONNX
+    bundle keeps the original graph (same numbers) and its prototxt decoding must land on the same mAP."""
+    dataset = open_dataset(labelled_dataset("coco", "ssd-resnet34-1200", 4))
+    folder = bundle("ssd-resnet34-1200", "onnx")
+    ref, tail, meta = evaluate([original("ssd-resnet34-1200"), *bundle_subjects(folder)], dataset, tmp_path,
+                               progress=False)
+    assert ref.value > 50.0 and tail.value == ref.value
+    assert abs(meta.value - ref.value) < 1.0
+    log = _mlperf_log(tmp_path / "ssd-resnet34-1200" / "original" / "mlperf_log_accuracy.json")
+    rows = np.concatenate([d.reshape(-1, 7) for _, d in log])
+    assert rows[:, 6].min() >= 1 and rows[:, 6].max() <= 80 and rows[:, 5].min() >= 0.05

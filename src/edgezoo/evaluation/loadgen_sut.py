@@ -143,7 +143,9 @@ def _settings(scenario: Scenario, accuracy: bool, min_duration_ms: int, min_quer
     s.performance_sample_count_override = perf_count
     # Hints from the warm-up timing, so that LoadGen sizes the run to min_duration (its defaults assume 1 ms / 1 QPS).
     s.single_stream_expected_latency_ns = max(1, int(latency_s * 1e9))
-    s.offline_expected_qps = max(1.0, 1.0 / max(latency_s, 1e-6))
+    # Offline issues expected_qps x min_duration samples in one query: an estimate that is too low ends the run
+    # before min_duration (INVALID), one too high only lengthens it, so the warm-up figure is doubled.
+    s.offline_expected_qps = max(1.0, 2.0 / max(latency_s, 1e-6))
     return s
 
 

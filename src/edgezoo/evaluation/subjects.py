@@ -236,23 +236,16 @@ def original_subjects(card: ModelCard, *, standin: bool = False, variant: Any = 
 
 def read_bundle_config(folder: Path) -> dict[str, Any]:
     """config.yaml of a bundle, checked for what evaluation needs."""
-    import yaml
+    from edgezoo.datasets.bundle_preprocess import read_bundle_config as read_config
 
     folder = Path(folder)
     if not folder.is_dir():
         raise SubjectError(f"{folder}: not a model id nor a bundle folder",
                            hint="give a model id (edgezoo list) or a folder written by 'edgezoo export'")
-    config_path = folder / "config.yaml"
-    if not config_path.is_file():
-        raise SubjectError(f"{folder}: no config.yaml, so its preprocessing is unknown",
-                           hint="evaluate a bundle written by 'edgezoo export' (it writes config.yaml)")
-    try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SubjectError(f"{config_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    config = read_config(folder)
     if not isinstance(config, dict) or not isinstance(config.get("session"), dict) \
             or not isinstance(config.get("preprocess"), dict):
-        raise SubjectError(f"{config_path}: no 'session' and 'preprocess' sections",
+        raise SubjectError(f"{folder / 'config.yaml'}: no 'session' and 'preprocess' sections",
                            hint="config.yaml must be the one 'edgezoo export' writes")
     return config
 
