@@ -44,6 +44,11 @@ def subjects_for(model_id: str, variant: str, out: Path):
     return subjects
 
 
+def short(subject) -> str:
+    """'resnet50-v1.5/tflite' rather than the temp folder's path."""
+    return subject.what if subject.slug == "original" else f"{subject.card.id}/{subject.slug}"
+
+
 def throughput(subjects, dataset) -> list[tuple]:
     from edgezoo.datasets import load_image
     from edgezoo.evaluation.engine import default_workers, run_subject
@@ -58,7 +63,7 @@ def throughput(subjects, dataset) -> list[tuple]:
         bare = len(tensors) / (time.perf_counter() - t0)
         pooled = run_subject(s, dataset.samples, load_image, progress=False).images_per_s
         serial = run_subject(s, dataset.samples, load_image, workers=0, progress=False).images_per_s
-        rows.append((s.what, s.runtime.value, f"{bare:.1f}", f"{pooled:.1f}", f"{pooled / bare:.2f}",
+        rows.append((short(s), s.runtime.value, f"{bare:.1f}", f"{pooled:.1f}", f"{pooled / bare:.2f}",
                      f"{serial:.1f}", f"{pooled / serial:.2f}", default_workers()))
     return rows
 
@@ -72,7 +77,7 @@ def loadgen_rows(subjects, dataset, out: Path) -> list[tuple]:
                              min_query_count=64)
         offline = run_loadgen(s, dataset, out / f"{i}-off", scenario=Scenario.OFFLINE, min_duration_ms=3000,
                               min_query_count=64)
-        rows.append((s.what, s.runtime.value, f"{single.figures.get('p90_latency_ns', 0) / 1e6:.2f}",
+        rows.append((short(s), s.runtime.value, f"{single.figures.get('p90_latency_ns', 0) / 1e6:.2f}",
                      "VALID" if single.valid else "INVALID", f"{offline.figures.get('samples_per_s', 0):.1f}",
                      "VALID" if offline.valid else "INVALID"))
     return rows

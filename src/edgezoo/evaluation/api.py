@@ -78,6 +78,9 @@ def score_records(subject: Subject, dataset: Any, records: Sequence[tuple[int, n
         return float(value)
     value, _score = metrics.coco_map_percent(records, dataset, use_inv_map=subject.use_inv_map,
                                             results_path=detections_json)
+    if value < 0:  # COCOeval's -1: no ground-truth box in any evaluated image, so there is nothing to score
+        raise EvalError(f"{dataset.root}: the evaluated images have no ground-truth boxes, so mAP is undefined",
+                        hint="evaluate more images (--count) or a dataset with annotations")
     return float(value)
 
 
