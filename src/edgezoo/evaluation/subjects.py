@@ -218,12 +218,9 @@ def original_subjects(card: ModelCard, *, standin: bool = False, variant: Any = 
         runner = load_runner(path, outputs=[output])
         infer = _classification_infer(runner, runner.outputs[0].name, card.labels.offset, argmax)
     else:
-        if path.suffix == ".pb":
-            from edgezoo.verify.detectors import OD_API, _card_outputs
-
-            runner = load_runner(path, outputs=(_card_outputs(path, card) or OD_API).names())
-        else:
-            runner = load_runner(path)
+        # A frozen graph's sink nodes need not be its outputs: ask for the card's output tensors by name.
+        names = [o.name for o in card.formats[ModelFormat.TF].outputs] if path.suffix == ".pb" else None
+        runner = load_runner(path, outputs=names)
         infer = _outputs_infer(runner, path, card, threshold)
     label = f"{card.id} (original{', stand-in' if standin else ''})"
     return [Subject(label, "original", card, _RUNTIME_BY_SUFFIX[path.suffix], path, standin, preprocess, infer,
