@@ -49,3 +49,20 @@ def test_offline_accuracy_log_scores_as_eval(tmp_path, capsys):
     ours = records(tmp_path / "eval" / "ssd-mobilenet-v1" / "tflite" / "mlperf_log_accuracy.json")
     assert loadgen == ours and len(ours) == COUNT
     assert np.frombuffer(bytes.fromhex(ours[0]), np.float32).size % 7 == 0
+
+
+def test_bad_option_values_are_one_line_errors(tmp_path, capsys):
+    import pytest
+
+    data = labelled_dataset("imagenet", "mobilenet-v1", COUNT)
+    for option, value, match in (("--min-duration-ms", "0", "out of range"), ("--min-duration-ms", "1e3",
+                                 "not a whole number"), ("--min-query-count", "-1", "out of range"),
+                                 ("--count", "0", "out of range")):
+        capsys.readouterr()
+        code = main(["bench", str(bundle("mobilenet-v1", "tflite")), "--dataset", str(data), "--scenario",
+                     "Offline", option, value, "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and match in err, (option, value, err)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit):  # argparse's own choices check
+        main(["bench", "x", "--dataset", str(data), "--scenario", "Server"])
