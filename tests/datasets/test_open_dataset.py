@@ -19,7 +19,7 @@ def _coco(tmp_path, n_images=3):
     images = [{"id": 1000 + 7 * i, "file_name": f"{1000 + 7 * i:012d}.jpg", "height": 90 + i, "width": 120 + 3 * i}
               for i in range(n_images)]
     anns = [{"id": 1, "image_id": images[0]["id"], "category_id": 18, "bbox": [1, 2, 30, 40], "area": 1200,
-             "iscrowd": 0}]
+             "iscrowd": 0}] if images else []
     cats = [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}, {"id": 3, "name": "car"}]
     return coco_folder(tmp_path, coco_annotations(images, anns, cats)), images
 
@@ -120,6 +120,16 @@ def test_annotations_that_are_not_coco(tmp_path, mutate, match):
         open_dataset(root)
 
 
+def test_no_images_at_all(tmp_path):
+    imagenet_folder(tmp_path, ENTRIES[:1])
+    (tmp_path / ENTRIES[0][0]).unlink()
+    with pytest.raises(DatasetError, match=r"none of the 1 listed images exists"):
+        open_dataset(tmp_path, skip_bad=True)
+    root, _ = _coco(tmp_path / "c", n_images=0)
+    with pytest.raises(DatasetError, match=r"instances_val2017.json lists no images"):
+        open_dataset(root)
+
+
 def test_both_layouts_in_one_folder_is_ambiguous(tmp_path):
     root, _ = _coco(tmp_path)
     imagenet_folder(root, ENTRIES[:1])
@@ -149,6 +159,11 @@ def test_corrupt_and_truncated_images_are_named(tmp_path):
         load_image(second)
     third.path.write_bytes(third.path.read_bytes() + b"\0" * 100)  # padding after the end marker is fine
     assert load_image(third).shape == (300, 451, 3)
+    ds = open_dataset(tmp_path)
+    ds.record_skip(first)
+    ds.record_skip(first)
+    assert ds.skipped == [ENTRIES[0][0]] and len(ds) == 3 and ds.usable == 2
+    assert "2 of 50,000 images (subset), 1 skipped" in ds.describe()
     third.path.unlink()
     with pytest.raises(DatasetError, match=r"ILSVRC2012_val_00000003.JPEG is missing"):
         load_image(third)

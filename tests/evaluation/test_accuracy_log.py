@@ -94,3 +94,15 @@ def test_unreadable_logs_are_named(tmp_path):
         read_accuracy_log(path)
     with pytest.raises(DatasetError, match=r"cannot write the accuracy log"):
         write_accuracy_log(tmp_path / "missing" / "log.json", [])
+
+
+def test_concurrent_writers_leave_one_complete_log(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "mlperf_log_accuracy.json"
+    versions = [[(i, np.full(7, w, np.float32)) for i in range(300)] for w in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda records: write_accuracy_log(path, records), versions))
+    parsed = [(r.qsl_idx, r.data.tolist()) for r in read_accuracy_log(path)]
+    assert parsed in [[(q, d.tolist()) for q, d in v] for v in versions]
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -30,7 +30,8 @@ def coco(tmp_path):
 def _record(qsl_idx, boxes_xywh, scores, label):
     """A 7-float record from pixel boxes: normalised by the image's own size, [qsl_idx, ymin, xmin, ymax, xmax, ...]."""
     _, h, w, _ = IMAGES[qsl_idx]
-    rows = [[qsl_idx, y / h, x / w, (y + bh) / h, (x + bw) / w, s, label] for (x, y, bw, bh), s in zip(boxes_xywh, scores)]
+    rows = [[qsl_idx, y / h, x / w, (y + bh) / h, (x + bw) / w, s, label]
+            for (x, y, bw, bh), s in zip(boxes_xywh, scores)]
     return qsl_idx, np.array(rows, dtype=np.float32).reshape(-1)
 
 

@@ -97,11 +97,14 @@ class BundlePreprocess:
             pixels = center_crop(pixels, *self.crop)
         if self.reverse_channels:
             pixels = pixels[..., ::-1]
+        planes = np.ascontiguousarray(pixels.transpose(2, 0, 1))  # contiguous planes: 1200x1200 inputs are costly
         if dtype == "uint8":
-            out = pixels.astype(np.uint8)
+            planes = planes.astype(np.uint8)
         else:
-            out = (pixels - np.array(self.mean, dtype=np.float32)) * np.array(self.scale, dtype=np.float32)
-        return np.ascontiguousarray(out.transpose(2, 0, 1) if self.layout == "NCHW" else out)
+            for channel, (mean, scale) in enumerate(zip(self.mean, self.scale)):
+                planes[channel] -= np.float32(mean)
+                planes[channel] *= np.float32(scale)
+        return planes if self.layout == "NCHW" else np.ascontiguousarray(planes.transpose(1, 2, 0))
 
 
 def read_bundle_preprocess(bundle: Path) -> BundlePreprocess:

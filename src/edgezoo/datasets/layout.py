@@ -64,9 +64,25 @@ class Dataset:
     category_ids: list[int] = field(default_factory=list)  # COCO only: file order, as COCO.getCatIds() returns it
     skipped: list[str] = field(default_factory=list)  # images left out with skip_bad, relative to root
     index_file: Path | None = None  # val_map.txt or the annotations file
+    dropped: set[int] = field(default_factory=set)  # qsl_idx of samples found unreadable later (record_skip)
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def record_skip(self, sample: Sample) -> None:
+        """Count an image left out while evaluating (load_image raised DatasetError and --skip-bad is on). The sample
+        stays in `samples` (its qsl_idx is still valid); the caller simply produces no record for it. Call it from
+        the one thread that collects results."""
+        name = sample.path.relative_to(self.root).as_posix() if sample.path.is_relative_to(self.root) \
+            else str(sample.path)
+        if sample.index not in self.dropped:
+            self.dropped.add(sample.index)
+            self.skipped.append(name)
+
+    @property
+    def usable(self) -> int:
+        """Images that can be scored: the samples minus those record_skip() dropped."""
+        return len(self.samples) - len(self.dropped)
 
     @property
     def is_full(self) -> bool:
@@ -75,8 +91,7 @@ class Dataset:
 
     def describe(self) -> str:
         """"imagenet: 50,000 images" / "coco: 24 of 5,000 images (subset), 1 skipped, STAND-IN"."""
-        count = f"{len(self.samples):,} images" if self.is_full else \
-            f"{len(self.samples):,} of {self.full_size:,} images (subset)"
+        count = f"{self.usable:,} images" if self.is_full else f"{self.usable:,} of {self.full_size:,} images (subset)"
         extras = [f"{len(self.skipped)} skipped"] if self.skipped else []
         extras += ["STAND-IN"] if self.standin else []
         return ", ".join([f"{self.kind.value}: {count}", *extras])

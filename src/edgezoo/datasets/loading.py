@@ -22,7 +22,8 @@ def detect_kind(root: Path) -> DatasetKind:
     root = Path(root)
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is not a folder"
-        raise DatasetError(f"dataset {root} {what}", hint=f"point --dataset at a folder in MLPerf's layout ({_LAYOUTS})")
+        raise DatasetError(f"dataset {root} {what}",
+                           hint=f"point --dataset at a folder in MLPerf's layout ({_LAYOUTS})")
     has_imagenet = (root / VAL_MAP).is_file()
     has_coco = (root / COCO_ANNOTATIONS).is_file()
     if has_imagenet and has_coco:
@@ -67,6 +68,8 @@ def open_dataset(root: Path, *, count: int | None = None, skip_bad: bool = False
             dataset.skipped.append(sample.path.relative_to(root).as_posix())
             continue
         dataset.samples.append(sample)
+    if not listed:
+        raise DatasetError(f"dataset {root}: {dataset.index_file.name} lists no images", hint=_LAYOUTS)
     if not dataset.samples:
         raise DatasetError(f"dataset {root}: none of the {len(listed)} listed images exists",
                            hint="is the folder complete? images are looked up relative to it")

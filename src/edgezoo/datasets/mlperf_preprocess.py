@@ -40,7 +40,8 @@ class ModelPreprocess:
     width: int
 
 
-# Card id -> what main.py's SUPPORTED_DATASETS gives that model (imagenet, imagenet_mobilenet, coco-300, coco-1200-onnx).
+# Card id -> what main.py's SUPPORTED_DATASETS gives the model (imagenet, imagenet_mobilenet, coco-300,
+# coco-1200-onnx).
 MODEL_PREPROCESS = {
     "resnet50-v1.5": ModelPreprocess(MlperfPipeline.VGG, 224, 224),
     "mobilenet-v1": ModelPreprocess(MlperfPipeline.MOBILENET, 224, 224),
@@ -91,8 +92,10 @@ def mlperf_preprocess(image_bgr: np.ndarray, model_id: str, *, layout: str | Non
     image = check_image(image_bgr)
     if spec.pipeline in (MlperfPipeline.VGG, MlperfPipeline.MOBILENET):
         out = _classification(image, spec)
+    elif spec.pipeline is MlperfPipeline.COCO_MOBILENET:
+        out = coco_resize(image, spec.height, spec.width).astype(np.uint8)
     else:
-        out = _detection(image, spec)
+        return _imagenet_normalised(coco_resize(image, spec.height, spec.width), layout)
     return np.ascontiguousarray(out.transpose(2, 0, 1)) if layout == "NCHW" else out
 
 
@@ -156,10 +159,14 @@ def coco_resize(image: np.ndarray, height: int, width: int, interpolation: int |
     return cv2.resize(pixels, (width, height), interpolation=flag)
 
 
-def _detection(image: np.ndarray, spec: ModelPreprocess) -> np.ndarray:
-    pixels = coco_resize(image, spec.height, spec.width)
-    if spec.pipeline is MlperfPipeline.COCO_MOBILENET:
-        return pixels.astype(np.uint8)
-    mean = np.array(IMAGENET_MEAN, dtype=np.float32)
-    std = np.array(IMAGENET_STD, dtype=np.float32)
-    return (pixels / 255.0 - mean) / std
+def _imagenet_normalised(pixels: np.ndarray, layout: str) -> np.ndarray:
+    """pre_process_coco_resnet34's (x / 255 - mean) / std, one colour plane at a time.
+
+    Each step is the same float32 elementwise operation as MLPerf's broadcast over HxWx3, so the bits are the same;
+    on contiguous planes it runs several times faster (1200x1200 images make this the costly step)."""
+    planes = np.ascontiguousarray(pixels.transpose(2, 0, 1))
+    planes /= np.float32(255.0)
+    for channel, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD)):
+        planes[channel] -= np.float32(mean)
+        planes[channel] /= np.float32(std)
+    return planes if layout == "NCHW" else np.ascontiguousarray(planes.transpose(1, 2, 0))

@@ -93,8 +93,11 @@ def build_standin(kind: DatasetKind | str, out: Path, *, count: int = DEFAULT_CO
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if not out.exists():
-            for folder in reversed(created):
-                folder.rmdir()
+            for folder in reversed(created):  # innermost first; only folders this call made
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
     return out
 
 
@@ -136,8 +139,7 @@ def _publish(staging: Path, out: Path) -> None:
 def _images(count: int, seed: int) -> list[_Image]:
     from edgezoo.images import photographs
 
-    sources = {p.name: image for p, (_, image) in zip(PHOTOS + (GRAYSCALE_PHOTO,),
-                                                     photographs(tuple(p.name for p in PHOTOS + (GRAYSCALE_PHOTO,))))}
+    sources = dict(photographs(tuple(p.name for p in (*PHOTOS, GRAYSCALE_PHOTO))))
     order = [GRAYSCALE_PHOTO if i == _GRAYSCALE_INDEX else PHOTOS[(i - (i > _GRAYSCALE_INDEX)) % len(PHOTOS)]
              for i in range(count)]
     return [_vary(sources[photo.name], photo, np.random.default_rng([seed, i])) for i, photo in enumerate(order)]

@@ -6,6 +6,7 @@ An interrupted or failed run therefore never leaves a complete-looking log, dete
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -17,7 +18,7 @@ def write_text_atomically(path: Path, write: Callable[[TextIO], None], what: str
     """Call `write(handle)` on a temporary file beside `path`, then rename it to `path`. `what` names the file in
     errors ("the accuracy log"). A full disk -> DiskFullError; other OS errors -> DatasetError; never a leftover."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")  # unique: concurrent writers never collide
     try:
         with tmp.open("w", encoding="utf-8", newline="\n") as handle:
             write(handle)

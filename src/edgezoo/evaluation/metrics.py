@@ -60,7 +60,8 @@ def _lookup(samples: dict[int, Sample], qsl_idx: int, dataset: Dataset) -> Sampl
         return samples[qsl_idx]
     except KeyError:
         raise DatasetError(f"qsl_idx {qsl_idx} is not an image of {dataset.root} as opened "
-                           f"({len(dataset.samples)} images)", hint="score a log with the dataset it was made on") from None
+                           f"({len(dataset.samples)} images)",
+                           hint="score a log with the dataset it was made on") from None
 
 
 def imagenet_top1(records: Iterable[Record], dataset: Dataset) -> tuple[float, int, int]:
