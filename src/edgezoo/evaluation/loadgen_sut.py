@@ -193,7 +193,8 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
             if accuracy:
                 from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, read_accuracy_log
 
-                records = [(sut.samples[r.qsl_idx].index, r.data) for r in read_accuracy_log(staging.dir / ACCURACY_LOG)]
+                logged = read_accuracy_log(staging.dir / ACCURACY_LOG)
+                records = [(sut.samples[r.qsl_idx].index, r.data) for r in logged]
                 result.accuracy = round(score_records(subject, dataset, records), 3)
             staging.commit()
     except OSError as exc:
