@@ -1,5 +1,6 @@
 """`edgezoo demo` (what `make demo` runs): every zoo model to every target its card has a recipe for, on stand-ins,
-offline, with one summary table. Exit 1 when any parity check fails."""
+offline, with one summary table; then the accuracy of each original and its bundles on stand-in datasets (one
+table, as `edgezoo eval` prints it). Exit 1 when any parity check fails."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--standin-variant", choices=("full", "reduced"), default="full",
                    help="full = published layer sizes (minutes); reduced = narrow layers (seconds)")
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
+    p.add_argument("--no-eval", action="store_true",
+                   help="skip the accuracy part (stand-in datasets + 'edgezoo eval' of originals and bundles)")
     p.set_defaults(handler=run)
 
 
@@ -60,5 +63,22 @@ def run(args: argparse.Namespace) -> int:
                 print(result.report.render(), file=sys.stderr)
             results.append(result)
     print(export_report.render(results, skipped, standin=True))
+    eval_failed = not args.no_eval and not _accuracy(results, args.out, variant)
     print(f"total {time.monotonic() - t0:.0f} s")
-    return 0 if all(r.passed for r in results) and not any(s.failed for s in skipped) else 1
+    return 0 if all(r.passed for r in results) and not any(s.failed for s in skipped) and not eval_failed else 1
+
+
+def _accuracy(results: list, out: Path, variant: object) -> bool:
+    """Accuracy of the originals and the exported bundles on stand-in datasets (issue 9); False on an error."""
+    from edgezoo.evaluation.demo import demo_evaluations
+    from edgezoo.evaluation.report import render_results
+
+    print(f"\naccuracy (MLPerf semantics) on stand-in datasets labelled by each original model; results in "
+          f"{out / 'evals'}", flush=True)
+    try:
+        evaluated = demo_evaluations(results, out, variant)
+    except EdgezooError as exc:
+        print(f"edgezoo: error: accuracy: {exc}", file=sys.stderr)
+        return False
+    print(render_results(evaluated))
+    return True

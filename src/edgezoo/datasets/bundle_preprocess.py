@@ -120,6 +120,11 @@ class BundlePreprocess:
 
 def read_bundle_preprocess(bundle: Path) -> BundlePreprocess:
     """The preprocessing of a bundle folder; ConfigError when it has no readable config.yaml."""
+    return BundlePreprocess.from_config(read_bundle_config(bundle), str(Path(bundle) / CONFIG_FILE))
+
+
+def read_bundle_config(bundle: Path) -> Any:
+    """A bundle folder's config.yaml, parsed; ConfigError when it is missing or not YAML."""
     import yaml
 
     path = Path(bundle) / CONFIG_FILE
@@ -127,12 +132,11 @@ def read_bundle_preprocess(bundle: Path) -> BundlePreprocess:
         raise ConfigError(f"{bundle}: no {CONFIG_FILE}, so its preprocessing is unknown",
                           hint="point at a bundle folder written by 'edgezoo export' (it holds config.yaml)")
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    return BundlePreprocess.from_config(config, str(path))
 
 
 def _size(value: Any, where: str) -> tuple[int, int]:

@@ -1,0 +1,324 @@
+"""What `edgezoo eval` evaluates: a card's original model or a bundle, as `preprocess` + `predict` halves.
+
+The two halves are separate so that the engine can decode and preprocess images on a pool while the runtime runs
+(`preprocess(image_bgr) -> one input`, no batch dimension; `predict(input, qsl_idx) -> record`). A record is what
+MLPerf's reference app puts in mlperf_log_accuracy.json for one sample:
+
+- classification: [label] as float32, the label in the accuracy script's convention (index + the card's offset:
+  -1 for the 1001-class TF models, as MLPerf's harness applies it);
+- detection: N x 7 float32 [qsl_idx, ymin, xmin, ymax, xmax, score, label], boxes normalised, labels as MLPerf's
+  post-processing for that model emits them (SSD-MobileNet: COCO ids; ResNet34-SSD: 1..80, scored with the inverse
+  map), with MLPerf's score threshold for the model.
+
+Subjects:
+- `original_subjects(card, ...)`: the published file (or its stand-in) through its own runtime (TF for a frozen
+  graph, ONNX Runtime for ONNX), preprocessed with MLPerf's pipeline for the model;
+- `bundle_subjects(folder)`: an exported bundle, preprocessed as its config.yaml states, through LiteRT or ONNX
+  Runtime. An ONNX bundle with a meta_arch.prototxt gives a second subject: the heads decoded by the prototxt's
+  semantics (edgezoo's numpy executor of TIDL's caffe_ssd), since TIDL runs that and not the ONNX tail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgezoo.errors import EdgezooError
+from edgezoo.zoo.schema import ModelCard, ModelFormat, Task
+
+__all__ = ["Subject", "SubjectError", "Runtime", "original_subjects", "bundle_subjects", "MLPERF_SCORE_THRESHOLD"]
+
+# Score thresholds of MLPerf's post-processing (python/main.py SUPPORTED_DATASETS). SSD-MobileNet's TF path keeps
+# every detection the graph returns; ResNet34-SSD follows the PyTorch path ("coco-1200-pt", 0.05). MLPerf's ONNX
+# path for ResNet34 ("coco-1200-onnx") stops at the first score below 0.5: edgezoo does not copy that quirk, it
+# would score the same model ~2 points lower depending on its file format.
+MLPERF_SCORE_THRESHOLD: dict[str, float] = {"ssd-resnet34-1200": 0.05}
+
+
+class SubjectError(EdgezooError):
+    """Something to evaluate cannot be: not a bundle, no config.yaml, an unknown model in it."""
+
+
+class Runtime(str, Enum):
+    TENSORFLOW = "TensorFlow"
+    ONNX_RUNTIME = "ONNX Runtime"
+    LITERT = "LiteRT"
+    META_ARCH = "ONNX Runtime + caffe_ssd"  # heads in ORT, the prototxt's decoding + NMS in numpy
+
+
+_RUNTIME_BY_SUFFIX = {".pb": Runtime.TENSORFLOW, ".onnx": Runtime.ONNX_RUNTIME, ".tflite": Runtime.LITERT}
+
+
+@dataclass
+class Subject:
+    """One evaluated thing. `what` is what the table shows; `slug` names its folder under the output folder."""
+
+    what: str
+    slug: str
+    card: ModelCard
+    runtime: Runtime
+    model_path: Path
+    standin: bool
+    preprocess: Callable[[np.ndarray], np.ndarray]
+    infer: Callable[[np.ndarray], np.ndarray]  # batch of one -> classification [label] | detection [n, 6]
+    use_inv_map: bool = False  # detection labels are 1..80 and scored through MLPerf's inverse map
+
+    @property
+    def task(self) -> Task:
+        return self.card.task
+
+    def predict(self, tensor: np.ndarray, qsl_idx: int = 0) -> np.ndarray:
+        """One preprocessed input -> its accuracy-log record (float32; detection: [n, 7] with qsl_idx first)."""
+        out = self.infer(tensor[None])
+        if self.task is Task.CLASSIFICATION:
+            return np.asarray(out, dtype=np.float32).reshape(1)
+        dets = np.asarray(out, dtype=np.float32).reshape(-1, 6)
+        return np.concatenate([np.full((len(dets), 1), qsl_idx, np.float32), dets], axis=1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# outputs -> records
+
+
+def _classification_infer(runner: Any, output: str, offset: int, argmax: bool) -> Callable[[np.ndarray], np.ndarray]:
+    feed_name = runner.inputs[0].name
+
+    def infer(batch: np.ndarray) -> np.ndarray:
+        value = np.asarray(runner.run({feed_name: batch}, [output])[output])
+        index = int(value.reshape(-1)[0]) if argmax else int(np.argmax(value.reshape(-1)))
+        return np.array([index + offset], np.float32)
+
+    return infer
+
+
+def _records(boxes_yxyx: np.ndarray, scores: np.ndarray, labels: np.ndarray, threshold: float | None) -> np.ndarray:
+    """[n, 6] (ymin, xmin, ymax, xmax, score, label), dropping scores below MLPerf's threshold for the model."""
+    rows = np.concatenate([np.asarray(boxes_yxyx, np.float64).reshape(-1, 4),
+                           np.asarray(scores, np.float64).reshape(-1, 1),
+                           np.asarray(labels, np.float64).reshape(-1, 1)], axis=1)
+    if threshold is not None:
+        rows = rows[rows[:, 4] >= threshold]
+    return rows.astype(np.float32)
+
+
+def _outputs_infer(runner: Any, path: Path, card: ModelCard, threshold: float | None) -> Callable:
+    """A model with detection outputs (OD API's four or MLPerf ResNet34's three), decoded by the verify adapters."""
+    from edgezoo.verify.detectors import find_outputs
+
+    names = find_outputs(path, [o.name for o in runner.outputs], card)
+    feed_name = runner.inputs[0].name
+    fetch = names.names()
+
+    def infer(batch: np.ndarray) -> np.ndarray:
+        d = names.decode(runner.run({feed_name: batch}, fetch))
+        return _records(d.boxes, d.scores, d.classes, threshold)
+
+    return infer
+
+
+def _postprocess_tflite_infer(path: Path, threshold: float | None) -> tuple[Callable, Any]:
+    """A .tflite ending in TFLite_Detection_PostProcess: classes 0-based among the foreground -> dataset ids."""
+    from edgezoo.graphs import ssd_surgery, tflite_model
+
+    (op,) = ssd_surgery.read_postprocess_ops(path)
+    boxes, classes, scores, count = op["outputs"]
+    # One thread: LiteRT 2.3's multi-threaded regular NMS skips a class (see graphs/ssd_surgery).
+    interp = tflite_model.load_interpreter(path, num_threads=1)
+    details = {d["name"]: d for d in interp.get_tensor_details()}
+    index = {name: d["index"] for name, d in details.items()}
+    logits_cols = int(details[op["inputs"][1]]["shape"][-1])
+    # With a background column the class index i is dataset id i + 1 (COCO ids in the 91-class label space).
+    offset = 1 if logits_cols == int(op["attributes"].get("num_classes", 0)) + 1 else 0
+    per_detection = 1 if op["attributes"].get("use_regular_nms") else int(
+        op["attributes"].get("max_classes_per_detection", 1))
+    input_detail = interp.get_input_details()[0]
+
+    def infer(batch: np.ndarray) -> np.ndarray:
+        interp.set_tensor(input_detail["index"], batch.astype(input_detail["dtype"], copy=False))
+        interp.invoke()
+        n = int(np.asarray(interp.get_tensor(index[count])).reshape(-1)[0]) * per_detection
+        return _records(interp.get_tensor(index[boxes]).reshape(-1, 4)[:n],
+                        interp.get_tensor(index[scores]).reshape(-1)[:n],
+                        np.round(interp.get_tensor(index[classes]).reshape(-1)[:n]) + offset, threshold)
+
+    return infer, tflite_model.inputs(interp)[0]
+
+
+def _meta_arch_infer(onnx_path: Path, prototxt: Path, threshold: float | None) -> tuple[Callable, Any]:
+    """The ONNX heads in ONNX Runtime, then the prototxt's decoding + NMS (what TIDL runs)."""
+    from edgezoo.detection.meta_exec import MetaArchExecutor
+    from edgezoo.detection.meta_validate import check_meta_arch
+    from edgezoo.detection.prototxt import load_meta_arch
+    from edgezoo.graphs import onnx_model
+    from edgezoo.runners import load_runner
+
+    ssd = load_meta_arch(prototxt).single_ssd(prototxt.name)
+    check_meta_arch(load_meta_arch(prototxt), onnx_model.load(onnx_path), where=prototxt.name)
+    executor = MetaArchExecutor(ssd, where=prototxt.name)
+    heads = list(dict.fromkeys([*ssd.box_input, *ssd.class_input]))
+    runner = load_runner(onnx_path, outputs=heads)
+    feed_name = runner.inputs[0].name
+
+    def infer(batch: np.ndarray) -> np.ndarray:
+        out = runner.run({feed_name: batch}, heads)
+        raw = executor([out[t] for t in ssd.box_input], [out[t] for t in ssd.class_input])
+        return _records(raw.boxes_xyxy[:, [1, 0, 3, 2]], raw.scores, raw.labels, threshold)
+
+    return infer, runner.inputs[0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# originals
+
+
+def _original_file(card: ModelCard, *, standin: bool, variant: Any, mirror: str | None, offline: bool) -> Path:
+    """The card's original model: the frozen graph when it has one (MLPerf's TF path), else the ONNX."""
+    from edgezoo import fetch
+
+    fmt = ModelFormat.TF if ModelFormat.TF in card.formats else ModelFormat.ONNX
+    spec = card.formats[fmt]
+    kwargs = dict(mirror=mirror, offline=offline, standin=standin, variant=variant)
+    if spec.member:
+        return fetch.fetch_member(card, spec.file, spec.member, **kwargs)
+    return fetch.fetch_file(card, spec.file, **kwargs)
+
+
+def _classification_output(card: ModelCard, path: Path) -> tuple[str, bool]:
+    """(output name, is argmax): the argmax when the graph has one (MLPerf's harness reads ArgMax:0 for ResNet50),
+    else the probabilities or logits."""
+    fmt = ModelFormat.TF if path.suffix == ".pb" else ModelFormat.ONNX
+    outputs = card.formats[fmt].outputs
+    for role in ("argmax", "probabilities", "logits"):
+        found = next((o for o in outputs if o.role == role), None)
+        if found is not None:
+            return found.name, role == "argmax"
+    return outputs[0].name, False
+
+
+def original_subjects(card: ModelCard, *, standin: bool = False, variant: Any = "full", mirror: str | None = None,
+                      offline: bool = False) -> list[Subject]:
+    """The card's original model, ready to evaluate (fetched or built as a stand-in)."""
+    from edgezoo.datasets import mlperf_preprocess
+    from edgezoo.runners import load_runner
+    from edgezoo.standins import StandinVariant
+
+    path = _original_file(card, standin=standin, variant=StandinVariant(variant), mirror=mirror, offline=offline)
+    threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
+
+    def preprocess(image_bgr: np.ndarray) -> np.ndarray:
+        return mlperf_preprocess(image_bgr, card.id)
+
+    if card.task is Task.CLASSIFICATION:
+        output, argmax = _classification_output(card, path)
+        runner = load_runner(path, outputs=[output])
+        infer = _classification_infer(runner, runner.outputs[0].name, card.labels.offset, argmax)
+    else:
+        # A frozen graph's sink nodes need not be its outputs: ask for the card's output tensors by name.
+        names = [o.name for o in card.formats[ModelFormat.TF].outputs] if path.suffix == ".pb" else None
+        runner = load_runner(path, outputs=names)
+        infer = _outputs_infer(runner, path, card, threshold)
+    label = f"{card.id} (original{', stand-in' if standin else ''})"
+    return [Subject(label, "original", card, _RUNTIME_BY_SUFFIX[path.suffix], path, standin, preprocess, infer,
+                    use_inv_map=card.labels.map == "coco80to90")]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# bundles
+
+
+def read_bundle_config(folder: Path) -> dict[str, Any]:
+    """config.yaml of a bundle, checked for what evaluation needs."""
+    from edgezoo.datasets.bundle_preprocess import read_bundle_config as read_config
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SubjectError(f"{folder}: not a model id nor a bundle folder",
+                           hint="give a model id (edgezoo list) or a folder written by 'edgezoo export'")
+    config = read_config(folder)
+    if not isinstance(config, dict) or not isinstance(config.get("session"), dict) \
+            or not isinstance(config.get("preprocess"), dict):
+        raise SubjectError(f"{folder / 'config.yaml'}: no 'session' and 'preprocess' sections",
+                           hint="config.yaml must be the one 'edgezoo export' writes")
+    return config
+
+
+def _card_from_config(config: dict[str, Any], config_path: Path) -> ModelCard:
+    from edgezoo import zoo
+
+    model_id = (config.get("model_info") or {}).get("model_id")
+    if not model_id:
+        raise SubjectError(f"{config_path}: model_info.model_id is missing, so the metric and target are unknown",
+                           hint="only bundles of zoo models can be evaluated")
+    return zoo.get_card(str(model_id))
+
+
+def bundle_card(folder: Path) -> ModelCard:
+    """The zoo card of a bundle (from its config.yaml), without loading its model."""
+    return _card_from_config(read_bundle_config(folder), Path(folder) / "config.yaml")
+
+
+def _bundle_preprocess(config: dict[str, Any], folder: Path, input_info: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """config.yaml's preprocessing, producing the dtype the model's input takes."""
+    from edgezoo.datasets import BundlePreprocess
+
+    pre = BundlePreprocess.from_config(config, str(folder / "config.yaml"))
+    dtype = "uint8" if input_info.dtype == "uint8" else "float32"
+    return lambda image_bgr: pre.apply(image_bgr, dtype=dtype)
+
+
+def bundle_subjects(folder: Path) -> list[Subject]:
+    """A bundle's artifact (and, for an ONNX SSD with a meta_arch.prototxt, the prototxt's decoding too)."""
+    from edgezoo.provenance import is_standin
+    from edgezoo.runners import load_runner
+
+    folder = Path(folder)
+    config = read_bundle_config(folder)
+    card = _card_from_config(config, folder / "config.yaml")
+    model_path = folder / str(config["session"].get("model_path", ""))
+    if not model_path.is_file():
+        raise SubjectError(f"{folder}: config.yaml names model {model_path.name!r}, which is not in the bundle")
+    runtime = _RUNTIME_BY_SUFFIX.get(model_path.suffix.lower())
+    if runtime is None or runtime is Runtime.TENSORFLOW:
+        raise SubjectError(f"{model_path}: not a .tflite or .onnx model")
+    standin = is_standin(model_path)
+    threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
+    inv_map = card.labels.map == "coco80to90"
+    name, slug = str(folder), folder.name
+
+    def subject(what: str, kind: str, run: Runtime, infer: Callable, input_info: Any) -> Subject:
+        return Subject(what, kind, card, run, model_path, standin, _bundle_preprocess(config, folder, input_info),
+                       infer, inv_map)
+
+    if card.task is Task.CLASSIFICATION:
+        runner = load_runner(model_path)
+        offset = int((config.get("metric") or {}).get("label_offset_pred", card.labels.offset))
+        infer = _classification_infer(runner, runner.outputs[0].name, offset, argmax=False)
+        return [subject(name, slug, runtime, infer, runner.inputs[0])]
+    subjects: list[Subject] = []
+    prototxt = folder / "meta_arch.prototxt"
+    if runtime is Runtime.LITERT:
+        from edgezoo.graphs import ssd_surgery
+
+        if ssd_surgery.read_postprocess_ops(model_path):
+            infer, info = _postprocess_tflite_infer(model_path, threshold)
+        else:
+            runner = load_runner(model_path)
+            infer, info = _outputs_infer(runner, model_path, card, threshold), runner.inputs[0]
+        subjects.append(subject(name, slug, runtime, infer, info))
+    else:
+        runner = load_runner(model_path)
+        try:
+            subjects.append(subject(name, slug, runtime, _outputs_infer(runner, model_path, card, threshold),
+                                    runner.inputs[0]))
+        except EdgezooError:
+            if not prototxt.is_file():
+                raise  # cut at the heads and no prototxt: nothing decodes it
+    if prototxt.is_file():
+        infer, info = _meta_arch_infer(model_path, prototxt, threshold)
+        subjects.append(subject(f"{name} + meta_arch.prototxt", f"{slug}-meta-arch", Runtime.META_ARCH, infer, info))
+    return subjects
