@@ -55,7 +55,7 @@ def positive_int(value: str | None, option: str, *, maximum: int | None = None) 
 
 
 def _card_of(thing: str):
-    """The model card THING names: a model id, or a bundle folder's config.yaml model_info.model_id."""
+    """The model card THING names: a model id, or a bundle folder's config.yaml session.model_id."""
     from edgezoo import zoo
     from edgezoo.errors import UnknownModelError
     from edgezoo.evaluation.subjects import bundle_card

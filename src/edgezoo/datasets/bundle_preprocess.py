@@ -35,6 +35,15 @@ _INTERPOLATIONS = ("linear", "area")
 _CV2_FLAGS = {None: "linear", 1: "linear", 3: "area"}
 
 
+def bundle_model_id(config: dict[str, Any]) -> str | None:
+    """The zoo model id a config.yaml names: TI's schema keeps it in session.model_id; bundles written before it
+    (and their mean/scale in preprocess) kept it in model_info."""
+    session = config.get("session") if isinstance(config.get("session"), dict) else {}
+    info = config.get("model_info") if isinstance(config.get("model_info"), dict) else {}
+    found = session.get("model_id") or info.get("model_id")
+    return str(found) if found else None
+
+
 @dataclass(frozen=True)
 class BundlePreprocess:
     """The preprocessing a bundle's config.yaml states (validated)."""
@@ -74,8 +83,7 @@ class BundlePreprocess:
         layout = pre.get("data_layout") or session.get("input_data_layout")
         if layout not in ("NHWC", "NCHW"):
             raise ConfigError(f"{where}: preprocess.data_layout must be NHWC or NCHW, got {layout!r}")
-        # Bundles before TI's schema kept mean/scale in preprocess and the id in model_info.
-        model_id = session.get("model_id") or (config.get("model_info") or {}).get("model_id")
+        model_id = bundle_model_id(config)
         mean = ("session.input_mean", session["input_mean"]) if "input_mean" in session else \
             ("preprocess.mean", pre.get("mean", 0.0))
         scale = ("session.input_scale", session["input_scale"]) if "input_scale" in session else \

@@ -250,9 +250,11 @@ def read_bundle_config(folder: Path) -> dict[str, Any]:
 def _card_from_config(config: dict[str, Any], config_path: Path) -> ModelCard:
     from edgezoo import zoo
 
-    model_id = (config.get("model_info") or {}).get("model_id")
+    from edgezoo.datasets.bundle_preprocess import bundle_model_id
+
+    model_id = bundle_model_id(config)
     if not model_id:
-        raise SubjectError(f"{config_path}: model_info.model_id is missing, so the metric and target are unknown",
+        raise SubjectError(f"{config_path}: session.model_id is missing, so the metric and target are unknown",
                            hint="only bundles of zoo models can be evaluated")
     return zoo.get_card(str(model_id))
 
