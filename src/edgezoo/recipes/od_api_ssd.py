@@ -1,0 +1,184 @@
+"""Recipes for a user's own TF Object Detection API SSD (frozen_inference_graph.pb + pipeline.config, no card).
+
+What the zoo's SSD-MobileNet recipes do, for any OD API SSD: the graph's parts are found by structure
+(graphs/od_api_graph.py), the anchors generated from the pipeline.config (ssd_anchor_generator or
+multiscale_anchor_generator) and checked against the graph's own anchor tensor, the class heads checked against
+num_classes, and the preprocessing read off the graph itself (the affine map from pixels to what the first
+convolution reads), so verification feeds both models the same pixels. A pipeline.config that does not belong to the
+graph is an exit-2 error that says what differs.
+
+- `od-api-ssd-tflite`: TFLite ending in TFLite_Detection_PostProcess (graphs/ssd_surgery.py), parity against the
+  frozen graph on photographs.
+- `od-api-ssd-onnx`: heads converted to ONNX (tf2onnx), rewritten so TIDL's Caffe priors equal the TF anchors,
+  caffe_ssd prototxt (detection/ssd_onnx_route.py); parity of the prototxt's semantics and of ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgezoo.detection.anchors import Anchors
+from edgezoo.detection.pipeline_config import SsdPipelineConfig
+from edgezoo.errors import RecipeError
+from edgezoo.graphs.ssd_surgery import SsdHeads
+from edgezoo.recipes import register
+from edgezoo.recipes.base import RecipeInput, RecipeOutput
+from edgezoo.recipes.ssd_mobilenet import ONNX_PARAMS, TFLITE_PARAMS, _check_output_slots
+from edgezoo.zoo.schema import Preprocess
+
+GRAPH = "frozen_inference_graph.pb"
+CONFIG = "pipeline.config"
+# Pixel values at which the preprocessing is probed: two define the affine map, the third checks it is affine.
+_PROBES = (0, 255, 128)
+
+
+@dataclass(frozen=True)
+class OdApiSsdGraph:
+    """A frozen OD API SSD, analysed against its pipeline.config."""
+
+    pb: Path
+    cfg: SsdPipelineConfig
+    graph_def: Any
+    heads: SsdHeads
+    image_input: str
+    normalized: str  # the tensor the converted model takes as input
+    anchors: Anchors
+    preprocess: Preprocess  # pixels -> normalized, as the graph computes it
+    figures: dict[str, Any]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.cfg.image_height, self.cfg.image_width
+
+
+def _preprocess(pb: Path, image_input: str, normalized: str, size: tuple[int, int], where: str) -> Preprocess:
+    """The graph's own normalisation, per channel: normalized = (pixel - mean) * scale (RecipeError if not affine)."""
+    from edgezoo.runners import load_runner
+
+    runner = load_runner(pb, outputs=[normalized])
+    values = []
+    for v in _PROBES:
+        out = runner.run({image_input: np.full((1, *size, 3), v, np.uint8)}, [normalized])[normalized]
+        values.append(np.asarray(out, np.float64).reshape(-1, 3).mean(axis=0))
+    zero, full, mid = values
+    scale = (full - zero) / 255.0
+    if np.any(np.abs(scale) < 1e-12) or not np.allclose(zero + 128 * scale, mid, rtol=1e-4, atol=1e-4):
+        raise RecipeError(f"{where}: the preprocessing ({image_input} -> {normalized}) is not a per-channel affine "
+                          "map of the pixels", hint="the converted model's input must be a normalised image")
+    mean = -zero / scale
+    return Preprocess(resize=size, resize_mode="direct", interpolation="linear", crop=None, color="RGB",
+                      mean=tuple(float(m) for m in mean), scale=tuple(float(s) for s in scale), layout="NHWC",
+                      dtype="uint8")
+
+
+def analyse(pb: Path, cfg: SsdPipelineConfig, notes: list[str]) -> OdApiSsdGraph:
+    """Find the graph's parts and check the pipeline.config against them (RecipeError/ConfigError: exit 2)."""
+    from edgezoo.detection.anchors import check_against_graph, generate_anchors
+    from edgezoo.graphs import od_api_graph, ssd_surgery, tf_graph
+    from edgezoo.recipes.ssd_mobilenet import graph_anchor_tensor
+
+    where = pb.name
+    graph_def = tf_graph.load_graph_def(pb)
+    heads = od_api_graph.find_heads(graph_def, where)
+    image = od_api_graph.image_input(graph_def, where)
+    normalized = od_api_graph.normalized_input(graph_def, where)
+    size = (cfg.image_height, cfg.image_width)
+    probe = ssd_surgery.replace_input(graph_def, normalized, [1, *size, 3], where)
+    maps, per_loc, n, columns = ssd_surgery.head_shapes(probe, heads, [1, *size, 3], where)
+    if columns != cfg.num_classes + 1:
+        raise RecipeError(f"{where}: the class heads give {columns} scores per box (num_classes {columns - 1} + "
+                          f"background); {cfg.source} says num_classes {cfg.num_classes}",
+                          hint="the pipeline.config does not belong to this graph")
+    anchors = generate_anchors(cfg.anchors, maps, size)
+    if tuple(s.count for s in anchors.layers) != per_loc:
+        raise RecipeError(f"{where}: the heads predict {list(per_loc)} boxes per location, {cfg.source}'s anchor "
+                          f"generator gives {[s.count for s in anchors.layers]}",
+                          hint="the pipeline.config does not belong to this graph")
+    figures: dict[str, Any] = {"anchors": n, "feature_maps": [list(m) for m in maps],
+                               "boxes_per_location": list(per_loc), "box_concat": heads.box_concat,
+                               "class_concat": heads.class_concat, "normalized_input": normalized}
+    anchor_name = od_api_graph.anchor_tensor(graph_def, n, where)
+    if anchor_name is None:
+        notes.append("the graph has no anchor tensor: anchors come from pipeline.config alone (not cross-checked)")
+    else:
+        graph_anchors = graph_anchor_tensor(pb, anchor_name, image, size)
+        figures["anchor_tensor"] = anchor_name
+        figures["anchors_max_abs_diff_vs_graph"] = check_against_graph(anchors, graph_anchors, f"{where}: {anchor_name}")
+    spec = _preprocess(pb, image, normalized, size, where)
+    figures["preprocess"] = {"mean": list(spec.mean), "scale": list(spec.scale)}
+    return OdApiSsdGraph(pb, cfg, graph_def, heads, image, normalized, anchors, spec, figures)
+
+
+def _sources(rin: RecipeInput) -> tuple[Path, SsdPipelineConfig]:
+    from edgezoo.detection.pipeline_config import load_pipeline_config
+
+    return rin.source(GRAPH), load_pipeline_config(rin.source(CONFIG))
+
+
+def original_detector(ssd: OdApiSsdGraph) -> Any:
+    from edgezoo.verify.detectors import od_api_detector
+
+    detector = od_api_detector(ssd.pb, ssd.preprocess, None, ssd.cfg.nms.score_threshold, "pipeline.config")
+    detector.domain.slots = ssd.cfg.nms.max_total_detections
+    return detector
+
+
+def bundle_config(ssd: OdApiSsdGraph, layout: str, postprocess: dict[str, Any]) -> dict[str, Any]:
+    """config.yaml sections for an own detector: the graph's preprocessing, the recipe's post-processing."""
+    spec = ssd.preprocess
+    return {"task_type": "detection",
+            "preprocess": {"resize": list(ssd.size), "resize_mode": "direct", "interpolation": "linear",
+                           "data_layout": layout, "mean": list(spec.mean), "scale": list(spec.scale)},
+            "session": {"input_data_layout": layout, "input_mean": list(spec.mean), "input_scale": list(spec.scale)},
+            "postprocess": postprocess,
+            "model_info": {"num_classes": ssd.cfg.num_classes, "feature_extractor": ssd.cfg.feature_extractor}}
+
+
+@register("od-api-ssd-tflite", params=TFLITE_PARAMS, precheck=_check_output_slots)
+def od_api_ssd_tflite(rin: RecipeInput) -> RecipeOutput:
+    from edgezoo.graphs import ssd_surgery
+    from edgezoo.images import verification_images
+    from edgezoo.recipes.ssd_mobilenet import _config, check_converted_op, resolve_options, tidl_runtime_options
+    from edgezoo.verify.detection import compare_detectors, detection_tolerances
+    from edgezoo.verify.detectors import tflite_postprocess_detector
+
+    pb, cfg = _sources(rin)
+    notes: list[str] = []
+    opts = resolve_options(rin.params, cfg, notes)
+    t0 = time.monotonic()
+    ssd = analyse(pb, cfg, notes)
+    params = opts.postprocess_params(cfg)
+    result = ssd_surgery.build_tflite_graph(
+        ssd.graph_def, normalized_input=ssd.normalized, input_size=ssd.size, anchors_center=ssd.anchors.center,
+        params=params, score_converter=cfg.score_converter, logit_scale=cfg.logit_scale, where=pb.name, notes=notes,
+        heads=ssd.heads)
+    model = ssd_surgery.convert_to_tflite(result.graph_def, rin.workdir / "model.tflite", ssd.size, rin.workdir)
+    check_converted_op(model, params)
+    seconds = time.monotonic() - t0
+    report = compare_detectors(original_detector(ssd), tflite_postprocess_detector(model, ssd.preprocess),
+                               verification_images(), detection_tolerances(None, rin.tolerances), standin=rin.standin)
+    report.metrics["surgery"] = {**ssd.figures, "convert_seconds": round(seconds, 3)}
+    notes.append(f"{cfg.score_converter} scores{f' (logit_scale {cfg.logit_scale:g})' if cfg.logit_scale != 1 else ''}"
+                 f", {ssd.figures['anchors']} anchors from pipeline.config; input {ssd_surgery.INPUT_NAME} "
+                 f"[1,{ssd.size[0]},{ssd.size[1]},3] replaces {ssd.normalized}; TFLite_Detection_PostProcess with "
+                 f"{opts.nms} NMS, max_detections {opts.max_detections}")
+    config = bundle_config(ssd, "NHWC", _config(opts)["postprocess"])
+    return RecipeOutput(model=model, verify=report, cut=list(ssd_surgery.POSTPROCESS_OUTPUTS),
+                        cut_reason="TFLite SSD ends in TFLite_Detection_PostProcess (TIDL meta_arch_type 1)",
+                        runtime_options=tidl_runtime_options(opts), config=config, params=asdict(opts), original=pb,
+                        notes=notes)
+
+
+@register("od-api-ssd-onnx", params=ONNX_PARAMS)
+def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
+    from edgezoo.detection.ssd_onnx_route import own_graph_route
+
+    pb, cfg = _sources(rin)
+    notes: list[str] = []
+    ssd = analyse(pb, cfg, notes)
+    return own_graph_route(rin, ssd, notes)
