@@ -174,11 +174,92 @@ def od_api_ssd_tflite(rin: RecipeInput) -> RecipeOutput:
                         notes=notes)
 
 
+# tf2onnx opsets tried for the heads, lowest first: the tail is opset 10, as TIDL-era runtimes want it.
+HEAD_OPSETS = (10, 11, 12)
+
+
+def heads_to_onnx(ssd: OdApiSsdGraph, workdir: Path) -> Any:
+    """Backbone + heads as ONNX: the graph from the normalised input (a new NCHW float input) to the head convs."""
+    from edgezoo.convert import frozen_graph_to_onnx
+    from edgezoo.detection.ssd_onnx_route import INPUT_NAME
+    from edgezoo.errors import EdgezooError
+    from edgezoo.graphs import onnx_model, ssd_surgery, tf_graph
+
+    probe = ssd_surgery.replace_input(ssd.graph_def, ssd.normalized, [1, *ssd.size, 3], ssd.pb.name, INPUT_NAME)
+    heads = [*ssd.heads.box_heads, *ssd.heads.class_heads]
+    pb = tf_graph.write_graph_def(tf_graph.cut(probe, heads, ssd.pb.name), workdir / "heads.pb")
+    dest = workdir / "heads.onnx"
+    last: EdgezooError | None = None
+    for opset in HEAD_OPSETS:
+        try:
+            frozen_graph_to_onnx(pb, [INPUT_NAME], heads, dest, opset=opset, inputs_as_nchw=[INPUT_NAME],
+                                 input_shapes={INPUT_NAME: [1, *ssd.size, 3]})
+            model = onnx_model.load(dest)
+            break
+        except EdgezooError as exc:
+            last = exc
+    else:
+        assert last is not None
+        raise last
+    for value in model.graph.input:  # tf2onnx keeps the TF spelling 'name:0'; the prototxt's users see INPUT_NAME
+        if value.name == f"{INPUT_NAME}:0":
+            value.name = INPUT_NAME
+    for node in model.graph.node:
+        node.input[:] = [INPUT_NAME if i == f"{INPUT_NAME}:0" else i for i in node.input]
+    return model
+
+
 @register("od-api-ssd-onnx", params=ONNX_PARAMS)
 def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
-    from edgezoo.detection.ssd_onnx_route import own_graph_route
+    from edgezoo.detection.prototxt import save_meta_arch
+    from edgezoo.detection.ssd_onnx_route import INPUT_NAME, rewrite
+    from edgezoo.graphs import onnx_model
+    from edgezoo.images import verification_images
+    from edgezoo.verify.detection import compare_detectors, detection_tolerances
+    from edgezoo.verify.detectors import meta_arch_detector, od_api_detector
 
     pb, cfg = _sources(rin)
     notes: list[str] = []
+    score = rin.params.get("score_threshold")
+    score = cfg.nms.score_threshold if score is None else score
+    iou = rin.params.get("iou_threshold")
+    iou = cfg.nms.iou_threshold if iou is None else iou
+    keep = rin.params.get("keep_top_k")
+    keep = cfg.nms.max_total_detections if keep is None else keep
+    t0 = time.monotonic()
     ssd = analyse(pb, cfg, notes)
-    return own_graph_route(rin, ssd, notes)
+    model = heads_to_onnx(ssd, rin.workdir)
+    route = rewrite(model, cfg, ssd.anchors, normalized=None, score_threshold=score, iou_threshold=iou,
+                    per_class=cfg.nms.max_detections_per_class, keep=keep, where=pb.name,
+                    heads=list(zip(ssd.heads.box_heads, ssd.heads.class_heads)), name="od_api_ssd")
+    dest = onnx_model.save(route.model, rin.workdir / "model.onnx")
+    prototxt = save_meta_arch(route.meta, rin.workdir / "meta_arch.prototxt")
+    seconds = time.monotonic() - t0
+    tol = detection_tolerances(None, rin.tolerances)
+    original = original_detector(ssd)
+    report = compare_detectors(original, meta_arch_detector(dest, route.meta, ssd.preprocess), verification_images(),
+                               tol, standin=rin.standin)
+    ort = compare_detectors(original, od_api_detector(dest, ssd.preprocess), verification_images(), tol,
+                            standin=rin.standin)
+    for check in ort.checks:
+        report.add(f"onnx_runtime: {check.name}", check.value, check.limit, check.kind)
+    report.metrics["onnx_runtime"] = ort.metrics["detection"]
+    report.metrics["route"] = {**ssd.figures, **route.figures, "seconds": round(seconds, 3)}
+    report.notes += [n for n in notes + route.notes if n not in report.notes]
+    report.converted = f"{dest.name} + {prototxt.name}"
+    ssd_meta = route.meta.caffe_ssd[0]
+    config = bundle_config(ssd, "NCHW", {"detection_threshold": score, "detection_keep_top_k": keep,
+                                         "normalized_detections": True, "box_order": "ymin,xmin,ymax,xmax"})
+    config["session"]["input_name"] = INPUT_NAME
+    return RecipeOutput(
+        model=dest, verify=report, extra_files={"meta_arch.prototxt": prototxt},
+        cut=list(ssd_meta.box_input + ssd_meta.class_input),
+        cut_reason="TIDL ONNX SSD: heads described by meta_arch.prototxt (meta_arch_type 3)",
+        runtime_options={"object_detection:meta_arch_type": 3,
+                         "object_detection:meta_layers_names_list": "meta_arch.prototxt",
+                         "object_detection:confidence_threshold": score, "object_detection:nms_threshold": iou,
+                         "object_detection:top_k": route.figures["priors"], "object_detection:keep_top_k": keep},
+        config=config,
+        params={"score_threshold": score, "iou_threshold": iou, "keep_top_k": keep, "input": INPUT_NAME,
+                "code_type": "CENTER_SIZE_YXHW", "data_layout": "SEPARATED"},
+        original=pb, notes=notes + list(route.notes))
