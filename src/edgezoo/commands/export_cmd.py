@@ -18,7 +18,7 @@ RECIPE_OPTIONS: tuple[tuple[str, str], ...] = (
     ("score_threshold", "ssd-mobilenet-v1 / OD API SSD: score threshold of the post-processing"),
     ("iou_threshold", "ssd-mobilenet-v1 / OD API SSD: NMS IoU threshold"),
     ("confidence_threshold", "ssd-resnet34-1200: TIDL object_detection:confidence_threshold"),
-    ("top_k", "ssd-resnet34-1200: TIDL object_detection:top_k"),
+    ("top_k", "ssd-resnet34-1200 / OD API SSD onnx: TIDL object_detection:top_k"),
     ("keep_top_k", "SSD ONNX: TIDL object_detection:keep_top_k"),
 )
 

@@ -90,13 +90,14 @@ def _cut_input(model: Any, normalized: str, size: tuple[int, int], where: str) -
 
 def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str | None, score_threshold: float,
             iou_threshold: float, per_class: int, keep: int, where: str,
-            heads: Sequence[tuple[str, str]] | None = None, name: str = "ssd_mobilenet_v1") -> RouteResult:
+            heads: Sequence[tuple[str, str]] | None = None, name: str = "ssd_mobilenet_v1",
+            top_k: int | None = None) -> RouteResult:
     """Cut, rewrite the heads, add the tail and write the prototxt (see the module docstring).
 
     `normalized`: the tensor the new input replaces (None: the model already takes INPUT_NAME, NCHW). `heads`: the
     (box, class) head tensors per layer, found by structure (default: the published graph's names). The
     pipeline.config's logit_scale is folded into the class heads (the prototxt has no such field); SOFTMAX scores
-    give a SOFTMAX prototxt and tail."""
+    give a SOFTMAX prototxt and tail. `top_k`: nms_param.top_k (default: every prior, the original's semantics)."""
     from onnx import helper, numpy_helper
 
     from edgezoo.detection import onnx_ssd_tail, ssd_caffe_priors
@@ -159,7 +160,7 @@ def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str | None, score
         prior_box_param=tuple(g.param for g in groups),
         detection_output_param=DetectionOutputParam(
             num_classes=classes, share_location=True, background_label_id=0,
-            nms_param=NmsParam(nms_threshold=iou_threshold, top_k=total_priors),
+            nms_param=NmsParam(nms_threshold=iou_threshold, top_k=top_k or total_priors),
             code_type=CodeType.CENTER_SIZE_YXHW, keep_top_k=keep, confidence_threshold=score_threshold),
         data_layout=DataLayout.SEPARATED),))
     cmp = ssd_caffe_priors.compare_with_anchors(groups, anchors, size)

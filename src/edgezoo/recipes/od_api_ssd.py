@@ -28,6 +28,7 @@ from edgezoo.errors import RecipeError
 from edgezoo.graphs.ssd_surgery import SsdHeads
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
+from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
 from edgezoo.recipes.ssd_mobilenet import ONNX_PARAMS, TFLITE_PARAMS, _check_output_slots
 from edgezoo.zoo.schema import Preprocess
 
@@ -209,7 +210,37 @@ def heads_to_onnx(ssd: OdApiSsdGraph, workdir: Path) -> Any:
     return model
 
 
-@register("od-api-ssd-onnx", params=ONNX_PARAMS)
+OWN_ONNX_PARAMS = (*ONNX_PARAMS, ParamSpec(
+    "top_k", ParamType.INT, "TIDL nms_param.top_k: candidates per class kept BEFORE NMS (TI's speed setting: 200; "
+    "the measured parity loss is reported)", low=1, high=MAX_DETECTION_SLOTS, why_high=SLOTS_WHY,
+    default_text="every prior (the original's semantics)"))
+
+
+def _speed_setting_loss(ssd: OdApiSsdGraph, dest: Path, meta: Any, report: Any, tol: dict[str, float]) -> str:
+    """The parity the exact defaults (top_k every prior, the config's threshold) reach, next to the chosen ones."""
+    from dataclasses import replace
+
+    from edgezoo.images import verification_images
+    from edgezoo.verify.detection import compare_detectors
+    from edgezoo.verify.detectors import meta_arch_detector
+
+    ssd_meta = meta.single_ssd()
+    dop = ssd_meta.detection_output_param
+    priors = int(report.metrics["route"]["priors"])
+    exact = meta.with_ssd(replace(ssd_meta, detection_output_param=replace(
+        dop, nms_param=replace(dop.nms_param, top_k=priors), confidence_threshold=ssd.cfg.nms.score_threshold)))
+    exact_report = compare_detectors(original_detector(ssd), meta_arch_detector(dest, exact, ssd.preprocess),
+                                     verification_images(), tol)
+    key = "matched_fraction_of_original"
+    chosen = next(c.value for c in report.checks if c.name == key)
+    best = next(c.value for c in exact_report.checks if c.name == key)
+    report.metrics["exact_defaults_matched_fraction_of_original"] = best
+    return (f"speed settings (top_k {dop.nms_param.top_k}, confidence {dop.confidence_threshold:g}) match "
+            f"{chosen:.1%} of the original's detections; the exact defaults (top_k {priors}, confidence "
+            f"{ssd.cfg.nms.score_threshold:g}) match {best:.1%}: measured parity loss {best - chosen:.1%}")
+
+
+@register("od-api-ssd-onnx", params=OWN_ONNX_PARAMS)
 def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.detection.prototxt import save_meta_arch
     from edgezoo.detection.ssd_onnx_route import INPUT_NAME, rewrite
@@ -231,7 +262,8 @@ def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
     model = heads_to_onnx(ssd, rin.workdir)
     route = rewrite(model, cfg, ssd.anchors, normalized=None, score_threshold=score, iou_threshold=iou,
                     per_class=cfg.nms.max_detections_per_class, keep=keep, where=pb.name,
-                    heads=list(zip(ssd.heads.box_heads, ssd.heads.class_heads)), name="od_api_ssd")
+                    heads=list(zip(ssd.heads.box_heads, ssd.heads.class_heads)), name="od_api_ssd",
+                    top_k=rin.params.get("top_k"))
     dest = onnx_model.save(route.model, rin.workdir / "model.onnx")
     prototxt = save_meta_arch(route.meta, rin.workdir / "meta_arch.prototxt")
     seconds = time.monotonic() - t0
@@ -247,7 +279,10 @@ def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
     report.metrics["route"] = {**ssd.figures, **route.figures, "seconds": round(seconds, 3)}
     report.notes += [n for n in notes + route.notes if n not in report.notes]
     report.converted = f"{dest.name} + {prototxt.name}"
+    if rin.params.get("top_k") is not None or score != cfg.nms.score_threshold:
+        notes.append(_speed_setting_loss(ssd, dest, route.meta, report, tol))
     ssd_meta = route.meta.caffe_ssd[0]
+    top_k = ssd_meta.detection_output_param.nms_param.top_k
     config = bundle_config(ssd, "NCHW", {"detection_threshold": score, "detection_keep_top_k": keep,
                                          "normalized_detections": True, "box_order": "ymin,xmin,ymax,xmax"})
     config["session"]["input_name"] = INPUT_NAME
@@ -258,8 +293,8 @@ def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
         runtime_options={"object_detection:meta_arch_type": 3,
                          "object_detection:meta_layers_names_list": "meta_arch.prototxt",
                          "object_detection:confidence_threshold": score, "object_detection:nms_threshold": iou,
-                         "object_detection:top_k": route.figures["priors"], "object_detection:keep_top_k": keep},
+                         "object_detection:top_k": top_k, "object_detection:keep_top_k": keep},
         config=config,
-        params={"score_threshold": score, "iou_threshold": iou, "keep_top_k": keep, "input": INPUT_NAME,
+        params={"score_threshold": score, "iou_threshold": iou, "keep_top_k": keep, "top_k": top_k, "input": INPUT_NAME,
                 "code_type": "CENTER_SIZE_YXHW", "data_layout": "SEPARATED"},
         original=pb, notes=notes + list(route.notes))
