@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from edgezoo.standins import ssd_tf_ops
-from edgezoo.standins.ssd_mobilenet import class_bias, head_conv, slim_conv, standardised_weights
+from edgezoo.standins.ssd_mobilenet import (class_bias, head_conv, od_api_postprocess, od_api_resize, slim_conv,
+                                            standardised_weights)
 from edgezoo.standins.tf_build import FrozenGraphBuilder, Node, write_graph_def
 
-INPUT = "image_tensor"
 RESNET_MEAN = (123.68, 116.779, 103.939)  # FPN variants normalise as the OD API's ResNet extractors do
 
 
@@ -265,41 +265,12 @@ def _anchor_layers(b: FrozenGraphBuilder, model: OdApiSsd, grids: list[tuple[int
     return layers
 
 
-def _postprocess(b: FrozenGraphBuilder, model: OdApiSsd, box_concat: Node, class_concat: Node, anchors: Node) -> None:
-    tf = b.tf
-    enc = box_concat if model.multiscale else b.apply(tf.squeeze, [box_concat], name="Squeeze", axis=[2])
-    with b.scope("Postprocessor", exact=True):
-        with b.scope("Decode", exact=True):
-            boxes = b.apply(lambda e, a, name=None: tf.identity(ssd_tf_ops.decode(tf, e, a), name=name),
-                            [enc, anchors], name="boxes")
-        logits = b.apply(lambda t, name=None: tf.divide(t, model.logit_scale, name=name), [class_concat],
-                         name="scale_logits")
-        convert = tf.nn.softmax if model.score_converter == "SOFTMAX" else tf.sigmoid
-        scores = b.apply(convert, [logits], name="convert_scores")
-        foreground = b.apply(lambda t, name=None: tf.slice(t, [0, 0, 1], [-1, -1, -1], name=name), [scores],
-                             name="Slice")
-        with b.scope("BatchMultiClassNonMaxSuppression", exact=True):
-            with b._graph_scope():
-                nmsed = ssd_tf_ops.batch_multiclass_nms(tf, boxes.g, foreground.g, model.nms)
-    with b._graph_scope(""):
-        tf.identity(nmsed[0], name="detection_boxes")
-        tf.identity(nmsed[1], name="detection_scores")
-        tf.add(nmsed[2], 1.0, name="detection_classes")  # label_id_offset
-        tf.identity(nmsed[3], name="num_detections")
-
-
 def build_graph(model: OdApiSsd, seed: int = 0) -> Any:
     """The frozen GraphDef of one stand-in detector (see the module docstring)."""
-    calib = calibration_images(model, seed)
     b = FrozenGraphBuilder(seed)
     tf = b.tf
-    image = b.placeholder(INPUT, calib, shape=[None, None, None, 3], dtype="uint8")
+    x = od_api_resize(b, calibration_images(model, seed), model.size)
     with b.scope("Preprocessor", exact=True):
-        x = b.apply(lambda t, name=None: tf.cast(t, tf.float32, name=name), [image], name="ToFloat")
-        with b.scope("ResizeImage", exact=True):
-            x = b.apply(lambda t, name=None: tf.raw_ops.ResizeBilinear(
-                images=t, size=list(model.size), align_corners=False, half_pixel_centers=False, name=name), [x],
-                name="ResizeBilinear")
         if model.multiscale:
             x = b.apply(lambda t, name=None: tf.subtract(t, np.array(RESNET_MEAN, np.float32), name=name), [x],
                         name="sub")
@@ -323,7 +294,9 @@ def build_graph(model: OdApiSsd, seed: int = 0) -> Any:
         layers = _anchor_layers(b, model, grids)
         with b.scope("Concatenate", exact=True):
             anchors = b.apply(lambda *t, name=None: tf.concat(list(t), 0, name=name), layers, name="concat")
-    _postprocess(b, model, box_concat, class_concat, anchors)
+    encodings = box_concat if model.multiscale else b.apply(tf.squeeze, [box_concat], name="Squeeze", axis=[2])
+    od_api_postprocess(b, encodings, class_concat, anchors, logit_scale=model.logit_scale,
+                       softmax=model.score_converter == "SOFTMAX", nms=model.nms)
     return b.graph_def()
 
 

@@ -195,25 +195,40 @@ def _anchors(b: FrozenGraphBuilder, grids: list[tuple[int, int]]) -> Node:
 
 
 # ---------------------------------------------------------------------------------------------------- postprocessing
-def _postprocess(b: FrozenGraphBuilder, box_concat: Node, class_concat: Node, anchors: Node) -> None:
+def od_api_postprocess(b: FrozenGraphBuilder, encodings: Node, class_concat: Node, anchors: Node, *,
+                       logit_scale: float = 1.0, softmax: bool = False,
+                       nms: ssd_tf_ops.NmsSpec = ssd_tf_ops.PUBLISHED_NMS) -> None:
+    """The OD API's Postprocessor on [N, A, 4] encodings and [N, A, C+1] logits, and the four detection outputs."""
     tf = b.tf
-    squeezed = b.apply(tf.squeeze, [box_concat], name="Squeeze", axis=[2])
     with b.scope("Postprocessor", exact=True):
         with b.scope("Decode", exact=True):
             boxes = b.apply(lambda e, a, name=None: tf.identity(ssd_tf_ops.decode(tf, e, a), name=name),
-                            [squeezed, anchors], name="boxes")
-        logits = b.apply(lambda t, name=None: tf.divide(t, 1.0, name=name), [class_concat], name="scale_logits")
-        scores = b.apply(tf.sigmoid, [logits], name="convert_scores")
+                            [encodings, anchors], name="boxes")
+        logits = b.apply(lambda t, name=None: tf.divide(t, logit_scale, name=name), [class_concat],
+                         name="scale_logits")
+        scores = b.apply(tf.nn.softmax if softmax else tf.sigmoid, [logits], name="convert_scores")
         foreground = b.apply(lambda t, name=None: tf.slice(t, [0, 0, 1], [-1, -1, -1], name=name), [scores],
                              name="Slice")
         with b.scope("BatchMultiClassNonMaxSuppression", exact=True):
             with b._graph_scope():
-                nmsed = ssd_tf_ops.batch_multiclass_nms(tf, boxes.g, foreground.g)
+                nmsed = ssd_tf_ops.batch_multiclass_nms(tf, boxes.g, foreground.g, nms)
     with b._graph_scope(""):
         tf.identity(nmsed[0], name="detection_boxes")
         tf.identity(nmsed[1], name="detection_scores")
         tf.add(nmsed[2], 1.0, name="detection_classes")  # label_id_offset: COCO ids
         tf.identity(nmsed[3], name="num_detections")
+
+
+def od_api_resize(b: FrozenGraphBuilder, calibration: np.ndarray, size: tuple[int, int]) -> Node:
+    """uint8 `image_tensor` of any size -> Preprocessor/ToFloat -> ResizeImage (TF1's legacy bilinear)."""
+    tf = b.tf
+    image = b.placeholder(INPUT, calibration, shape=[None, None, None, 3], dtype="uint8")
+    with b.scope("Preprocessor", exact=True):
+        x = b.apply(lambda t, name=None: tf.cast(t, tf.float32, name=name), [image], name="ToFloat")
+        with b.scope("ResizeImage", exact=True):
+            return b.apply(lambda t, name=None: tf.raw_ops.ResizeBilinear(  # no half-pixel centres
+                images=t, size=list(size), align_corners=False, half_pixel_centers=False, name=name), [x],
+                name="ResizeBilinear")
 
 
 def build_ssd_graph(variant: StandinVariant, seed: int, calibration: np.ndarray | None = None) -> Any:
@@ -222,20 +237,16 @@ def build_ssd_graph(variant: StandinVariant, seed: int, calibration: np.ndarray 
     calib = calibration if calibration is not None else calibration_images(seed)
     b = FrozenGraphBuilder(seed)
     tf = b.tf
-    image = b.placeholder(INPUT, calib, shape=[None, None, None, 3], dtype="uint8")
+    x = od_api_resize(b, calib, (SIZE, SIZE))
     with b.scope("Preprocessor", exact=True):
-        x = b.apply(lambda t, name=None: tf.cast(t, tf.float32, name=name), [image], name="ToFloat")
-        with b.scope("ResizeImage", exact=True):
-            x = b.apply(lambda t, name=None: tf.raw_ops.ResizeBilinear(  # TF1's legacy (no half-pixel) bilinear
-                images=t, size=[SIZE, SIZE], align_corners=False, half_pixel_centers=False, name=name), [x],
-                name="ResizeBilinear")
         x = b.apply(lambda t, name=None: tf.multiply(t, 2.0 / 255.0, name=name), [x], name="mul")
         x = b.apply(lambda t, name=None: tf.subtract(t, 1.0, name=name), [x], name="sub")
     maps = _feature_maps(b, x, shape)
     grids = [tuple(int(d) for d in m.v.shape[1:3]) for m in maps]
     box_concat, class_concat = _box_predictors(b, maps, [3, 6, 6, 6, 6, 6])
     anchors = _anchors(b, grids)
-    _postprocess(b, box_concat, class_concat, anchors)
+    squeezed = b.apply(tf.squeeze, [box_concat], name="Squeeze", axis=[2])
+    od_api_postprocess(b, squeezed, class_concat, anchors)
     return b.graph_def()
 
 
