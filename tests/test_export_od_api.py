@@ -109,3 +109,13 @@ def test_incomplete_sources(tmp_path, capsys, make, message):
     given = target.with_suffix(".tgz") if target.with_suffix(".tgz").exists() else target
     code, _, err = _run(capsys, "--graph", given, "--to", "tflite", "--out", tmp_path / "out")
     assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_pb_with_pipeline_config_beside_it_needs_no_flag(tmp_path, capsys):
+    """The unpacked tarball's layout: `--graph .../frozen_inference_graph.pb` alone finds pipeline.config beside it."""
+    folder = export_folder("no_reduce")
+    code, out, err = _run(capsys, "--graph", folder / "frozen_inference_graph.pb", "--to", "tflite",
+                          "--out", tmp_path / "out", "--nms", "fast")
+    assert code in (0, 1), out + err  # fast NMS may lose parity; the route and the option are what is tested
+    bundle = next((tmp_path / "out" / "no_reduce").iterdir())
+    assert (bundle / "model.tflite").is_file() and "fast NMS" in out

@@ -126,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         from edgezoo.export_graph import export_graph
         from edgezoo.export_od_api import is_archive
 
-        if args.pipeline_config is not None or args.graph.is_dir() or is_archive(args.graph):
+        beside = not (args.inputs or args.outputs) and args.graph.with_name("pipeline.config").is_file()
+        if args.pipeline_config is not None or args.graph.is_dir() or is_archive(args.graph) or beside:
             return _export_od_api(args, params, flags, tolerances)
         if flags:
             name = next(iter(flags))

@@ -142,6 +142,13 @@ def _grid_corners(fh: int, fw: int, heights: np.ndarray, widths: np.ndarray, str
     return np.stack([ycg - half * hg, xcg - half * wg, ycg + half * hg, xcg + half * wg], axis=1)
 
 
+def _assemble(corners: list[np.ndarray], specs: tuple[LayerSpec, ...], feature_maps: Sequence[tuple[int, int]],
+              grids: list[tuple[float, float, float, float]]) -> Anchors:
+    corner_arr = np.concatenate(corners).astype(np.float32)
+    return Anchors(corner_arr, corners_to_center_f32(corner_arr), specs,
+                   tuple((int(h), int(w)) for h, w in feature_maps), tuple(grids))
+
+
 def _check_layers(count: int, feature_maps: Sequence[tuple[int, int]], field: str) -> None:
     if len(feature_maps) != count:
         raise ConfigError(f"anchor generator has {count} layers but the model has {len(feature_maps)} "
@@ -170,9 +177,7 @@ def _generate_multiscale(cfg: MultiscaleAnchorConfig, feature_maps: Sequence[tup
         inv_h, inv_w = _f32(1.0) / _f32(im_h), _f32(1.0) / _f32(im_w)
         corners.append(box * np.array([inv_h, inv_w, inv_h, inv_w], np.float32))
         grids.append((float(stride), float(stride), off_y / stride, off_x / stride))
-    corner_arr = np.concatenate(corners).astype(np.float32)
-    return Anchors(corner_arr, corners_to_center_f32(corner_arr), specs, tuple((int(h), int(w)) for h, w in feature_maps),
-                   tuple(grids))
+    return _assemble(corners, specs, feature_maps, grids)
 
 
 def generate_anchors(cfg: AnyAnchorConfig, feature_maps: Sequence[tuple[int, int]],
@@ -203,9 +208,7 @@ def generate_anchors(cfg: AnyAnchorConfig, feature_maps: Sequence[tuple[int, int
         corners.append(_grid_corners(fh, fw, heights, widths, (stride_y, stride_x), (off_y, off_x)))
         step_h, step_w = float(stride_y) * image_size[0], float(stride_x) * image_size[1]
         grids.append((step_h, step_w, float(off_y) * image_size[0] / step_h, float(off_x) * image_size[1] / step_w))
-    corner_arr = np.concatenate(corners).astype(np.float32)
-    return Anchors(corner_arr, corners_to_center_f32(corner_arr), specs, tuple((int(h), int(w)) for h, w in feature_maps),
-                   tuple(grids))
+    return _assemble(corners, specs, feature_maps, grids)
 
 
 def corners_to_center_f32(corners: np.ndarray) -> np.ndarray:

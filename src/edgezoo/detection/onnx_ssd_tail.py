@@ -3,7 +3,8 @@
 TIDL replaces everything after the heads named in the meta-architecture prototxt with its own detection layer; the
 tail exists so the bundle's model.onnx also runs in ONNX Runtime (and can be verified there) and ends in the outputs
 the prototxt's `output` lists. Semantics: heads (SEPARATED layout, Caffe prior order) -> decode CENTER_SIZE_YXHW
-with the given priors and variances -> sigmoid (or softmax) -> background column dropped -> ONNX NonMaxSuppression per class
+with the given priors and variances -> sigmoid (or softmax) -> background column dropped -> ONNX NonMaxSuppression
+per class
 (score > threshold, IoU > threshold suppressed, at most `per_class` AFTER NMS as the TF OD API does) -> the best
 `keep` overall, zero-padded: detection_boxes [1, keep, 4] (ymin, xmin, ymax, xmax), detection_scores [1, keep],
 detection_classes [1, keep] (dataset ids = column index), num_detections [1].

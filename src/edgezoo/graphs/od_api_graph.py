@@ -60,11 +60,12 @@ def _head_of(name: str, nodes: dict[str, Any]) -> str | None:
     return None
 
 
-def _reaches(start: str, consumers: dict[str, list[Any]], targets: Iterable[str], limit: int = 60) -> str | None:
-    """The first op among `targets` met going forward from `start` (breadth first, never through a conv)."""
+def _reaches(start: str, consumers: dict[str, list[Any]], targets: Iterable[str], max_nodes: int = 2000) -> str | None:
+    """The first op among `targets` met going forward from `start` (breadth first, never through a conv; the decoding
+    and score conversion are a few ops after the concats, so a bounded search is enough)."""
     wanted = set(targets)
     queue, seen = deque([start]), {start}
-    while queue and len(seen) < limit * 20:
+    while queue and len(seen) < max_nodes:
         for node in consumers.get(queue.popleft(), []):
             if node.name in seen or node.op in _CONV:
                 continue

@@ -109,7 +109,8 @@ def analyse(pb: Path, cfg: SsdPipelineConfig, notes: list[str]) -> OdApiSsdGraph
     else:
         graph_anchors = graph_anchor_tensor(pb, anchor_name, image, size)
         figures["anchor_tensor"] = anchor_name
-        figures["anchors_max_abs_diff_vs_graph"] = check_against_graph(anchors, graph_anchors, f"{where}: {anchor_name}")
+        figures["anchors_max_abs_diff_vs_graph"] = check_against_graph(anchors, graph_anchors,
+                                                                       f"{where}: {anchor_name}")
     spec = _preprocess(pb, image, normalized, size, where)
     figures["preprocess"] = {"mean": list(spec.mean), "scale": list(spec.scale)}
     return OdApiSsdGraph(pb, cfg, graph_def, heads, image, normalized, anchors, spec, figures)

@@ -68,6 +68,10 @@ class OdApiSsd:
                              + [(math.sqrt(scales[layer] * scales[layer + 1]), 1.0)])
         return specs
 
+    @property
+    def extractor(self) -> str:
+        return "ssd_resnet_fpn_standin" if self.multiscale else "ssd_standin"
+
     def boxes_per_location(self) -> list[int]:
         if self.multiscale:
             return [len(self.aspect_ratios) * 2] * self.num_layers  # scales_per_octave 2
@@ -89,7 +93,7 @@ class OdApiSsd:
         logit = f"\n      logit_scale: {self.logit_scale}" if self.logit_scale != 1.0 else ""
         return (f"model {{\n  ssd {{\n    num_classes: {self.num_classes}\n    image_resizer {{\n"
                 f"      fixed_shape_resizer {{ height: {self.size[0]} width: {self.size[1]} }}\n    }}\n"
-                f"    feature_extractor {{ type: \"{'ssd_resnet_fpn_standin' if self.multiscale else 'ssd_standin'}\" }}\n"
+                f"    feature_extractor {{ type: \"{self.extractor}\" }}\n"
                 "    box_coder { faster_rcnn_box_coder { y_scale: 10.0 x_scale: 10.0 height_scale: 5.0 "
                 "width_scale: 5.0 } }\n"
                 f"    box_predictor {{ {predictor} }}\n    anchor_generator {{\n{anchors}    }}\n"
@@ -134,7 +138,8 @@ def _backbone(b: FrozenGraphBuilder, x: Node, model: OdApiSsd) -> list[Node]:
     for k in range(1, model.num_layers):
         depth = 32 + 16 * k if model.multiscale else 32
         x = slim_conv(b, f"{base}Conv2d_{k + 2}_1x1", lambda x=x: b.conv2d(x, 16, 1, 1, kernel_name="weights"))
-        x = slim_conv(b, f"{base}Conv2d_{k + 2}_3x3_s2", lambda x=x, d=depth: b.conv2d(x, d, 3, 2, kernel_name="weights"))
+        x = slim_conv(b, f"{base}Conv2d_{k + 2}_3x3_s2",
+                      lambda x=x, d=depth: b.conv2d(x, d, 3, 2, kernel_name="weights"))
         maps.append(x)
     if not model.multiscale:
         return maps
