@@ -32,6 +32,11 @@ def test_tar_gz_of_the_export_folder(tmp_path, capsys):
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["recipe"]["name"] == "od-api-ssd-tflite" and manifest["recipe"]["params"]["max_detections"] == 100
     assert [s["file"] for s in manifest["sources"]] == ["frozen_inference_graph.pb", "pipeline.config"]
+    import yaml
+
+    config = yaml.safe_load((bundle / "config.yaml").read_text())
+    assert config["session"]["model_path"] == "model.tflite" and config["task_type"] == "detection"
+    assert config["preprocess"]["resize"] == [128, 128] and config["preprocess"]["mean"] == [127.5] * 3
 
 
 def test_pb_with_pipeline_config_flag(tmp_path, capsys):

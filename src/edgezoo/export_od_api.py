@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgezoo.bundle import BundleStaging, sha256_file
+from edgezoo.bundle_config import deep_merge, generic_config
 from edgezoo.errors import ModelFileError
 from edgezoo.export import ExportResult, _now, publish_bundle
 from edgezoo.recipes.base import RecipeInput
@@ -128,8 +129,9 @@ def export_od_api(graph: Path, pipeline_config: Path | None, target: Target | st
                 "model": {"id": name, "title": f"{name} (TF OD API SSD)", "task": "detection", "card": None},
                 "sources": [_describe(pb, GRAPH, Path(graph)), _describe(config, CONFIG, Path(graph))],
             }
-            result = publish_bundle(staging, final, name, target, output, output.config, manifest, standin, None,
-                                    started)
+            layout = output.config.get("preprocess", {}).get("data_layout", "NHWC")
+            config = deep_merge(generic_config(target, layout, "detection"), output.config)
+            result = publish_bundle(staging, final, name, target, output, config, manifest, standin, None, started)
     result.seconds = time.monotonic() - t0
     return result
 
