@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Fetch a model's files (or build stand-ins), convert them with the card's recipe, verify parity "
                     "against the original and write the bundle to OUT/<model>/<target>/. A bundle that fails "
                     "verification is written to OUT/<model>/<target>.failed/ and the exit code is 1. "
-                    "Own models: --graph FILE --inputs NAME:1x224x224x3 --outputs NAME[,NAME].")
+                    "Own models: --graph FILE --inputs NAME:1x224x224x3 --outputs NAME[,NAME]; own TF OD API SSDs: "
+                    "--graph EXPORT_DIR|EXPORT.tar.gz|frozen_inference_graph.pb [--pipeline-config PATH] with the "
+                    "SSD options.")
     p.add_argument("models", nargs="*", metavar="MODEL", help="model ids or aliases (see 'edgezoo list')")
     p.add_argument("--all", action="store_true", help="every model in the zoo (models without a recipe for the "
                                                       "target are skipped with a note)")
