@@ -84,3 +84,27 @@ def test_agrees_with_the_anchor_tensor_of_the_stand_in_graph(anchors):
                                 (300, 300))
     assert graph.shape == (1917, 4)
     assert check_against_graph(anchors, graph, "stand-in") <= 1e-6
+
+
+def test_multiscale_anchors_follow_the_od_api_rules():
+    """Level 3..5 on a 320x192 image: stride 2^l, base 2^l * anchor_scale, ratio-major boxes; a level whose stride
+    does not divide the side has its centres at row * stride (offset 0), the others at (row + 0.5) * stride."""
+    from edgezoo.detection.pipeline_config import MultiscaleAnchorConfig
+
+    cfg = MultiscaleAnchorConfig(min_level=3, max_level=5, anchor_scale=4.0, aspect_ratios=(1.0, 2.0),
+                                 scales_per_octave=2)
+    maps = [(40, 24), (20, 12), (10, 6)]
+    a = generate_anchors(cfg, maps, (320, 192))
+    assert len(a) == sum(h * w for h, w in maps) * 4 and [s.count for s in a.layers] == [4, 4, 4]
+    # level 3 (stride 8): first cell, boxes (ratio 1, scale 1), (1, 2^0.5), (2, 1), (2, 2^0.5)
+    side = 8 * 4.0
+    want = [(side, side), (side * 2 ** 0.5, side * 2 ** 0.5), (side / 2 ** 0.5, side * 2 ** 0.5),
+            (side, side * 2)]
+    for k, (h, w) in enumerate(want):
+        np.testing.assert_allclose(a.center[k], [4 / 320, 4 / 192, h / 320, w / 192], rtol=1e-5)
+    # level 5 (stride 32): 320 and 192 are multiples of 32 -> centred
+    start5 = (40 * 24 + 20 * 12) * 4
+    np.testing.assert_allclose(a.center[start5, :2], [16 / 320, 16 / 192], rtol=1e-6)
+    odd = generate_anchors(cfg, [(38, 38), (19, 19), (10, 10)], (300, 300))  # 300 % 8 != 0: offset 0 everywhere
+    np.testing.assert_allclose(odd.center[0, :2], [0.0, 0.0], atol=1e-7)
+    assert odd.grids[0][2:] == (0.0, 0.0) and a.grids[2] == (32.0, 32.0, 0.5, 0.5)

@@ -99,3 +99,37 @@ def test_text_format_details():
         parse("a 1")
     with pytest.raises(ConfigError, match=r"^config:2: a\.b: expected an integer, got '2\.5'"):
         parse("a {\n b: 2.5 }").message("a").int("b")
+
+
+MULTISCALE = """model { ssd { num_classes: 7 image_resizer { fixed_shape_resizer { height: 640 width: 640 } }
+  feature_extractor { type: "ssd_resnet50_v1_fpn" }
+  box_coder { faster_rcnn_box_coder { } }
+  anchor_generator { multiscale_anchor_generator { min_level: 3 max_level: 7 anchor_scale: 4.0
+    aspect_ratios: [1.0, 2.0, 0.5] scales_per_octave: 2 } }
+  post_processing { batch_non_max_suppression { score_threshold: 1e-8 } score_converter: SIGMOID } } }
+"""
+
+
+def test_multiscale_anchor_generator():
+    from edgezoo.detection.pipeline_config import MultiscaleAnchorConfig
+
+    cfg = parse_pipeline_config(MULTISCALE)
+    assert isinstance(cfg.anchors, MultiscaleAnchorConfig)
+    assert (cfg.anchors.min_level, cfg.anchors.max_level, cfg.anchors.num_layers) == (3, 7, 5)
+    assert cfg.anchors.aspect_ratios == (1.0, 2.0, 0.5) and cfg.anchors.scales_per_octave == 2
+
+
+@pytest.mark.parametrize("edit,message", [
+    (("max_level: 7", "max_level: 2"), "multiscale_anchor_generator.max_level: levels must satisfy"),
+    (("scales_per_octave: 2", "scales_per_octave: 0"), "scales_per_octave: must be in [1, 64]"),
+    (("scales_per_octave: 2", "scales_per_octave: 2 normalize_coordinates: false"),
+     "normalize_coordinates: false (anchors in pixels) is not supported"),
+    (("num_classes: 7", "num_classes: 7 add_background_class: false"),
+     "model.ssd.add_background_class: False is not supported"),
+    (("score_threshold: 1e-8", "score_threshold: 1e-8 soft_nms_sigma: 0.5"), "soft_nms_sigma: 0.5 is not supported"),
+    (("multiscale_anchor_generator {", "grid_anchor_generator {"), "anchor_generator: grid_anchor_generator is set"),
+])
+def test_unsupported_or_invalid_fields_are_named(edit, message):
+    with pytest.raises(ConfigError) as err:
+        parse_pipeline_config(MULTISCALE.replace(*edit))
+    assert message in str(err.value) and err.value.exit_code == 2

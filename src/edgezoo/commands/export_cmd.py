@@ -14,12 +14,12 @@ from edgezoo.errors import EdgezooError
 # Recipe options as flags: shortcuts for --param NAME=VALUE, parsed and range-checked by the ParamSpecs of the model's
 # recipe like any --param (recipes/params.py); a model whose recipe does not declare one refuses it.
 RECIPE_OPTIONS: tuple[tuple[str, str], ...] = (
-    ("max_detections", "ssd-mobilenet-v1 tflite: detections kept by the post-processing op"),
-    ("nms", "ssd-mobilenet-v1 tflite: NMS flavour, regular | fast"),
-    ("score_threshold", "ssd-mobilenet-v1: score threshold of the post-processing"),
-    ("iou_threshold", "ssd-mobilenet-v1: NMS IoU threshold"),
+    ("max_detections", "ssd-mobilenet-v1 / OD API SSD tflite: detections kept by the post-processing op"),
+    ("nms", "ssd-mobilenet-v1 / OD API SSD tflite: NMS flavour, regular | fast"),
+    ("score_threshold", "ssd-mobilenet-v1 / OD API SSD: score threshold of the post-processing"),
+    ("iou_threshold", "ssd-mobilenet-v1 / OD API SSD: NMS IoU threshold"),
     ("confidence_threshold", "ssd-resnet34-1200: TIDL object_detection:confidence_threshold"),
-    ("top_k", "ssd-resnet34-1200: TIDL object_detection:top_k"),
+    ("top_k", "ssd-resnet34-1200 / OD API SSD onnx: TIDL object_detection:top_k"),
     ("keep_top_k", "SSD ONNX: TIDL object_detection:keep_top_k"),
 )
 
@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Fetch a model's files (or build stand-ins), convert them with the card's recipe, verify parity "
                     "against the original and write the bundle to OUT/<model>/<target>/. A bundle that fails "
                     "verification is written to OUT/<model>/<target>.failed/ and the exit code is 1. "
-                    "Own models: --graph FILE --inputs NAME:1x224x224x3 --outputs NAME[,NAME].")
+                    "Own models: --graph FILE --inputs NAME:1x224x224x3 --outputs NAME[,NAME]; own TF OD API SSDs: "
+                    "--graph EXPORT_DIR|EXPORT.tar.gz|frozen_inference_graph.pb [--pipeline-config PATH] with the "
+                    "SSD options.")
     p.add_argument("models", nargs="*", metavar="MODEL", help="model ids or aliases (see 'edgezoo list')")
     p.add_argument("--all", action="store_true", help="every model in the zoo (models without a recipe for the "
                                                       "target are skipped with a note)")
@@ -60,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--graph", type=Path, help="a frozen graph (.pb) or ONNX model to export")
     g.add_argument("--inputs", help="NAME:1x224x224x3[,NAME:SHAPE] (input names and static shapes)")
     g.add_argument("--outputs", help="NAME[,NAME] (output tensors: where the exported model ends)")
+    g.add_argument("--pipeline-config", type=Path, metavar="PATH",
+                   help="TF Object Detection API SSD: its pipeline.config (--graph is then the frozen graph, the "
+                        "export folder or its .tar.gz; the SSD options apply)")
     p.set_defaults(handler=run)
 
 
@@ -144,7 +149,11 @@ def _run(args: argparse.Namespace, plan: _Plan) -> int:
         if args.models or args.all:
             raise EdgezooError("--graph exports one file: give no MODEL and no --all with it")
         from edgezoo.export_graph import export_graph
+        from edgezoo.export_od_api import is_archive
 
+        beside = not (args.inputs or args.outputs) and args.graph.with_name("pipeline.config").is_file()
+        if args.pipeline_config is not None or args.graph.is_dir() or is_archive(args.graph) or beside:
+            return _export_od_api(args, params, flags, tolerances)
         if flags:
             name = next(iter(flags))
             raise EdgezooError(f"{flag(name)} applies to {_takers(name)}, not to --graph",
@@ -197,6 +206,24 @@ def _run(args: argparse.Namespace, plan: _Plan) -> int:
         results.append(result)
     print(export_report.render(results, skipped, standin=args.standin))
     return 0 if all(r.passed for r in results) and not any(s.failed for s in skipped) else 1
+
+
+def _export_od_api(args: argparse.Namespace, params: dict[str, Any], flags: dict[str, Any],
+                   tolerances: dict[str, float]) -> int:
+    """--graph naming a TF OD API SSD (frozen graph + pipeline.config, export folder or .tar.gz)."""
+    from edgezoo import export_report
+    from edgezoo.export_od_api import export_od_api
+
+    if args.inputs or args.outputs:
+        raise EdgezooError("--inputs/--outputs do not apply to an OD API SSD (its heads and input are found in the "
+                           "graph)", hint="drop them")
+    given = _recipe_params(params, flags)
+    result = export_od_api(args.graph, args.pipeline_config, args.target, out_dir=args.out, params=given,
+                           tolerances=tolerances,
+                           origin=lambda n: flag(n) if n in flags else f"--param {n}")
+    _print(result)
+    print(export_report.render([result]))
+    return 0 if result.passed else 1
 
 
 def _takers(name: str) -> str:

@@ -3,7 +3,8 @@
 TIDL replaces everything after the heads named in the meta-architecture prototxt with its own detection layer; the
 tail exists so the bundle's model.onnx also runs in ONNX Runtime (and can be verified there) and ends in the outputs
 the prototxt's `output` lists. Semantics: heads (SEPARATED layout, Caffe prior order) -> decode CENTER_SIZE_YXHW
-with the given priors and variances -> sigmoid -> background column dropped -> ONNX NonMaxSuppression per class
+with the given priors and variances -> sigmoid (or softmax) -> background column dropped -> ONNX NonMaxSuppression
+per class
 (score > threshold, IoU > threshold suppressed, at most `per_class` AFTER NMS as the TF OD API does) -> the best
 `keep` overall, zero-padded: detection_boxes [1, keep, 4] (ymin, xmin, ymax, xmax), detection_scores [1, keep],
 detection_classes [1, keep] (dataset ids = column index), num_detections [1].
@@ -55,7 +56,7 @@ class _Builder:
 
 def add_detection_tail(model: Any, heads: Sequence[TailHead], priors_cxcywh: np.ndarray, variances: Sequence[float],
                        num_classes: int, score_threshold: float, iou_threshold: float, per_class: int,
-                       keep: int, prefix: str = "edgezoo_tail") -> Any:
+                       keep: int, prefix: str = "edgezoo_tail", softmax: bool = False) -> Any:
     """A copy of `model` whose outputs are the four detection outputs computed from `heads` (see module doc)."""
     import onnx
     from onnx import TensorProto, helper
@@ -79,7 +80,8 @@ def add_detection_tail(model: Any, heads: Sequence[TailHead], priors_cxcywh: np.
     hw = b.op("Mul", [b.op("Mul", [b.op("Exp", [b.op("Mul", [tw, v[3]])]), pw]), half])
     boxes = b.op("Concat", [b.op("Sub", [cy, hh]), b.op("Sub", [cx, hw]), b.op("Add", [cy, hh]),
                             b.op("Add", [cx, hw])], axis=2)  # [1, P, 4]
-    scores = b.op("Sigmoid", [logit])
+    # SOFTMAX over the classes of each prior (opset < 13 Softmax flattens from `axis`: the last axis here).
+    scores = b.op("Softmax", [logit], axis=2) if softmax else b.op("Sigmoid", [logit])
     fg = b.op("Slice", [scores, b.const(np.array([1], np.int64)), b.const(np.array([num_classes], np.int64)),
                         b.const(np.array([2], np.int64))])  # [1, P, C-1]
     fg_t = b.op("Transpose", [fg], perm=[0, 2, 1])  # [1, C-1, P]

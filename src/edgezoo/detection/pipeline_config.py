@@ -40,6 +40,25 @@ class AnchorGeneratorConfig:
 
 
 @dataclass(frozen=True)
+class MultiscaleAnchorConfig:
+    """multiscale_anchor_generator (FPN / RetinaNet-style SSDs): one grid per pyramid level, stride 2^level."""
+
+    min_level: int = 3
+    max_level: int = 7
+    anchor_scale: float = 4.0
+    aspect_ratios: tuple[float, ...] = ()
+    scales_per_octave: int = 2
+    normalize_coordinates: bool = True
+
+    @property
+    def num_layers(self) -> int:
+        return self.max_level - self.min_level + 1
+
+
+AnyAnchorConfig = AnchorGeneratorConfig | MultiscaleAnchorConfig
+
+
+@dataclass(frozen=True)
 class BoxCoderConfig:
     """faster_rcnn_box_coder scale factors: encodings are divided by them before decoding."""
 
@@ -65,7 +84,7 @@ class SsdPipelineConfig:
     image_height: int
     image_width: int
     feature_extractor: str
-    anchors: AnchorGeneratorConfig
+    anchors: AnyAnchorConfig
     box_coder: BoxCoderConfig
     nms: NmsConfig
     score_converter: str  # "IDENTITY" | "SIGMOID" | "SOFTMAX"
@@ -83,12 +102,38 @@ def _check(cond: bool, where: str, message: str, hint: str | None = None) -> Non
         raise ConfigError(f"{where}: {message}", hint=hint)
 
 
-def _anchor_config(msg: Message, source: str) -> AnchorGeneratorConfig:
+def _multiscale_config(msg: Message, source: str) -> MultiscaleAnchorConfig:
+    a = msg.message("multiscale_anchor_generator")
+    where = f"{source}: model.ssd.anchor_generator.multiscale_anchor_generator"
+    cfg = MultiscaleAnchorConfig(
+        min_level=a.int("min_level", 3), max_level=a.int("max_level", 7),
+        anchor_scale=_f32(a.float("anchor_scale", 4.0)),
+        aspect_ratios=tuple(_f32(v) for v in a.floats("aspect_ratios")) or (1.0, 2.0, 0.5),
+        scales_per_octave=a.int("scales_per_octave", 2),
+        normalize_coordinates=a.bool("normalize_coordinates", True))
+    _check(0 <= cfg.min_level <= cfg.max_level <= 30, f"{where}.max_level",
+           f"levels must satisfy 0 <= min_level <= max_level <= 30, got {cfg.min_level}..{cfg.max_level}")
+    _check(cfg.anchor_scale > 0 and math.isfinite(cfg.anchor_scale), f"{where}.anchor_scale",
+           f"must be a finite number > 0, got {cfg.anchor_scale}")
+    _check(1 <= cfg.scales_per_octave <= 64, f"{where}.scales_per_octave",
+           f"must be in [1, 64], got {cfg.scales_per_octave}")
+    _check(all(r > 0 and math.isfinite(r) for r in cfg.aspect_ratios), f"{where}.aspect_ratios",
+           f"aspect ratios must be finite and > 0, got {list(cfg.aspect_ratios)}")
+    # Unnormalised anchors are in pixels: TFLite_Detection_PostProcess and TIDL decode normalised ones.
+    _check(cfg.normalize_coordinates, f"{where}.normalize_coordinates",
+           "false (anchors in pixels) is not supported", hint="TFLite and TIDL decode normalised anchors")
+    return cfg
+
+
+def _anchor_config(msg: Message, source: str) -> AnyAnchorConfig:
     kind = msg.which(("ssd_anchor_generator", "grid_anchor_generator", "multiscale_anchor_generator",
                       "flexible_grid_anchor_generator"))
+    if kind == "multiscale_anchor_generator":
+        return _multiscale_config(msg, source)
     if kind != "ssd_anchor_generator":
         raise ConfigError(f"{source}: model.ssd.anchor_generator: {kind or 'nothing'} is set; only "
-                          "ssd_anchor_generator is supported", hint="SSD-MobileNet v1 uses ssd_anchor_generator")
+                          "ssd_anchor_generator and multiscale_anchor_generator are supported",
+                          hint="the other generators have no TFLite/TIDL SSD equivalent")
     a = msg.message("ssd_anchor_generator")
     where = f"{source}: {_ANCHOR_PATH}"
     cfg = AnchorGeneratorConfig(
@@ -177,6 +222,37 @@ def _post_processing(model: Message, source: str) -> tuple[NmsConfig, str, float
     return nms, converter, logit_scale
 
 
+# Fields whose non-default value changes what the detector computes in a way the TFLite op / TIDL's detection layer
+# cannot reproduce: refused by name rather than converted into a different model. (path below model.ssd, default)
+_UNSUPPORTED: tuple[tuple[str, object, str], ...] = (
+    ("add_background_class", True, "the converted post-processing expects a background column"),
+    ("explicit_background_class", False, "TFLite_Detection_PostProcess and TIDL treat column 0 as background"),
+    ("post_processing.batch_non_max_suppression.use_class_agnostic_nms", False,
+     "per-class NMS is what the converted post-processing reproduces"),
+    ("post_processing.batch_non_max_suppression.soft_nms_sigma", 0.0, "soft NMS has no TFLite/TIDL equivalent"),
+    ("post_processing.calibration_config", None, "score calibration has no TFLite/TIDL equivalent"),
+)
+
+
+def _refuse_unsupported(ssd: Message, source: str) -> None:
+    for path, default, why in _UNSUPPORTED:
+        *parents, leaf = path.split(".")
+        msg: Message | None = ssd
+        for part in parents:
+            msg = msg.message(part, required=False) if msg is not None else None
+        if msg is None or not msg.has(leaf):
+            continue
+        if default is None:
+            value: object = "set"
+        elif isinstance(default, bool):
+            value = msg.bool(leaf)
+        else:
+            value = msg.float(leaf)
+        if value != default:
+            raise ConfigError(f"{source}: model.ssd.{path}: {value} is not supported ({why})",
+                              hint="export the detector with this field at its default")
+
+
 def parse_pipeline_config(text: str, source: str = "pipeline.config") -> SsdPipelineConfig:
     """The SSD fields of a pipeline.config text; ConfigError naming the field path for anything wrong."""
     root = parse(text, source)
@@ -188,6 +264,7 @@ def parse_pipeline_config(text: str, source: str = "pipeline.config") -> SsdPipe
     ssd = model.message("ssd")
     num_classes = ssd.int("num_classes")
     _check(num_classes >= 1, f"{source}: model.ssd.num_classes", f"must be >= 1, got {num_classes}")
+    _refuse_unsupported(ssd, source)
     height, width = _resizer(ssd, source)
     extractor = ssd.message("feature_extractor").string("type", "")
     nms, converter, logit_scale = _post_processing(ssd, source)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgezoo.detection.anchors import Anchors
-from edgezoo.detection.pipeline_config import AnchorGeneratorConfig
+from edgezoo.detection.pipeline_config import AnyAnchorConfig, MultiscaleAnchorConfig
 from edgezoo.detection.prototxt import PriorBoxParam
 from edgezoo.errors import RecipeError
 
@@ -45,49 +45,86 @@ def _int_if_close(x: float) -> float:
     return float(r) if abs(x - r) < 1e-3 else x
 
 
-def prior_groups(cfg: AnchorGeneratorConfig, anchors: Anchors, image: tuple[int, int],
-                 variances: tuple[float, float, float, float]) -> list[PriorGroup]:
-    """The Caffe heads reproducing `anchors` (see the module docstring); RecipeError for what cannot be expressed."""
-    if cfg.height_stride or cfg.height_offset:
-        raise RecipeError("the ONNX route supports the default anchor grid only (no anchor strides/offsets in "
-                          "pipeline.config)")
+def _grid_steps(cfg: AnyAnchorConfig, anchors: Anchors, layer: int, image: tuple[int, int]) -> dict[str, float]:
+    """Caffe's step(s) and offset for one layer's grid (RecipeError when one Caffe offset cannot express it)."""
     img_h, img_w = image
-    base = min(img_h, img_w)
-    from edgezoo.detection.anchors import layer_scales
+    fh, fw = anchors.feature_maps[layer]
+    if isinstance(cfg, MultiscaleAnchorConfig):
+        step_h, step_w, off_y, off_x = anchors.grids[layer]
+        if off_y != off_x:
+            raise RecipeError(f"anchor level {cfg.min_level + layer}: the grid is centred in one direction only "
+                              f"(offsets {off_y:g} / {off_x:g} of a stride; the image {img_h}x{img_w} is a multiple "
+                              "of the stride in one side only): Caffe priors have one offset",
+                              hint="use an input size that is a multiple of 2^max_level")
+    else:
+        step_h, step_w, off_y = img_h / fh, img_w / fw, 0.5
+    # A square grid takes one `step`; otherwise step_h / step_w (TIDL reads either).
+    steps = {"step": step_w} if step_h == step_w and img_h == img_w else {"step_h": step_h, "step_w": step_w}
+    return {**steps, "offset": off_y}
 
-    scales = layer_scales(cfg)
+
+def _check_expressible(cfg: AnyAnchorConfig) -> float:
+    """The pixel size of scale 1 boxes' base; RecipeError naming the field Caffe priors cannot express."""
+    if isinstance(cfg, MultiscaleAnchorConfig):
+        return 1.0
+    where = "model.ssd.anchor_generator.ssd_anchor_generator"
+    if cfg.height_stride or cfg.height_offset:
+        raise RecipeError(f"{where}.height_stride: explicit anchor strides/offsets are not supported by the ONNX "
+                          "route", hint="export to TFLite, which takes any anchors")
+    if cfg.base_anchor_height != cfg.base_anchor_width:
+        raise RecipeError(f"{where}.base_anchor_height: {cfg.base_anchor_height:g} != base_anchor_width "
+                          f"{cfg.base_anchor_width:g} has no Caffe prior (min_size is a square)",
+                          hint="export to TFLite, which takes any anchors")
+    if cfg.interpolated_scale_aspect_ratio not in (0.0, 1.0):
+        raise RecipeError(f"{where}.interpolated_scale_aspect_ratio: {cfg.interpolated_scale_aspect_ratio:g} has no "
+                          "Caffe prior (max_size gives a square)", hint="export to TFLite, which takes any anchors")
+    return cfg.base_anchor_height
+
+
+def prior_groups(cfg: AnyAnchorConfig, anchors: Anchors, image: tuple[int, int],
+                 variances: tuple[float, float, float, float]) -> list[PriorGroup]:
+    """The Caffe heads reproducing `anchors` (see the module docstring); RecipeError for what cannot be expressed.
+
+    Per layer, boxes of one size form a head (a layer with several sizes is split: 0a, 0b, ...); its ratio-1 box
+    comes first (a dummy when the layer has none at that size), the interpolated box second as max_size when
+    sqrt(min * max) reproduces it with an integral max_size (TIDL casts it to int), else it gets a head of its own.
+    """
+    base = min(image) * _check_expressible(cfg)
     groups: list[PriorGroup] = []
     for layer, (spec, grid) in enumerate(zip(anchors.layers, anchors.feature_maps)):
         boxes = list(spec.boxes)
-        interp = None
-        if not (layer == 0 and cfg.reduce_boxes_in_lowest_layer) and cfg.interpolated_scale_aspect_ratio > 0:
-            interp = len(boxes) - 1
-            if cfg.interpolated_scale_aspect_ratio != 1.0:
-                raise RecipeError("interpolated_scale_aspect_ratio != 1 has no Caffe prior (max_size gives a square)")
+        interp = spec.interpolated
         by_scale: dict[float, list[int]] = {}
         for t, (s, _) in enumerate(boxes):
             if t != interp:
                 by_scale.setdefault(s, []).append(t)
-        split = len(by_scale) > 1
-        for g, (s, members) in enumerate(by_scale.items()):
+        own_head = False
+        if interp is not None:
+            q = boxes[interp][0]
+            first = next(iter(by_scale), None)
+            max_size = _int_if_close(q * q / first * base) if first is not None else 0.5
+            own_head = first is None or max_size != round(max_size)
+        heads: list[tuple[float, list[int], tuple[float, ...]]] = []
+        for k, (s, members) in enumerate(by_scale.items()):
+            with_max = interp is not None and not own_head and k == 0
+            heads.append((s, members, (_int_if_close(boxes[interp][0] ** 2 / s * base),) if with_max else ()))
+        if own_head:
+            heads.append((boxes[interp][0], [interp], ()))
+        steps = _grid_steps(cfg, anchors, layer, image)
+        for g, (s, members, max_size) in enumerate(heads):
             ratios = [boxes[t][1] for t in members]
             one = [t for t in members if boxes[t][1] == 1.0]
             rest = [t for t in members if boxes[t][1] != 1.0]
-            order: list[int | None] = [one[0] if one else None]
-            max_size: tuple[float, ...] = ()
-            if interp is not None and s == scales[layer]:
-                max_size = (_int_if_close(scales[layer + 1] * base),)
-                order.append(interp)
-            order += rest
             if len(one) > 1 or len(set(ratios)) != len(ratios):
                 raise RecipeError(f"anchor layer {layer}: repeated aspect ratios at scale {s} cannot be Caffe priors")
-            # A square image takes one `step`; otherwise step_h / step_w (TIDL reads either).
-            steps = {"step": img_w / grid[1]} if img_h == img_w else {"step_h": img_h / grid[0],
-                                                                      "step_w": img_w / grid[1]}
+            order: list[int | None] = [one[0] if one else None]
+            if max_size:
+                order.append(interp)
+            order += rest
             param = PriorBoxParam(min_size=(s * base,), max_size=max_size,
                                   aspect_ratio=tuple(float(boxes[t][1]) for t in rest), flip=False, clip=False,
-                                  variance=tuple(variances), offset=0.5, **steps)
-            groups.append(PriorGroup(layer, "abcdefgh"[g] if split else "", param, tuple(order), grid))
+                                  variance=tuple(variances), **steps)
+            groups.append(PriorGroup(layer, "abcdefgh"[g] if len(heads) > 1 else "", param, tuple(order), grid))
     return groups
 
 
@@ -132,11 +169,16 @@ def compare_with_anchors(groups: list[PriorGroup], anchors: Anchors, image: tupl
 
 
 def caffe_head_weights(groups: list[PriorGroup], layer: int, w_box: np.ndarray, b_box: np.ndarray,
-                       w_cls: np.ndarray, b_cls: np.ndarray, classes: int) -> list[tuple[np.ndarray, ...]]:
+                       w_cls: np.ndarray, b_cls: np.ndarray, classes: int,
+                       softmax: bool = False) -> list[tuple[np.ndarray, ...]]:
     """Per group of `layer`: (box W, box B, class W, class B) with channels in Caffe prior order (SEPARATED layout).
 
-    Weights are ONNX Conv [O, I, kh, kw]; dummy priors get zero weights, zero box bias and class bias DUMMY_LOGIT.
+    Weights are ONNX Conv [O, I, kh, kw]; dummy priors get zero weights, zero box bias and class bias DUMMY_LOGIT
+    (SOFTMAX scores: background -DUMMY_LOGIT, so the classes share e^-40 instead of 1 / classes each).
     """
+    dummy_bias = np.full(classes, DUMMY_LOGIT, b_cls.dtype)
+    if softmax:
+        dummy_bias[0] = -DUMMY_LOGIT
     out = []
     for g in (g for g in groups if g.layer == layer):
         parts = ([], [], [], [])
@@ -145,7 +187,7 @@ def caffe_head_weights(groups: list[PriorGroup], layer: int, w_box: np.ndarray, 
                 parts[0].append(np.zeros_like(w_box[:4]))
                 parts[1].append(np.zeros(4, b_box.dtype))
                 parts[2].append(np.zeros_like(w_cls[:classes]))
-                parts[3].append(np.full(classes, DUMMY_LOGIT, b_cls.dtype))
+                parts[3].append(dummy_bias.copy())
             else:
                 parts[0].append(w_box[t * 4:(t + 1) * 4])
                 parts[1].append(b_box[t * 4:(t + 1) * 4])
@@ -155,7 +197,7 @@ def caffe_head_weights(groups: list[PriorGroup], layer: int, w_box: np.ndarray, 
     return out
 
 
-def interp_int_cast_error(groups: list[PriorGroup], cfg: AnchorGeneratorConfig, image: tuple[int, int]) -> float:
+def interp_int_cast_error(groups: list[PriorGroup], cfg: AnyAnchorConfig, image: tuple[int, int]) -> float:
     """Relative size error TIDL's int(max_size) introduces on the interpolated boxes (0 when max sizes are integral)."""
     worst = 0.0
     for g in groups:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +48,11 @@ def _initializer(model: Any, name: str) -> np.ndarray | None:
     return None
 
 
-def _head_conv(model: Any, layer: int, kind: str, where: str) -> Any:
-    """The Conv node computing BoxPredictor_<layer>/<kind>/BiasAdd (directly, or before tf2onnx's Transpose)."""
+def _head_conv(model: Any, head: str, where: str) -> Any:
+    """The Conv node computing the TF head tensor `head` (directly, or before tf2onnx's Transpose)."""
     from edgezoo.graphs import onnx_model
 
-    tensor = onnx_model.resolve(model, f"BoxPredictor_{layer}/{kind}/BiasAdd", where, "head tensor")
+    tensor = onnx_model.resolve(model, head, where, "head tensor")
     producers = onnx_model.producers(model)
     node = producers.get(tensor)
     if node is not None and node.op_type == "Transpose":
@@ -87,9 +88,16 @@ def _cut_input(model: Any, normalized: str, size: tuple[int, int], where: str) -
     return out
 
 
-def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str, score_threshold: float, iou_threshold: float,
-            per_class: int, keep: int, where: str) -> RouteResult:
-    """Cut, rewrite the heads, add the tail and write the prototxt (see the module docstring)."""
+def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str | None, score_threshold: float,
+            iou_threshold: float, per_class: int, keep: int, where: str,
+            heads: Sequence[tuple[str, str]] | None = None, name: str = "ssd_mobilenet_v1",
+            top_k: int | None = None) -> RouteResult:
+    """Cut, rewrite the heads, add the tail and write the prototxt (see the module docstring).
+
+    `normalized`: the tensor the new input replaces (None: the model already takes INPUT_NAME, NCHW). `heads`: the
+    (box, class) head tensors per layer, found by structure (default: the published graph's names). The
+    pipeline.config's logit_scale is folded into the class heads (the prototxt has no such field); SOFTMAX scores
+    give a SOFTMAX prototxt and tail. `top_k`: nms_param.top_k (default: every prior, the original's semantics)."""
     from onnx import helper, numpy_helper
 
     from edgezoo.detection import onnx_ssd_tail, ssd_caffe_priors
@@ -100,22 +108,31 @@ def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str, score_thresh
     variances = (1.0 / c.y_scale, 1.0 / c.x_scale, 1.0 / c.height_scale, 1.0 / c.width_scale)
     groups = ssd_caffe_priors.prior_groups(cfg.anchors, anchors, size, variances)
     classes = cfg.num_classes + 1
-    model = _cut_input(onnx_model.fix_batch(model, 1), normalized, size, where)
+    softmax = cfg.score_converter == "SOFTMAX"
+    if cfg.score_converter not in ("SIGMOID", "SOFTMAX"):
+        raise RecipeError(f"{cfg.source}: model.ssd.post_processing.score_converter: {cfg.score_converter} is not "
+                          "supported by the ONNX route (TIDL: SIGMOID or SOFTMAX)", hint="export to TFLite")
+    if normalized is not None:
+        model = _cut_input(onnx_model.fix_batch(model, 1), normalized, size, where)
+    heads = heads or [tuple(f"BoxPredictor_{layer}/{kind}/BiasAdd" for kind in _KINDS)
+                      for layer in range(len(anchors.feature_maps))]
     new_nodes, new_inits, tail_heads = [], [], []
     box_names, class_names = [], []
     for layer, (fh, fw) in enumerate(anchors.feature_maps):
-        convs = [_head_conv(model, layer, kind, where) for kind in _KINDS]
+        convs = [_head_conv(model, head, where) for head in heads[layer]]
         w_box, b_box = (_initializer(model, convs[0].input[i]) for i in (1, 2))
         w_cls, b_cls = (_initializer(model, convs[1].input[i]) for i in (1, 2))
         if any(x is None for x in (w_box, b_box, w_cls, b_cls)):
             raise RecipeError(f"{where}: head convs of layer {layer} have no constant weights")
+        if cfg.logit_scale != 1.0:  # scores are converter(logits / logit_scale): linear, so exact in the weights
+            w_cls, b_cls = w_cls / np.float32(cfg.logit_scale), b_cls / np.float32(cfg.logit_scale)
         count = anchors.layers[layer].count
         if w_box.shape[0] != count * 4 or w_cls.shape[0] != count * classes:
             raise RecipeError(f"{where}: layer {layer} heads have {w_box.shape[0]} / {w_cls.shape[0]} channels; the "
                               f"pipeline.config gives {count} boxes x (4 / {classes})")
         layer_groups = [g for g in groups if g.layer == layer]
         for g, weights in zip(layer_groups, ssd_caffe_priors.caffe_head_weights(groups, layer, w_box, b_box, w_cls,
-                                                                                  b_cls, classes)):
+                                                                                  b_cls, classes, softmax)):
             names = []
             for kind, conv, (w, bias) in zip(_KINDS, convs, (weights[:2], weights[2:])):
                 out_name = f"BoxPredictor_{layer}{g.suffix}/{kind}/caffe_order"
@@ -132,17 +149,18 @@ def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str, score_thresh
     model.graph.initializer.extend(new_inits)
     priors = np.concatenate([p.reshape(-1, 4) for p in ssd_caffe_priors.group_priors(groups, size)])
     model = onnx_ssd_tail.add_detection_tail(model, tail_heads, priors, variances, classes, score_threshold,
-                                             iou_threshold, per_class, keep)
+                                             iou_threshold, per_class, keep, softmax=softmax)
     model = onnx_model.cut(model, list(onnx_ssd_tail.OUTPUTS), where)
     model = onnx_model.infer_shapes(model)
     total_priors = len(priors)
-    meta = MetaArch(name="ssd_mobilenet_v1", caffe_ssd=(CaffeSsd(
+    meta = MetaArch(name=name, caffe_ssd=(CaffeSsd(
         box_input=tuple(box_names), class_input=tuple(class_names), output=onnx_ssd_tail.OUTPUTS,
-        in_width=size[1], in_height=size[0], score_converter=ScoreConverter.SIGMOID,
+        in_width=size[1], in_height=size[0],
+        score_converter=ScoreConverter.SOFTMAX if softmax else ScoreConverter.SIGMOID,
         prior_box_param=tuple(g.param for g in groups),
         detection_output_param=DetectionOutputParam(
             num_classes=classes, share_location=True, background_label_id=0,
-            nms_param=NmsParam(nms_threshold=iou_threshold, top_k=total_priors),
+            nms_param=NmsParam(nms_threshold=iou_threshold, top_k=top_k or total_priors),
             code_type=CodeType.CENTER_SIZE_YXHW, keep_top_k=keep, confidence_threshold=score_threshold),
         data_layout=DataLayout.SEPARATED),))
     cmp = ssd_caffe_priors.compare_with_anchors(groups, anchors, size)
@@ -150,6 +168,8 @@ def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str, score_thresh
                "priors_max_abs_diff_vs_tf_anchors": cmp.max_abs_diff, "worst_prior": cmp.worst,
                "interpolated_size_error_from_int_max_size": ssd_caffe_priors.interp_int_cast_error(groups, cfg.anchors,
                                                                                                  size)}
+    if name != "ssd_mobilenet_v1":
+        return RouteResult(model, meta, figures, _generic_notes(groups, cmp, total_priors, per_class, softmax))
     notes = [
         f"TF anchors as Caffe priors: {cmp.real_priors} priors equal the TF anchors to {cmp.max_abs_diff:.2g} "
         f"(worst: {cmp.worst}); layer 0 (scales 0.1 and 0.2) is split into heads 0a/0b; head 0b carries "
@@ -165,6 +185,26 @@ def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str, score_thresh
         "replaces it by the detection layer meta_arch.prototxt describes",
     ]
     return RouteResult(model, meta, figures, notes)
+
+
+def _generic_notes(groups: Sequence[Any], cmp: Any, total_priors: int, per_class: int, softmax: bool) -> list[str]:
+    from edgezoo.detection import ssd_caffe_priors
+
+    split = sorted({g.layer for g in groups if g.suffix})
+    logit = ssd_caffe_priors.DUMMY_LOGIT
+    bias = f"background logit {-logit:g}" if softmax else f"class logit {logit:g}"
+    dummy = (f"; {cmp.dummy_priors} dummy ratio-1 priors (a box size without a ratio-1 box) get zero weights and "
+             f"{bias}: they never pass a threshold >= 1e-8") if cmp.dummy_priors else ""
+    return [
+        f"TF anchors as Caffe priors: {cmp.real_priors} priors equal the TF anchors to {cmp.max_abs_diff:.2g} "
+        f"(worst: {cmp.worst}); {len(groups)} heads, layers {split or 'none'} split by box size, head channels "
+        f"permuted to Caffe's prior order{dummy}",
+        f"nms_param.top_k = {total_priors} (every prior): Caffe's top_k caps candidates BEFORE NMS, the original "
+        f"caps {per_class} per class AFTER it; with every prior they agree",
+        "TIDL does not clip boxes; the original clips to the image before NMS (same difference as the TFLite op)",
+        "the ONNX model ends in an opset-10 tail (decode + NonMaxSuppression) so it runs in ONNX Runtime; TIDL "
+        "replaces it by the detection layer meta_arch.prototxt describes",
+    ]
 
 
 def onnx_caffe_meta_recipe(rin: Any) -> Any:

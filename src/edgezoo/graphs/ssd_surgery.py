@@ -245,10 +245,12 @@ def head_shapes(graph_def: Any, heads: SsdHeads, input_shape: Sequence[int],
 def build_tflite_graph(graph_def: Any, *, normalized_input: str, input_size: tuple[int, int],
                        anchors_center: np.ndarray, params: PostProcessParams, score_converter: str = "SIGMOID",
                        logit_scale: float = 1.0, where: str = "graph", expected_box_concat: str | None = None,
-                       notes: list[str] | None = None) -> SurgeryResult:
-    """The export_tflite_ssd_graph equivalent: a GraphDef ending in TFLite_Detection_PostProcess."""
+                       notes: list[str] | None = None, heads: SsdHeads | None = None) -> SurgeryResult:
+    """The export_tflite_ssd_graph equivalent: a GraphDef ending in TFLite_Detection_PostProcess.
+
+    `heads`: found beforehand (graphs/od_api_graph.py, by structure); default: by the published head names."""
     tf = _tf()
-    heads = find_heads(graph_def, where)
+    heads = heads or find_heads(graph_def, where)
     if expected_box_concat and notes is not None and base_name(expected_box_concat) != heads.box_concat:
         notes.append(f"box encodings come from {heads.box_concat!r}, not {base_name(expected_box_concat)!r} as the "
                      "card says (found by following the BoxEncodingPredictor heads)")

@@ -54,6 +54,7 @@ _RECIPE_MODULES = (
     "edgezoo.recipes.classification",
     "edgezoo.recipes.ssd_mobilenet",
     "edgezoo.recipes.ssd_resnet34",
+    "edgezoo.recipes.od_api_ssd",
 )
 _REGISTRY: LazyRegistry[Recipe] = LazyRegistry("recipe", _RECIPE_MODULES, RecipeError)
 

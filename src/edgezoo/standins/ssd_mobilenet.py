@@ -79,7 +79,7 @@ def calibration_images(seed: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------- backbone
-def _slim_conv(b: FrozenGraphBuilder, scope: str, conv: Any) -> Node:
+def slim_conv(b: FrozenGraphBuilder, scope: str, conv: Any) -> Node:
     tf = b.tf
     with b.scope(scope, exact=True):
         y = conv()
@@ -95,32 +95,32 @@ def _feature_maps(b: FrozenGraphBuilder, x: Node, shape: SsdShape) -> list[Node]
     base = "FeatureExtractor/MobilenetV1/MobilenetV1/"
     maps = []
     with b.weights_moved(base, "FeatureExtractor/MobilenetV1/"):
-        x = _slim_conv(b, base + "Conv2d_0", lambda: b.conv2d(x, ch(32), 3, 2, kernel_name="weights"))
+        x = slim_conv(b, base + "Conv2d_0", lambda: b.conv2d(x, ch(32), 3, 2, kernel_name="weights"))
         for i, (stride, out) in enumerate(MOBILENET_BLOCKS, start=1):
-            x = _slim_conv(b, f"{base}Conv2d_{i}_depthwise", lambda x=x, s=stride: b.depthwise_conv2d(x, 3, s))
-            x = _slim_conv(b, f"{base}Conv2d_{i}_pointwise",
+            x = slim_conv(b, f"{base}Conv2d_{i}_depthwise", lambda x=x, s=stride: b.depthwise_conv2d(x, 3, s))
+            x = slim_conv(b, f"{base}Conv2d_{i}_pointwise",
                            lambda x=x, o=out: b.conv2d(x, ch(o), 1, 1, kernel_name="weights"))
             if i in (11, 13):
                 maps.append(x)
     for k, depth in enumerate(EXTRA_DEPTHS, start=2):
         prefix = "FeatureExtractor/MobilenetV1/Conv2d_13_pointwise"
-        x = _slim_conv(b, f"{prefix}_1_Conv2d_{k}_1x1_{depth // 2}",
+        x = slim_conv(b, f"{prefix}_1_Conv2d_{k}_1x1_{depth // 2}",
                        lambda x=x, d=depth: b.conv2d(x, ch(d // 2), 1, 1, kernel_name="weights"))
-        x = _slim_conv(b, f"{prefix}_2_Conv2d_{k}_3x3_s2_{depth}",
+        x = slim_conv(b, f"{prefix}_2_Conv2d_{k}_3x3_s2_{depth}",
                        lambda x=x, d=depth: b.conv2d(x, ch(d), 3, 2, kernel_name="weights"))
         maps.append(x)
     return maps
 
 
 # ---------------------------------------------------------------------------------------------------- heads
-def _head_conv(b: FrozenGraphBuilder, x: Node, w: np.ndarray, bias: np.ndarray) -> Node:
+def head_conv(b: FrozenGraphBuilder, x: Node, w: np.ndarray, bias: np.ndarray) -> Node:
     tf = b.tf
     y = b.apply(tf.nn.conv2d, [x], [b.weight("weights", w.reshape(1, 1, *w.shape))], name="Conv2D",
                 strides=[1, 1, 1, 1], padding="SAME")
     return b.apply(tf.nn.bias_add, [y], [b.weight("biases", bias)], name="BiasAdd")
 
 
-def _standardised_weights(b: FrozenGraphBuilder, feats: np.ndarray, outputs: int,
+def standardised_weights(b: FrozenGraphBuilder, feats: np.ndarray, outputs: int,
                           spread: float) -> tuple[np.ndarray, np.ndarray]:
     """1x1 conv weights on per-channel standardised features: outputs ~ N(0, spread^2), varying with content."""
     f = feats.reshape(-1, feats.shape[-1]).astype(np.float64)
@@ -130,20 +130,21 @@ def _standardised_weights(b: FrozenGraphBuilder, feats: np.ndarray, outputs: int
     return w, -(mu @ w)
 
 
-def _class_bias(b: FrozenGraphBuilder, logits: np.ndarray, boxes: int, hits: float) -> np.ndarray:
+def class_bias(b: FrozenGraphBuilder, logits: np.ndarray, boxes: int, hits: float, num_classes: int = NUM_CLASSES,
+               threshold: float = SCORE_THRESHOLD) -> np.ndarray:
     """Biases putting on average `hits` (anchor, class) pairs per image above the score threshold.
 
     The hits are shared among the classes with random weights (a few frequent classes, many rare ones), as a trained
     detector's class frequencies are uneven.
     """
-    threshold_logit = math.log(SCORE_THRESHOLD / (1 - SCORE_THRESHOLD))
+    threshold_logit = math.log(threshold / (1 - threshold))
     batch = logits.shape[0]
-    per_anchor = logits.reshape(batch, -1, boxes, NUM_CLASSES + 1)
-    share = b.rng.dirichlet(np.full(NUM_CLASSES, 0.3))
-    bias = np.zeros((boxes, NUM_CLASSES + 1))
+    per_anchor = logits.reshape(batch, -1, boxes, num_classes + 1)
+    share = b.rng.dirichlet(np.full(num_classes, 0.3))
+    bias = np.zeros((boxes, num_classes + 1))
     bias[:, 0] = 2.0  # background: not used by the post-processing (sigmoid scores, column 0 dropped)
     cells = per_anchor.shape[1] * boxes
-    for c in range(NUM_CLASSES):
+    for c in range(num_classes):
         values = per_anchor[..., c + 1].reshape(-1)
         rate = min(hits * share[c] / cells, 0.5)
         if rate * values.size < 0.5:
@@ -160,13 +161,13 @@ def _box_predictors(b: FrozenGraphBuilder, maps: list[Node], boxes_per_location:
         h, w = fmap.v.shape[1:3]
         with b.scope(f"BoxPredictor_{i}", exact=True):
             with b.scope("BoxEncodingPredictor", exact=True):
-                wb, bb = _standardised_weights(b, fmap.v, boxes * 4, spread=0.8)
-                enc = _head_conv(b, fmap, wb.astype(np.float32), bb.astype(np.float32))
+                wb, bb = standardised_weights(b, fmap.v, boxes * 4, spread=0.8)
+                enc = head_conv(b, fmap, wb.astype(np.float32), bb.astype(np.float32))
             with b.scope("ClassPredictor", exact=True):
-                wc, bc = _standardised_weights(b, fmap.v, boxes * (NUM_CLASSES + 1), spread=1.2)
+                wc, bc = standardised_weights(b, fmap.v, boxes * (NUM_CLASSES + 1), spread=1.2)
                 raw = fmap.v.reshape(-1, fmap.channels).astype(np.float64) @ wc + bc
-                bc = bc + _class_bias(b, raw.reshape(fmap.v.shape[0], -1), boxes, TARGET_HITS[i])
-                cls = _head_conv(b, fmap, wc.astype(np.float32), bc.astype(np.float32))
+                bc = bc + class_bias(b, raw.reshape(fmap.v.shape[0], -1), boxes, TARGET_HITS[i])
+                cls = head_conv(b, fmap, wc.astype(np.float32), bc.astype(np.float32))
             box_parts.append(b.apply(tf.reshape, [enc], [np.array([-1, h * w * boxes, 1, 4], np.int32)],
                                      name="Reshape"))
             class_parts.append(b.apply(tf.reshape, [cls], [np.array([-1, h * w * boxes, NUM_CLASSES + 1], np.int32)],
@@ -194,25 +195,40 @@ def _anchors(b: FrozenGraphBuilder, grids: list[tuple[int, int]]) -> Node:
 
 
 # ---------------------------------------------------------------------------------------------------- postprocessing
-def _postprocess(b: FrozenGraphBuilder, box_concat: Node, class_concat: Node, anchors: Node) -> None:
+def od_api_postprocess(b: FrozenGraphBuilder, encodings: Node, class_concat: Node, anchors: Node, *,
+                       logit_scale: float = 1.0, softmax: bool = False,
+                       nms: ssd_tf_ops.NmsSpec = ssd_tf_ops.PUBLISHED_NMS) -> None:
+    """The OD API's Postprocessor on [N, A, 4] encodings and [N, A, C+1] logits, and the four detection outputs."""
     tf = b.tf
-    squeezed = b.apply(tf.squeeze, [box_concat], name="Squeeze", axis=[2])
     with b.scope("Postprocessor", exact=True):
         with b.scope("Decode", exact=True):
             boxes = b.apply(lambda e, a, name=None: tf.identity(ssd_tf_ops.decode(tf, e, a), name=name),
-                            [squeezed, anchors], name="boxes")
-        logits = b.apply(lambda t, name=None: tf.divide(t, 1.0, name=name), [class_concat], name="scale_logits")
-        scores = b.apply(tf.sigmoid, [logits], name="convert_scores")
+                            [encodings, anchors], name="boxes")
+        logits = b.apply(lambda t, name=None: tf.divide(t, logit_scale, name=name), [class_concat],
+                         name="scale_logits")
+        scores = b.apply(tf.nn.softmax if softmax else tf.sigmoid, [logits], name="convert_scores")
         foreground = b.apply(lambda t, name=None: tf.slice(t, [0, 0, 1], [-1, -1, -1], name=name), [scores],
                              name="Slice")
         with b.scope("BatchMultiClassNonMaxSuppression", exact=True):
             with b._graph_scope():
-                nmsed = ssd_tf_ops.batch_multiclass_nms(tf, boxes.g, foreground.g)
+                nmsed = ssd_tf_ops.batch_multiclass_nms(tf, boxes.g, foreground.g, nms)
     with b._graph_scope(""):
         tf.identity(nmsed[0], name="detection_boxes")
         tf.identity(nmsed[1], name="detection_scores")
         tf.add(nmsed[2], 1.0, name="detection_classes")  # label_id_offset: COCO ids
         tf.identity(nmsed[3], name="num_detections")
+
+
+def od_api_resize(b: FrozenGraphBuilder, calibration: np.ndarray, size: tuple[int, int]) -> Node:
+    """uint8 `image_tensor` of any size -> Preprocessor/ToFloat -> ResizeImage (TF1's legacy bilinear)."""
+    tf = b.tf
+    image = b.placeholder(INPUT, calibration, shape=[None, None, None, 3], dtype="uint8")
+    with b.scope("Preprocessor", exact=True):
+        x = b.apply(lambda t, name=None: tf.cast(t, tf.float32, name=name), [image], name="ToFloat")
+        with b.scope("ResizeImage", exact=True):
+            return b.apply(lambda t, name=None: tf.raw_ops.ResizeBilinear(  # no half-pixel centres
+                images=t, size=list(size), align_corners=False, half_pixel_centers=False, name=name), [x],
+                name="ResizeBilinear")
 
 
 def build_ssd_graph(variant: StandinVariant, seed: int, calibration: np.ndarray | None = None) -> Any:
@@ -221,20 +237,16 @@ def build_ssd_graph(variant: StandinVariant, seed: int, calibration: np.ndarray 
     calib = calibration if calibration is not None else calibration_images(seed)
     b = FrozenGraphBuilder(seed)
     tf = b.tf
-    image = b.placeholder(INPUT, calib, shape=[None, None, None, 3], dtype="uint8")
+    x = od_api_resize(b, calib, (SIZE, SIZE))
     with b.scope("Preprocessor", exact=True):
-        x = b.apply(lambda t, name=None: tf.cast(t, tf.float32, name=name), [image], name="ToFloat")
-        with b.scope("ResizeImage", exact=True):
-            x = b.apply(lambda t, name=None: tf.raw_ops.ResizeBilinear(  # TF1's legacy (no half-pixel) bilinear
-                images=t, size=[SIZE, SIZE], align_corners=False, half_pixel_centers=False, name=name), [x],
-                name="ResizeBilinear")
         x = b.apply(lambda t, name=None: tf.multiply(t, 2.0 / 255.0, name=name), [x], name="mul")
         x = b.apply(lambda t, name=None: tf.subtract(t, 1.0, name=name), [x], name="sub")
     maps = _feature_maps(b, x, shape)
     grids = [tuple(int(d) for d in m.v.shape[1:3]) for m in maps]
     box_concat, class_concat = _box_predictors(b, maps, [3, 6, 6, 6, 6, 6])
     anchors = _anchors(b, grids)
-    _postprocess(b, box_concat, class_concat, anchors)
+    squeezed = b.apply(tf.squeeze, [box_concat], name="Squeeze", axis=[2])
+    od_api_postprocess(b, squeezed, class_concat, anchors)
     return b.graph_def()
 
 

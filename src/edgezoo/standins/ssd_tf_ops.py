@@ -8,12 +8,27 @@ independent implementation, not against itself.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 NUM_CLASSES = 90  # without background
 SCORE_THRESHOLD, IOU_THRESHOLD, MAX_PER_CLASS, MAX_TOTAL = 0.3, 0.6, 100, 100
+
+
+@dataclass(frozen=True)
+class NmsSpec:
+    """batch_non_max_suppression of a stand-in (defaults: the published SSD-MobileNet's)."""
+
+    num_classes: int = NUM_CLASSES
+    score_threshold: float = SCORE_THRESHOLD
+    iou_threshold: float = IOU_THRESHOLD
+    per_class: int = MAX_PER_CLASS
+    total: int = MAX_TOTAL
+
+
+PUBLISHED_NMS = NmsSpec()
 
 
 def box_specs() -> list[list[tuple[float, float]]]:
@@ -44,8 +59,14 @@ def anchor_ops(tf: Any, grid: tuple[int, int], spec: list[tuple[float, float]]) 
     ratio_sqrts = tf.sqrt(tf.constant([r for _, r in spec], tf.float32))
     heights, widths = scales / ratio_sqrts, scales * ratio_sqrts
     stride_y, stride_x = 1.0 / tf.cast(grid[0], tf.float32), 1.0 / tf.cast(grid[1], tf.float32)
-    y = tf.cast(tf.range(grid[0]), tf.float32) * stride_y + 0.5 * stride_y
-    x = tf.cast(tf.range(grid[1]), tf.float32) * stride_x + 0.5 * stride_x
+    return tile_anchor_ops(tf, grid, heights, widths, (stride_y, stride_x), (0.5 * stride_y, 0.5 * stride_x))
+
+
+def tile_anchor_ops(tf: Any, grid: tuple[int, int], heights: Any, widths: Any, stride: tuple[Any, Any],
+                    offset: tuple[Any, Any]) -> Any:
+    """Boxes of the given sizes at every grid cell (row * stride + offset), corner form, order row, column, box."""
+    y = tf.cast(tf.range(grid[0]), tf.float32) * stride[0] + offset[0]
+    x = tf.cast(tf.range(grid[1]), tf.float32) * stride[1] + offset[1]
     x, y = od_meshgrid(tf, x, y)
     w_grid, x_grid = od_meshgrid(tf, widths, x)
     h_grid, y_grid = od_meshgrid(tf, heights, y)
@@ -66,42 +87,43 @@ def decode(tf: Any, encodings: Any, anchors: Any) -> Any:
     return tf.stack([yc - h / 2.0, xc - w / 2.0, yc + h / 2.0, xc + w / 2.0], axis=2)
 
 
-def multiclass_nms(tf: Any, boxes: Any, scores: Any) -> tuple[Any, Any, Any, Any]:
-    """multiclass_non_max_suppression of the OD API for one image: boxes [A, 4], scores [A, 90] -> 100 slots.
+def multiclass_nms(tf: Any, boxes: Any, scores: Any, nms: NmsSpec = PUBLISHED_NMS) -> tuple[Any, Any, Any, Any]:
+    """multiclass_non_max_suppression of the OD API for one image: boxes [A, 4], scores [A, C] -> `total` slots.
 
     Per class: keep scores > threshold (filter_greater_than), clip to the image window and drop boxes left empty
     (clip_to_window), NMS up to 100; then all classes sorted by score, the first 100 kept, zero-padded.
     """
     kept_boxes, kept_scores, kept_classes = [], [], []
-    for c in range(NUM_CLASSES):
+    for c in range(nms.num_classes):
         with tf.name_scope(f"class_{c}"):
             class_scores = scores[:, c]
-            above = tf.reshape(tf.where(tf.greater(class_scores, SCORE_THRESHOLD)), [-1])
+            above = tf.reshape(tf.where(tf.greater(class_scores, nms.score_threshold)), [-1])
             cand_boxes = tf.clip_by_value(tf.gather(boxes, above), 0.0, 1.0)
             cand_scores = tf.gather(class_scores, above)
             area = (cand_boxes[:, 2] - cand_boxes[:, 0]) * (cand_boxes[:, 3] - cand_boxes[:, 1])
             nonempty = tf.reshape(tf.where(tf.greater(area, 0.0)), [-1])
             cand_boxes, cand_scores = tf.gather(cand_boxes, nonempty), tf.gather(cand_scores, nonempty)
-            selected = tf.image.non_max_suppression(cand_boxes, cand_scores, MAX_PER_CLASS,
-                                                    iou_threshold=IOU_THRESHOLD)
+            selected = tf.image.non_max_suppression(cand_boxes, cand_scores, nms.per_class,
+                                                    iou_threshold=nms.iou_threshold)
             kept_boxes.append(tf.gather(cand_boxes, selected))
             picked = tf.gather(cand_scores, selected)
             kept_scores.append(picked)
             kept_classes.append(tf.zeros_like(picked) + float(c))
     all_boxes, all_scores = tf.concat(kept_boxes, 0), tf.concat(kept_scores, 0)
     all_classes = tf.concat(kept_classes, 0)
-    count = tf.minimum(tf.shape(all_scores)[0], MAX_TOTAL)
+    total = nms.total
+    count = tf.minimum(tf.shape(all_scores)[0], total)
     top_scores, order = tf.nn.top_k(all_scores, k=count, sorted=True)
     # pad_or_clip_box_list; zeros concatenated rather than tf.pad: ONNX opset 10 has no dynamic Pad.
-    pad = tf.zeros(tf.stack([MAX_TOTAL - count]), tf.float32)
-    out_boxes = tf.concat([tf.gather(all_boxes, order), tf.zeros(tf.stack([MAX_TOTAL - count, 4]), tf.float32)], 0)
+    pad = tf.zeros(tf.stack([total - count]), tf.float32)
+    out_boxes = tf.concat([tf.gather(all_boxes, order), tf.zeros(tf.stack([total - count, 4]), tf.float32)], 0)
     out_scores = tf.concat([top_scores, pad], 0)
     out_classes = tf.concat([tf.gather(all_classes, order), pad], 0)
-    return (tf.reshape(out_boxes, [MAX_TOTAL, 4]), tf.reshape(out_scores, [MAX_TOTAL]),
-            tf.reshape(out_classes, [MAX_TOTAL]), tf.cast(count, tf.float32))
+    return (tf.reshape(out_boxes, [total, 4]), tf.reshape(out_scores, [total]),
+            tf.reshape(out_classes, [total]), tf.cast(count, tf.float32))
 
 
-def batch_multiclass_nms(tf: Any, boxes: Any, scores: Any) -> tuple[Any, Any, Any, Any]:
+def batch_multiclass_nms(tf: Any, boxes: Any, scores: Any, nms: NmsSpec = PUBLISHED_NMS) -> tuple[Any, Any, Any, Any]:
     """The batch loop of the OD API: a TF1 while loop over images with TensorArrays, as in the published graph.
 
     Control flow v1 on purpose: tf2onnx turns it into an opset-10 Loop (control flow v2's TensorList ops need
@@ -112,7 +134,7 @@ def batch_multiclass_nms(tf: Any, boxes: Any, scores: Any) -> tuple[Any, Any, An
     saved = control_flow_util.ENABLE_CONTROL_FLOW_V2
     control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
     try:
-        return tf.map_fn(lambda args: multiclass_nms(tf, args[0], args[1]), (boxes, scores),
+        return tf.map_fn(lambda args: multiclass_nms(tf, args[0], args[1], nms), (boxes, scores),
                          fn_output_signature=(tf.float32, tf.float32, tf.float32, tf.float32), name="map")
     finally:
         control_flow_util.ENABLE_CONTROL_FLOW_V2 = saved
