@@ -36,7 +36,12 @@ def test_tar_gz_of_the_export_folder(tmp_path, capsys):
 
     config = yaml.safe_load((bundle / "config.yaml").read_text())
     assert config["session"]["model_path"] == "model.tflite" and config["task_type"] == "detection"
-    assert config["preprocess"]["resize"] == [128, 128] and config["preprocess"]["mean"] == [127.5] * 3
+    assert config["preprocess"]["resize"] == [128, 128] and config["session"]["input_mean"] == [127.5] * 3
+    assert config["session"]["model_id"] == "my_detector"
+    from edgezoo.tidl import ti_config
+
+    assert ti_config.problems(config, bundle) == []  # TI's loader takes it as it is
+    assert manifest["ti_config"]["loadable_by_ti_tools"] is True
 
 
 def test_pb_with_pipeline_config_flag(tmp_path, capsys):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgezoo.bundle import BundleStaging, sha256_file
-from edgezoo.bundle_config import deep_merge, generic_config
+from edgezoo.bundle_config import deep_merge
 from edgezoo.errors import ModelFileError
 from edgezoo.export import ExportResult, _now, publish_bundle
 from edgezoo.recipes.base import RecipeInput
@@ -129,8 +129,7 @@ def export_od_api(graph: Path, pipeline_config: Path | None, target: Target | st
                 "model": {"id": name, "title": f"{name} (TF OD API SSD)", "task": "detection", "card": None},
                 "sources": [_describe(pb, GRAPH, Path(graph)), _describe(config, CONFIG, Path(graph))],
             }
-            layout = output.config.get("preprocess", {}).get("data_layout", "NHWC")
-            config = deep_merge(generic_config(target, layout, "detection"), output.config)
+            config = deep_merge(output.config, {"session": {"model_id": name}})
             result = publish_bundle(staging, final, name, target, output, config, manifest, standin, None, started)
     result.seconds = time.monotonic() - t0
     return result

@@ -90,6 +90,13 @@ def test_onnx_priors_equal_the_anchors_and_parity_both_ways(variant):
     assert all(p.severity == "warning" for p in check_meta_arch(meta, model))
     (inp,) = onnx_model.graph_inputs(model)
     assert [d.dim_value for d in inp.type.tensor_type.shape.dim] == [1, 3, *v.size]
+    import yaml
+
+    from edgezoo.tidl import ti_config
+
+    config = yaml.safe_load((result.bundle / "config.yaml").read_text())
+    assert ti_config.problems(config, result.bundle) == []  # TI's loader takes it, prototxt named inline
+    assert config["session"]["runtime_options"]["object_detection:meta_layers_names_list"] == "meta_arch.prototxt"
 
 
 def test_logit_scale_is_folded_into_the_class_heads():

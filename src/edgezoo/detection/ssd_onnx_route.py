@@ -273,13 +273,13 @@ def onnx_caffe_meta_recipe(rin: Any) -> Any:
                          "object_detection:meta_layers_names_list": "meta_arch.prototxt",
                          "object_detection:confidence_threshold": score, "object_detection:nms_threshold": iou,
                          "object_detection:top_k": route.figures["priors"], "object_detection:keep_top_k": keep},
-        config=_ti_config(),
+        config=tail_ti_config(),
         params={"score_threshold": score, "iou_threshold": iou, "keep_top_k": keep,
                 "input": INPUT_NAME, "code_type": "CENTER_SIZE_YXHW", "data_layout": "SEPARATED"},
         original=pb, notes=list(route.notes))
 
 
-def _ti_config() -> dict[str, Any]:
+def tail_ti_config() -> dict[str, Any]:
     """TI's config for the tail's outputs: boxes (ymin, xmin, ymax, xmax), scores, classes (COCO ids), count."""
     from edgezoo.bundle_config import YXYX_TO_XYXY, detection_postprocess
     from edgezoo.detection import onnx_ssd_tail

@@ -30,7 +30,7 @@ from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
 from edgezoo.recipes.ssd_mobilenet import ONNX_PARAMS, TFLITE_PARAMS, _check_output_slots
-from edgezoo.zoo.schema import Preprocess
+from edgezoo.zoo.schema import Preprocess, Target
 
 GRAPH = "frozen_inference_graph.pb"
 CONFIG = "pipeline.config"
@@ -130,15 +130,21 @@ def original_detector(ssd: OdApiSsdGraph) -> Any:
     return detector
 
 
-def bundle_config(ssd: OdApiSsdGraph, layout: str, postprocess: dict[str, Any]) -> dict[str, Any]:
-    """config.yaml sections for an own detector: the graph's preprocessing, the recipe's post-processing."""
+def bundle_config(ssd: OdApiSsdGraph, target: Target, layout: str, detector: dict[str, Any]) -> dict[str, Any]:
+    """config.yaml in TI's schema for an own detector: the graph's measured preprocessing, the route's
+    post-processing (`detector`: the zoo SSD route's postprocess + metric for the same output convention).
+
+    The dataset keys say COCO because TI's detection loaders read COCO-format data; the labels are the model's own
+    (0-based class index + 1), not COCO ids, which is why label_offset_pred is the plain +1 of TFLite's output."""
+    from edgezoo.bundle_config import preprocess_section, session_section
+
     spec = ssd.preprocess
-    return {"task_type": "detection",
-            "preprocess": {"resize": list(ssd.size), "resize_mode": "direct", "interpolation": "linear",
-                           "data_layout": layout, "mean": list(spec.mean), "scale": list(spec.scale)},
-            "session": {"input_data_layout": layout, "input_mean": list(spec.mean), "input_scale": list(spec.scale)},
-            "postprocess": postprocess,
-            "model_info": {"num_classes": ssd.cfg.num_classes, "feature_extractor": ssd.cfg.feature_extractor}}
+    size = list(ssd.size)
+    return {"task_type": "detection", "dataset_category": "coco", "calibration_dataset": "coco",
+            "input_dataset": "coco", "preprocess": preprocess_section(size, size, layout),
+            "session": session_section(target, ssd.pb.stem, layout, spec.mean, spec.scale),
+            **detector, "model_info": {"num_classes": ssd.cfg.num_classes,
+                                       "feature_extractor": ssd.cfg.feature_extractor}}
 
 
 @register("od-api-ssd-tflite", params=TFLITE_PARAMS, precheck=_check_output_slots)
@@ -169,7 +175,9 @@ def od_api_ssd_tflite(rin: RecipeInput) -> RecipeOutput:
                  f", {ssd.figures['anchors']} anchors from pipeline.config; input {ssd_surgery.INPUT_NAME} "
                  f"[1,{ssd.size[0]},{ssd.size[1]},3] replaces {ssd.normalized}; TFLite_Detection_PostProcess with "
                  f"{opts.nms} NMS, max_detections {opts.max_detections}")
-    config = bundle_config(ssd, "NHWC", _config(opts)["postprocess"])
+    # TFLite_Detection_PostProcess: 0-based classes without background -> the model's 1-based labels.
+    config = bundle_config(ssd, Target.TFLITE, "NHWC", {"postprocess": _config(opts)["postprocess"],
+                                                         "metric": {"label_offset_pred": 1}})
     return RecipeOutput(model=model, verify=report, cut=list(ssd_surgery.POSTPROCESS_OUTPUTS),
                         cut_reason="TFLite SSD ends in TFLite_Detection_PostProcess (TIDL meta_arch_type 1)",
                         runtime_options=tidl_runtime_options(opts), config=config, params=asdict(opts), original=pb,
@@ -284,9 +292,11 @@ def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
         notes.append(_speed_setting_loss(ssd, dest, route.meta, report, tol))
     ssd_meta = route.meta.caffe_ssd[0]
     top_k = ssd_meta.detection_output_param.nms_param.top_k
-    config = bundle_config(ssd, "NCHW", {"detection_threshold": score, "detection_keep_top_k": keep,
-                                         "normalized_detections": True, "box_order": "ymin,xmin,ymax,xmax"})
-    config["session"]["input_name"] = INPUT_NAME
+    from edgezoo.detection.ssd_onnx_route import tail_ti_config
+
+    # The same tail as the zoo's ONNX route: 1-based labels (background 0), so no offset.
+    tail = tail_ti_config()
+    config = bundle_config(ssd, Target.ONNX, "NCHW", {"postprocess": tail["postprocess"], "metric": tail["metric"]})
     return RecipeOutput(
         model=dest, verify=report, extra_files={"meta_arch.prototxt": prototxt},
         cut=list(ssd_meta.box_input + ssd_meta.class_input),
