@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--graph", type=Path, help="a frozen graph (.pb) or ONNX model to export")
     g.add_argument("--inputs", help="NAME:1x224x224x3[,NAME:SHAPE] (input names and static shapes)")
     g.add_argument("--outputs", help="NAME[,NAME] (output tensors: where the exported model ends)")
+    g.add_argument("--meta-arch", dest="meta_arch", choices=("ssd",),
+                   help="ssd: an ONNX SSD with its decoding in the graph -> model.onnx + TIDL meta_arch.prototxt "
+                        "(heads, priors and thresholds read from the graph; --inputs only to fix a symbolic input)")
     p.set_defaults(handler=run)
 
 
@@ -120,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     if args.graph is not None:
         if args.models or args.all:
             raise EdgezooError("--graph exports one file: give no MODEL and no --all with it")
+        if args.meta_arch:
+            return _export_meta_arch(args, params, flags, tolerances)
         from edgezoo.export_graph import export_graph
 
         if flags:
@@ -170,6 +175,31 @@ def run(args: argparse.Namespace) -> int:
         results.append(result)
     print(export_report.render(results, skipped, standin=args.standin))
     return 0 if all(r.passed for r in results) and not any(s.failed for s in skipped) else 1
+
+
+def _export_meta_arch(args: argparse.Namespace, params: dict[str, Any], flags: dict[str, Any],
+                      tolerances: dict[str, float]) -> int:
+    """--graph model.onnx --to onnx --meta-arch ssd (export_onnx_ssd); the TIDL threshold flags apply."""
+    from edgezoo import export_report
+    from edgezoo.detection.onnx_ssd_graph_route import PARAMS
+    from edgezoo.export_onnx_ssd import export_onnx_ssd
+
+    if args.target != "onnx":
+        raise EdgezooError(f"--meta-arch {args.meta_arch} writes an ONNX model and a prototxt: use --to onnx")
+    if args.outputs:
+        raise EdgezooError("--meta-arch keeps the model's own outputs: give no --outputs",
+                           hint="TIDL runs the graph up to the heads the prototxt names")
+    declared = {p.name for p in PARAMS}
+    for name in flags:
+        if name not in declared:
+            raise EdgezooError(f"{flag(name)} does not apply to --meta-arch {args.meta_arch}",
+                               hint="it takes: " + ", ".join(flag(n) for n in declared if n in dict(RECIPE_OPTIONS)))
+    inputs = parse_inputs(args.inputs) if args.inputs else None
+    result = export_onnx_ssd(args.graph, inputs=inputs, out_dir=args.out, tolerances=tolerances,
+                             params=_recipe_params(params, flags), meta_arch=args.meta_arch)
+    _print(result)
+    print(export_report.render([result]))
+    return 0 if result.passed else 1
 
 
 def _takers(name: str) -> str:
