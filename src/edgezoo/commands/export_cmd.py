@@ -17,8 +17,8 @@ RECIPE_OPTIONS: tuple[tuple[str, str], ...] = (
     ("nms", "ssd-mobilenet-v1 tflite: NMS flavour, regular | fast"),
     ("score_threshold", "ssd-mobilenet-v1: score threshold of the post-processing"),
     ("iou_threshold", "ssd-mobilenet-v1: NMS IoU threshold"),
-    ("confidence_threshold", "ssd-resnet34-1200: TIDL object_detection:confidence_threshold"),
-    ("top_k", "ssd-resnet34-1200: TIDL object_detection:top_k"),
+    ("confidence_threshold", "ssd-resnet34-1200, --meta-arch ssd: TIDL object_detection:confidence_threshold"),
+    ("top_k", "ssd-resnet34-1200, --meta-arch ssd: TIDL object_detection:top_k (default: every prior, exact)"),
     ("keep_top_k", "SSD ONNX: TIDL object_detection:keep_top_k"),
 )
 

@@ -208,7 +208,7 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
     from edgezoo.detection.meta_verify import parity_loss, verify_with_prototxt
     from edgezoo.detection.prototxt import save_meta_arch
     from edgezoo.graphs import onnx_model
-    from edgezoo.graphs.onnx_heads import describe
+    from edgezoo.graphs.onnx_heads import head_notes
     from edgezoo.images import verification_images
     from edgezoo.provenance import is_standin
     from edgezoo.recipes.base import RecipeOutput
@@ -232,10 +232,7 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
         report.add(f"model_onnx_{check.name}", check.value, check.limit, check.kind)
     notes = list(conv.notes)
     heads = conv.heads
-    notes.append(f"heads found by structure ({heads.layout.name}): " + "; ".join(
-        f"{r[0]}: box {r[1]}, class {r[2]}, {r[3]} boxes, {r[4]}" for r in describe(heads)))
-    notes += [f"renamed head tensor {old[:40]!r}... -> {new!r} (TIDL cannot take it)"
-              for old, new in heads.renamed.items()]
+    notes += head_notes(heads)
     notes += [f"prototxt warning: {w}" for w in warnings]
     dop = conv.meta.single_ssd().detection_output_param
     notes.append(f"nms_param.top_k = {dop.nms_param.top_k}" + (" (every prior): Caffe's top_k caps candidates "

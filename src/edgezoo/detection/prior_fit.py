@@ -155,20 +155,3 @@ def fit_priors(priors: np.ndarray, grids: Sequence[tuple[int, int]], boxes: Sequ
     """One HeadFit per head for the graph's priors [N, 4] (concat order)."""
     return [fit_head(k, hwa, image, variances)
             for k, hwa in enumerate(split_per_head(priors, grids, boxes, layout))]
-
-
-def describe_fit(fits: Sequence[HeadFit]) -> list[list[object]]:
-    """Table rows: head, min/max size, ratios, flip, step, offset, permuted, deviation."""
-    rows = []
-    for f in fits:
-        p = f.param
-        step = p.step if p.step is not None else f"{p.step_h}/{p.step_w}"
-        rows.append([f.head, p.min_size[0], p.max_size[0] if p.max_size else "-",
-                     ",".join(f"{r:g}" for r in p.aspect_ratio) or "-", p.flip, step, p.offset,
-                     "yes" if f.permuted else "no", f"{f.deviation:.3g}"])
-    return rows
-
-
-def worst_deviation(fits: Sequence[HeadFit]) -> float:
-    return max((f.deviation for f in fits), default=0.0)
-

@@ -331,3 +331,11 @@ def describe(heads: HeadSet) -> list[Sequence[Any]]:
     """Table rows: index, box tensor, class tensor, boxes per location, grid."""
     return [[h.index, h.box_tensor, h.class_tensor, h.boxes_per_location,
              f"{h.grid[0]}x{h.grid[1]}" if h.grid else "?"] for h in heads.heads]
+
+
+def head_notes(heads: HeadSet) -> list[str]:
+    """What a report says about the heads: found how, and which names were changed for TIDL."""
+    notes = [f"heads found by structure ({heads.layout.name}): " + "; ".join(
+        f"{r[0]}: box {r[1]}, class {r[2]}, {r[3]} boxes, {r[4]}" for r in describe(heads))]
+    return notes + [f"renamed head tensor {old[:40]!r}... -> {new!r} (TIDL cannot take it)"
+                    for old, new in heads.renamed.items()]

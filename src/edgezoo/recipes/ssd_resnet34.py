@@ -119,7 +119,7 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.detection.priors import compare_priors
     from edgezoo.detection.prototxt import save_meta_arch
     from edgezoo.graphs import onnx_model
-    from edgezoo.graphs.onnx_heads import describe, find_heads, fix_image_input, sanitize_head_names
+    from edgezoo.graphs.onnx_heads import find_heads, fix_image_input, head_notes, sanitize_head_names
     from edgezoo.verify.tolerances import DETECTION, known
 
     card = rin.card
@@ -156,10 +156,7 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     report = verify_with_prototxt(model_path, prototxt, original=source, card=card, tolerances=tolerances,
                                   standin=rin.standin, meta=meta)
 
-    notes = [f"heads found by structure ({heads.layout.name}): " + "; ".join(
-        f"{r[0]}: box {r[1]}, class {r[2]}, {r[3]} boxes, {r[4]}" for r in describe(heads))]
-    notes += [f"renamed head tensor {old[:40]!r}... -> {new!r} (TIDL cannot take it)"
-              for old, new in heads.renamed.items()]
+    notes = head_notes(heads)
     notes += [f"prototxt warning: {w}" for w in warnings]
     if fold is not None:
         notes.append(f"folded the MLPerf/TIDL prior size ratios of {len(fold.anchors)} anchors ({fold.priors} priors) "
