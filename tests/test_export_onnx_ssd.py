@@ -99,8 +99,12 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
         [helper.make_node("Relu", ["x"], ["y"])], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
                                                                                        [1, 3, 8, 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])), plain)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model" * 10)
     cases = [
         ([str(plain)], "no SSD heads found"),
+        ([str(garbage)], "garbage.onnx"),
+        ([str(tmp_path / "missing.onnx")], "missing.onnx"),
         ([str(ssd_models.reduced_standin()), "--top-k", "0"], "top_k: 0 is out of range"),
         ([str(ssd_models.reduced_standin()), "--max-detections", "5"], "does not apply to --meta-arch ssd"),
         ([str(ssd_models.reduced_standin()), "--outputs", "bboxes"], "give no --outputs"),

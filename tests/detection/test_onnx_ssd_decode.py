@@ -57,3 +57,23 @@ def test_graph_without_nms_is_a_recipe_error():
     model = onnx_model.infer_shapes(model)
     with pytest.raises(RecipeError, match="no NonMaxSuppression after the box heads"):
         read_decode(model, find_heads(model), "tiny.onnx")
+
+
+def test_separated_heads_yxhw_coding_sigmoid_and_one_prior_constant():
+    """Another family: TF-style coding and corner order, one [N, 4] constant, sigmoid scores, SEPARATED heads."""
+    from edgezoo.detection.prior_fit import fit_priors
+    from edgezoo.detection.prototxt import DataLayout
+
+    model, priors = ssd_models.tiny_decoding_ssd()
+    model, decode = _read(model)
+    heads = find_heads(model)
+    assert heads.layout is DataLayout.SEPARATED and heads.num_classes == 5
+    np.testing.assert_allclose(decode.priors, priors, atol=1e-7)
+    assert decode.code_type is CodeType.CENTER_SIZE_YXHW and decode.box_order == "yxyx"
+    assert decode.score_converter is ScoreConverter.SIGMOID and decode.background_label_id == 0
+    assert (decode.score_threshold, decode.iou_threshold, decode.per_class, decode.total) == (0.3, 0.45, 50, None)
+    fits = fit_priors(decode.priors, [h.grid for h in heads.heads], [h.boxes_per_location for h in heads.heads],
+                      heads.layout, (16, 16), (0.1, 0.1, 0.2, 0.2))
+    assert fits[0].param.min_size == (4.0,) and fits[0].param.aspect_ratio == (2.0,) and fits[0].param.flip
+    assert fits[1].param.min_size == (8.0,) and fits[1].param.max_size == (12.0,)
+    assert [f.param.step for f in fits] == [2.0, 4.0] and max(f.deviation for f in fits) < 1e-6
