@@ -95,3 +95,12 @@ def test_too_long_names_are_renamed_consistently_and_recorded():
     tiny = ssd_models.tiny_ssd()
     same, untouched = sanitize_head_names(tiny, find_heads(tiny))
     assert untouched.renamed == {} and same is tiny
+
+
+def test_four_classes_look_like_boxes_and_are_told_apart_by_the_decoding():
+    """3 classes + background: class rows of 4 like the boxes; the class concat is the scored one."""
+    model, _ = ssd_models.tiny_decoding_ssd(num_classes=4)
+    with pytest.raises(RecipeError, match="no SSD heads found"):
+        find_heads(model)  # without the class count the rows of 4 are boxes only
+    heads = find_heads(model, num_classes=4)
+    assert heads.box_inputs == ["box_0", "box_1"] and heads.class_inputs == ["cls_0", "cls_1"]

@@ -25,7 +25,7 @@ import numpy as np
 
 from edgezoo.detection.prototxt import CodeType, DataLayout, ScoreConverter
 from edgezoo.errors import RecipeError
-from edgezoo.graphs.onnx_heads import HeadSet
+from edgezoo.graphs.onnx_heads import HeadSet, downstream_ops
 
 FIT_TOLERANCE = 1e-4  # normalised box units: decoded boxes are float32, errors are ~1e-7 when the hypothesis holds
 
@@ -240,7 +240,7 @@ def read_decode(model: Any, heads: HeadSet, where: str = "model") -> GraphDecode
     priors, tensors, variances, yx, box_yx = best[1]
     scores = values[nms.input[1]]
     background = 0 if scores.shape[1] == heads.num_classes - 1 else -1
-    ops = {node.op_type for node in _downstream(model, heads.class_concat)}
+    ops = downstream_ops(model, heads.class_concat)
     converter = ScoreConverter.SOFTMAX if "Softmax" in ops else ScoreConverter.SIGMOID if "Sigmoid" in ops \
         else ScoreConverter.IDENTITY
     per_class = _scalar(model, nms.input[2]) if len(nms.input) > 2 else None
