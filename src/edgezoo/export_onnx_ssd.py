@@ -10,7 +10,7 @@ shape (--inputs) and writes the bundle atomically into OUT/<file stem>/onnx/.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,9 @@ META_ARCHS = ("ssd",)
 
 def export_onnx_ssd(path: Path, *, inputs: Mapping[str, Sequence[int]] | None = None, out_dir: Path = Path("out"),
                     tolerances: Mapping[str, float] | None = None, params: Mapping[str, Any] | None = None,
-                    meta_arch: str = "ssd") -> ExportResult:
-    """Convert, verify and bundle an ONNX SSD into <out_dir>/<file stem>/onnx/ (see the module docstring)."""
+                    meta_arch: str = "ssd", flags: Collection[str] = ()) -> ExportResult:
+    """Convert, verify and bundle an ONNX SSD into <out_dir>/<file stem>/onnx/ (see the module docstring).
+    `flags`: the parameters the user gave as CLI flags (--top-k), so that messages name them that way."""
     from edgezoo.bundle import BundleStaging, sha256_file
     from edgezoo.bundle_config import deep_merge, generic_config
     from edgezoo.detection.onnx_ssd_graph_route import PARAMS, check_params, export_ssd
@@ -41,7 +42,8 @@ def export_onnx_ssd(path: Path, *, inputs: Mapping[str, Sequence[int]] | None = 
         raise ModelFileError(f"{path}: --meta-arch ssd takes an ONNX model with its decoding in the graph",
                              hint="TF OD API SSDs: --graph frozen_inference_graph.pb --pipeline-config FILE")
     # Options first: nothing is loaded, converted or written with a value that is invalid.
-    typed = validate_params(PARAMS, dict(params or {}), "--graph .onnx --meta-arch ssd", lambda n: f"--param {n}")
+    typed = validate_params(PARAMS, dict(params or {}), "--graph .onnx --meta-arch ssd",
+                            lambda n: "--" + n.replace("_", "-") if n in flags else f"--param {n}")
     check_params(typed)
     fixed = check_shapes(dict(inputs or {}), "--inputs") if inputs else {}
     tol_names.check_names(tolerances or {}, tol_names.DETECTION)

@@ -196,7 +196,7 @@ def _export_meta_arch(args: argparse.Namespace, params: dict[str, Any], flags: d
                                hint="it takes: " + ", ".join(flag(n) for n in declared if n in dict(RECIPE_OPTIONS)))
     inputs = parse_inputs(args.inputs) if args.inputs else None
     result = export_onnx_ssd(args.graph, inputs=inputs, out_dir=args.out, tolerances=tolerances,
-                             params=_recipe_params(params, flags), meta_arch=args.meta_arch)
+                             params=_recipe_params(params, flags), meta_arch=args.meta_arch, flags=set(flags))
     _print(result)
     print(export_report.render([result]))
     return 0 if result.passed else 1
