@@ -122,6 +122,41 @@ def detection_postprocess(*, formatter: Mapping[str, Any] | None = None, reshape
             "object6dpose": False}
 
 
+def outputs_postprocess(outputs: Sequence[str], *, yxyx: bool) -> dict[str, Any]:
+    """TI's post-processing for a detector's own outputs, told apart by name (boxes, labels/classes, scores[, count]):
+    TI reshapes in the model's output order, then shuffles into (boxes, labels, scores); yxyx boxes get TI's
+    formatter. RecipeError when the names do not say which output is which (TI would misread them)."""
+    from edgezoo.errors import RecipeError
+
+    words = (("box",), ("label", "class"), ("score",))
+    order = [next((i for i, name in enumerate(outputs) if any(w in name.lower() for w in ws)), None)
+             for ws in words]
+    if None in order or len(outputs) not in (3, 4):
+        raise RecipeError(f"outputs {list(outputs)}: expected boxes, labels (or classes) and scores",
+                          hint="TI's post-processing needs the three, named so")
+    reshape = [[-1, 4] if i == order[0] else [-1, 1] for i in range(3)] if len(outputs) == 3 else None
+    return detection_postprocess(formatter=YXYX_TO_XYXY if yxyx else None, reshape_list=reshape,
+                                 squeeze_axis=None if reshape else 0,
+                                 shuffle_indices=None if order == [0, 1, 2] else order)
+
+
+def detector_config(target: Target, model_id: str, layout: str, size: Sequence[int], mean: Sequence[float],
+                    scale: Sequence[float], detector: Mapping[str, Any]) -> dict[str, Any]:
+    """config.yaml in TI's schema for a user's own detector (no card): direct resize to the input size, the stated
+    or measured normalisation, the route's `detector` sections (postprocess, metric).
+
+    The dataset keys say COCO because TI's detection loaders read COCO-format data; the labels stay the model's
+    own (label_offset_pred as the route states), not COCO ids."""
+    return {"task_type": "detection", "dataset_category": "coco", "calibration_dataset": "coco",
+            "input_dataset": "coco", "preprocess": preprocess_section(list(size), list(size), layout),
+            "session": session_section(target, model_id, layout, _rgb(mean), _rgb(scale)), **detector}
+
+
+def _rgb(values: Sequence[float]) -> list[float]:
+    """One value per channel, as TI's session writes input_mean / input_scale (one number stands for all three)."""
+    return list(values) * 3 if len(values) == 1 else list(values)
+
+
 def coco80_label_map() -> dict[int, int]:
     """Contiguous labels 1..80 -> COCO category ids (0 = background stays 0), as TI writes label_offset_pred."""
     from edgezoo.datasets.coco_categories import COCO_CATEGORIES

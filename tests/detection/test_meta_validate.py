@@ -45,7 +45,10 @@ def test_unknown_tensor_names_the_field_and_the_real_head(meta, model):
     assert repr(ssd.box_input[2]) in errors["caffe_ssd.box_input[2]"]  # the head at that position
 
 
-def test_node_name_instead_of_tensor_name(meta, model):
+def test_node_name_instead_of_tensor_name():
+    # the older PyTorch naming (tensors by number): there a node name is a trap
+    path = ssd_models.reduced_standin(naming="numbered")
+    model, meta = onnx.load(path), ssd_models.generated_meta(path)
     ssd = meta.single_ssd()
     node = next(n for n in model.graph.node if n.output and n.output[0] == ssd.class_input[0])
     errors = _errors(with_ssd(meta, class_input=(node.name,) + ssd.class_input[1:]), model)

@@ -18,8 +18,11 @@ def _fixed(model, h=1200, w=1200):
     return m
 
 
-def test_heads_of_the_reduced_standin_in_prior_order():
-    model = onnx.load(ssd_models.reduced_standin())
+@pytest.mark.parametrize("naming", ["pytorch", "numbered"])
+def test_heads_of_the_reduced_standin_in_prior_order(naming):
+    """Published naming (node name == output name, static input, reshape targets from Shape of the feature maps)
+    and the older one (tensors by number, symbolic spatial dims)."""
+    model = onnx.load(ssd_models.reduced_standin(**({} if naming == "pytorch" else {"naming": naming})))
     heads = find_heads(_fixed(model), num_classes=81)
     assert heads.layout is DataLayout.INTERLEAVED and heads.num_classes == 81
     assert [h.boxes_per_location for h in heads.heads] == [4, 6, 6, 6, 4, 4]
@@ -28,16 +31,25 @@ def test_heads_of_the_reduced_standin_in_prior_order():
     nodes = {n.output[0]: n for n in model.graph.node}
     for h in heads.heads:
         # first output TENSOR of a Conv node; the PyTorch-style node name is something else
-        assert nodes[h.box_tensor].op_type == "Conv" and nodes[h.box_tensor].name == h.box_node != h.box_tensor
+        assert nodes[h.box_tensor].op_type == "Conv" and nodes[h.box_tensor].name == h.box_node
+        assert (h.box_node == h.box_tensor) == (naming == "pytorch")
         assert h.box_channels == 4 * h.boxes_per_location and h.class_channels == 81 * h.boxes_per_location
     # prior order = concat input order, whatever the node numbering
     concat = next(n for n in model.graph.node if n.output[0] == heads.box_concat)
     producers = onnx_model.producers(model)
     reshaped = [producers[i].input[0] for i in concat.input]
     assert reshaped == heads.box_inputs
-    # without a fixed input size the heads are still found, only the grids are unknown
-    assert find_heads(model).box_inputs == heads.box_inputs and heads.heads[0].grid is not None
-    assert find_heads(model).heads[0].grid is None
+    if naming == "numbered":  # without a fixed input size the heads are still found, only the grids are unknown
+        assert find_heads(model).box_inputs == heads.box_inputs and heads.heads[0].grid is not None
+        assert find_heads(model).heads[0].grid is None
+    else:  # the published input is static: plain shape inference still leaves the reshaped dims unknown
+        inferred = onnx.shape_inference.infer_shapes(model)
+        shapes = {vi.name: vi for vi in inferred.graph.value_info}
+        concat = shapes.get(heads.box_concat)
+        known = concat is not None and concat.type.tensor_type.HasField("shape") and all(
+            d.HasField("dim_value") for d in concat.type.tensor_type.shape.dim)
+        assert not known
+        assert find_heads(model).heads[0].grid == (50, 50)
 
 
 @pytest.mark.parametrize("layout", ["interleaved", "separated"])
@@ -83,3 +95,12 @@ def test_too_long_names_are_renamed_consistently_and_recorded():
     tiny = ssd_models.tiny_ssd()
     same, untouched = sanitize_head_names(tiny, find_heads(tiny))
     assert untouched.renamed == {} and same is tiny
+
+
+def test_four_classes_look_like_boxes_and_are_told_apart_by_the_decoding():
+    """3 classes + background: class rows of 4 like the boxes; the class concat is the scored one."""
+    model, _ = ssd_models.tiny_decoding_ssd(num_classes=4)
+    with pytest.raises(RecipeError, match="no SSD heads found"):
+        find_heads(model)  # without the class count the rows of 4 are boxes only
+    heads = find_heads(model, num_classes=4)
+    assert heads.box_inputs == ["box_0", "box_1"] and heads.class_inputs == ["cls_0", "cls_1"]

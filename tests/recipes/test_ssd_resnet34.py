@@ -37,7 +37,11 @@ def test_export_reduced_standin_writes_a_verified_tidl_bundle(tmp_path, card):
     options = yaml.safe_load((bundle / "runtime_options.yaml").read_text())
     assert options["object_detection:meta_arch_type"] == 3
     assert options["object_detection:meta_layers_names_list"] == "meta_arch.prototxt"
-    assert options["object_detection:confidence_threshold"] == 0.05 and options["object_detection:top_k"] == 200
+    # top_k = every prior (Caffe caps candidates BEFORE NMS); the count computed from the card's grids
+    grids = [(1200 // s) ** 2 * (2 + 2 * len(r)) for s, r in zip(card.recipe("onnx").params["steps"],
+                                                                   card.recipe("onnx").params["aspect_ratios"])]
+    assert options["object_detection:confidence_threshold"] == 0.05
+    assert options["object_detection:top_k"] == sum(grids) == 15130
     model = onnx.load(bundle / "model.onnx")
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 3, 1200, 1200] and [o.name for o in model.graph.output] == ["bboxes", "labels", "scores"]
@@ -77,11 +81,16 @@ def test_speed_thresholds_and_long_head_names(tmp_path, card):
     assert out.params["heads"]["renamed"] == {long: "ssd_box_0"}
     assert any("renamed head tensor" in n for n in out.notes)
     assert out.runtime_options["object_detection:confidence_threshold"] == 0.3
+    # a speed setting measures what it costs against the exact defaults (all of the original's detections)
+    loss = out.params["speed_setting_parity"]
+    assert loss["exact"]["matched_fraction"] == 1.0 and loss["chosen"]["original"] > loss["chosen"]["matched"]
+    assert loss["chosen"]["converted"] == loss["chosen"]["matched"]  # only the ones below 0.3 are lost
+    assert any(n.startswith("parity loss of the chosen thresholds") for n in out.notes)
 
 
 def test_spec_that_does_not_fit_the_heads_is_a_recipe_error(tmp_path, card):
     source = ssd_models.reduced_standin()
-    with pytest.raises(RecipeError, match=r"head 1 \('\d+'\) has 6 boxes per location, the spec gives 4"):
+    with pytest.raises(RecipeError, match=r"head 1 \('Conv_\d+'\) has 6 boxes per location, the spec gives 4"):
         get_recipe(RECIPE)(_recipe_input(card, source, tmp_path, aspect_ratios=[[2]] * 6))
     with pytest.raises(RecipeError, match="scales: expected 7 values"):
         get_recipe(RECIPE)(_recipe_input(card, source, tmp_path, scales=[84, 180]))

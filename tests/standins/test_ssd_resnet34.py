@@ -23,7 +23,7 @@ def test_interface_and_operators_like_the_published_file(model_path):
     assert [(o.domain, o.version) for o in model.opset_import] == [("", 10)]
     (inp,) = model.graph.input
     dims = [d.dim_value or d.dim_param for d in inp.type.tensor_type.shape.dim]
-    assert inp.name == "image" and dims[:2] == [1, 3] and all(isinstance(d, str) for d in dims[2:])
+    assert inp.name == "image" and dims == [1, 3, 1200, 1200]  # static, as exported
     assert [o.name for o in model.graph.output] == ["bboxes", "labels", "scores"]
     assert [o.type.tensor_type.elem_type for o in model.graph.output] == [1, 7, 1]
     ops = [n.op_type for n in model.graph.node]
@@ -34,7 +34,33 @@ def test_interface_and_operators_like_the_published_file(model_path):
     for n in heads:
         attrs = {a.name: list(a.ints) for a in n.attribute if a.ints}
         assert attrs["kernel_shape"] == [3, 3] and attrs["pads"] == [1, 1, 1, 1]
-    assert all(n.name == f"{n.op_type}_{k}" for k, n in enumerate(model.graph.node))  # PyTorch 1.x naming
+    assert all(n.name == f"{n.op_type}_{k}" for k, n in enumerate(model.graph.node))  # torch.onnx naming
+    outputs = {"bboxes", "labels", "scores"}
+    assert all(n.output[0] == n.name for n in model.graph.node if n.output[0] not in outputs)
+    producers = {o: n for n in model.graph.node for o in n.output}
+    # every head's Reshape takes its target from Shape of the FEATURE MAP the head conv reads
+    for conv in heads:
+        (reshape,) = [n for n in model.graph.node if conv.output[0] in n.input]
+        assert reshape.op_type == "Reshape"
+        target = producers[reshape.input[1]]
+        shape_nodes = [producers[i] for i in producers[producers[target.input[0]].input[0]].input
+                       if i in producers and producers[i].op_type == "Shape"]
+        assert target.op_type == "Concat" and [s.input[0] for s in shape_nodes] == [conv.input[0]]
+    # priors: two Constant nodes [1, 15130, 2] (xy, wh) equal to MLPerf's clamped default boxes
+    priors = [n for n in model.graph.node if n.op_type == "Constant" and
+              list(n.attribute[0].t.dims) == [1, 15130, 2]]
+    assert len(priors) == 2 and not any(i.name.startswith("dboxes") for i in model.graph.initializer)
+    want = mlperf_default_boxes(DefaultBoxSpec.from_params(SPEC_PARAMS))
+    got = np.concatenate([onnx.numpy_helper.to_array(p.attribute[0].t)[0] for p in priors], axis=1)
+    np.testing.assert_allclose(got, want, atol=1e-7)
+
+
+def test_older_naming_variant_keeps_numbered_tensors():
+    model = onnx.load(ssd_models.reduced_standin(naming="numbered"))
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert all(n.output[0].isdigit() and n.name.startswith("Conv_") for n in convs)
+    dims = [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim[2:]]
+    assert dims == ["height", "width"]
 
 
 def test_builds_are_deterministic(tmp_path):

@@ -18,8 +18,9 @@ RECIPE_OPTIONS: tuple[tuple[str, str], ...] = (
     ("nms", "ssd-mobilenet-v1 / OD API SSD tflite: NMS flavour, regular | fast"),
     ("score_threshold", "ssd-mobilenet-v1 / OD API SSD: score threshold of the post-processing"),
     ("iou_threshold", "ssd-mobilenet-v1 / OD API SSD: NMS IoU threshold"),
-    ("confidence_threshold", "ssd-resnet34-1200: TIDL object_detection:confidence_threshold"),
-    ("top_k", "ssd-resnet34-1200 / OD API SSD onnx: TIDL object_detection:top_k"),
+    ("confidence_threshold", "ssd-resnet34-1200, --meta-arch ssd: TIDL object_detection:confidence_threshold"),
+    ("top_k", "ssd-resnet34-1200, --meta-arch ssd, OD API SSD onnx: TIDL object_detection:top_k "
+              "(default: every prior, exact)"),
     ("keep_top_k", "SSD ONNX: TIDL object_detection:keep_top_k"),
 )
 
@@ -65,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--pipeline-config", type=Path, metavar="PATH",
                    help="TF Object Detection API SSD: its pipeline.config (--graph is then the frozen graph, the "
                         "export folder or its .tar.gz; the SSD options apply)")
+    g.add_argument("--meta-arch", dest="meta_arch", choices=("ssd",),
+                   help="ssd: an ONNX SSD with its decoding in the graph -> model.onnx + TIDL meta_arch.prototxt "
+                        "(heads, priors and thresholds read from the graph; --inputs only to fix a symbolic input)")
     p.set_defaults(handler=run)
 
 
@@ -148,6 +152,8 @@ def _run(args: argparse.Namespace, plan: _Plan) -> int:
     if args.graph is not None:
         if args.models or args.all:
             raise EdgezooError("--graph exports one file: give no MODEL and no --all with it")
+        if args.meta_arch:
+            return _export_meta_arch(args, params, flags, tolerances)
         from edgezoo.export_graph import export_graph
         from edgezoo.export_od_api import is_archive
 
@@ -221,6 +227,31 @@ def _export_od_api(args: argparse.Namespace, params: dict[str, Any], flags: dict
     result = export_od_api(args.graph, args.pipeline_config, args.target, out_dir=args.out, params=given,
                            tolerances=tolerances,
                            origin=lambda n: flag(n) if n in flags else f"--param {n}")
+    _print(result)
+    print(export_report.render([result]))
+    return 0 if result.passed else 1
+
+
+def _export_meta_arch(args: argparse.Namespace, params: dict[str, Any], flags: dict[str, Any],
+                      tolerances: dict[str, float]) -> int:
+    """--graph model.onnx --to onnx --meta-arch ssd (export_onnx_ssd); the TIDL threshold flags apply."""
+    from edgezoo import export_report
+    from edgezoo.detection.onnx_ssd_graph_route import PARAMS
+    from edgezoo.export_onnx_ssd import export_onnx_ssd
+
+    if args.target != "onnx":
+        raise EdgezooError(f"--meta-arch {args.meta_arch} writes an ONNX model and a prototxt: use --to onnx")
+    if args.outputs:
+        raise EdgezooError("--meta-arch keeps the model's own outputs: give no --outputs",
+                           hint="TIDL runs the graph up to the heads the prototxt names")
+    declared = {p.name for p in PARAMS}
+    for name in flags:
+        if name not in declared:
+            raise EdgezooError(f"{flag(name)} does not apply to --meta-arch {args.meta_arch}",
+                               hint="it takes: " + ", ".join(flag(n) for n in declared if n in dict(RECIPE_OPTIONS)))
+    inputs = parse_inputs(args.inputs) if args.inputs else None
+    result = export_onnx_ssd(args.graph, inputs=inputs, out_dir=args.out, tolerances=tolerances,
+                             params=_recipe_params(params, flags), meta_arch=args.meta_arch, flags=set(flags))
     _print(result)
     print(export_report.render([result]))
     return 0 if result.passed else 1

@@ -12,7 +12,8 @@ from edgezoo.errors import RecipeError
 from edgezoo.graphs.onnx_heads import HeadSet
 
 # TIDL / edgeai-benchmark thresholds: accuracy (MLPerf's own post-processing) and TI's speed defaults.
-ACCURACY_THRESHOLDS = {"confidence_threshold": 0.05, "top_k": 200, "keep_top_k": 200}
+# top_k: every prior for accuracy (Caffe caps candidates BEFORE NMS, the original caps AFTER it).
+ACCURACY_THRESHOLDS = {"confidence_threshold": 0.05, "top_k": None, "keep_top_k": 200}
 SPEED_THRESHOLDS = {"confidence_threshold": 0.3, "top_k": 200, "keep_top_k": 200}
 
 

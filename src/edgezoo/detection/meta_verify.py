@@ -54,9 +54,10 @@ def verify_with_prototxt(onnx_path: Path, prototxt_path: Path, *, original: Path
                          card: ModelCard | None = None, tolerances: Mapping[str, float] | None = None,
                          count_random: int = 2, seed: int = 0, standin: bool | None = None,
                          images: Sequence[tuple[str, np.ndarray]] | None = None,
-                         meta: Any = None) -> ParityReport:
+                         meta: Any = None, preprocess: Preprocess | None = None) -> ParityReport:
     """Validate, execute and compare; see the module docstring. `original` defaults to `onnx_path` itself. `meta`
-    (a parsed MetaArch) overrides the file's contents (the recipe passes the one it generated and wrote)."""
+    (a parsed MetaArch) overrides the file's contents (the recipe passes the one it generated and wrote);
+    `preprocess` overrides the card's (a user's own model has no card)."""
     from edgezoo.images import verification_images
     from edgezoo.provenance import is_standin
     from edgezoo.verify import tolerances as tol_names
@@ -73,7 +74,7 @@ def verify_with_prototxt(onnx_path: Path, prototxt_path: Path, *, original: Path
     tol = detection_tolerances(card, tolerances)
     meta = meta if meta is not None else load_meta_arch(prototxt_path)
     ssd = meta.single_ssd(prototxt_path.name)
-    spec = _preprocess(card, ssd)
+    spec = preprocess if preprocess is not None else _preprocess(card, ssd)
     converted = meta_arch_detector(onnx_path, meta, spec, where=prototxt_path.name)  # validates the prototxt
     original = onnx_path if original is None else Path(original)
     reference = load_detector(original, spec, card=card)
@@ -118,3 +119,29 @@ def _prior_metrics(report: ParityReport, ssd: CaffeSsd, card: ModelCard | None) 
 def with_ssd(meta: Any, **changes: Any) -> Any:
     """A copy of a MetaArch whose caffe_ssd block has `changes` applied (tests and experiments)."""
     return meta.with_ssd(replace(meta.single_ssd(), **changes))
+
+
+def parity_loss(onnx_path: Path, original: Path, metas: Mapping[str, Any], *, card: ModelCard | None = None,
+                images: Sequence[tuple[str, np.ndarray]] | None = None, match_iou: float = 0.5,
+                preprocess: Preprocess | None = None) -> dict[str, dict[str, float]]:
+    """Per prototxt setting (label -> MetaArch): how many of the original's detections -- all of them, at the
+    original's own threshold, no common-domain restriction -- its detections reproduce (same class, IoU >=
+    match_iou). This is what a speed setting (TI's top_k 200 / confidence 0.3) costs against the exact defaults."""
+    from edgezoo.images import verification_images
+    from edgezoo.verify.detection_match import match_detections
+    from edgezoo.verify.detectors import load_detector, meta_arch_detector
+
+    first = next(iter(metas.values()))
+    spec = preprocess if preprocess is not None else _preprocess(card, first.single_ssd())
+    reference = load_detector(Path(original), spec, card=card)
+    detectors = {label: meta_arch_detector(Path(onnx_path), meta, spec) for label, meta in metas.items()}
+    totals = {label: {"original": 0, "converted": 0, "matched": 0} for label in metas}
+    for _, image in (list(images) if images is not None else verification_images(2, 0)):
+        ref = reference.run(image)
+        for label, detector in detectors.items():
+            m = match_detections(ref, detector.run(image), match_iou)
+            totals[label]["original"] += m.reference_count
+            totals[label]["converted"] += m.converted_count
+            totals[label]["matched"] += m.matched
+    return {label: {**t, "matched_fraction": t["matched"] / t["original"] if t["original"] else 1.0}
+            for label, t in totals.items()}

@@ -46,18 +46,123 @@ def _mlperf_per_head(spec: DefaultBoxSpec) -> list[np.ndarray]:
     return out
 
 
+def _coords(code: CodeType) -> tuple[int, int, int, int]:
+    """Channel row of (x centre, y centre, width, height) in a box head under the code type."""
+    if code is CodeType.CENTER_SIZE:
+        return 0, 1, 2, 3
+    if code is CodeType.CENTER_SIZE_YXHW:
+        return 1, 0, 3, 2
+    raise RecipeError(f"folding priors into the heads needs a centre-size code type, not {code.name}")
+
+
+def _channel(layout: DataLayout, anchors: int, anchor: int, row: int, rows: int) -> int:
+    return row * anchors + anchor if layout is DataLayout.INTERLEAVED else anchor * rows + row
+
+
+class _Convs:
+    """The head convs' weights and biases of a model copy, read and written as float64 arrays."""
+
+    def __init__(self, model: Any) -> None:
+        self.inits = {i.name: i for i in model.graph.initializer}
+        self.producers = {n.output[0]: n for n in model.graph.node if n.output}
+        self.model = model
+
+    def get(self, tensor: str) -> tuple[Any, np.ndarray, np.ndarray]:
+        from onnx import numpy_helper
+
+        conv = self.producers[tensor]
+        if conv.input[1] not in self.inits:
+            raise RecipeError(f"head conv {conv.name or tensor!r}: its weights are not an initializer")
+        w = numpy_helper.to_array(self.inits[conv.input[1]]).astype(np.float64)
+        if len(conv.input) > 2 and conv.input[2]:
+            b = numpy_helper.to_array(self.inits[conv.input[2]]).astype(np.float64)
+        else:
+            b = np.zeros(w.shape[0])
+        return conv, w, b
+
+    def put(self, conv: Any, w: np.ndarray, b: np.ndarray) -> None:
+        from onnx import numpy_helper
+
+        self.inits[conv.input[1]].CopyFrom(numpy_helper.from_array(w.astype(np.float32), conv.input[1]))
+        if len(conv.input) > 2 and conv.input[2]:
+            self.inits[conv.input[2]].CopyFrom(numpy_helper.from_array(b.astype(np.float32), conv.input[2]))
+        else:
+            name = f"{conv.input[1]}_folded_bias"
+            self.model.graph.initializer.append(numpy_helper.from_array(b.astype(np.float32), name))
+            self.inits[name] = self.model.graph.initializer[-1]
+            conv.input.append(name)
+
+
+def _copy(model: Any) -> Any:
+    import onnx
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    return out
+
+
+def _fold_head(convs: _Convs, tensor: str, anchors: int, layout: DataLayout, ratios: np.ndarray,
+               variance: tuple[float, ...], code: CodeType) -> list[int]:
+    """Fold per-anchor size ratios [A, 2] (w, h) into one box conv; returns the anchors changed."""
+    x, y, wc, hc = _coords(code)
+    conv, w, b = convs.get(tensor)
+    changed = []
+    for a in range(anchors):
+        rw, rh = float(ratios[a, 0]), float(ratios[a, 1])
+        if abs(rw - 1) < 1e-7 and abs(rh - 1) < 1e-7:
+            continue
+        for row, scale in ((x, rw), (y, rh)):  # centre offsets scale with the prior size
+            c = _channel(layout, anchors, a, row, 4)
+            w[c] *= scale
+            b[c] *= scale
+        b[_channel(layout, anchors, a, wc, 4)] += np.log(rw) / variance[wc]
+        b[_channel(layout, anchors, a, hc, 4)] += np.log(rh) / variance[hc]
+        changed.append(a)
+    if changed:
+        convs.put(conv, w, b)
+    return changed
+
+
+def fold_size_ratios(model: Any, heads: HeadSet, ratios: list[np.ndarray], variances: tuple[float, ...],
+                     code: CodeType) -> tuple[Any, FoldResult]:
+    """A copy of `model` whose box convs absorb, per head, the size ratios [A, 2] (w, h) wanted / TIDL's prior:
+    TIDL then decodes the wanted boxes with its own priors (see the module docstring). `variances` in the code
+    type's order."""
+    out = _copy(model)
+    convs = _Convs(out)
+    result = FoldResult()
+    for k, (head, r) in enumerate(zip(heads.heads, ratios)):
+        for a in _fold_head(convs, head.box_tensor, head.boxes_per_location, heads.layout, r, variances, code):
+            result.anchors.append((k, a, float(r[a, 0]), float(r[a, 1])))
+            result.priors += head.grid[0] * head.grid[1] if head.grid else 0
+    return out, result
+
+
+def permute_anchors(model: Any, heads: HeadSet, orders: list[tuple[int, ...]]) -> Any:
+    """A copy of `model` whose box and class convs output their boxes in `orders[k]` (new box i = old box
+    orders[k][i]) for every head k, both layouts."""
+    out = _copy(model)
+    convs = _Convs(out)
+    for head, order in zip(heads.heads, orders):
+        if list(order) == list(range(len(order))):
+            continue
+        a = head.boxes_per_location
+        for tensor, rows in ((head.box_tensor, 4), (head.class_tensor, heads.num_classes)):
+            conv, w, b = convs.get(tensor)
+            index = [_channel(heads.layout, a, order[i], r, rows) for i, r in
+                     sorted(((i, r) for i in range(a) for r in range(rows)),
+                            key=lambda ir: _channel(heads.layout, a, ir[0], ir[1], rows))]
+            convs.put(conv, w[index], b[index])
+    return out
+
+
 def fold_clamped_priors(model: Any, heads: HeadSet, ssd: CaffeSsd, spec: DefaultBoxSpec) -> tuple[Any, FoldResult]:
     """A copy of `model` whose box convs absorb per-anchor size ratios MLPerf / TIDL (see the module docstring)."""
-    import onnx
-    from onnx import numpy_helper
-
     dop = ssd.detection_output_param
     if dop is None or dop.code_type is not CodeType.CENTER_SIZE:
         raise RecipeError("folding priors into the heads needs code_type CENTER_SIZE")
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    inits = {i.name: i for i in out.graph.initializer}
-    producers = {n.output[0]: n for n in out.graph.node if n.output}
+    out = _copy(model)
+    convs = _Convs(out)
     result = FoldResult()
     for k, (head, mlperf) in enumerate(zip(heads.heads, _mlperf_per_head(spec))):
         param = ssd.prior_box_param[k]
@@ -67,40 +172,15 @@ def fold_clamped_priors(model: Any, heads: HeadSet, ssd: CaffeSsd, spec: Default
         if np.abs(tidl[..., :2] - mlperf[..., :2]).max() > 1e-5:
             result.unfoldable.append(f"head {k}: centres differ by up to "
                                      f"{np.abs(tidl[..., :2] - mlperf[..., :2]).max():.3g}")
-        ratio = mlperf[..., 2:] / tidl[..., 2:]  # [H, W, A, 2]
-        conv = producers[head.box_tensor]
-        w = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float64)
-        if len(conv.input) > 2 and conv.input[2]:
-            b = numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64)
-        else:
-            b = np.zeros(w.shape[0])
-        a_count = head.boxes_per_location
-        changed = False
-        for a in range(a_count):
-            r = ratio[:, :, a, :].reshape(-1, 2)
-            if np.allclose(r, 1.0, atol=1e-7):
-                continue
-            if np.ptp(r, axis=0).max() > 1e-6:
+        ratio = (mlperf[..., 2:] / tidl[..., 2:]).reshape(-1, head.boxes_per_location, 2)  # [H*W, A, 2]
+        ratios = np.ones((head.boxes_per_location, 2))
+        for a in range(head.boxes_per_location):
+            if np.ptp(ratio[:, a], axis=0).max() > 1e-6:
                 result.unfoldable.append(f"head {k}, anchor {a}: size ratio varies with the location")
-                continue
-            rw, rh = float(r[0, 0]), float(r[0, 1])
-            channel = (lambda c: c * a_count + a) if heads.layout is DataLayout.INTERLEAVED else \
-                (lambda c: a * 4 + c)
-            for coord, scale in ((0, rw), (1, rh)):  # centre offsets scale with the prior size
-                w[channel(coord)] *= scale
-                b[channel(coord)] *= scale
-            b[channel(2)] += np.log(rw) / param.variance[2]
-            b[channel(3)] += np.log(rh) / param.variance[3]
-            result.anchors.append((k, a, rw, rh))
-            result.priors += ratio.shape[0] * ratio.shape[1]
-            changed = True
-        if not changed:
-            continue
-        inits[conv.input[1]].CopyFrom(numpy_helper.from_array(w.astype(np.float32), conv.input[1]))
-        if len(conv.input) > 2 and conv.input[2]:
-            inits[conv.input[2]].CopyFrom(numpy_helper.from_array(b.astype(np.float32), conv.input[2]))
-        else:
-            name = f"{conv.input[1]}_folded_bias"
-            out.graph.initializer.append(numpy_helper.from_array(b.astype(np.float32), name))
-            conv.input.append(name)
+            else:
+                ratios[a] = ratio[0, a]
+        for a in _fold_head(convs, head.box_tensor, head.boxes_per_location, heads.layout, ratios,
+                            param.variance, CodeType.CENTER_SIZE):
+            result.anchors.append((k, a, float(ratios[a, 0]), float(ratios[a, 1])))
+            result.priors += ratio.shape[0]
     return out, result

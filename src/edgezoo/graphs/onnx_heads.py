@@ -217,6 +217,26 @@ def _toposorted(model: Any) -> Any:
     return out
 
 
+def downstream_ops(model: Any, tensor: str) -> set[str]:
+    """Op types of every node reachable from `tensor`."""
+    users: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    seen: set[str] = set()
+    ops: set[str] = set()
+    queue = [tensor]
+    while queue:
+        for node in users.get(queue.pop(), []):
+            key = node.output[0] if node.output else node.name
+            if key in seen:
+                continue
+            seen.add(key)
+            ops.add(node.op_type)
+            queue.extend(node.output)
+    return ops
+
+
 def find_heads(model: Any, num_classes: int | None = None, where: str = "model") -> HeadSet:
     """The SSD heads of `model` (an ONNX ModelProto), in prior order. Shapes are inferred on a copy; give the model
     a fixed input size first to get the head grids. RecipeError when no (or no unambiguous) head set is found."""
@@ -225,14 +245,22 @@ def find_heads(model: Any, num_classes: int | None = None, where: str = "model")
     g = _Graph(onnx_model.infer_shapes(_toposorted(model)))
     cands = _candidates(g)
     boxes = [c for c in cands if c[2][0].rows == 4]
-    classes = [c for c in cands if c[2][0].rows != 4 and (num_classes is None or c[2][0].rows == num_classes)]
-    pairs = [(b, c) for b in boxes for c in classes if len(b[2]) == len(c[2]) and b[1] == c[1]]
+    classes = [c for c in cands if (c[2][0].rows != 4 or num_classes == 4)
+               and (num_classes is None or c[2][0].rows == num_classes)]
+    pairs = [(b, c) for b in boxes for c in classes
+             if b[0].output[0] != c[0].output[0] and len(b[2]) == len(c[2]) and b[1] == c[1]]
+    if len(pairs) > 1 and num_classes == 4:
+        # Rows of 4 both ways: the class concat is the one scored (Softmax/Sigmoid), never decoded with Exp.
+        pairs = [(b, c) for b, c in pairs if {"Softmax", "Sigmoid"} & (ops := downstream_ops(g.model, c[0].output[0]))
+                 and "Exp" not in ops]
     if not pairs:
         what = f"{num_classes} classes" if num_classes else "num_classes rows"
         raise RecipeError(
             f"{where}: no SSD heads found (convs reshaped to rows of 4 and of {what}, concatenated)",
             hint=f"found {len(boxes)} box and {len(classes)} class concatenations; "
-                 "is this an SSD with the post-processing in the graph?")
+                 "is this an SSD with the post-processing in the graph?"
+                 + (" With 4 classes (3 + background) give num_classes=4" if len(boxes) > 1 and not classes
+                    else ""))
     if len(pairs) > 1:
         raise RecipeError(f"{where}: {len(pairs)} candidate head sets; cannot tell which feeds the decoder",
                           hint="pass num_classes to narrow it down")
@@ -331,3 +359,11 @@ def describe(heads: HeadSet) -> list[Sequence[Any]]:
     """Table rows: index, box tensor, class tensor, boxes per location, grid."""
     return [[h.index, h.box_tensor, h.class_tensor, h.boxes_per_location,
              f"{h.grid[0]}x{h.grid[1]}" if h.grid else "?"] for h in heads.heads]
+
+
+def head_notes(heads: HeadSet) -> list[str]:
+    """What a report says about the heads: found how, and which names were changed for TIDL."""
+    notes = [f"heads found by structure ({heads.layout.name}): " + "; ".join(
+        f"{r[0]}: box {r[1]}, class {r[2]}, {r[3]} boxes, {r[4]}" for r in describe(heads))]
+    return notes + [f"renamed head tensor {old[:40]!r}... -> {new!r} (TIDL cannot take it)"
+                    for old, new in heads.renamed.items()]

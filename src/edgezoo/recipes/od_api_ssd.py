@@ -131,20 +131,13 @@ def original_detector(ssd: OdApiSsdGraph) -> Any:
 
 
 def bundle_config(ssd: OdApiSsdGraph, target: Target, layout: str, detector: dict[str, Any]) -> dict[str, Any]:
-    """config.yaml in TI's schema for an own detector: the graph's measured preprocessing, the route's
-    post-processing (`detector`: the zoo SSD route's postprocess + metric for the same output convention).
-
-    The dataset keys say COCO because TI's detection loaders read COCO-format data; the labels are the model's own
-    (0-based class index + 1), not COCO ids, which is why label_offset_pred is the plain +1 of TFLite's output."""
-    from edgezoo.bundle_config import preprocess_section, session_section
+    """config.yaml in TI's schema: the graph's measured preprocessing, the route's post-processing (`detector`: the
+    zoo SSD route's postprocess for the same output convention, and the label offset)."""
+    from edgezoo.bundle_config import detector_config
 
     spec = ssd.preprocess
-    size = list(ssd.size)
-    return {"task_type": "detection", "dataset_category": "coco", "calibration_dataset": "coco",
-            "input_dataset": "coco", "preprocess": preprocess_section(size, size, layout),
-            "session": session_section(target, ssd.pb.stem, layout, spec.mean, spec.scale),
-            **detector, "model_info": {"num_classes": ssd.cfg.num_classes,
-                                       "feature_extractor": ssd.cfg.feature_extractor}}
+    return {**detector_config(target, ssd.pb.stem, layout, ssd.size, spec.mean, spec.scale, detector),
+            "model_info": {"num_classes": ssd.cfg.num_classes, "feature_extractor": ssd.cfg.feature_extractor}}
 
 
 @register("od-api-ssd-tflite", params=TFLITE_PARAMS, precheck=_check_output_slots)

@@ -1,15 +1,23 @@
 """Stand-in for resnet34-ssd1200.onnx (the MLPerf ResNet34-SSD1200 PyTorch export).
 
-Shaped like the published file: input `image` float32 [1, 3, height, width] (symbolic spatial dims; the priors in the
-graph assume 1200x1200); a ResNet34 backbone (conv1, layer1-3 with layer3 at stride 1) giving 150x150, then five
-extra blocks giving 75, 38, 19, 9, 7; on each of the six maps a 3x3 stride-3 pad-1 loc conv (boxes x 4) and conf conv
-(boxes x 81), each reshaped PyTorch-style (Shape -> Gather -> Unsqueeze -> Concat -> Reshape) to [N, 4, -1] and
-[N, 81, -1] and concatenated into raw loc [1, 4, 15130] and logits [1, 81, 15130] (coordinate-major: channel =
-coord * boxes + box). Then the in-graph post-processing: MLPerf default boxes (clamped) and variances 0.1/0.2,
-softmax over 81 classes, NonMaxSuppression per class (IoU 0.5, score > 0.05, 200 per class), top 200 overall;
-outputs `bboxes` [1, n, 4] (x1, y1, x2, y2 normalised), `labels` int64 [1, n] (1..80), `scores` [1, n]. Opset 10,
-NonMaxSuppression in the default domain. Nodes are named like a PyTorch 1.x export (`Conv_12`), tensors by number
-(`543`): TIDL matches head names against output TENSOR names, which is exactly the trap this reproduces.
+Shaped like the published file (../shared/reference/models.md, "Structure of the real files"): opset 10, input
+`image` float32 fixed to [1, 3, 1200, 1200]; a ResNet34 backbone (conv1, layer1-3 with layer3 at stride 1) giving
+150x150, then five extra blocks giving 75, 38, 19, 9, 7; on each of the six maps a 3x3 stride-3 pad-1 loc conv
+(boxes x 4) and conf conv (boxes x 81), each reshaped PyTorch-style to [N, 4, -1] / [N, 81, -1] with the batch size
+taken from Shape of the FEATURE MAP (Shape -> Gather -> Unsqueeze -> Concat -> Reshape: plain shape inference cannot
+resolve the reshaped dims) and concatenated into raw loc [1, 4, 15130] and logits [1, 81, 15130] (coordinate-major:
+channel = coord * boxes + box). Then the in-graph post-processing: MLPerf's default boxes as two Constant nodes
+([1, 15130, 2] xy and wh, clamped), variances 0.1/0.2, softmax over 81 classes, NonMaxSuppression in the default
+domain (IoU 0.5, score > 0.05, 200 per class), top 200 overall, labels + 1; outputs `bboxes` [1, n, 4] (x1, y1, x2,
+y2 normalised), `labels` int64 [1, n] (1..80), `scores` [1, n]. Every node's name equals its output tensor's name
+(`Conv_338`), as torch.onnx wrote them.
+
+Variants for tests (build_model's keywords; the registered builder makes the published form):
+- naming="numbered": the older PyTorch naming (node `Conv_12`, tensors by number `543`) and symbolic spatial dims;
+- box_order="interpolated-last": per location the boxes (and the prior constants) in another order, the
+  sqrt(s_k s_k+1) box last (as TF orders it): TIDL's Caffe order then needs the head channels permuted;
+- crowded=True: a few classes get hundreds of candidates above 0.05 per picture, so the per-class limit (ONNX NMS:
+  200 AFTER suppression; Caffe: top_k BEFORE it) matters.
 
 Weights are seeded He-normal with batch-norm statistics that keep activations O(1). The head convolutions are then
 calibrated on one picture that is not in the verification set (the left view of scikit-image's stereo motorcycle):
@@ -57,24 +65,35 @@ SHAPES = {
 LOC_STD, LOGIT_STD, CANDIDATES_TARGET = 0.6, 1.6, 150
 
 
-class _Graph:
-    """Nodes named like a PyTorch 1.x export: `<Op>_<node index>`, output tensors by a running number."""
+NAMINGS = ("pytorch", "numbered")  # node name == output name (the published file) | tensors by number
+BOX_ORDERS = ("mlperf", "interpolated-last")
+CROWDED_CLASSES, CROWDED_TARGET = (1, 3, 7), 1500  # classes given about this many candidates above 0.05
 
-    def __init__(self, seed: int) -> None:
+
+class _Graph:
+    """Nodes named like a PyTorch export: `<Op>_<node index>`; output tensors named like their node (`pytorch`, the
+    published file) or by a running number (`numbered`, older exports)."""
+
+    def __init__(self, seed: int, naming: str = "pytorch") -> None:
         self.nodes: list[Any] = []
         self.inits: list[Any] = []
         self.next_tensor = 300
+        self.naming = naming
         self.rng = np.random.default_rng(seed)
 
     def op(self, op_type: str, inputs: list[str], outputs: int = 1, names: list[str] | None = None,
            **attrs: Any) -> list[str]:
         from onnx import helper
 
+        node_name = f"{op_type}_{len(self.nodes)}"
         outs = names or []
         while len(outs) < outputs:
-            outs.append(str(self.next_tensor))
-            self.next_tensor += 1
-        self.nodes.append(helper.make_node(op_type, inputs, outs, name=f"{op_type}_{len(self.nodes)}", **attrs))
+            if self.naming == "pytorch":
+                outs.append(node_name if not outs else f"{node_name}_{len(outs)}")
+            else:
+                outs.append(str(self.next_tensor))
+                self.next_tensor += 1
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=node_name, **attrs))
         return outs
 
     def const(self, value: np.ndarray) -> str:
@@ -137,9 +156,10 @@ def _feature_maps(g: _Graph, shape: Shape) -> list[str]:
     return maps
 
 
-def _view(g: _Graph, x: str, rows: int) -> str:
-    """x.view(x.size(0), rows, -1) as PyTorch 1.x exports it at opset 10."""
-    n = g.op("Gather", [g.op("Shape", [x])[0], g.const(np.array(0, dtype=np.int64))], axis=0)[0]
+def _view(g: _Graph, feature_map: str, x: str, rows: int) -> str:
+    """x.view(feature_map.size(0), rows, -1) as torch.onnx exports it at opset 10 (MLPerf's bbox_view takes the
+    batch size from the feature map, not from the head output)."""
+    n = g.op("Gather", [g.op("Shape", [feature_map])[0], g.const(np.array(0, dtype=np.int64))], axis=0)[0]
     n = g.op("Unsqueeze", [n], axes=[0])[0]
     target = g.op("Concat", [n, g.const(np.array([rows], dtype=np.int64)),
                              g.const(np.array([-1], dtype=np.int64))], axis=0)[0]
@@ -150,9 +170,9 @@ def _heads(g: _Graph, maps: list[str], shape: Shape, boxes: list[int]) -> tuple[
     locs, confs, loc_heads, conf_heads = [], [], [], []
     for k, (x, cin, a) in enumerate(zip(maps, shape.extra_out, boxes)):
         loc = g.conv(x, f"loc.{k}", cin, a * 4, 3, 3, 1, bias=True)
-        locs.append(_view(g, loc, 4))
+        locs.append(_view(g, x, loc, 4))
         conf = g.conv(x, f"conf.{k}", cin, a * NUM_CLASSES, 3, 3, 1, bias=True)
-        confs.append(_view(g, conf, NUM_CLASSES))
+        confs.append(_view(g, x, conf, NUM_CLASSES))
         loc_heads.append(loc)
         conf_heads.append(conf)
     loc_all = g.op("Concat", locs, axis=2)[0]
@@ -169,8 +189,8 @@ def _postprocess(g: _Graph, loc: str, conf: str, dboxes: np.ndarray) -> None:
     axes2 = g.const(i64([2]))
     xy = g.op("Slice", [loc_t, g.const(i64([0])), g.const(i64([2])), axes2])[0]
     wh = g.op("Slice", [loc_t, g.const(i64([2])), g.const(i64([4])), axes2])[0]
-    d_xy = g.param("dboxes_xy", dboxes[None, :, :2])
-    d_wh = g.param("dboxes_wh", dboxes[None, :, 2:])
+    d_xy = g.const(dboxes[None, :, :2].astype(np.float32))  # Constant nodes, as constant folding left them
+    d_wh = g.const(dboxes[None, :, 2:].astype(np.float32))
     xy = g.op("Add", [g.op("Mul", [g.op("Mul", [xy, g.const(f32(0.1))])[0], d_wh])[0], d_xy])[0]
     wh = g.op("Mul", [g.op("Exp", [g.op("Mul", [wh, g.const(f32(0.2))])[0]])[0], d_wh])[0]
     half = g.op("Mul", [wh, g.const(f32(0.5))])[0]
@@ -198,9 +218,10 @@ def _postprocess(g: _Graph, loc: str, conf: str, dboxes: np.ndarray) -> None:
 def _make_model(g: _Graph) -> Any:
     from onnx import TensorProto, helper
 
+    dims: list[Any] = [1, 3, 1200, 1200] if g.naming == "pytorch" else [1, 3, "height", "width"]
     graph = helper.make_graph(
         g.nodes, "torch-jit-export",
-        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [1, 3, "height", "width"])],
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, dims)],
         [helper.make_tensor_value_info("bboxes", TensorProto.FLOAT, [1, "n", 4]),
          helper.make_tensor_value_info("labels", TensorProto.INT64, [1, "n"]),
          helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, "n"])],
@@ -226,7 +247,7 @@ def _round(x: float) -> float:
     return float(f"{x:.3g}")  # machine-independent weights despite float noise in the measurement
 
 
-def _calibrate(model: Any, g: _Graph, loc_heads: list[str], conf_heads: list[str]) -> None:
+def _calibrate(model: Any, g: _Graph, loc_heads: list[str], conf_heads: list[str], crowded: bool = False) -> None:
     """Rescale head weights so loc outputs and class logits have the target spread, and set the background bias."""
     import onnx
     import onnxruntime as ort
@@ -267,29 +288,59 @@ def _calibrate(model: Any, g: _Graph, loc_heads: list[str], conf_heads: list[str
         if int((probs > SCORE_THRESHOLD).sum()) <= CANDIDATES_TARGET:
             break
         bias += 0.25
+    boosts = np.zeros(NUM_CLASSES)
+    if crowded:
+        # A few classes lifted (on a 0.25 grid) until each has about CROWDED_TARGET candidates on this picture.
+        for c in CROWDED_CLASSES:
+            while boosts[c] < 30:
+                zc = z.copy()
+                zc[0] += bias
+                zc[c] += boosts[c]
+                e = np.exp(zc - zc.max(axis=0))
+                if int((e[c] / e.sum(axis=0) > SCORE_THRESHOLD).sum()) >= CROWDED_TARGET:
+                    break
+                boosts[c] += 0.25
     for k, conf in enumerate(conf_heads):
         a = values[conf].shape[1] // NUM_CLASSES
-        background = np.zeros(a * NUM_CLASSES)
-        background[:a] = bias  # channel = class * boxes + box: class 0 is the first `a` channels
-        rescale(f"conf.{k}", 1.0, background)
+        # channel = class * boxes + box: class c is channels c*a .. c*a + a - 1
+        offsets = np.repeat(boosts, a)
+        offsets[:a] = bias
+        rescale(f"conf.{k}", 1.0, offsets)
 
 
-def build_model(variant: StandinVariant, seed: int) -> Any:
-    """The stand-in ONNX ModelProto (calibrated)."""
+def _reorder_boxes(boxes: np.ndarray, spec: Any) -> np.ndarray:
+    """MLPerf's default boxes with, per location, the interpolated (second) box moved last."""
+    out, start = [], 0
+    for a, (fh, fw) in zip(spec.boxes_per_location(), spec.feature_sizes()):
+        layer = boxes[start:start + a * fh * fw].reshape(a, fh * fw, 4)  # box-major within a layer
+        out.append(layer[[0, *range(2, a), 1]].reshape(-1, 4))
+        start += a * fh * fw
+    return np.concatenate(out)
+
+
+def build_model(variant: StandinVariant, seed: int, *, naming: str = "pytorch", box_order: str = "mlperf",
+                crowded: bool = False) -> Any:
+    """The stand-in ONNX ModelProto (calibrated); the keywords select the test variants (module docstring)."""
     from edgezoo.detection.priors import DefaultBoxSpec, mlperf_default_boxes
 
+    if naming not in NAMINGS or box_order not in BOX_ORDERS:
+        raise ValueError(f"naming {naming!r} / box_order {box_order!r}: expected one of {NAMINGS} / {BOX_ORDERS}")
     spec = DefaultBoxSpec.from_params(SPEC_PARAMS)
     shape = SHAPES[variant]
-    g = _Graph(seed)
+    g = _Graph(seed, naming)
     maps = _feature_maps(g, shape)
     loc, conf, loc_heads, conf_heads = _heads(g, maps, shape, spec.boxes_per_location())
-    _postprocess(g, loc, conf, mlperf_default_boxes(spec).astype(np.float32))
+    boxes = mlperf_default_boxes(spec)
+    if box_order == "interpolated-last":
+        boxes = _reorder_boxes(boxes, spec)
+    _postprocess(g, loc, conf, boxes.astype(np.float32))
     model = _make_model(g)
-    _calibrate(model, g, loc_heads, conf_heads)
+    _calibrate(model, g, loc_heads, conf_heads, crowded)
     return model
 
 
-@register("ssd-resnet34-onnx", version=1,
+# version 2: node names equal output names, static input, reshape targets from the feature maps, priors as Constants
+@register("ssd-resnet34-onnx", version=2,
           description="resnet34-ssd1200.onnx look-alike: PyTorch-style opset-10 graph, 12 heads, in-graph NMS")
 def build(dest: Path, variant: StandinVariant, seed: int) -> None:
     import onnx

@@ -45,6 +45,7 @@ class CheckReport:
     whole_graph: bool = False
     subgraphs: int = 0  # islands of supported nodes TIDL would offload separately
     notes: list[str] = field(default_factory=list)
+    detection_tail: int = 0  # SSD: nodes after the heads that TIDL's detection layer replaces
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -59,6 +60,9 @@ class CheckReport:
             lines.append("every node is TIDL-runnable")
         for f in self.limited:
             lines.append(f"limited: {f.node} ({f.op}): {f.reason}")
+        if self.detection_tail:
+            lines.append(f"SSD detection tail: {self.detection_tail} node(s) after the heads become TIDL's detection "
+                         "layer (caffe_ssd meta-architecture); they are not listed above")
         if self.whole_graph:
             lines.append("proposed cut: none needed (the whole graph runs on TIDL)")
         elif self.cut:
@@ -211,9 +215,50 @@ def check_onnx(path: Path) -> CheckReport:
                                          "batch and simplify the model so it folds to a constant")
         nodes.append(_Node(node.name or f"{node.op_type}_{k}", node.op_type, ins, list(node.output), verdict))
     report = _report(path, "onnx", nodes, graph_inputs, graph_outputs, consts)
+    _recognise_ssd_tail(report, model, nodes, path)
     if opset > MAX_OPSET:
         report.notes.append(f"opset {opset}: TIDL was validated with ONNX opset <= {MAX_OPSET}")
     return report
+
+
+def _recognise_ssd_tail(report: CheckReport, model: Any, nodes: list[_Node], path: Path) -> None:
+    """An SSD whose decoding is in the graph (heads -> decode -> NonMaxSuppression): TIDL runs the graph up to the
+    heads and its caffe_ssd detection layer does the rest. The cut is then the heads alone -- not the backbone
+    feature maps that feed Shape for the heads' reshape targets -- and the tail's ops are not TIDL's problem."""
+    from edgezoo.errors import RecipeError
+    from edgezoo.graphs import onnx_model
+    from edgezoo.graphs.onnx_heads import find_heads
+
+    if not any(n.op == "NonMaxSuppression" for n in nodes):
+        return
+    try:
+        heads = find_heads(model, where=str(path))
+    except RecipeError:
+        return
+    producers = onnx_model.producers(model)
+    head_side: set[str] = set()  # first outputs of the heads' nodes and of everything they are computed from
+    queue = [t for h in heads.heads for t in (h.box_tensor, h.class_tensor)]
+    while queue:
+        node = producers.get(queue.pop())
+        if node is None or node.output[0] in head_side:
+            continue
+        head_side.add(node.output[0])
+        queue.extend(i for i in node.input if i)
+    keep = {n.name for n in nodes if n.outputs and n.outputs[0] in head_side}
+    tail = [n for n in nodes if n.name not in keep]
+    if not any(n.op == "NonMaxSuppression" for n in tail):
+        return
+    report.unsupported = [f for f in report.unsupported if f.node in keep]
+    report.limited = [f for f in report.limited if f.node in keep]
+    report.cut = [t for h in heads.heads for t in (h.box_tensor, h.class_tensor)]
+    report.runnable = len(nodes) - len(tail)
+    report.whole_graph = False
+    report.detection_tail = len(tail)
+    report.notes.append(
+        f"decodable SSD tail: {len(heads.heads)} box/class head pairs ({heads.layout.name}, {heads.num_classes} "
+        f"classes) feed decoding and NonMaxSuppression; TIDL replaces those {len(tail)} nodes with its detection "
+        f"layer. Write the model and its meta_arch.prototxt with: edgezoo export --graph {path} --to onnx "
+        "--meta-arch ssd")
 
 
 # ----------------------------------------------------------------------------------------------------------------
