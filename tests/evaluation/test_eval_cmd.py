@@ -87,3 +87,20 @@ def test_corrupt_image_is_named_or_skipped_and_counted(tmp_path, capsys):
                          "--skip-bad", "--json")
     (row,) = json.loads(out)
     assert code == 0 and row["count"] == COUNT - 1 and row["skipped"] == 1 and first in row["skipped_files"][0]
+
+
+def test_dataset_standin_labels_from_a_model_make_its_original_score_everything(tmp_path, capsys):
+    """`dataset standin --labels-from MODEL`: the labels are the stand-in original's own predictions, so evaluating
+    that original on them scores 100 % top-1 (its predictions are recomputed by eval, independently)."""
+    data = tmp_path / "imagenet"
+    assert main(["dataset", "standin", "imagenet", "--out", str(data), "--count", "5", "--labels-from", "mobilenet",
+                 "--standin-variant", "reduced"]) == 0
+    assert "STAND-IN" in capsys.readouterr().out
+    code = main(["eval", "mobilenet", "--dataset", str(data), "--standin", "--standin-variant", "reduced",
+                 "--out", str(tmp_path / "evals"), "--json"])
+    assert code == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["metric"] == "top1" and result["count"] == 5 and result["value"] == 100.0
+    assert main(["dataset", "standin", "coco", "--out", str(tmp_path / "coco"), "--labels-from", "mobilenet"]) == 2
+    assert "predicts imagenet labels, not coco" in capsys.readouterr().err
+    assert not (tmp_path / "coco").exists()

@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", type=Path, required=True, metavar="DIR", help="the dataset folder to write")
     s.add_argument("--count", type=int, default=None, metavar="N", help="number of images (default 32, at most 1000)")
     s.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the crops and colour shifts (default 0)")
+    s.add_argument("--labels-from", dest="labels_from", metavar="MODEL",
+                   help="make the labels/boxes from MODEL's stand-in original's own predictions (its original then "
+                        "scores 100 %% top-1 / its own mAP, and an artifact's delta is what the conversion changed); "
+                        "default: the photographs' own hand-placed labels, which random stand-in weights cannot score")
+    s.add_argument("--standin-variant", choices=("full", "reduced"), default="full",
+                   help="with --labels-from: which stand-in of MODEL labels the images (default full)")
     s.set_defaults(handler=run_standin)
 
 
@@ -29,6 +35,21 @@ def run_standin(args: argparse.Namespace) -> int:
     from edgezoo.datasets.standin import DEFAULT_COUNT, build_standin
 
     count = DEFAULT_COUNT if args.count is None else args.count
-    root = build_standin(args.kind, args.out, count=count, seed=args.seed)
+    labeller = _labeller(args.labels_from, args.kind, args.standin_variant) if args.labels_from else None
+    root = build_standin(args.kind, args.out, count=count, seed=args.seed, labeller=labeller)
     print(f"STAND-IN {args.kind} dataset in {root}: {open_dataset(root).describe()}")
     return 0
+
+
+def _labeller(model: str, kind: str, variant: str):
+    """The labeller the demo uses: MODEL's stand-in original predicts, its predictions become the ground truth."""
+    from edgezoo import zoo
+    from edgezoo.errors import EdgezooError
+    from edgezoo.evaluation.standin_labels import model_labeller
+    from edgezoo.evaluation.subjects import original_subjects
+
+    card = zoo.get_card(model)
+    if card.labels.dataset != kind:
+        raise EdgezooError(f"--labels-from {card.id}: it predicts {card.labels.dataset} labels, not {kind}",
+                           hint=f"build a {card.labels.dataset} dataset, or name a {kind} model")
+    return model_labeller(original_subjects(card, standin=True, variant=variant, offline=True)[0])
