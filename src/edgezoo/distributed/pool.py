@@ -1,0 +1,208 @@
+"""Map a per-item function over a list on a pool of Ray actors, results back in the list's order.
+
+    map_in_order(factory, items, actors=N) -> [factory()(item) for item in items]
+
+`factory` is pickled to every actor and called there once (load a model once per actor); the function it returns
+is applied to the items of each shard the actor is given. Shards are small (a few per actor) so progress is smooth
+and a lost shard is cheap to redo. Each actor has at most two shards in flight, so it never waits on the driver.
+
+Faults: when an actor dies (its process killed, its node lost), the shards it held go back to the queue and are run
+by another actor; a replacement actor is started, up to `replacements` times. A shard's result is kept once, by
+shard number, so nothing is lost or counted twice. An exception raised by the function itself (a bad image, say)
+is not a fault: it is raised here, unwrapped from Ray's envelope, as the local run would raise it.
+
+Used by `edgezoo eval --ray` (distributed.eval_on_ray); meant for calibration and sensitivity passes too (any
+per-image function whose results must come back in dataset order).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgezoo.distributed.cluster import ClusterError
+from edgezoo.errors import EdgezooError
+from edgezoo.progress import CountBar
+
+IN_FLIGHT = 2  # shards per actor: one running, one queued behind it
+SHARDS_PER_ACTOR = 4  # the default shard size aims at this many shards per actor
+MAX_SHARD = 64
+START_TIMEOUT_S = 300.0  # an actor that is not placed and loaded by then (no free CPU, a slow model) is an error
+
+
+@dataclass
+class PoolStats:
+    """What happened on the cluster: actors used, deaths survived, shard size, and where shards ran."""
+
+    actors: int = 0
+    died: int = 0
+    retried_shards: int = 0
+    shard_size: int = 0
+    load_s: float = 0.0  # starting the actors and building their functions (loading the models)
+    hosts: dict[str, int] = field(default_factory=dict)  # "hostname:pid" -> shards run
+
+
+def shard_size_for(count: int, actors: int) -> int:
+    return max(1, min(MAX_SHARD, math.ceil(count / max(1, actors * SHARDS_PER_ACTOR))))
+
+
+class _Worker:
+    """The actor body: the function is built on first use, in the actor's process."""
+
+    def __init__(self, factory: Callable[[], Callable[[Any], Any]]) -> None:
+        self._factory = factory
+        self._fn: Callable[[Any], Any] | None = None
+
+    def load(self) -> str:
+        self._fn = self._factory()
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def run(self, shard: int, items: list[Any]) -> tuple[int, list[Any]]:
+        assert self._fn is not None
+        return shard, [self._fn(item) for item in items]
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The exception the function raised, out of Ray's RayTaskError envelope (an EdgezooError stays one line)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+class _Pool:
+    def __init__(self, factory: Callable, actors: int, replacements: int, start_timeout: float,
+                 stats: PoolStats) -> None:
+        import ray
+
+        self.ray = ray
+        self.remote = ray.remote(num_cpus=1, max_restarts=0)(_Worker)
+        self.factory_ref = ray.put(factory)  # pickled once, shared by every actor
+        self.replacements_left = replacements
+        self.start_timeout = start_timeout
+        self.live: dict[int, Any] = {}  # actor number -> handle
+        self.where: dict[int, str] = {}
+        self.next_id = 0
+        self.stats = stats
+        self._start([self._spawn() for _ in range(actors)])
+
+    def _spawn(self) -> tuple[int, Any]:
+        handle = self.remote.remote(self.factory_ref)
+        number, self.next_id = self.next_id, self.next_id + 1
+        return number, handle
+
+    def _start(self, spawned: list[tuple[int, Any]]) -> None:
+        """Wait (bounded) until every new actor has built its function; a load error is raised as it is."""
+        refs = [handle.load.remote() for _, handle in spawned]
+        ready, waiting = self.ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout)
+        if waiting:
+            raise ClusterError(f"{len(waiting)} of {len(refs)} Ray actors did not start within "
+                               f"{self.start_timeout:g} s (no free CPU on the cluster?)",
+                               hint="use fewer actors (--ray-actors) or add nodes")
+        for (number, handle), ref in zip(spawned, refs):
+            try:
+                self.where[number] = self.ray.get(ref)
+            except self.ray.exceptions.RayActorError:
+                self.stats.died += 1
+                continue
+            except self.ray.exceptions.RayTaskError as exc:
+                raise _unwrap(exc) from None
+            self.live[number] = handle
+            self.stats.actors += 1
+        if not self.live:
+            raise ClusterError("every Ray actor died while loading", hint="see the Ray logs of the nodes")
+
+    def replace(self) -> None:
+        if self.replacements_left > 0:
+            self.replacements_left -= 1
+            self._start([self._spawn()])
+        if not self.live:
+            raise ClusterError(f"every Ray actor died ({self.stats.died} lost)",
+                               hint="check the nodes' memory and logs; the run wrote nothing")
+
+    def close(self) -> None:
+        for handle in self.live.values():
+            self.ray.kill(handle)
+
+
+def map_in_order(factory: Callable[[], Callable[[Any], Any]], items: Sequence[Any], *, actors: int,
+                 shard_size: int | None = None, replacements: int | None = None, label: str = "ray",
+                 unit: str = "images", progress: bool = True, start_timeout: float = START_TIMEOUT_S,
+                 stats: PoolStats | None = None) -> list[Any]:
+    """[fn(item) for item in items] computed by `actors` Ray actors (fn = factory(), built once per actor).
+
+    Needs an initialised Ray (distributed.cluster.ray_session). `replacements` (default: `actors`) bounds how many
+    dead actors are replaced; progress (items done / total, items/s) goes to stderr."""
+    import ray
+
+    if actors < 1:
+        raise EdgezooError(f"actors must be >= 1, got {actors}")
+    items = list(items)
+    size = shard_size or shard_size_for(len(items), actors)
+    shards = [items[i:i + size] for i in range(0, len(items), size)]
+    stats = stats if stats is not None else PoolStats()
+    stats.shard_size = size
+    results: list[list[Any] | None] = [None] * len(shards)
+    queue = deque(range(len(shards)))
+    pool: _Pool | None = None
+    bar: CountBar | None = None
+    try:
+        t0 = time.perf_counter()
+        pool = _Pool(factory, actors, actors if replacements is None else replacements, start_timeout, stats)
+        stats.load_s = time.perf_counter() - t0
+        bar = CountBar(label, len(items), unit=unit, enabled=progress)  # its rate starts once the actors are up
+        in_flight: dict[Any, tuple[int, int]] = {}  # ref -> (actor number, shard)
+
+        def feed() -> None:
+            for number, handle in list(pool.live.items()):
+                while queue and sum(1 for a, _ in in_flight.values() if a == number) < IN_FLIGHT:
+                    shard = queue.popleft()
+                    in_flight[handle.run.remote(shard, shards[shard])] = (number, shard)
+
+        feed()
+        while in_flight:
+            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+            number, shard = in_flight.pop(ref)
+            try:
+                _, values = ray.get(ref)
+            except ray.exceptions.RayActorError:
+                _lost(pool, number, shard, in_flight, queue)
+            except ray.exceptions.RayTaskError as exc:
+                raise _unwrap(exc) from None
+            else:
+                if results[shard] is None:  # a shard is kept once, whoever ran it
+                    results[shard] = values
+                    bar.update(len(values))
+                    host = pool.where.get(number, "?")
+                    stats.hosts[host] = stats.hosts.get(host, 0) + 1
+            feed()
+    except BaseException:
+        if bar is not None:
+            bar.close(failed=True)
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+    bar.close()
+    missing = [i for i, r in enumerate(results) if r is None]
+    if missing:  # cannot happen unless the bookkeeping above is wrong: never return a short list
+        raise ClusterError(f"shards {missing} have no result")
+    return [value for shard in results for value in shard]
+
+
+def _lost(pool: _Pool, number: int, shard: int, in_flight: dict, queue: deque) -> None:
+    """An actor died: its shards go back to the front of the queue (in order) and a replacement is started."""
+    requeue = [shard]
+    if pool.live.pop(number, None) is not None:
+        pool.stats.died += 1
+        for ref, (other, other_shard) in list(in_flight.items()):
+            if other == number:
+                del in_flight[ref]
+                requeue.append(other_shard)
+        pool.replace()
+    pool.stats.retried_shards += len(requeue)
+    queue.extendleft(sorted(requeue, reverse=True))
