@@ -84,7 +84,7 @@ def ray_runner(target: str, *, actors: int | None = None, progress: bool = True)
                              stats=stats)
             if progress:
                 step(f"Ray: {stats.actors} actor(s) loaded {subject.what} in {stats.load_s:.1f} s; shards of "
-                     f"{stats.shard_size} ran on {len(stats.hosts)} process(es)")
+                     f"{stats.shard_size} ran on {stats.nodes} node(s), {len(stats.hosts)} actor process(es)")
             if progress and (stats.died or stats.retried_shards):
                 step(f"Ray: {stats.died} actor(s) died, {stats.retried_shards} shard(s) run again elsewhere; "
                      f"nothing lost or counted twice")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -45,7 +44,11 @@ class PoolStats:
     retried_shards: int = 0
     shard_size: int = 0
     load_s: float = 0.0  # starting the actors and building their functions (loading the models)
-    hosts: dict[str, int] = field(default_factory=dict)  # "hostname:pid" -> shards run
+    hosts: dict[str, int] = field(default_factory=dict)  # "node id:pid" -> shards run
+
+    @property
+    def nodes(self) -> int:
+        return len({where.rsplit(":", 1)[0] for where in self.hosts})
 
 
 def shard_size_for(count: int, actors: int) -> int:
@@ -60,12 +63,22 @@ class _Worker:
         self._fn: Callable[[Any], Any] | None = None
 
     def load(self) -> str:
+        """Build the function; say where this actor runs ("node id:pid")."""
+        import ray
+
         self._fn = self._factory()
-        return f"{socket.gethostname()}:{os.getpid()}"
+        return f"{ray.get_runtime_context().get_node_id()}:{os.getpid()}"
 
     def run(self, shard: int, items: list[Any]) -> tuple[int, list[Any]]:
         assert self._fn is not None
         return shard, [self._fn(item) for item in items]
+
+
+def _reason(exc: BaseException) -> str:
+    """The line of Ray's multi-line death report that says why ("ModuleNotFoundError: ..."), else its first."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    errors = [line for line in lines if line.split(":", 1)[0].endswith("Error") and ":" in line]
+    return (errors or lines or [type(exc).__name__])[-1 if errors else 0][:300]
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -103,18 +116,20 @@ class _Pool:
             raise ClusterError(f"{len(waiting)} of {len(refs)} Ray actors did not start within "
                                f"{self.start_timeout:g} s (no free CPU on the cluster?)",
                                hint="use fewer actors (--ray-actors) or add nodes")
+        reason = ""
         for (number, handle), ref in zip(spawned, refs):
             try:
                 self.where[number] = self.ray.get(ref)
-            except self.ray.exceptions.RayActorError:
+            except self.ray.exceptions.RayActorError as exc:
                 self.stats.died += 1
+                reason = _reason(exc)
                 continue
             except self.ray.exceptions.RayTaskError as exc:
                 raise _unwrap(exc) from None
             self.live[number] = handle
             self.stats.actors += 1
         if not self.live:
-            raise ClusterError("every Ray actor died while loading", hint="see the Ray logs of the nodes")
+            raise ClusterError(f"every Ray actor died while loading ({reason})", hint="see the Ray logs of the nodes")
 
     def replace(self) -> None:
         if self.replacements_left > 0:
