@@ -103,9 +103,11 @@ def run(args: argparse.Namespace) -> int:
     count = positive_int(args.count, "--count")
     actors = positive_int(args.ray_actors, "--ray-actors", maximum=MAX_RAY_ACTORS)
     if args.ray is not None:  # a bad or unreachable address is reported before any model is loaded
-        from edgezoo.distributed import check_reachable, parse_ray_target
+        from edgezoo.distributed import check_reachable, parse_ray_target, require_ray
 
-        check_reachable(parse_ray_target(args.ray))
+        target = parse_ray_target(args.ray)
+        require_ray()
+        check_reachable(target)
     elif actors is not None:
         raise EdgezooError("--ray-actors needs --ray", hint="add --ray auto or --ray HOST:PORT")
     dataset = open_dataset(args.dataset, count=count, skip_bad=args.skip_bad)

@@ -7,9 +7,10 @@
     ray_session(parse_ray_target(value))   `auto` (a private local Ray) or HOST:PORT of a running cluster
 """
 
-from edgezoo.distributed.cluster import ClusterError, RayTarget, check_reachable, parse_ray_target, ray_session
+from edgezoo.distributed.cluster import (ClusterError, RayTarget, check_reachable, parse_ray_target, ray_session,
+                                        require_ray)
 from edgezoo.distributed.eval_on_ray import ray_runner, run_on_ray
 from edgezoo.distributed.pool import PoolStats, map_in_order
 
 __all__ = ["ClusterError", "PoolStats", "RayTarget", "check_reachable", "map_in_order", "parse_ray_target",
-           "ray_runner", "ray_session", "run_on_ray"]
+           "ray_runner", "ray_session", "require_ray", "run_on_ray"]

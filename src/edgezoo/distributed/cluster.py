@@ -54,6 +54,14 @@ def parse_ray_target(value: str) -> RayTarget:
     return RayTarget(host.strip("[]"), int(port))
 
 
+def require_ray() -> None:
+    """ClusterError when Ray is not installed (checked without importing it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise ClusterError("--ray needs Ray, which is not installed", hint="pip install 'edgezoo[ray]'")
+
+
 def check_reachable(target: RayTarget, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """ClusterError unless the head's port answers within `timeout` (nothing to check for `auto`)."""
     if target.is_auto:
@@ -86,6 +94,7 @@ class Session:
 @contextlib.contextmanager
 def ray_session(target: RayTarget, *, connect_timeout: float = CONNECT_TIMEOUT_S) -> Iterator[Session]:
     """Ray initialised for this process; shut down afterwards (which stops the local Ray that `auto` started)."""
+    require_ray()
     check_reachable(target, connect_timeout)
     start = time.perf_counter()
     import ray  # lazy: only --ray runs pay for Ray

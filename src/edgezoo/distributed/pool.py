@@ -112,12 +112,14 @@ class _Pool:
         """Wait (bounded) until every new actor has built its function; a load error is raised as it is."""
         refs = [handle.load.remote() for _, handle in spawned]
         ready, waiting = self.ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout)
-        if waiting:
-            raise ClusterError(f"{len(waiting)} of {len(refs)} Ray actors did not start within "
-                               f"{self.start_timeout:g} s (no free CPU on the cluster?)",
-                               hint="use fewer actors (--ray-actors) or add nodes")
+        if len(waiting) == len(refs):
+            raise ClusterError(f"no Ray actor started within {self.start_timeout:g} s (no free CPU on the cluster: "
+                               f"another run holding it?)", hint="use fewer actors (--ray-actors) or add nodes")
         reason = ""
         for (number, handle), ref in zip(spawned, refs):
+            if ref in waiting:  # not placed in time (the cluster is busy): go on with the others
+                self.ray.kill(handle)
+                continue
             try:
                 self.where[number] = self.ray.get(ref)
             except self.ray.exceptions.RayActorError as exc:
@@ -157,8 +159,11 @@ def map_in_order(factory: Callable[[], Callable[[Any], Any]], items: Sequence[An
     if actors < 1:
         raise EdgezooError(f"actors must be >= 1, got {actors}")
     items = list(items)
+    if not items:
+        return []
     size = shard_size or shard_size_for(len(items), actors)
     shards = [items[i:i + size] for i in range(0, len(items), size)]
+    actors = min(actors, len(shards))  # an actor without a shard would only load its model
     stats = stats if stats is not None else PoolStats()
     stats.shard_size = size
     results: list[list[Any] | None] = [None] * len(shards)
