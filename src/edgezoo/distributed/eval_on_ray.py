@@ -16,8 +16,7 @@ from typing import Any
 
 from edgezoo.distributed.cluster import ClusterError, parse_ray_target, ray_session
 from edgezoo.distributed.pool import PoolStats, map_in_order
-from edgezoo.errors import EdgezooError
-from edgezoo.evaluation.engine import EngineRun
+from edgezoo.evaluation.engine import EngineRun, prepare
 from edgezoo.progress import step
 
 # One sample's outcome: (qsl_idx, record or None, skip reason or None, seconds in predict)
@@ -31,12 +30,9 @@ def _evaluator(source: Any, skip_bad: bool) -> Callable[[Any], Outcome]:
     subject = source.build()
 
     def one(sample: Any) -> Outcome:
-        try:
-            tensor = subject.preprocess(load_image(sample))
-        except EdgezooError as exc:
-            if not skip_bad:
-                raise
-            return sample.index, None, str(exc), 0.0
+        tensor, reason = prepare(sample, load_image, subject.preprocess, skip_bad=skip_bad)
+        if tensor is None:
+            return sample.index, None, reason, 0.0
         t0 = time.perf_counter()
         record = subject.predict(tensor, sample.index)
         return sample.index, record, None, time.perf_counter() - t0
