@@ -31,3 +31,10 @@ def fails_on_three():
         return x
 
     return fn
+
+
+class CpuHolder:
+    """An actor that only holds its CPU: another run on the same cluster."""
+
+    def ping(self) -> bool:
+        return True

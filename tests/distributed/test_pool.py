@@ -9,7 +9,7 @@ import pytest
 from edgezoo.distributed import PoolStats, map_in_order, parse_ray_target, ray_session
 from edgezoo.errors import DatasetError
 # Imported under their package name: the actors unpickle them by reference (tests.distributed.*).
-from tests.distributed.pool_functions import fails_on_three, square_factory
+from tests.distributed.pool_functions import CpuHolder, fails_on_three, square_factory
 
 
 def test_order_and_both_nodes(ray_cluster, tmp_path):
@@ -41,3 +41,17 @@ def test_function_error_is_raised_unwrapped(ray_cluster):
     with ray_session(parse_ray_target(ray_cluster.address)):
         with pytest.raises(DatasetError, match="image 3 cannot be decoded"):
             map_in_order(fails_on_three, list(range(8)), actors=2, shard_size=2, progress=False)
+
+
+def test_busy_cluster_runs_with_the_actors_that_start(ray_cluster, tmp_path):
+    """Another run holds one of the two CPUs: the pool goes on with the actor that could start, within the bound."""
+    import ray
+
+    with ray_session(parse_ray_target(ray_cluster.address)):
+        holder = ray.remote(num_cpus=1)(CpuHolder).remote()
+        ray.get(holder.ping.remote())
+        stats = PoolStats()
+        out = map_in_order(functools.partial(square_factory, str(tmp_path), None), list(range(10)), actors=2,
+                           shard_size=2, progress=False, start_timeout=5, stats=stats)
+        ray.kill(holder)
+    assert out == [x * x for x in range(10)] and stats.actors == 1 and len(stats.hosts) == 1

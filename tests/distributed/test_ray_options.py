@@ -108,3 +108,12 @@ def test_ray_not_installed_is_one_line(tmp_path, capsys, monkeypatch):
     code, err = _eval(capsys, "mobilenet-v1", "--standin", "--dataset", data, "--out", tmp_path / "o", "--ray")
     assert code == 2 and "--ray needs Ray, which is not installed" in err and "edgezoo[ray]" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_subject_source_unreadable_on_a_node_names_the_path(tmp_path):
+    from edgezoo.evaluation.subjects import SubjectError, SubjectSource
+
+    missing = tmp_path / "not-mounted-here" / "model.pb"
+    with pytest.raises(SubjectError, match=r"not-mounted-here/model\.pb is not readable on this machine") as info:
+        SubjectSource(str(missing), card_id="mobilenet-v1").build()
+    assert "shared file system" in str(info.value) and "\n" not in str(info.value)

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from edgezoo.errors import EdgezooError
 
@@ -93,14 +94,16 @@ class Session:
 
 @contextlib.contextmanager
 def ray_session(target: RayTarget, *, connect_timeout: float = CONNECT_TIMEOUT_S) -> Iterator[Session]:
-    """Ray initialised for this process; shut down afterwards (which stops the local Ray that `auto` started)."""
+    """Ray initialised for this process; shut down afterwards (which stops the local Ray that `auto` started).
+    When this process has already initialised Ray, that connection is used as it is and left running."""
     require_ray()
     check_reachable(target, connect_timeout)
     start = time.perf_counter()
     import ray  # lazy: only --ray runs pay for Ray
 
-    if ray.is_initialized():
-        raise ClusterError("Ray is already initialised in this process", hint="run one --ray evaluation at a time")
+    if ray.is_initialized():  # the caller's own Ray (a notebook, another pass of the same run): use it, keep it
+        yield _describe(ray, target, time.perf_counter() - start)
+        return
     try:
         ray.init(address="local" if target.is_auto else str(target), include_dashboard=False,
                  log_to_driver=False, logging_level="ERROR", configure_logging=True,
@@ -111,8 +114,12 @@ def ray_session(target: RayTarget, *, connect_timeout: float = CONNECT_TIMEOUT_S
                            hint="is it a Ray head of the same Ray version, with the same RAY_AUTH_MODE / token?") \
             from None
     try:
-        cpus = int(ray.cluster_resources().get("CPU", 0))
-        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-        yield Session(target, cpus, nodes, time.perf_counter() - start)
+        yield _describe(ray, target, time.perf_counter() - start)
     finally:
         ray.shutdown()
+
+
+def _describe(ray: Any, target: RayTarget, startup_s: float) -> Session:
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    return Session(target, cpus, nodes, startup_s)
