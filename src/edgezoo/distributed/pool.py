@@ -101,49 +101,63 @@ class _Pool:
         self.where: dict[int, str] = {}
         self.next_id = 0
         self.stats = stats
+        self.last_death = ""
+        self.handles: list[Any] = []  # every actor started, to end them all (replacements still loading too)
         self._start([self._spawn() for _ in range(actors)])
 
     def _spawn(self) -> tuple[int, Any]:
         handle = self.remote.remote(self.factory_ref)
+        self.handles.append(handle)
         number, self.next_id = self.next_id, self.next_id + 1
         return number, handle
 
     def _start(self, spawned: list[tuple[int, Any]]) -> None:
-        """Wait (bounded) until every new actor has built its function; a load error is raised as it is."""
+        """Wait (bounded) until the first actors have built their function; a load error is raised as it is.
+        Actors not placed in time (a busy cluster) are dropped: the run goes on with the others."""
         refs = [handle.load.remote() for _, handle in spawned]
-        ready, waiting = self.ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout)
-        if len(waiting) == len(refs):
-            raise ClusterError(f"no Ray actor started within {self.start_timeout:g} s (no free CPU on the cluster: "
-                               f"another run holding it?)", hint="use fewer actors (--ray-actors) or add nodes")
-        reason = ""
-        for (number, handle), ref in zip(spawned, refs):
-            if ref in waiting:  # not placed in time (the cluster is busy): go on with the others
+        try:
+            _, waiting = self.ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout)
+            if len(waiting) == len(refs):
+                raise ClusterError(f"no Ray actor started within {self.start_timeout:g} s (no free CPU on the "
+                                   f"cluster: another run holding it?)",
+                                   hint="use fewer actors (--ray-actors) or add nodes")
+            for (number, handle), ref in zip(spawned, refs):
+                if ref in waiting:
+                    self.ray.kill(handle)
+                else:
+                    self.loaded(number, handle, ref)
+            if not self.live:
+                raise ClusterError(f"every Ray actor died while loading ({self.last_death})",
+                                   hint="see the Ray logs of the nodes")
+        except BaseException:
+            for _, handle in spawned:
                 self.ray.kill(handle)
-                continue
-            try:
-                self.where[number] = self.ray.get(ref)
-            except self.ray.exceptions.RayActorError as exc:
-                self.stats.died += 1
-                reason = _reason(exc)
-                continue
-            except self.ray.exceptions.RayTaskError as exc:
-                raise _unwrap(exc) from None
-            self.live[number] = handle
-            self.stats.actors += 1
-        if not self.live:
-            raise ClusterError(f"every Ray actor died while loading ({reason})", hint="see the Ray logs of the nodes")
+            raise
 
-    def replace(self) -> None:
-        if self.replacements_left > 0:
-            self.replacements_left -= 1
-            self._start([self._spawn()])
-        if not self.live:
-            raise ClusterError(f"every Ray actor died ({self.stats.died} lost)",
-                               hint="check the nodes' memory and logs; the run wrote nothing")
+    def loaded(self, number: int, handle: Any, ref: Any) -> None:
+        """An actor's load finished: it joins the live ones, or counts as dead; its function's error is raised."""
+        try:
+            self.where[number] = self.ray.get(ref)
+        except self.ray.exceptions.RayActorError as exc:
+            self.stats.died += 1
+            self.last_death = _reason(exc)
+            return
+        except self.ray.exceptions.RayTaskError as exc:
+            raise _unwrap(exc) from None
+        self.live[number] = handle
+        self.stats.actors += 1
+
+    def replacement(self) -> tuple[Any, int, Any] | None:
+        """A new actor started in the background: (its load ref, number, handle), or None when none are left."""
+        if self.replacements_left <= 0:
+            return None
+        self.replacements_left -= 1
+        number, handle = self._spawn()
+        return handle.load.remote(), number, handle
 
     def close(self) -> None:
-        for handle in self.live.values():
-            self.ray.kill(handle)
+        for handle in self.handles:
+            self.ray.kill(handle)  # no error for an actor already dead
 
 
 def map_in_order(factory: Callable[[], Callable[[Any], Any]], items: Sequence[Any], *, actors: int,
@@ -176,6 +190,7 @@ def map_in_order(factory: Callable[[], Callable[[Any], Any]], items: Sequence[An
         stats.load_s = time.perf_counter() - t0
         bar = CountBar(label, len(items), unit=unit, enabled=progress)  # its rate starts once the actors are up
         in_flight: dict[Any, tuple[int, int]] = {}  # ref -> (actor number, shard)
+        starting: dict[Any, tuple[int, Any]] = {}  # replacement's load ref -> (actor number, handle)
 
         def feed() -> None:
             for number, handle in list(pool.live.items()):
@@ -184,21 +199,35 @@ def map_in_order(factory: Callable[[], Callable[[Any], Any]], items: Sequence[An
                     in_flight[handle.run.remote(shard, shards[shard])] = (number, shard)
 
         feed()
-        while in_flight:
-            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
-            number, shard = in_flight.pop(ref)
-            try:
-                _, values = ray.get(ref)
-            except ray.exceptions.RayActorError:
-                _lost(pool, number, shard, in_flight, queue)
-            except ray.exceptions.RayTaskError as exc:
-                raise _unwrap(exc) from None
+        while in_flight or (starting and queue):  # a replacement is waited for only while there is work
+            # With no live actor, only a replacement can make progress: bound that wait.
+            timeout = None if pool.live else start_timeout
+            done, _ = ray.wait([*in_flight, *starting], num_returns=1, timeout=timeout)
+            if not done:
+                raise ClusterError(f"no Ray actor left and none restarted within {start_timeout:g} s "
+                                   f"({stats.died} died: {pool.last_death})",
+                                   hint="check the nodes; nothing was written")
+            (ref,) = done
+            if ref in starting:
+                pool.loaded(*starting.pop(ref), ref)
             else:
-                if results[shard] is None:  # a shard is kept once, whoever ran it
-                    results[shard] = values
-                    bar.update(len(values))
-                    host = pool.where.get(number, "?")
-                    stats.hosts[host] = stats.hosts.get(host, 0) + 1
+                number, shard = in_flight.pop(ref)
+                try:
+                    _, values = ray.get(ref)
+                except ray.exceptions.RayActorError as exc:
+                    pool.last_death = _reason(exc)
+                    _lost(pool, number, shard, in_flight, queue, starting)
+                except ray.exceptions.RayTaskError as exc:
+                    raise _unwrap(exc) from None
+                else:
+                    if results[shard] is None:  # a shard is kept once, whoever ran it
+                        results[shard] = values
+                        bar.update(len(values))
+                        host = pool.where.get(number, "?")
+                        stats.hosts[host] = stats.hosts.get(host, 0) + 1
+            if not pool.live and not starting and queue:
+                raise ClusterError(f"every Ray actor died ({stats.died}: {pool.last_death})",
+                                   hint="check the nodes' memory and logs; nothing was written")
             feed()
     except BaseException:
         if bar is not None:
@@ -214,8 +243,9 @@ def map_in_order(factory: Callable[[], Callable[[Any], Any]], items: Sequence[An
     return [value for shard in results for value in shard]
 
 
-def _lost(pool: _Pool, number: int, shard: int, in_flight: dict, queue: deque) -> None:
-    """An actor died: its shards go back to the front of the queue (in order) and a replacement is started."""
+def _lost(pool: _Pool, number: int, shard: int, in_flight: dict, queue: deque, starting: dict) -> None:
+    """An actor died: its shards go back to the front of the queue (in order) for the other actors, and a
+    replacement starts in the background."""
     requeue = [shard]
     if pool.live.pop(number, None) is not None:
         pool.stats.died += 1
@@ -223,6 +253,9 @@ def _lost(pool: _Pool, number: int, shard: int, in_flight: dict, queue: deque) -
             if other == number:
                 del in_flight[ref]
                 requeue.append(other_shard)
-        pool.replace()
+        started = pool.replacement()
+        if started is not None:
+            ref, new_number, handle = started
+            starting[ref] = (new_number, handle)
     pool.stats.retried_shards += len(requeue)
     queue.extendleft(sorted(requeue, reverse=True))
