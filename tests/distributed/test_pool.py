@@ -55,3 +55,12 @@ def test_busy_cluster_runs_with_the_actors_that_start(ray_cluster, tmp_path):
                            shard_size=2, progress=False, start_timeout=5, stats=stats)
         ray.kill(holder)
     assert out == [x * x for x in range(10)] and stats.actors == 1 and len(stats.hosts) == 1
+
+
+def test_no_actor_left_is_an_error_not_a_short_result(ray_cluster, tmp_path):
+    from edgezoo.distributed import ClusterError
+
+    with ray_session(parse_ray_target(ray_cluster.address)):
+        with pytest.raises(ClusterError, match=r"every Ray actor died \(1: "):
+            map_in_order(functools.partial(square_factory, str(tmp_path), 5), list(range(10)), actors=1,
+                         replacements=0, shard_size=2, progress=False)
