@@ -68,7 +68,10 @@ def ray_runner(target: str, *, actors: int | None = None, progress: bool = True)
     are always decoded with datasets.load_image, in the actors)."""
     parsed = parse_ray_target(target)
     with ray_session(parsed) as session:
-        count = actors or max(1, session.cpus)
+        count = max(1, session.cpus)
+        if actors and actors > count:  # one CPU per actor: the others would wait for a CPU until START_TIMEOUT_S
+            step(f"Ray: --ray-actors {actors}, but the cluster has {count} CPU(s): using {count}")
+        count = min(actors or count, count)
         if progress:
             step(f"Ray {parsed}: {session.nodes} node(s), {session.cpus} CPU(s), {count} actor(s); "
                  f"ready in {session.startup_s:.1f} s")
