@@ -51,11 +51,14 @@ def test_imagenet_on_two_nodes_equals_local(ray_cluster, tmp_path, capfd):
     assert err.count("ran on 2 node(s), 2 actor process(es)") == 2
 
 
-def test_coco_detections_on_two_nodes_equal_local(ray_cluster, tmp_path):
+def test_coco_detections_on_two_nodes_equal_local(ray_cluster, tmp_path, capfd):
     dataset = open_dataset(labelled_dataset("coco", "ssd-mobilenet-v1", 8))
     subjects = bundle_subjects(bundle("ssd-mobilenet-v1", "tflite"))
     evaluate(subjects, dataset, tmp_path / "local", progress=False)
-    evaluate(subjects, dataset, tmp_path / "ray", ray=ray_cluster.address, progress=False)
+    capfd.readouterr()
+    # More actors than the cluster's 2 CPUs: capped and said, rather than waiting for CPUs that never come.
+    evaluate(subjects, dataset, tmp_path / "ray", ray=ray_cluster.address, ray_actors=5)
+    assert "--ray-actors 5, but the cluster has 2 CPU(s): using 2" in capfd.readouterr().err
     assert_same_results(tmp_path / "local", tmp_path / "ray")
     assert (tmp_path / "ray" / "ssd-mobilenet-v1" / "tflite" / "coco-results.json").stat().st_size > 2
 
