@@ -13,7 +13,8 @@ import pytest
 import edgezoo
 from edgezoo import zoo
 
-HEAVY = ("tensorflow", "onnxruntime", "tf2onnx", "ai_edge_litert", "cv2", "skimage", "onnx_graphsurgeon", "onnxslim")
+HEAVY = ("tensorflow", "onnxruntime", "tf2onnx", "ai_edge_litert", "cv2", "skimage", "onnx_graphsurgeon", "onnxslim",
+         "ray")
 TESTS = Path(__file__).parent
 
 

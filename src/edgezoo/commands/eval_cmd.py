@@ -9,6 +9,8 @@ from typing import Any
 
 from edgezoo.errors import EdgezooError
 
+MAX_RAY_ACTORS = 4096
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -27,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip missing or corrupt images (counted in the table and accuracy.json) instead of stopping")
+    p.add_argument("--ray", nargs="?", const="auto", metavar="auto|HOST:PORT",
+                   help="run the inference on Ray actors: 'auto' starts a local Ray for this run, HOST:PORT joins "
+                        "a running cluster (models and dataset at the same paths on every node); same results")
+    p.add_argument("--ray-actors", metavar="N", help="Ray actors (one CPU each; default: every CPU of the cluster)")
     p.set_defaults(handler=run)
 
 
@@ -95,8 +101,17 @@ def run(args: argparse.Namespace) -> int:
     from edgezoo.evaluation.report import render_results, results_json
 
     count = positive_int(args.count, "--count")
+    actors = positive_int(args.ray_actors, "--ray-actors", maximum=MAX_RAY_ACTORS)
+    if args.ray is not None:  # a bad or unreachable address is reported before any model is loaded
+        from edgezoo.distributed import check_reachable, parse_ray_target, require_ray
+
+        target = parse_ray_target(args.ray)
+        require_ray()
+        check_reachable(target)
+    elif actors is not None:
+        raise EdgezooError("--ray-actors needs --ray", hint="add --ray auto or --ray HOST:PORT")
     dataset = open_dataset(args.dataset, count=count, skip_bad=args.skip_bad)
     subjects = resolve_subjects(args.things, args, dataset)
-    results = evaluate(subjects, dataset, args.out, skip_bad=args.skip_bad)
+    results = evaluate(subjects, dataset, args.out, skip_bad=args.skip_bad, ray=args.ray, ray_actors=actors)
     print(results_json(results) if args.json else render_results(results))
     return 1 if any(r.passed is False for r in results) else 0

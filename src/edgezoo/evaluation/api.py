@@ -97,16 +97,31 @@ def _folders(subjects: Sequence[Subject], out: Path) -> list[Path]:
 
 
 def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: int | None = None,
-             skip_bad: bool = False, progress: bool = True) -> list[EvalResult]:
-    """Each subject over the dataset; the first is the reference for the deltas. Writes OUT/<model>/<what>/."""
-    from edgezoo.bundle import BundleStaging
-    from edgezoo.datasets import expect_kind, load_image
-    from edgezoo.evaluation import metrics
-    from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
+             skip_bad: bool = False, progress: bool = True, ray: str | None = None,
+             ray_actors: int | None = None) -> list[EvalResult]:
+    """Each subject over the dataset; the first is the reference for the deltas. Writes OUT/<model>/<what>/.
+
+    `ray`: "auto" or HOST:PORT runs the inference on Ray actors (edgezoo.distributed), same files as locally."""
+    from edgezoo.datasets import expect_kind
     from edgezoo.evaluation.engine import run_subject
 
     for s in subjects:  # every check before anything runs or is written
         expect_kind(dataset, s.card.labels.dataset, s.what)
+    if ray is None:
+        return _evaluate(subjects, dataset, out, run_subject, workers, skip_bad, progress)
+    from edgezoo.distributed import ray_runner
+
+    with ray_runner(ray, actors=ray_actors, progress=progress) as run_one:
+        return _evaluate(subjects, dataset, out, run_one, workers, skip_bad, progress)
+
+
+def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_subject: Any, workers: int | None,
+              skip_bad: bool, progress: bool) -> list[EvalResult]:
+    from edgezoo.bundle import BundleStaging
+    from edgezoo.datasets import load_image
+    from edgezoo.evaluation import metrics
+    from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
+
     results: list[EvalResult] = []
     for subject, folder in zip(subjects, _folders(subjects, out)):
         run = run_subject(subject, dataset.samples, load_image, workers=workers, skip_bad=skip_bad,

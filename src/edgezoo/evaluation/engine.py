@@ -42,6 +42,18 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def prepare(sample: Any, load: Callable[[Any], np.ndarray], preprocess: Callable[[np.ndarray], np.ndarray], *,
+            skip_bad: bool = False) -> tuple[np.ndarray | None, str | None]:
+    """(input, None), or (None, reason) for a bad image when `skip_bad` (the one place that decides: the Ray actors
+    call it too, so a distributed run skips exactly what a local one does)."""
+    try:
+        return preprocess(load(sample)), None
+    except EdgezooError as exc:
+        if not skip_bad:
+            raise
+        return None, str(exc)
+
+
 def prepared_inputs(samples: Sequence[Any], load: Callable[[Any], np.ndarray],
                     preprocess: Callable[[np.ndarray], np.ndarray], *, workers: int | None = None,
                     skip_bad: bool = False) -> Iterator[tuple[Any, np.ndarray | None, str | None]]:
@@ -50,12 +62,7 @@ def prepared_inputs(samples: Sequence[Any], load: Callable[[Any], np.ndarray],
     `workers=0` decodes and preprocesses inline (the serial baseline of the benchmarks)."""
 
     def work(sample: Any) -> tuple[np.ndarray | None, str | None]:
-        try:
-            return preprocess(load(sample)), None
-        except EdgezooError as exc:
-            if not skip_bad:
-                raise
-            return None, str(exc)
+        return prepare(sample, load, preprocess, skip_bad=skip_bad)
 
     workers = default_workers() if workers is None else workers
     if workers == 0:

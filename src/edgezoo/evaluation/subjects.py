@@ -20,6 +20,7 @@ Subjects:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -31,7 +32,8 @@ import numpy as np
 from edgezoo.errors import EdgezooError
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Task
 
-__all__ = ["Subject", "SubjectError", "Runtime", "original_subjects", "bundle_subjects", "MLPERF_SCORE_THRESHOLD"]
+__all__ = ["Subject", "SubjectSource", "SubjectError", "Runtime", "original_subjects", "bundle_subjects",
+           "MLPERF_SCORE_THRESHOLD"]
 
 # Score thresholds of MLPerf's post-processing (python/main.py SUPPORTED_DATASETS). SSD-MobileNet's TF path keeps
 # every detection the graph returns; ResNet34-SSD follows the PyTorch path ("coco-1200-pt", 0.05). MLPerf's ONNX
@@ -54,6 +56,28 @@ class Runtime(str, Enum):
 _RUNTIME_BY_SUFFIX = {".pb": Runtime.TENSORFLOW, ".onnx": Runtime.ONNX_RUNTIME, ".tflite": Runtime.LITERT}
 
 
+@dataclass(frozen=True)
+class SubjectSource:
+    """How to build a subject again in another process (a Ray actor): a subject's runtime (a TF session, a LiteRT
+    interpreter) cannot be pickled, this can. The path must be readable where it is built (a shared file system)."""
+
+    path: str  # an original's model file, or a bundle folder
+    card_id: str | None = None  # set for an original
+    standin: bool = False
+    position: int = 0  # which of bundle_subjects(path)
+
+    def build(self) -> Subject:
+        if not Path(self.path).exists():
+            raise SubjectError(f"{self.path} is not readable on this machine ({os.uname().nodename})",
+                               hint="every node must see the models and the dataset at the same paths "
+                                    "(a shared file system)")
+        if self.card_id is None:
+            return bundle_subjects(Path(self.path))[self.position]
+        from edgezoo import zoo
+
+        return _original_subject(zoo.get_card(self.card_id), Path(self.path), self.standin)
+
+
 @dataclass
 class Subject:
     """One evaluated thing. `what` is what the table shows; `slug` names its folder under the output folder."""
@@ -67,6 +91,7 @@ class Subject:
     preprocess: Callable[[np.ndarray], np.ndarray]
     infer: Callable[[np.ndarray], np.ndarray]  # batch of one -> classification [label] | detection [n, 6]
     use_inv_map: bool = False  # detection labels are 1..80 and scored through MLPerf's inverse map
+    source: SubjectSource | None = None  # how another process (a Ray actor) builds this subject again
 
     @property
     def task(self) -> Task:
@@ -203,11 +228,16 @@ def _classification_output(card: ModelCard, path: Path) -> tuple[str, bool]:
 def original_subjects(card: ModelCard, *, standin: bool = False, variant: Any = "full", mirror: str | None = None,
                       offline: bool = False) -> list[Subject]:
     """The card's original model, ready to evaluate (fetched or built as a stand-in)."""
-    from edgezoo.datasets import mlperf_preprocess
-    from edgezoo.runners import load_runner
     from edgezoo.standins import StandinVariant
 
     path = _original_file(card, standin=standin, variant=StandinVariant(variant), mirror=mirror, offline=offline)
+    return [_original_subject(card, path, standin)]
+
+
+def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
+    from edgezoo.datasets import mlperf_preprocess
+    from edgezoo.runners import load_runner
+
     threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
 
     def preprocess(image_bgr: np.ndarray) -> np.ndarray:
@@ -223,8 +253,9 @@ def original_subjects(card: ModelCard, *, standin: bool = False, variant: Any = 
         runner = load_runner(path, outputs=names)
         infer = _outputs_infer(runner, path, card, threshold)
     label = f"{card.id} (original{', stand-in' if standin else ''})"
-    return [Subject(label, "original", card, _RUNTIME_BY_SUFFIX[path.suffix], path, standin, preprocess, infer,
-                    use_inv_map=card.labels.map == "coco80to90")]
+    return Subject(label, "original", card, _RUNTIME_BY_SUFFIX[path.suffix], path, standin, preprocess, infer,
+                   use_inv_map=card.labels.map == "coco80to90",
+                   source=SubjectSource(str(Path(path).resolve()), card_id=card.id, standin=standin))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -293,15 +324,16 @@ def bundle_subjects(folder: Path) -> list[Subject]:
     name, slug = str(folder), folder.name
 
     def subject(what: str, kind: str, run: Runtime, infer: Callable, input_info: Any) -> Subject:
+        source = SubjectSource(str(folder.resolve()), position=len(subjects))
         return Subject(what, kind, card, run, model_path, standin, _bundle_preprocess(config, folder, input_info),
-                       infer, inv_map)
+                       infer, inv_map, source)
 
+    subjects: list[Subject] = []
     if card.task is Task.CLASSIFICATION:
         runner = load_runner(model_path)
         offset = int((config.get("metric") or {}).get("label_offset_pred", card.labels.offset))
         infer = _classification_infer(runner, runner.outputs[0].name, offset, argmax=False)
         return [subject(name, slug, runtime, infer, runner.inputs[0])]
-    subjects: list[Subject] = []
     prototxt = folder / "meta_arch.prototxt"
     if runtime is Runtime.LITERT:
         from edgezoo.graphs import ssd_surgery
