@@ -16,8 +16,8 @@ from edgezoo import __version__
 from edgezoo.errors import EdgezooError
 
 # Order = order in --help.
-COMMAND_MODULES = ("zoo_cmds", "fetch_cmd", "export_cmd", "verify_cmd", "check_cmd", "eval_cmd", "bench_cmd",
-                   "dataset_cmd", "demo_cmd")
+COMMAND_MODULES = ("zoo_cmds", "fetch_cmd", "export_cmd", "quantize_cmd", "verify_cmd", "check_cmd", "eval_cmd",
+                   "bench_cmd", "dataset_cmd", "demo_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
