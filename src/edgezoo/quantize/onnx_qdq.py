@@ -8,8 +8,10 @@ re-quantized to their new scale, and each bias to input scale x weight scale, th
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,21 @@ MIN_OPSET = 13
 
 def _opset(model: Any) -> int:
     return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+@contextlib.contextmanager
+def _quiet_ort() -> Iterator[None]:
+    """quantize_static logs advice on the root logger and ONNX Runtime a line per unused initializer."""
+    import onnxruntime as ort
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    ort.set_default_logger_severity(3)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 class _Frames:
@@ -45,10 +62,11 @@ def quantize_onnx_qdq(src: Path, dest: Path, inputs: Sequence[np.ndarray], *, po
 
         src = Path(dest).with_name(Path(dest).stem + ".opset13.onnx")
         onnx.save(version_converter.convert_version(model, MIN_OPSET), str(src))
-    quantize_static(str(src), str(dest), _Frames(feed, inputs), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax,
-                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": power_of_2})
+    with _quiet_ort():
+        quantize_static(str(src), str(dest), _Frames(feed, inputs), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": power_of_2})
     if power_of_2:
         quantized = onnx.load(str(dest))
         round_scales_to_power_of_2(quantized)
