@@ -211,17 +211,23 @@ def _quantize(scheme: Scheme, bundle: Path, model: Path, manifest: dict[str, Any
     if scheme is Scheme.ONNX_QDQ:
         from edgezoo.quantize.onnx_qdq import quantize_onnx_qdq
 
+        from edgezoo.quantize.onnx_layers import meta_arch_heads
+
         dest = work / "qdq.onnx"
-        quantize_onnx_qdq(model, dest, inputs, power_of_2=scale is ScaleType.POWER_OF_2)
+        quantize_onnx_qdq(model, dest, inputs, power_of_2=scale is ScaleType.POWER_OF_2,
+                          heads=meta_arch_heads(bundle))
         return dest, None, None
     import onnx
 
-    from edgezoo.quantize.onnx_layers import quant_layers, tensor_ranges
+    from edgezoo.quantize.onnx_layers import backbone_nodes, meta_arch_heads, quant_layers, tensor_ranges
     from edgezoo.quantize.sensitivity import save_model
     from edgezoo.quantize.tidl_preview import NOT_REPRODUCED, REPRODUCED, build_preview
 
     float_model = onnx.load(str(model))
-    layers = quant_layers(float_model)
+    heads = meta_arch_heads(bundle)
+    layers = quant_layers(float_model, backbone_nodes(float_model, heads) if heads else None)
+    if heads:
+        result.notes.append("only the backbone and heads are quantized: meta_arch.prototxt decodes the heads")
     if len(layers) <= 1:
         raise SchemeError(f"{model}: no layer TIDL quantizes (Conv, Gemm, eltwise, ...) was found",
                           hint="the preview needs a float ONNX image model")

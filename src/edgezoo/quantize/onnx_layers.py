@@ -59,11 +59,39 @@ def _weight_axis(node: Any) -> int:
     return 0
 
 
-def quant_layers(model: Any) -> list[Layer]:
+def backbone_nodes(model: Any, heads: Sequence[str]) -> set[str]:
+    """The names of the nodes the `heads` tensors depend on: what TIDL runs in its backbone when a meta-architecture
+    (meta_arch.prototxt) takes over from the heads; the ONNX tail after them is not TIDL's to quantize."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    seen: set[str] = set()
+    stack = [producer[h] for h in heads if h in producer]
+    while stack:
+        node = stack.pop()
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        stack += [producer[i] for i in node.input if i in producer]
+    return seen
+
+
+def meta_arch_heads(bundle: Any) -> list[str]:
+    """The head tensors a bundle's meta_arch.prototxt decodes ([] when it has none)."""
+    from pathlib import Path
+
+    from edgezoo.detection.prototxt import load_meta_arch
+
+    prototxt = Path(bundle) / "meta_arch.prototxt"
+    if not prototxt.is_file():
+        return []
+    ssd = load_meta_arch(prototxt).single_ssd(prototxt.name)
+    return list(dict.fromkeys([*ssd.box_input, *ssd.class_input]))
+
+
+def quant_layers(model: Any, within: set[str] | None = None) -> list[Layer]:
     """Every layer TIDL quantizes, in graph order.
 
     The network input is not among them: TIDL takes the uint8 pixels and folds the mean/scale normalisation into
-    its first layer, so the input costs nothing in 8 bits."""
+    its first layer, so the input costs nothing in 8 bits. `within`: only nodes of these names (backbone_nodes)."""
     floats = _float_tensors(model)
     initializers = {i.name for i in model.graph.initializer}
     consumers: dict[str, list[Any]] = {}
@@ -75,6 +103,8 @@ def quant_layers(model: Any) -> list[Layer]:
     fused: dict[str, tuple[tuple[str, ...], str | None, int]] = {}  # activation node output -> what it absorbs
     for node in model.graph.node:
         if node.op_type not in QUANTIZED_OPS or not node.output or node.output[0] not in floats:
+            continue
+        if within is not None and node.name not in within:
             continue
         out = node.output[0]
         weight = node.input[1] if node.op_type in WEIGHTED_OPS and len(node.input) > 1 \

@@ -50,12 +50,20 @@ class _Frames:
         return next(self._items, None)
 
 
-def quantize_onnx_qdq(src: Path, dest: Path, inputs: Sequence[np.ndarray], *, power_of_2: bool = False) -> None:
+def quantize_onnx_qdq(src: Path, dest: Path, inputs: Sequence[np.ndarray], *, power_of_2: bool = False,
+                      heads: Sequence[str] = ()) -> None:
+    """`heads`: quantize only what computes these tensors (an SSD's backbone and heads; TIDL's meta-architecture
+    decodes the rest in float)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     model = onnx.load(str(src))
     feed = next(i.name for i in model.graph.input if i.name not in {x.name for x in model.graph.initializer})
+    nodes = None
+    if heads:
+        from edgezoo.quantize.onnx_layers import backbone_nodes
+
+        nodes = sorted(backbone_nodes(model, heads))
     if _opset(model) < MIN_OPSET:
         # Per-channel DequantizeLinear (its axis attribute) needs opset 13; older graphs are converted first.
         from onnx import version_converter
@@ -65,6 +73,7 @@ def quantize_onnx_qdq(src: Path, dest: Path, inputs: Sequence[np.ndarray], *, po
     with _quiet_ort():
         quantize_static(str(src), str(dest), _Frames(feed, inputs), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        nodes_to_quantize=nodes,
                         calibrate_method=CalibrationMethod.MinMax,
                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": power_of_2})
     if power_of_2:
