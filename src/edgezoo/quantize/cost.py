@@ -61,7 +61,8 @@ def score(subject: Any, scoring: ScoringSet, reference: list[tuple[int, np.ndarr
     return result, records
 
 
-def agreement(task: Task, reference: Sequence[tuple[int, np.ndarray]], other: Sequence[tuple[int, np.ndarray]]) -> float:
+def agreement(task: Task, reference: Sequence[tuple[int, np.ndarray]],
+              other: Sequence[tuple[int, np.ndarray]]) -> float:
     """Classification: the share of images with the same label. Detection: the share of the reference's
     detections (score >= 0.5) found again with the same label at IoU >= 0.5 (1.0 when it has none)."""
     if task is Task.CLASSIFICATION:
