@@ -142,3 +142,16 @@ def test_bad_options(tmp_path, capsys, args, match):
 def test_calibration_folder_missing(tmp_path, capsys):
     _refused(capsys, tmp_path, _float_copy(tmp_path), "--calibration", tmp_path / "nowhere",
              match="does not exist")
+
+
+def test_not_a_bundle(tmp_path, capsys):
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    _refused(capsys, tmp_path, folder, "--calibration", photo_folder(), match="no config.yaml")
+    _refused(capsys, tmp_path, tmp_path / "missing", "--calibration", photo_folder(), match="not a bundle folder")
+
+
+def test_bundle_without_runtime_options(tmp_path, capsys):
+    src = _float_copy(tmp_path)
+    (src / "runtime_options.yaml").unlink()
+    _refused(capsys, tmp_path, src, "--calibration", photo_folder(), "--frames", 4, match="no runtime_options.yaml")

@@ -95,16 +95,15 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
                     count: int | None = None, max_drop: float | None = None, sensitivity: bool = False,
                     target_drop: float | None = None) -> QuantizeResult:
     """Quantize a float bundle with `scheme`; measure the cost on `dataset` when given."""
-    import yaml
-
     from edgezoo.bundle import RUNTIME_OPTIONS, BundleStaging, failed_dir
     from edgezoo.datasets import BundlePreprocess, expect_kind, open_dataset
-    from edgezoo.evaluation.subjects import read_bundle_config
+    from edgezoo.evaluation.subjects import bundle_card, read_bundle_config
     from edgezoo.provenance import is_standin
-    from edgezoo.zoo import get_card
 
     scheme = Scheme(scheme)
     bundle = Path(bundle)
+    if not bundle.is_dir():
+        raise QuantizeError(f"{bundle}: not a bundle folder", hint="point at a folder written by 'edgezoo export'")
     config = read_bundle_config(bundle)
     model = _bundle_model(bundle, config)
     manifest = _read_manifest(bundle)
@@ -117,7 +116,8 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
     if (sensitivity or target_drop is not None) and scheme is not Scheme.TIDL_PREVIEW:
         raise QuantizeError(f"--sensitivity / --target-drop work on the TIDL preview, not on {scheme.value}",
                             hint="add --scheme tidl-preview")
-    card = get_card(str(config["model_info"]["model_id"]))
+    card = bundle_card(bundle)
+    base_options, header = _read_runtime_options(bundle)
     data = None
     if dataset is not None:
         data = open_dataset(dataset, count=count)
@@ -138,9 +138,6 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
                 _measure(result, bundle, model, artifact, preview, state, data, preprocess, dtype, calib.inputs,
                          staging.workdir, scale, sensitivity, target_drop)
             names = result.sixteen_bit.names if result.sixteen_bit and result.sixteen_bit.reached else None
-            base_options = yaml.safe_load((bundle / RUNTIME_OPTIONS).read_text(encoding="utf-8")) or {}
-            header = "".join(line + "\n" for line in (bundle / RUNTIME_OPTIONS).read_text(
-                encoding="utf-8").splitlines() if line.startswith("#"))
             header += f"# quantized: {scheme.value}, scale type {int(scale)}, {len(calib)} calibration frames\n"
             files = [staging.add_file(artifact, _MODEL_NAMES[model.suffix.lower()])]
             if preview is not None:
@@ -164,6 +161,26 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
         raise QuantizeError(f"{final}: cannot write the quantized bundle ({exc.strerror or exc})",
                             hint="choose a writable --out folder") from None
     return result
+
+
+def _read_runtime_options(bundle: Path) -> tuple[dict[str, Any], str]:
+    """The float bundle's runtime_options.yaml (the base of the new one) and its comment header."""
+    import yaml
+
+    from edgezoo.bundle import RUNTIME_OPTIONS
+
+    path = bundle / RUNTIME_OPTIONS
+    try:
+        text = path.read_text(encoding="utf-8")
+        options = yaml.safe_load(text) or {}
+    except FileNotFoundError:
+        raise QuantizeError(f"{bundle}: no {RUNTIME_OPTIONS}", hint="export the bundle again") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise QuantizeError(f"{path}: unreadable ({' '.join(str(exc).split())[:150]})",
+                            hint="export the bundle again") from None
+    if not isinstance(options, dict):
+        raise QuantizeError(f"{path}: not a mapping of TIDL options", hint="export the bundle again")
+    return options, "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
 
 
 def _scale_type(scheme: Scheme, power_of_2: bool, scale_type: ScaleType | int | None) -> ScaleType:
