@@ -118,7 +118,7 @@ def test_image_that_does_not_decode(tmp_path, capsys):
 
 def test_bundle_of_the_wrong_kind(tmp_path, capsys):
     _refused(capsys, tmp_path, _float_copy(tmp_path, "tflite"), "--calibration", photo_folder(), "--frames", 4,
-             "--scheme", "onnx-qdq", match="onnx-qdq quantizes a onnx bundle, this one holds model.tflite")
+             "--scheme", "onnx-qdq", match="onnx-qdq quantizes onnx bundles, this one holds model.tflite")
 
 
 def test_a_quantized_bundle_is_not_quantized_again(tmp_path, capsys):

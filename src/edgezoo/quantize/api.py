@@ -71,7 +71,7 @@ def _check_kind(bundle: Path, model: Path, scheme: Scheme, manifest: dict[str, A
                             hint="quantize the float bundle it was made from")
     wanted = SOURCE_TARGET[scheme]
     if model.suffix.lower() != f".{wanted}":
-        raise SchemeError(f"{bundle}: {scheme.value} quantizes a {wanted} bundle, this one holds {model.name}",
+        raise SchemeError(f"{bundle}: {scheme.value} quantizes {wanted} bundles, this one holds {model.name}",
                           hint=f"export the model with --to {wanted} and quantize that bundle")
 
 
