@@ -3,8 +3,9 @@
 What it reproduces (TIDL docs, tidl_fsg_quantization): every layer output TIDL requantizes (convolution /
 inner product / eltwise / BN / average pool fused with the activation that follows) gets a power-of-2 scale from
 the calibration frames' min/max ("simple calibration"; feature maps are power-of-2 whatever the scale type),
-unsigned when the range is non-negative (after ReLU), signed otherwise; weights are quantized per the scale type (0: per-tensor symmetric, 1: per-tensor power-of-2, 4: per-channel asymmetric); layers named in the
-16-bit list use 16 bits for both.
+unsigned when the range is non-negative (after ReLU), signed otherwise; weights are quantized per the scale type
+(0: per-tensor symmetric, 1: per-tensor power-of-2, 4: per-channel asymmetric); layers named in the 16-bit list use
+16 bits for both.
 What it does not: TIDL's histogram-based range clipping and its iterative bias calibration (accuracy_level 1),
 bias quantization (biases stay float), requantization of Concat inputs to one scale, and TIDL's fixed-point
 arithmetic inside a layer (accumulation is float here). The network input is not quantized: TIDL takes the uint8
