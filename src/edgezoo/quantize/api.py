@@ -21,9 +21,8 @@ from typing import Any
 from edgezoo.errors import EdgezooError, disk_full, is_disk_full
 from edgezoo.quantize.calibration import DEFAULT_FRAMES, load_calibration
 from edgezoo.quantize.cost import Score
-from edgezoo.quantize.schemes import SOURCE_TARGET, ScaleType, Scheme, runtime_options
+from edgezoo.quantize.schemes import SOURCE_TARGET, ScaleType, Scheme, SchemeError, runtime_options
 from edgezoo.quantize.sensitivity import LayerSensitivity, SixteenBitProposal
-from edgezoo.quantize.tflite_int8 import SchemeError
 
 REPORT = "quantize.json"
 PREVIEW_MODEL = "tidl_preview.onnx"

@@ -70,12 +70,18 @@ def quantize_onnx_qdq(src: Path, dest: Path, inputs: Sequence[np.ndarray], *, po
 
         src = Path(dest).with_name(Path(dest).stem + ".opset13.onnx")
         onnx.save(version_converter.convert_version(model, MIN_OPSET), str(src))
-    with _quiet_ort():
-        quantize_static(str(src), str(dest), _Frames(feed, inputs), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        nodes_to_quantize=nodes,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": power_of_2})
+    try:
+        with _quiet_ort():
+            quantize_static(str(src), str(dest), _Frames(feed, inputs), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"WeightSymmetric": True, "ActivationSymmetric": power_of_2})
+    except Exception as exc:  # ORT's quantizer raises bare exceptions (unsupported ops, shapes, opsets)
+        from edgezoo.quantize.schemes import SchemeError
+
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise SchemeError(f"{src}: ONNX Runtime's static quantization failed: {first}",
+                          hint="try --scheme tidl-preview, which only inserts fake quantization") from None
     if power_of_2:
         quantized = onnx.load(str(dest))
         round_scales_to_power_of_2(quantized)

@@ -5,6 +5,12 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
+from edgezoo.errors import EdgezooError
+
+
+class SchemeError(EdgezooError):
+    """The bundle's model cannot be quantized with the scheme asked for (the message says why)."""
+
 
 class Scheme(str, Enum):
     TFLITE_INT8 = "tflite-int8"  # TensorFlow's full-integer post-training quantization (TIDL scale type 3)

@@ -15,11 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
-
-
-class SchemeError(EdgezooError):
-    """The bundle's model cannot be quantized with the scheme asked for (the message says why)."""
+from edgezoo.quantize.schemes import SchemeError
 
 
 def source_graph(bundle: Path, manifest: dict) -> Path:
