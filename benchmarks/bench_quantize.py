@@ -28,7 +28,8 @@ SCHEMES = {  # model -> [(float target, scheme, options)]
                      ("onnx", "tidl-preview", {"scale_type": 0})],
     "resnet50-v1.5": [("tflite", "tflite-int8", {}), ("onnx", "onnx-qdq", {}),
                       ("onnx", "tidl-preview", {"scale_type": 4})],
-    "ssd-mobilenet-v1": [("onnx", "onnx-qdq", {}), ("onnx", "tidl-preview", {"scale_type": 4})],
+    "ssd-mobilenet-v1": [("tflite", "tflite-int8", {}), ("onnx", "onnx-qdq", {}),
+                         ("onnx", "tidl-preview", {"scale_type": 4})],
 }
 
 
