@@ -57,10 +57,23 @@ def test_qdq_weights_int8_per_channel_symmetric(qdq):
         np.testing.assert_allclose(scale, np.abs(w.reshape(w.shape[0], -1)).max(1) / 127, rtol=1e-5)
 
 
-def test_qdq_close_to_float_on_photographs(qdq):
+def test_qdq_close_to_float_on_photographs_and_a_broken_scale_is_not(qdq, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
     folder, inputs, path, _ = qdq
     ref, got = _ort(folder / "model.onnx"), _ort(path)
     assert min(cosine(ref(x), got(x)) for x in inputs) > 0.9
+    # one activation scale 8x too small (the tensor clips at 1/8 of its range): the bound above catches it
+    model = onnx.load(str(path))
+    inits = {i.name: i for i in model.graph.initializer}
+    q = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and "Conv2d_1_pointwise" in n.input[0]
+             and n.input[0] not in inits)
+    scale = inits[q.input[1]]
+    scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) / 8, scale.name))
+    onnx.save(model, str(tmp_path / "broken.onnx"))
+    broken = _ort(tmp_path / "broken.onnx")
+    assert min(cosine(ref(x), broken(x)) for x in inputs) < 0.9
 
 
 def test_power_of_2_scales_are_powers_of_two_and_still_close(qdq):
