@@ -17,8 +17,8 @@ from edgezoo.errors import EdgezooError, disk_full, is_disk_full
 from edgezoo.interrupts import report_interrupt, tracking_completed
 
 # Order = order in --help.
-COMMAND_MODULES = ("zoo_cmds", "fetch_cmd", "cache_cmd", "export_cmd", "verify_cmd", "check_cmd", "eval_cmd",
-                   "bench_cmd", "dataset_cmd", "demo_cmd")
+COMMAND_MODULES = ("zoo_cmds", "fetch_cmd", "cache_cmd", "export_cmd", "quantize_cmd", "verify_cmd", "check_cmd",
+                   "eval_cmd", "bench_cmd", "dataset_cmd", "demo_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,12 @@ def _first_line(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def frozen_graph_to_tflite(pb: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[str], dest: Path) -> Path:
-    """tf.compat.v1.lite.TFLiteConverter.from_frozen_graph, float32, as the seed does it."""
+def frozen_graph_to_tflite(pb: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[str], dest: Path, *,
+                           representative: Callable[[], Iterable[list[Any]]] | None = None) -> Path:
+    """tf.compat.v1.lite.TFLiteConverter.from_frozen_graph, float32, as the seed does it.
+
+    With `representative` (frames for calibration): full-integer int8 post-training quantization, every op int8,
+    the model's input and output left float32 (the converter adds the quantize/dequantize at the edges)."""
     import tensorflow as tf  # lazy
 
     input_names = [base_name(n) for n in inputs]
@@ -55,6 +59,10 @@ def frozen_graph_to_tflite(pb: Path, inputs: Mapping[str, Sequence[int]], output
         with _quiet():
             converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
                 str(pb), input_names, output_names, input_shapes=shapes)
+            if representative is not None:
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.representative_dataset = representative
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             data = converter.convert()
     except Exception as exc:  # the converter raises bare Exception/ConverterError subclasses
         raise RecipeError(f"{pb}: TFLite conversion failed: {_first_line(exc)}",

@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
             results.append(result)
     print(export_report.render(results, skipped, standin=True))
     eval_failed = not args.no_eval and not _accuracy(results, args.out, variant)
+    if not args.no_eval:
+        eval_failed = not _quantization(results, args.out) or eval_failed
     print(f"total {time.monotonic() - t0:.0f} s")
     return 0 if all(r.passed for r in results) and not any(s.failed for s in skipped) and not eval_failed else 1
 
@@ -86,4 +88,20 @@ def _accuracy(results: list, out: Path, variant: object) -> bool:
         print("note: SSD-MobileNet artifacts end in TFLite_Detection_PostProcess / TIDL's caffe_ssd, which do not "
               "clip boxes to the image as the OD API graph does; on these stand-in images many boxes touch the "
               "border, hence the mAP gap (README, 'Accuracy')")
+    return True
+
+
+def _quantization(results: list, out: Path) -> bool:
+    """One classifier through `edgezoo quantize --scheme tidl-preview` (issue 11); False on an error."""
+    from edgezoo.quantize.demo import DEMO_MODEL, demo_quantization
+    from edgezoo.quantize.report import render_result
+
+    print(f"\n8-bit preview (edgezoo quantize, TIDL scheme simulated) of {DEMO_MODEL} on its stand-in dataset",
+          flush=True)
+    try:
+        result = demo_quantization(results, out)
+    except EdgezooError as exc:
+        print(f"edgezoo: error: quantize: {exc}", file=sys.stderr)
+        return False
+    print(render_result(result) if result else f"(no {DEMO_MODEL} ONNX bundle or dataset: skipped)")
     return True

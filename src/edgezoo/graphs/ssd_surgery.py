@@ -290,8 +290,11 @@ def build_tflite_graph(graph_def: Any, *, normalized_input: str, input_size: tup
 
 
 def convert_to_tflite(graph_def: Any, dest: Path, input_size: tuple[int, int] | None, workdir: Path,
-                      inputs: dict[str, list[int]] | None = None) -> Path:
-    """TF 2.x conversion with the custom op allowed and all four outputs named (naming one keeps only boxes)."""
+                      inputs: dict[str, list[int]] | None = None, representative: Any = None) -> Path:
+    """TF 2.x conversion with the custom op allowed and all four outputs named (naming one keeps only boxes).
+
+    `representative` (calibration frames): int8 post-training quantization of every builtin op that has an int8
+    kernel (float fallback for the rest); TFLite_Detection_PostProcess stays a float custom op."""
     tf = _tf()
     pb = Path(workdir) / "tflite_graph.pb"
     pb.write_bytes(graph_def.SerializeToString())
@@ -299,6 +302,10 @@ def convert_to_tflite(graph_def: Any, dest: Path, input_size: tuple[int, int] | 
     converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
         str(pb), input_arrays=list(shapes), output_arrays=list(POSTPROCESS_OUTPUTS), input_shapes=shapes)
     converter.allow_custom_ops = True
+    if representative is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
         data = converter.convert()
     except Exception as exc:  # the converter raises ConverterError / RuntimeError with multi-line MLIR dumps

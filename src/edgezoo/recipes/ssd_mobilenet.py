@@ -144,8 +144,10 @@ def graph_anchor_tensor(pb: Path, name: str, input_name: str, size: tuple[int, i
 
 
 def build_tflite(pb: Path, cfg: SsdPipelineConfig, opts: SsdTfliteOptions, card: ModelCard, workdir: Path,
-                 notes: list[str], anchors_override: np.ndarray | None = None) -> tuple[Path, dict[str, Any]]:
-    """Surgery + conversion + check of the converted op; returns the .tflite and figures for the report."""
+                 notes: list[str], anchors_override: np.ndarray | None = None,
+                 representative: Any = None) -> tuple[Path, dict[str, Any]]:
+    """Surgery + conversion + check of the converted op; returns the .tflite and figures for the report.
+    `representative`: calibration frames for int8 (edgezoo quantize --scheme tflite-int8)."""
     from edgezoo.detection.anchors import check_against_graph, generate_anchors
     from edgezoo.graphs import ssd_surgery, tf_graph
 
@@ -177,7 +179,8 @@ def build_tflite(pb: Path, cfg: SsdPipelineConfig, opts: SsdTfliteOptions, card:
         graph_def, normalized_input=normalized, input_size=size, anchors_center=center,
         params=opts.postprocess_params(cfg), score_converter=cfg.score_converter, logit_scale=cfg.logit_scale,
         where=where, expected_box_concat=box_name, notes=notes)
-    model = ssd_surgery.convert_to_tflite(result.graph_def, workdir / "model.tflite", size, workdir)
+    model = ssd_surgery.convert_to_tflite(result.graph_def, workdir / "model.tflite", size, workdir,
+                                          representative=representative)
     check_converted_op(model, opts.postprocess_params(cfg))
     return model, figures
 
