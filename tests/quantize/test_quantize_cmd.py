@@ -44,6 +44,12 @@ def test_onnx_qdq_bundle_with_cost(tmp_path, capsys):
     options = yaml.safe_load((folder / "runtime_options.yaml").read_text())
     assert options["advanced_options:quantization_scale_type"] == 4
     assert options["advanced_options:prequantized_model"] == 1 and options["tensor_bits"] == 8
+    from edgezoo.tidl import ti_config
+
+    config = yaml.safe_load((folder / "config.yaml").read_text())  # stands alone: the quantized options inline
+    assert ti_config.problems(config, folder) == []
+    inline = {k: v for k, v in config["session"]["runtime_options"].items() if k in options}
+    assert inline == options
     float_score, quant_score = result["scores"]
     assert float_score["value"] == 100.0  # the dataset is labelled by the original model
     assert quant_score["delta"] == pytest.approx(quant_score["value"] - 100.0, abs=1e-3)

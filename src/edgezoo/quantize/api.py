@@ -12,7 +12,6 @@ larger goes to <scheme>.failed/ and never replaces a good one.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +93,8 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
                     count: int | None = None, max_drop: float | None = None, sensitivity: bool = False,
                     target_drop: float | None = None) -> QuantizeResult:
     """Quantize a float bundle with `scheme`; measure the cost on `dataset` when given."""
-    from edgezoo.bundle import RUNTIME_OPTIONS, BundleStaging, failed_dir
+    from edgezoo.bundle import CONFIG, RUNTIME_OPTIONS, BundleStaging, failed_dir
+    from edgezoo.bundle_config import with_runtime_options
     from edgezoo.datasets import BundlePreprocess, expect_kind, open_dataset
     from edgezoo.evaluation.subjects import bundle_card, read_bundle_config
     from edgezoo.provenance import is_standin
@@ -141,9 +141,11 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
             files = [staging.add_file(artifact, _MODEL_NAMES[model.suffix.lower()])]
             if preview is not None:
                 files.append(staging.add_file(preview, PREVIEW_MODEL))
-            files.append(staging.add_yaml(RUNTIME_OPTIONS, runtime_options(base_options, scheme, scale, len(calib),
-                                                                           names), header=header, compact=False))
-            shutil.copyfile(bundle / "config.yaml", staging.dir / "config.yaml")
+            options = runtime_options(base_options, scheme, scale, len(calib), names)
+            files.append(staging.add_yaml(RUNTIME_OPTIONS, options, header=header, compact=False))
+            # config.yaml stands alone for TI's loader: the float bundle's, with THESE options inline.
+            files.append(staging.add_yaml(CONFIG, with_runtime_options(_without_inline_options(config), options),
+                                          header=header))
             result.passed = max_drop is None or result.drop is None or result.drop <= max_drop
             dest = final if result.passed else failed_dir(final)
             result.bundle = dest
@@ -299,3 +301,9 @@ def _sensitivity(result: QuantizeResult, bundle: Path, state: _PreviewState, wor
             return value, float_value - value
 
         result.sixteen_bit = propose_16bit(result.sensitivity, target_drop, drop_with)
+
+
+def _without_inline_options(config: dict[str, Any]) -> dict[str, Any]:
+    """The float config without its inline runtime options (the loader keys are added back with the new ones)."""
+    session = {k: v for k, v in (config.get("session") or {}).items() if k != "runtime_options"}
+    return {**config, "session": session}
