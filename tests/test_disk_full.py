@@ -71,7 +71,9 @@ def test_standin_build_on_a_full_cache(tmpfs, monkeypatch, capsys):
     code = main(["fetch", "ssd-resnet34", "--standin", "--standin-variant", "reduced"])
     err = capsys.readouterr().err.splitlines(keepends=True)[-1]  # after the "building ..." progress line
     assert code == 2
-    folder = cache / "standins" / "reduced" / "ssd-resnet34-onnx-v1"
+    from edgezoo.standins import get_builder
+
+    folder = cache / "standins" / "reduced" / f"ssd-resnet34-onnx-v{get_builder('ssd-resnet34-onnx').version}"
     _one_line_disk_full(err, folder)
     assert "building the stand-in resnet34-ssd1200.onnx" in err
     assert list(folder.iterdir()) == []  # no half-built file, no build folder
