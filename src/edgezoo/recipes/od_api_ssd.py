@@ -244,10 +244,10 @@ def _speed_setting_loss(ssd: OdApiSsdGraph, dest: Path, meta: Any, report: Any, 
 
 @register("od-api-ssd-onnx", params=OWN_ONNX_PARAMS)
 def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
-    from edgezoo.detection.prototxt import save_meta_arch
     from edgezoo.detection.ssd_onnx_route import INPUT_NAME, rewrite
     from edgezoo.graphs import onnx_model
     from edgezoo.images import verification_images
+    from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
     from edgezoo.verify.detection import compare_detectors, detection_tolerances
     from edgezoo.verify.detectors import meta_arch_detector, od_api_detector
 
