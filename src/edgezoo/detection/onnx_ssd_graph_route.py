@@ -4,7 +4,7 @@ TIDL runs up to its heads + the caffe_ssd prototxt for the rest, proven on real 
 1. The input is made static (the graph's own shape, or --inputs), shapes inferred; heads found by structure
    (graphs.onnx_heads: works with node names equal to output names and reshape targets computed from Shape of the
    feature maps), names TIDL cannot take renamed.
-2. The in-graph decoding is read from the graph (detection.onnx_ssd_decode): priors from its constants, variances,
+2. The in-graph decoding is read from the graph (graphs.onnx_ssd_decode): priors from its constants, variances,
    box coding, score converter, NonMaxSuppression's thresholds and limits.
 3. Per head a prior_box_param is fitted to those priors (tidl.meta_arch.prior_fit) and the deviation measured. Heads
    whose boxes are in another order than Caffe's get their channels permuted; sizes no prior_box_param reproduces
@@ -95,9 +95,9 @@ def _thresholds(params: Mapping[str, Any], decode: Any, priors: int, where: str)
 
 def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     """Steps 1-4 of the module docstring on a model whose input is already static."""
-    from edgezoo.detection.onnx_ssd_decode import read_decode, replace_priors
     from edgezoo.graphs import onnx_model
     from edgezoo.graphs.onnx_heads import find_heads, sanitize_head_names
+    from edgezoo.graphs.onnx_ssd_decode import read_decode, replace_priors
     from edgezoo.tidl.meta_arch import prior_fit
     from edgezoo.tidl.meta_arch.prior_fold import fold_size_ratios, permute_anchors
     from edgezoo.tidl.meta_arch.prototxt import CodeType

@@ -6,7 +6,7 @@
 2. The box-predictor heads (the Convs writing BoxPredictor_i/{BoxEncodingPredictor,ClassPredictor}/BiasAdd) are
    rewritten so TIDL's Caffe priors equal the TF anchors (tidl/meta_arch/ssd_caffe_priors.py): channels permuted into
    Caffe prior order, layer 0 split in two heads, a zero-weight dummy prior where Caffe insists on a ratio-1 box.
-3. An opset-10 post-processing tail (detection/onnx_ssd_tail.py) makes the model runnable in ONNX Runtime with the
+3. An opset-10 post-processing tail (graphs/onnx_ssd_tail.py) makes the model runnable in ONNX Runtime with the
    published four outputs; TIDL replaces it with its detection layer described by meta_arch.prototxt
    (caffe_ssd, CENTER_SIZE_YXHW, SIGMOID, SEPARATED, variances 1/y_scale, 1/x_scale, 1/h_scale, 1/w_scale).
 4. Verified twice against the frozen graph on real photographs: the prototxt's semantics in numpy (what TIDL
@@ -100,8 +100,7 @@ def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str | None, score
     give a SOFTMAX prototxt and tail. `top_k`: nms_param.top_k (default: every prior, the original's semantics)."""
     from onnx import helper, numpy_helper
 
-    from edgezoo.detection import onnx_ssd_tail
-    from edgezoo.graphs import onnx_model
+    from edgezoo.graphs import onnx_model, onnx_ssd_tail
     from edgezoo.tidl.meta_arch import ssd_caffe_priors
 
     size = (cfg.image_height, cfg.image_width)
@@ -283,7 +282,7 @@ def onnx_caffe_meta_recipe(rin: Any) -> Any:
 def tail_ti_config() -> dict[str, Any]:
     """TI's config for the tail's outputs: boxes (ymin, xmin, ymax, xmax), scores, classes (COCO ids), count."""
     from edgezoo.bundle_config import YXYX_TO_XYXY, detection_postprocess
-    from edgezoo.detection import onnx_ssd_tail
+    from edgezoo.graphs import onnx_ssd_tail
 
     boxes, labels, scores = (onnx_ssd_tail.OUTPUTS.index(n) for n in
                              ("detection_boxes", "detection_classes", "detection_scores"))

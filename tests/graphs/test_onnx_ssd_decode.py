@@ -5,10 +5,10 @@ import onnx
 import pytest
 
 import ssd_models
-from edgezoo.detection.onnx_ssd_decode import read_decode, replace_priors
 from edgezoo.errors import RecipeError
 from edgezoo.graphs import onnx_model
 from edgezoo.graphs.onnx_heads import find_heads
+from edgezoo.graphs.onnx_ssd_decode import read_decode, replace_priors
 from edgezoo.standins.ssd_resnet34 import SPEC_PARAMS
 from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes
 from edgezoo.tidl.meta_arch.prototxt import CodeType, ScoreConverter
