@@ -199,9 +199,9 @@ def _naive_parity(src):
     from edgezoo import images, zoo
     from edgezoo.detection.anchors import layer_scales
     from edgezoo.detection.pipeline_config import load_pipeline_config
-    from edgezoo.detection.ssd_onnx_route import _cut_input
     from edgezoo.graphs import onnx_model
     from edgezoo.preprocess import preprocess
+    from edgezoo.recipes.ssd_mobilenet_onnx import _cut_input
     from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
     from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, NmsParam,
                                             PriorBoxParam, ScoreConverter)

@@ -168,7 +168,7 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
                      "heads so TIDL decodes them exactly")
     loss = None
     if thresholds != exact:
-        from edgezoo.detection.onnx_ssd_graph_route import speed_loss_note
+        from edgezoo.recipes.onnx_ssd import speed_loss_note
         from edgezoo.tidl.meta_arch.verify import parity_loss
 
         exact_meta = meta_arch_from_heads(heads, spec, outputs, exact, where=fmt.file)
