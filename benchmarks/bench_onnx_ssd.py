@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
 
     manifest = json.loads((folder / "out" / models["published (node = output names)"].stem / "onnx" /
                            "manifest.json").read_text())
-    from edgezoo.detection.prototxt import load_meta_arch
+    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
 
     ssd = load_meta_arch(folder / "out" / models["published (node = output names)"].stem / "onnx" /
                          "meta_arch.prototxt").single_ssd()

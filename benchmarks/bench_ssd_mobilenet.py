@@ -197,14 +197,14 @@ def _naive_parity(src):
     """A 'usual' hand-written caffe_ssd on the UNMODIFIED heads: layer 0 one min_size (60) with ratios 2/0.5,
     layers 1-5 min/max with aspect_ratio 2, 3 and flip (Caffe order, 1/3)."""
     from edgezoo import images, zoo
-    from edgezoo.detection.meta_exec import MetaArchExecutor
-    from edgezoo.detection.pipeline_config import load_pipeline_config
     from edgezoo.detection.anchors import layer_scales
-    from edgezoo.detection.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, NmsParam,
-                                            PriorBoxParam, ScoreConverter)
-    from edgezoo.detection.ssd_onnx_route import _cut_input
+    from edgezoo.detection.pipeline_config import load_pipeline_config
     from edgezoo.graphs import onnx_model
     from edgezoo.preprocess import preprocess
+    from edgezoo.recipes.ssd_mobilenet_onnx import _cut_input
+    from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
+    from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, NmsParam,
+                                            PriorBoxParam, ScoreConverter)
     from edgezoo.verify.detection import compare_detectors, detection_tolerances
     from edgezoo.verify.detectors import Detector, Domain, od_api_detector
     import onnxruntime as ort

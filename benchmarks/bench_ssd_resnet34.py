@@ -54,11 +54,11 @@ def postprocess_times(bundle: Path, runs: int):
     import onnx
     import onnxruntime as ort
 
-    from edgezoo.detection.meta_exec import MetaArchExecutor
-    from edgezoo.detection.prototxt import load_meta_arch
     from edgezoo.images import verification_images
     from edgezoo.preprocess import preprocess
     from edgezoo.runners import load_runner
+    from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
+    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
     from edgezoo.zoo import get_card
 
     ssd = load_meta_arch(bundle / "meta_arch.prototxt").single_ssd()
@@ -106,11 +106,11 @@ def parity_rows(result):
 def ti_sample(model_path: Path):
     import onnx
 
-    from edgezoo.detection.meta_validate import validate_meta_arch
-    from edgezoo.detection.meta_verify import verify_with_prototxt
-    from edgezoo.detection.prototxt import load_meta_arch, save_meta_arch
-    from edgezoo.detection.priors import DefaultBoxSpec, compare_priors
     from edgezoo.graphs.onnx_heads import find_heads
+    from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, compare_priors
+    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch, save_meta_arch
+    from edgezoo.tidl.meta_arch.validate import validate_meta_arch
+    from edgezoo.tidl.meta_arch.verify import verify_with_prototxt
     from edgezoo.zoo import get_card
 
     card = get_card("ssd-resnet34-1200")

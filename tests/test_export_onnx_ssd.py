@@ -10,7 +10,7 @@ import yaml
 
 import ssd_models
 from edgezoo.cli import main
-from edgezoo.detection.prototxt import load_meta_arch
+from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
 from edgezoo.zoo import get_card
 
 CARD = get_card("ssd-resnet34-1200")

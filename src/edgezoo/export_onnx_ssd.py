@@ -3,7 +3,7 @@ model: model.onnx + meta_arch.prototxt + runtime_options.yaml + config.yaml + ma
 
     export_onnx_ssd(Path("resnet34-ssd1200.onnx"), out_dir=Path("out"), params={"top_k": 200})
 
-The conversion is detection/onnx_ssd_graph_route.py; this module validates options before any work, fixes the input
+The conversion is recipes/onnx_ssd.py; this module validates options before any work, fixes the input
 shape (--inputs) and writes the bundle atomically into OUT/<file stem>/onnx/.
 """
 
@@ -27,10 +27,10 @@ def export_onnx_ssd(path: Path, *, inputs: Mapping[str, Sequence[int]] | None = 
     `flags`: the parameters the user gave as CLI flags (--top-k), so that messages name them that way."""
     from edgezoo.bundle import BundleStaging, sha256_file
     from edgezoo.bundle_config import detector_config
-    from edgezoo.detection.onnx_ssd_graph_route import PARAMS, check_params, export_ssd
     from edgezoo.export import _now, publish_bundle
     from edgezoo.export_graph import _check_names, _fix_inputs
     from edgezoo.graphs import onnx_model, own_outputs
+    from edgezoo.recipes.onnx_ssd import PARAMS, check_params, export_ssd
     from edgezoo.recipes.params import check_shapes, validate_params
     from edgezoo.verify import tolerances as tol_names
     from edgezoo.zoo.schema import Target

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 import ssd_models
-from edgezoo.detection.prototxt import DataLayout
 from edgezoo.errors import RecipeError
 from edgezoo.graphs import onnx_model
 from edgezoo.graphs.onnx_heads import find_heads, sanitize_head_names
+from edgezoo.tidl.meta_arch.prototxt import DataLayout
 
 
 def _fixed(model, h=1200, w=1200):

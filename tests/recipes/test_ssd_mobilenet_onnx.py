@@ -23,9 +23,9 @@ def test_priors_equal_the_tf_anchors(exported):
 
 
 def test_prototxt_reads_back_and_validates_against_the_model(exported):
-    from edgezoo.detection.meta_validate import check_meta_arch
-    from edgezoo.detection.prototxt import CodeType, DataLayout, ScoreConverter, load_meta_arch
     from edgezoo.graphs import onnx_model
+    from edgezoo.tidl.meta_arch.prototxt import CodeType, DataLayout, ScoreConverter, load_meta_arch
+    from edgezoo.tidl.meta_arch.validate import check_meta_arch
 
     meta = load_meta_arch(exported.extra_files["meta_arch.prototxt"])
     ssd = meta.single_ssd()
@@ -66,9 +66,9 @@ def test_parity_of_the_prototxt_semantics_and_of_onnx_runtime(exported):
 def test_dummy_priors_never_fire(exported):
     """The head-0b dummy prior's class logits are exactly the dummy bias whatever the image."""
     from edgezoo import images, zoo
-    from edgezoo.detection.ssd_caffe_priors import DUMMY_LOGIT
     from edgezoo.preprocess import preprocess
     from edgezoo.runners import load_runner
+    from edgezoo.tidl.meta_arch.ssd_caffe_priors import DUMMY_LOGIT
 
     card = zoo.get_card("ssd-mobilenet-v1")
     head = "BoxPredictor_0b/ClassPredictor/caffe_order"
@@ -83,8 +83,8 @@ def _parity_with(exported, change):
     from dataclasses import replace
 
     from edgezoo import zoo
-    from edgezoo.detection.prototxt import load_meta_arch
     from edgezoo.images import verification_images
+    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
     from edgezoo.verify.detection import compare_detectors, detection_tolerances
     from edgezoo.verify.detectors import meta_arch_detector, od_api_detector
     from tests.ssd_helpers import reduced_source
@@ -112,8 +112,8 @@ def test_one_third_instead_of_0_3333_is_tiny_but_real(exported):
     """The usual Caffe way (aspect_ratio 2, 3 with flip) gives 1/3 where TF has 0.3333: priors move by ~1e-5."""
     from dataclasses import replace
 
-    from edgezoo.detection.priors import tidl_priors
-    from edgezoo.detection.prototxt import load_meta_arch
+    from edgezoo.tidl.meta_arch.priors import tidl_priors
+    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
 
     layer1 = load_meta_arch(exported.extra_files["meta_arch.prototxt"]).single_ssd().prior_box_param[2]
     usual = replace(layer1, aspect_ratio=(2.0, 3.0), flip=True)

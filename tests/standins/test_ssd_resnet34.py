@@ -3,12 +3,12 @@ import onnx
 import pytest
 
 import ssd_models
-from edgezoo.detection.priors import DefaultBoxSpec, mlperf_default_boxes
 from edgezoo.images import photographs
 from edgezoo.preprocess import preprocess
 from edgezoo.runners import load_runner
 from edgezoo.standins import StandinVariant, get_builder
 from edgezoo.standins.ssd_resnet34 import SPEC_PARAMS
+from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes
 from edgezoo.zoo import get_card
 
 

@@ -236,8 +236,8 @@ def _export_meta_arch(args: argparse.Namespace, params: dict[str, Any], flags: d
                       tolerances: dict[str, float]) -> int:
     """--graph model.onnx --to onnx --meta-arch ssd (export_onnx_ssd); the TIDL threshold flags apply."""
     from edgezoo import export_report
-    from edgezoo.detection.onnx_ssd_graph_route import PARAMS
     from edgezoo.export_onnx_ssd import export_onnx_ssd
+    from edgezoo.recipes.onnx_ssd import PARAMS
 
     if args.target != "onnx":
         raise EdgezooError(f"--meta-arch {args.meta_arch} writes an ONNX model and a prototxt: use --to onnx")

@@ -142,9 +142,9 @@ def run(args: argparse.Namespace) -> int:
     converted = Path(args.converted) if args.converted else original
     if args.prototxt:
         try:
-            from edgezoo.detection import meta_verify
+            from edgezoo.tidl.meta_arch import verify as meta_verify
         except ModuleNotFoundError as exc:
-            if exc.name != "edgezoo.detection.meta_verify":
+            if exc.name != "edgezoo.tidl.meta_arch.verify":
                 raise
             raise EdgezooError("--prototxt verification is not available in this build") from None
         report = meta_verify.verify_with_prototxt(converted, Path(args.prototxt), original=original, card=card,

@@ -1,1 +1,1 @@
-"""Detection building blocks: boxes, anchors/priors, box coding, NMS references, configs and meta-arch prototxts."""
+"""What is generic to detectors: boxes, TF OD API anchors and pipeline.config, protobuf text format, NMS references."""

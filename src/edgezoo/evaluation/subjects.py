@@ -176,11 +176,11 @@ def _postprocess_tflite_infer(path: Path, threshold: float | None) -> tuple[Call
 
 def _meta_arch_infer(onnx_path: Path, prototxt: Path, threshold: float | None) -> tuple[Callable, Any]:
     """The ONNX heads in ONNX Runtime, then the prototxt's decoding + NMS (what TIDL runs)."""
-    from edgezoo.detection.meta_exec import MetaArchExecutor
-    from edgezoo.detection.meta_validate import check_meta_arch
-    from edgezoo.detection.prototxt import load_meta_arch
     from edgezoo.graphs import onnx_model
     from edgezoo.runners import load_runner
+    from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
+    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
+    from edgezoo.tidl.meta_arch.validate import check_meta_arch
 
     ssd = load_meta_arch(prototxt).single_ssd(prototxt.name)
     check_meta_arch(load_meta_arch(prototxt), onnx_model.load(onnx_path), where=prototxt.name)

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from edgezoo.detection.prototxt import DataLayout
 from edgezoo.errors import RecipeError
+from edgezoo.tidl.meta_arch.prototxt import DataLayout
 
 MAX_NAME = 511  # TIDL's importer crashes on tensor names of 512 characters or more
 _PASS_THROUGH = {"Identity", "Cast", "Dropout"}

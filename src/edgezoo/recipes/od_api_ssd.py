@@ -10,7 +10,7 @@ graph is an exit-2 error that says what differs.
 - `od-api-ssd-tflite`: TFLite ending in TFLite_Detection_PostProcess (graphs/ssd_surgery.py), parity against the
   frozen graph on photographs.
 - `od-api-ssd-onnx`: heads converted to ONNX (tf2onnx), rewritten so TIDL's Caffe priors equal the TF anchors,
-  caffe_ssd prototxt (detection/ssd_onnx_route.py); parity of the prototxt's semantics and of ONNX Runtime.
+  caffe_ssd prototxt (recipes/ssd_mobilenet_onnx.py); parity of the prototxt's semantics and of ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -184,9 +184,9 @@ HEAD_OPSETS = (10, 11, 12)
 def heads_to_onnx(ssd: OdApiSsdGraph, workdir: Path) -> Any:
     """Backbone + heads as ONNX: the graph from the normalised input (a new NCHW float input) to the head convs."""
     from edgezoo.convert import frozen_graph_to_onnx
-    from edgezoo.detection.ssd_onnx_route import INPUT_NAME
     from edgezoo.errors import EdgezooError
     from edgezoo.graphs import onnx_model, ssd_surgery, tf_graph
+    from edgezoo.recipes.ssd_mobilenet_onnx import INPUT_NAME
 
     probe = ssd_surgery.replace_input(ssd.graph_def, ssd.normalized, [1, *ssd.size, 3], ssd.pb.name, INPUT_NAME)
     heads = [*ssd.heads.box_heads, *ssd.heads.class_heads]
@@ -244,10 +244,10 @@ def _speed_setting_loss(ssd: OdApiSsdGraph, dest: Path, meta: Any, report: Any, 
 
 @register("od-api-ssd-onnx", params=OWN_ONNX_PARAMS)
 def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
-    from edgezoo.detection.prototxt import save_meta_arch
-    from edgezoo.detection.ssd_onnx_route import INPUT_NAME, rewrite
     from edgezoo.graphs import onnx_model
     from edgezoo.images import verification_images
+    from edgezoo.recipes.ssd_mobilenet_onnx import INPUT_NAME, rewrite
+    from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
     from edgezoo.verify.detection import compare_detectors, detection_tolerances
     from edgezoo.verify.detectors import meta_arch_detector, od_api_detector
 
@@ -285,7 +285,7 @@ def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
         notes.append(_speed_setting_loss(ssd, dest, route.meta, report, tol))
     ssd_meta = route.meta.caffe_ssd[0]
     top_k = ssd_meta.detection_output_param.nms_param.top_k
-    from edgezoo.detection.ssd_onnx_route import tail_ti_config
+    from edgezoo.recipes.ssd_mobilenet_onnx import tail_ti_config
 
     # The same tail as the zoo's ONNX route: 1-based labels (background 0), so no offset.
     tail = tail_ti_config()

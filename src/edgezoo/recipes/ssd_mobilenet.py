@@ -9,7 +9,7 @@ warning: the original keeps 100), nms regular|fast (default regular, the origina
 score_threshold / iou_threshold (default: the pipeline.config's), detections_per_class (default: the config's
 max_detections_per_class), max_classes_per_detection (fast NMS only, default 1).
 
-`ssd-mobilenet-onnx-caffe-meta`: the ONNX route (detection/ssd_onnx_route.py).
+`ssd-mobilenet-onnx-caffe-meta`: the ONNX route (recipes/ssd_mobilenet_onnx.py).
 """
 
 from __future__ import annotations
@@ -280,6 +280,6 @@ def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
 
 @register("ssd-mobilenet-onnx-caffe-meta", params=ONNX_PARAMS)
 def ssd_onnx_caffe_meta(rin: RecipeInput) -> RecipeOutput:
-    from edgezoo.detection.ssd_onnx_route import onnx_caffe_meta_recipe
+    from edgezoo.recipes.ssd_mobilenet_onnx import onnx_caffe_meta_recipe
 
     return onnx_caffe_meta_recipe(rin)

@@ -8,13 +8,14 @@
 3. meta_arch.prototxt: one prior_box_param per head from the card's default-box spec (steps image/grid, so prior
    centres equal MLPerf's), thresholds from params; validated against the graph before it is written.
 4. Verified: the reference executor applies the prototxt to the heads on real photographs and its detections are
-   matched with the original model's own (detection.meta_verify); export exits 1 beyond the card's tolerances.
+   matched with the original model's own (tidl.meta_arch.verify); export exits 1 beyond the card's tolerances.
 5. runtime_options: object_detection:meta_arch_type 3, meta_layers_names_list = the prototxt's file name in the
    bundle, and the thresholds.
 
 Priors: 18 of MLPerf's 15130 default boxes are clamped to [0, 1], which Caffe priors cannot express (largest
-difference 0.2304). `--param fold_clamped_priors=true` folds the size ratios into the box convs (detection.prior_fold)
-so TIDL decodes them exactly; model.onnx's own in-graph tail then differs for those priors (TIDL replaces it).
+difference 0.2304). `--param fold_clamped_priors=true` folds the size ratios into the box convs
+(tidl.meta_arch.prior_fold) so TIDL decodes them exactly; model.onnx's own in-graph tail then differs for those
+priors (TIDL replaces it).
 
 Thresholds: the defaults reproduce MLPerf's own post-processing (confidence 0.05, NMS 0.5, keep_top_k 200) and
 nms_param.top_k is every prior (15130): Caffe/TIDL cap candidates per class BEFORE NMS while the original's
@@ -43,7 +44,7 @@ META_ARCH_TYPE_ONNX_SSD = 3
 
 def _thresholds(params: Mapping[str, Any], priors: int) -> Any:
     """The prototxt's thresholds; top_k not given = every prior (the only value that reproduces the original)."""
-    from edgezoo.detection.meta_generate import Thresholds
+    from edgezoo.tidl.meta_arch.generate import Thresholds
 
     top_k = params["top_k"] if params.get("top_k") is not None else priors
     return Thresholds(confidence_threshold=params["confidence_threshold"], nms_threshold=params["nms_threshold"],
@@ -71,7 +72,7 @@ def _config(outputs: list[str]) -> dict[str, Any]:
 
 def _default_boxes(params: Mapping[str, Any], where: str = "recipe params") -> Any:
     """The card's default-box spec (input size, steps, scales, ratios, variances), checked for consistency."""
-    from edgezoo.detection.priors import DefaultBoxSpec
+    from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec
 
     try:
         return DefaultBoxSpec.from_params(params, where=where)
@@ -111,13 +112,13 @@ PARAMS = (
 
 @register("ssd-onnx-meta-arch", params=PARAMS, precheck=_default_boxes)
 def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
-    from edgezoo.detection.meta_generate import meta_arch_from_heads
-    from edgezoo.detection.meta_validate import check_meta_arch
-    from edgezoo.detection.meta_verify import verify_with_prototxt
-    from edgezoo.detection.priors import compare_priors
-    from edgezoo.detection.prototxt import save_meta_arch
     from edgezoo.graphs import onnx_model
     from edgezoo.graphs.onnx_heads import find_heads, fix_image_input, head_notes, sanitize_head_names
+    from edgezoo.tidl.meta_arch.generate import meta_arch_from_heads
+    from edgezoo.tidl.meta_arch.priors import compare_priors
+    from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
+    from edgezoo.tidl.meta_arch.validate import check_meta_arch
+    from edgezoo.tidl.meta_arch.verify import verify_with_prototxt
     from edgezoo.verify.tolerances import DETECTION, known
 
     card = rin.card
@@ -142,7 +143,7 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     cmp = compare_priors(spec, meta.single_ssd().prior_box_param)
     fold = None
     if rin.params["fold_clamped_priors"]:
-        from edgezoo.detection.prior_fold import fold_clamped_priors
+        from edgezoo.tidl.meta_arch.prior_fold import fold_clamped_priors
 
         model, fold = fold_clamped_priors(model, heads, meta.single_ssd(), spec)
 
@@ -167,8 +168,8 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
                      "heads so TIDL decodes them exactly")
     loss = None
     if thresholds != exact:
-        from edgezoo.detection.meta_verify import parity_loss
-        from edgezoo.detection.onnx_ssd_graph_route import speed_loss_note
+        from edgezoo.recipes.onnx_ssd import speed_loss_note
+        from edgezoo.tidl.meta_arch.verify import parity_loss
 
         exact_meta = meta_arch_from_heads(heads, spec, outputs, exact, where=fmt.file)
         loss = parity_loss(model_path, source, {"exact": exact_meta, "chosen": meta}, card=card)

@@ -321,7 +321,7 @@ def _reorder_boxes(boxes: np.ndarray, spec: Any) -> np.ndarray:
 def build_model(variant: StandinVariant, seed: int, *, naming: str = "pytorch", box_order: str = "mlperf",
                 crowded: bool = False) -> Any:
     """The stand-in ONNX ModelProto (calibrated); the keywords select the test variants (module docstring)."""
-    from edgezoo.detection.priors import DefaultBoxSpec, mlperf_default_boxes
+    from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes
 
     if naming not in NAMINGS or box_order not in BOX_ORDERS:
         raise ValueError(f"naming {naming!r} / box_order {box_order!r}: expected one of {NAMINGS} / {BOX_ORDERS}")

@@ -239,11 +239,11 @@ def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, 
 
     Validates the prototxt against the graph first (ConfigError listing every problem). `where`: the prototxt's name
     in messages (default: the file's name)."""
-    from edgezoo.detection.meta_exec import MetaArchExecutor
-    from edgezoo.detection.meta_validate import check_meta_arch
-    from edgezoo.detection.prototxt import MetaArch, load_meta_arch
     from edgezoo.graphs import onnx_model
     from edgezoo.runners import load_runner
+    from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
+    from edgezoo.tidl.meta_arch.prototxt import MetaArch, load_meta_arch
+    from edgezoo.tidl.meta_arch.validate import check_meta_arch
 
     meta = prototxt if isinstance(prototxt, MetaArch) else load_meta_arch(Path(prototxt))
     where = where or ("meta_arch.prototxt" if isinstance(prototxt, MetaArch) else Path(prototxt).name)

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.detection.prototxt import PriorBoxParam
 from edgezoo.errors import ConfigError
+from edgezoo.tidl.meta_arch.prototxt import PriorBoxParam
 
 COORDS = ("cx", "cy", "w", "h")
 

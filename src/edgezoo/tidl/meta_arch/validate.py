@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edgezoo.detection.priors import priors_per_location
-from edgezoo.detection.prototxt import CaffeSsd, MetaArch
 from edgezoo.errors import ConfigError, closest
+from edgezoo.tidl.meta_arch.priors import priors_per_location
+from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, MetaArch
 
 MAX_NAME = 511  # TIDL's importer crashes on names of 512 characters or more
 

@@ -3,10 +3,10 @@ import math
 import numpy as np
 import pytest
 
-from edgezoo.detection.priors import (DefaultBoxSpec, caffe_aspect_ratios, compare_priors, mlperf_default_boxes,
-                                      prior_box_params, priors_per_location, tidl_priors)
-from edgezoo.detection.prototxt import PriorBoxParam
 from edgezoo.errors import ConfigError
+from edgezoo.tidl.meta_arch.priors import (DefaultBoxSpec, caffe_aspect_ratios, compare_priors, mlperf_default_boxes,
+                                      prior_box_params, priors_per_location, tidl_priors)
+from edgezoo.tidl.meta_arch.prototxt import PriorBoxParam
 from edgezoo.zoo import get_card
 
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.detection.prototxt import CodeType, DataLayout, ScoreConverter
 from edgezoo.errors import RecipeError
 from edgezoo.graphs.onnx_heads import HeadSet, downstream_ops
+from edgezoo.tidl.meta_arch.prototxt import CodeType, DataLayout, ScoreConverter
 
 FIT_TOLERANCE = 1e-4  # normalised box units: decoded boxes are float32, errors are ~1e-7 when the hypothesis holds
 

@@ -3,10 +3,10 @@ import math
 import numpy as np
 import pytest
 
-from edgezoo.detection.meta_exec import MetaArchExecutor, decode_boxes, nms
-from edgezoo.detection.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, NmsParam,
-                                        PriorBoxParam, ScoreConverter)
 from edgezoo.errors import ConfigError
+from edgezoo.tidl.meta_arch.execute import MetaArchExecutor, decode_boxes, nms
+from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, NmsParam,
+                                        PriorBoxParam, ScoreConverter)
 
 VAR = (0.1, 0.1, 0.2, 0.2)
 
@@ -59,7 +59,7 @@ def test_layouts_read_the_same_heads_differently():
 def test_score_converters():
     logits = np.array([[0.0, 1.0, 2.0]])
     ex = MetaArchExecutor(_ssd(converter=ScoreConverter.SIGMOID))
-    from edgezoo.detection.meta_exec import convert_scores
+    from edgezoo.tidl.meta_arch.execute import convert_scores
     np.testing.assert_allclose(convert_scores(logits, ScoreConverter.SIGMOID), 1 / (1 + np.exp(-logits)))
     soft = convert_scores(logits, ScoreConverter.SOFTMAX)
     np.testing.assert_allclose(soft.sum(), 1.0) and np.testing.assert_allclose(soft[0, 2] / soft[0, 1], math.e)

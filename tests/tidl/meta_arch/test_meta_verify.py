@@ -4,11 +4,11 @@ from pathlib import Path
 import pytest
 
 import ssd_models
-from edgezoo.detection.meta_generate import Thresholds
-from edgezoo.detection.meta_verify import verify_with_prototxt, with_ssd
-from edgezoo.detection.prototxt import save_meta_arch
 from edgezoo.errors import ConfigError, EdgezooError
 from edgezoo.images import photographs
+from edgezoo.tidl.meta_arch.generate import Thresholds
+from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
+from edgezoo.tidl.meta_arch.verify import verify_with_prototxt, with_ssd
 from edgezoo.zoo import get_card
 
 

@@ -2,13 +2,13 @@
 
 Per head the graph's priors are [H, W, A, 4] (cx, cy, w, h). The fit reads:
 - steps from the centre spacing (image / grid when the centres are (j + offset) / grid, kept exact the way
-  detection.priors does for MLPerf's 1200 / 13), the offset from the first centre;
+  tidl.meta_arch.priors does for MLPerf's 1200 / 13), the offset from the first centre;
 - min_size from the smallest square box, max_size from the second square (sqrt(min * max) is its side; TIDL casts
   max_size to int, so it is rounded and the difference measured);
 - aspect ratios w / h of the other boxes (from the side that is not clamped at 1.0 when one is), flip true when they
   come in reciprocal pairs, else listed one by one with flip false;
 - the order: Caffe builds [min square, max square, ratio boxes in list order]; `order[i]` is the graph box that Caffe
-  prior i stands for. A head whose boxes are in another order gets its channels permuted (detection.prior_fold).
+  prior i stands for. A head whose boxes are in another order gets its channels permuted (tidl.meta_arch.prior_fold).
 
 What no parameterisation reproduces (clamped sizes, a non-integral max_size) is measured per head (`deviation`);
 when the size ratio graph / TIDL is the same at every location it is folded into the box head
@@ -24,9 +24,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from edgezoo.detection.priors import _exact_step, caffe_aspect_ratios, tidl_priors
-from edgezoo.detection.prototxt import DataLayout, PriorBoxParam
 from edgezoo.errors import RecipeError
+from edgezoo.tidl.meta_arch.priors import _exact_step, caffe_aspect_ratios, tidl_priors
+from edgezoo.tidl.meta_arch.prototxt import DataLayout, PriorBoxParam
 
 SQUARE = 1e-3  # pixels: a box this close to square is square
 CLAMPED = 1 - 1e-6  # a normalised side this large was clamped to the image

@@ -1,7 +1,7 @@
 """Reference executor of a caffe_ssd meta-architecture: what TIDL computes after the heads, in numpy.
 
 Given the head tensors (NCHW, as the ONNX model produces them) and a parsed prototxt, it applies the prototxt's
-semantics: priors per head (Caffe PriorBox, see detection.priors), the head layout (SEPARATED: channel = anchor *
+semantics: priors per head (Caffe PriorBox, see tidl.meta_arch.priors), the head layout (SEPARATED: channel = anchor *
 rows + row; INTERLEAVED: channel = row * anchors + anchor), box decoding with variances (CORNER, CENTER_SIZE,
 CENTER_SIZE_YXHW), the score converter (SOFTMAX over classes, SIGMOID, IDENTITY), then Caffe DetectionOutput:
 per class except the background, candidates with score > confidence_threshold, the best nms_param.top_k of them
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgezoo.detection.priors import priors_per_location, tidl_priors
-from edgezoo.detection.prototxt import CaffeSsd, CodeType, DataLayout, ScoreConverter
 from edgezoo.errors import ConfigError
+from edgezoo.tidl.meta_arch.priors import priors_per_location, tidl_priors
+from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, CodeType, DataLayout, ScoreConverter
 from edgezoo.verify.detection_match import Detections
 
 SUPPORTED_CODES = (CodeType.CORNER, CodeType.CENTER_SIZE, CodeType.CENTER_SIZE_YXHW)

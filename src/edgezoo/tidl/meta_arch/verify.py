@@ -2,10 +2,10 @@
 
 `verify_with_prototxt(model.onnx, meta_arch.prototxt, original=...)`: validate the prototxt against the graph
 (ConfigError, exit 2, listing every problem), run the ONNX model up to the heads on real photographs (ONNX Runtime,
-heads as extra outputs), apply the prototxt with the reference executor (meta_exec) and compare its detections with
-the original model's own (verify.detection.compare_detectors: IoU-matched per class, matched fraction both ways,
-worst box and score error, checked against the card's tolerances; VerificationFailed / exit 1 beyond them, via
-ParityReport.passed).
+heads as extra outputs), apply the prototxt with the reference executor (tidl.meta_arch.execute) and compare its
+detections with the original model's own (verify.detection.compare_detectors: IoU-matched per class, matched fraction
+both ways, worst box and score error, checked against the card's tolerances; VerificationFailed / exit 1 beyond them,
+via ParityReport.passed).
 
 The original is any detector verify/detectors.py reads: the same ONNX's own outputs (one-model form, e.g. the
 ResNet34-SSD whose model.onnx keeps bboxes/labels/scores), the published ONNX, or a frozen graph (SSD-MobileNet:
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.detection.prototxt import CaffeSsd, load_meta_arch
 from edgezoo.errors import EdgezooError
+from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, load_meta_arch
 from edgezoo.verify.report import ParityReport
 from edgezoo.zoo.schema import ModelCard, Preprocess
 
@@ -99,7 +99,7 @@ def _prior_metrics(report: ParityReport, ssd: CaffeSsd, card: ModelCard | None) 
     params = _onnx_params(card)
     if not {"steps", "scales", "aspect_ratios", "input_size"} <= set(params):
         return
-    from edgezoo.detection.priors import DefaultBoxSpec, compare_priors
+    from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, compare_priors
 
     try:
         spec = DefaultBoxSpec.from_params(params)

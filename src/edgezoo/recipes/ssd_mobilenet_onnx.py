@@ -4,9 +4,9 @@
    1 and cut at `Preprocessor/sub`: the new input `normalized_input_image_tensor` [1, 3, 300, 300] float is what
    tf2onnx's NCHW convolutions already read ((x - 127.5) / 127.5, as the card says).
 2. The box-predictor heads (the Convs writing BoxPredictor_i/{BoxEncodingPredictor,ClassPredictor}/BiasAdd) are
-   rewritten so TIDL's Caffe priors equal the TF anchors (detection/ssd_caffe_priors.py): channels permuted into
+   rewritten so TIDL's Caffe priors equal the TF anchors (tidl/meta_arch/ssd_caffe_priors.py): channels permuted into
    Caffe prior order, layer 0 split in two heads, a zero-weight dummy prior where Caffe insists on a ratio-1 box.
-3. An opset-10 post-processing tail (detection/onnx_ssd_tail.py) makes the model runnable in ONNX Runtime with the
+3. An opset-10 post-processing tail (graphs/onnx_ssd_tail.py) makes the model runnable in ONNX Runtime with the
    published four outputs; TIDL replaces it with its detection layer described by meta_arch.prototxt
    (caffe_ssd, CENTER_SIZE_YXHW, SIGMOID, SEPARATED, variances 1/y_scale, 1/x_scale, 1/h_scale, 1/w_scale).
 4. Verified twice against the frozen graph on real photographs: the prototxt's semantics in numpy (what TIDL
@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.detection.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, MetaArch, NmsParam,
-                                        ScoreConverter)
 from edgezoo.errors import RecipeError
 from edgezoo.graphs import base_name
+from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, MetaArch, NmsParam,
+                                        ScoreConverter)
 
 INPUT_NAME = "normalized_input_image_tensor"
 _KINDS = ("BoxEncodingPredictor", "ClassPredictor")
@@ -100,8 +100,8 @@ def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str | None, score
     give a SOFTMAX prototxt and tail. `top_k`: nms_param.top_k (default: every prior, the original's semantics)."""
     from onnx import helper, numpy_helper
 
-    from edgezoo.detection import onnx_ssd_tail, ssd_caffe_priors
-    from edgezoo.graphs import onnx_model
+    from edgezoo.graphs import onnx_model, onnx_ssd_tail
+    from edgezoo.tidl.meta_arch import ssd_caffe_priors
 
     size = (cfg.image_height, cfg.image_width)
     c = cfg.box_coder
@@ -188,7 +188,7 @@ def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str | None, score
 
 
 def _generic_notes(groups: Sequence[Any], cmp: Any, total_priors: int, per_class: int, softmax: bool) -> list[str]:
-    from edgezoo.detection import ssd_caffe_priors
+    from edgezoo.tidl.meta_arch import ssd_caffe_priors
 
     split = sorted({g.layer for g in groups if g.suffix})
     logit = ssd_caffe_priors.DUMMY_LOGIT
@@ -211,10 +211,10 @@ def onnx_caffe_meta_recipe(rin: Any) -> Any:
     """The recipe body (registered in recipes/ssd_mobilenet.py)."""
     from edgezoo.detection.anchors import check_against_graph, generate_anchors
     from edgezoo.detection.pipeline_config import load_pipeline_config
-    from edgezoo.detection.prototxt import save_meta_arch
     from edgezoo.graphs import onnx_model
     from edgezoo.recipes.base import RecipeOutput
     from edgezoo.recipes.ssd_mobilenet import _card, config_member, graph_anchor_tensor
+    from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
     from edgezoo.verify.detection import compare_detectors, detection_tolerances
     from edgezoo.verify.detectors import meta_arch_detector, od_api_detector
     from edgezoo.zoo.schema import ModelFormat
@@ -282,7 +282,7 @@ def onnx_caffe_meta_recipe(rin: Any) -> Any:
 def tail_ti_config() -> dict[str, Any]:
     """TI's config for the tail's outputs: boxes (ymin, xmin, ymax, xmax), scores, classes (COCO ids), count."""
     from edgezoo.bundle_config import YXYX_TO_XYXY, detection_postprocess
-    from edgezoo.detection import onnx_ssd_tail
+    from edgezoo.graphs import onnx_ssd_tail
 
     boxes, labels, scores = (onnx_ssd_tail.OUTPUTS.index(n) for n in
                              ("detection_boxes", "detection_classes", "detection_scores"))

@@ -4,17 +4,17 @@ TIDL runs up to its heads + the caffe_ssd prototxt for the rest, proven on real 
 1. The input is made static (the graph's own shape, or --inputs), shapes inferred; heads found by structure
    (graphs.onnx_heads: works with node names equal to output names and reshape targets computed from Shape of the
    feature maps), names TIDL cannot take renamed.
-2. The in-graph decoding is read from the graph (detection.onnx_ssd_decode): priors from its constants, variances,
+2. The in-graph decoding is read from the graph (graphs.onnx_ssd_decode): priors from its constants, variances,
    box coding, score converter, NonMaxSuppression's thresholds and limits.
-3. Per head a prior_box_param is fitted to those priors (detection.prior_fit) and the deviation measured. Heads
+3. Per head a prior_box_param is fitted to those priors (tidl.meta_arch.prior_fit) and the deviation measured. Heads
    whose boxes are in another order than Caffe's get their channels permuted; sizes no prior_box_param reproduces
    to PRIOR_EXACT (MLPerf's clamped boxes, a non-integral max_size) are folded into the box conv
-   (detection.prior_fold) -- and the graph's own prior constants are rewritten to TIDL's priors in the new order, so
-   the model's own outputs stay the original's while TIDL's priors equal what its heads were trained with.
+   (tidl.meta_arch.prior_fold) -- and the graph's own prior constants are rewritten to TIDL's priors in the new
+   order, so the model's own outputs stay the original's while TIDL's priors equal what its heads were trained with.
 4. Thresholds: confidence, NMS IoU and keep_top_k from the graph (else options; an option given wins), and
    nms_param.top_k = every prior: Caffe/TIDL cap candidates per class BEFORE NMS, ONNX NonMaxSuppression caps boxes
    AFTER it, so only "every prior" reproduces the original. TI's speed settings (top_k 200, confidence 0.3) stay
-   options, and choosing one measures and says the parity it costs (meta_verify.parity_loss).
+   options, and choosing one measures and says the parity it costs (tidl.meta_arch.verify.parity_loss).
 5. Verified twice against the original: the prototxt's detections (reference executor on the heads) and the
    rewritten model.onnx's own outputs.
 """
@@ -95,12 +95,12 @@ def _thresholds(params: Mapping[str, Any], decode: Any, priors: int, where: str)
 
 def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     """Steps 1-4 of the module docstring on a model whose input is already static."""
-    from edgezoo.detection import prior_fit
-    from edgezoo.detection.onnx_ssd_decode import read_decode, replace_priors
-    from edgezoo.detection.prior_fold import fold_size_ratios, permute_anchors
-    from edgezoo.detection.prototxt import CodeType
     from edgezoo.graphs import onnx_model
     from edgezoo.graphs.onnx_heads import find_heads, sanitize_head_names
+    from edgezoo.graphs.onnx_ssd_decode import read_decode, replace_priors
+    from edgezoo.tidl.meta_arch import prior_fit
+    from edgezoo.tidl.meta_arch.prior_fold import fold_size_ratios, permute_anchors
+    from edgezoo.tidl.meta_arch.prototxt import CodeType
 
     image = _static_image(model, where)
     model = onnx_model.infer_shapes(model)
@@ -150,7 +150,7 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
 
 def _meta(heads: Any, fits: list[Any], image: tuple[int, int], outputs: list[str], decode: Any,
           variances: tuple[float, ...], t: Mapping[str, Any]) -> Any:
-    from edgezoo.detection.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam
+    from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam
 
     return MetaArch(name="ssd", caffe_ssd=(CaffeSsd(
         box_input=tuple(heads.box_inputs), class_input=tuple(heads.class_inputs), output=tuple(outputs),
@@ -204,14 +204,14 @@ def verification_preprocess(ssd: Any, params: Mapping[str, Any]) -> Any:
 def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any],
                tolerances: Mapping[str, float]) -> Any:
     """Convert + verify: a RecipeOutput for export_graph's bundle. `model` is the source with a static input."""
-    from edgezoo.detection.meta_validate import check_meta_arch
-    from edgezoo.detection.meta_verify import parity_loss, verify_with_prototxt
-    from edgezoo.detection.prototxt import save_meta_arch
     from edgezoo.graphs import onnx_model
     from edgezoo.graphs.onnx_heads import head_notes
     from edgezoo.images import verification_images
     from edgezoo.provenance import is_standin
     from edgezoo.recipes.base import RecipeOutput
+    from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
+    from edgezoo.tidl.meta_arch.validate import check_meta_arch
+    from edgezoo.tidl.meta_arch.verify import parity_loss, verify_with_prototxt
     from edgezoo.verify.detection import compare_detectors, detection_tolerances
     from edgezoo.verify.detectors import load_detector
 

@@ -4,10 +4,10 @@ import onnx
 import pytest
 
 import ssd_models
-from edgezoo.detection.meta_validate import check_meta_arch, errors_of, validate_meta_arch
-from edgezoo.detection.meta_verify import with_ssd
-from edgezoo.detection.prototxt import DataLayout, read_meta_arch, write_meta_arch
 from edgezoo.errors import ConfigError
+from edgezoo.tidl.meta_arch.prototxt import DataLayout, read_meta_arch, write_meta_arch
+from edgezoo.tidl.meta_arch.validate import check_meta_arch, errors_of, validate_meta_arch
+from edgezoo.tidl.meta_arch.verify import with_ssd
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +124,10 @@ def test_ti_documentation_sample_against_our_graph(model):
     real head at that position; once mapped, only the nominal steps (92, 171) remain, as warnings."""
     from pathlib import Path
 
-    from edgezoo.detection.prototxt import load_meta_arch
     from edgezoo.graphs.onnx_heads import find_heads
+    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
 
-    sample = Path(__file__).parents[2] / "benchmarks" / "data" / "ti_ssd_resnet34_1200_sample.prototxt"
+    sample = Path(__file__).parents[3] / "benchmarks" / "data" / "ti_ssd_resnet34_1200_sample.prototxt"
     meta = load_meta_arch(sample)
     errors = _errors(meta, model)
     assert sorted(errors) == sorted([f"caffe_ssd.box_input[{i}]" for i in range(6)] +
