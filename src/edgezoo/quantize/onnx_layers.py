@@ -78,7 +78,7 @@ def meta_arch_heads(bundle: Any) -> list[str]:
     """The head tensors a bundle's meta_arch.prototxt decodes ([] when it has none)."""
     from pathlib import Path
 
-    from edgezoo.detection.prototxt import load_meta_arch
+    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
 
     prototxt = Path(bundle) / "meta_arch.prototxt"
     if not prototxt.is_file():
