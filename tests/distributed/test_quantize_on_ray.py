@@ -50,7 +50,35 @@ def test_sensitivity_and_16bit_set_on_two_nodes_equal_local(ray_cluster, first_l
     (["--ray", "auto"], "--ray runs the --dataset passes on Ray: it needs --dataset"),
 ])
 def test_bad_ray_options_are_one_line(tmp_path, capsys, args, says):
-    code = main(["quantize", str(bundle("mobilenet-v1", "onnx")), "--calibration", str(photo_folder()),
-                 "--out", str(tmp_path / "o"), *args])
+    folder = bundle("mobilenet-v1", "onnx")
+    capsys.readouterr()  # building the stand-in bundle reports on stderr
+    code = main(["quantize", str(folder), "--calibration", str(photo_folder()), "--out", str(tmp_path / "o"), *args])
     err = capsys.readouterr().err
     assert code == 2 and says in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_unreachable_cluster_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from tests.distributed.ray_nodes import free_port
+
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    data, folder = labelled_dataset("imagenet", "mobilenet-v1", 4), bundle("mobilenet-v1", "onnx")
+    capsys.readouterr()  # building the stand-ins reports on stderr
+    code = main(["quantize", str(folder), "--calibration", str(photo_folder()), "--dataset", str(data),
+                 "--out", str(tmp_path / "o"), "--ray", address])
+    err = capsys.readouterr().err
+    assert code == 2 and f"Ray cluster at {address} cannot be reached" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_local_quantize_never_imports_ray(tmp_path):
+    import subprocess
+    import sys
+
+    data = labelled_dataset("imagenet", "mobilenet-v1", 4)
+    code = ("import sys\nfrom edgezoo.cli import main\n"
+            f"rc = main(['quantize', {str(bundle('mobilenet-v1', 'onnx'))!r}, '--calibration', {str(data)!r}, "
+            f"'--frames', '2', '--scheme', 'onnx-qdq', '--dataset', {str(data)!r}, '--out', {str(tmp_path)!r}])\n"
+            "sys.exit(rc if rc else 3 if 'ray' in sys.modules else 0)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "mobilenet-v1" / "onnx-qdq" / "quantize.json").is_file()
