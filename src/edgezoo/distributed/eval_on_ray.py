@@ -12,6 +12,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from edgezoo.distributed.cluster import ClusterError, parse_ray_target, ray_session
@@ -117,6 +118,6 @@ def ray_predictor(target: str, *, actors: int | None = None, progress: bool = Tr
             if subject.source is None:
                 raise ClusterError(f"{subject.what}: cannot be rebuilt on a Ray actor", hint="run without --ray")
             return map_in_order(functools.partial(_predictor, subject.source), items, actors=count,
-                                label=subject.what, progress=progress)
+                                label=Path(subject.model_path).name, progress=progress)
 
         yield predict
