@@ -29,11 +29,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip missing or corrupt images (counted in the table and accuracy.json) instead of stopping")
+    add_ray_options(p, "the inference")
+    p.set_defaults(handler=run)
+
+
+def add_ray_options(p: argparse.ArgumentParser, what: str) -> None:
+    """--ray / --ray-actors (shared with `quantize`); checked by ray_actors(args)."""
     p.add_argument("--ray", nargs="?", const="auto", metavar="auto|HOST:PORT",
-                   help="run the inference on Ray actors: 'auto' starts a local Ray for this run, HOST:PORT joins "
+                   help=f"run {what} on Ray actors: 'auto' starts a local Ray for this run, HOST:PORT joins "
                         "a running cluster (models and dataset at the same paths on every node); same results")
     p.add_argument("--ray-actors", metavar="N", help="Ray actors (one CPU each; default: every CPU of the cluster)")
-    p.set_defaults(handler=run)
+
+
+def ray_actors(args: argparse.Namespace) -> int | None:
+    """--ray-actors checked, and a bad or unreachable --ray reported before any model is loaded."""
+    actors = positive_int(args.ray_actors, "--ray-actors", maximum=MAX_RAY_ACTORS)
+    if args.ray is not None:
+        from edgezoo.distributed import check_ray_target
+
+        check_ray_target(args.ray)
+    elif actors is not None:
+        raise EdgezooError("--ray-actors needs --ray", hint="add --ray auto or --ray HOST:PORT")
+    return actors
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -101,15 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from edgezoo.evaluation.report import render_results, results_json
 
     count = positive_int(args.count, "--count")
-    actors = positive_int(args.ray_actors, "--ray-actors", maximum=MAX_RAY_ACTORS)
-    if args.ray is not None:  # a bad or unreachable address is reported before any model is loaded
-        from edgezoo.distributed import check_reachable, parse_ray_target, require_ray
-
-        target = parse_ray_target(args.ray)
-        require_ray()
-        check_reachable(target)
-    elif actors is not None:
-        raise EdgezooError("--ray-actors needs --ray", hint="add --ray auto or --ray HOST:PORT")
+    actors = ray_actors(args)
     dataset = open_dataset(args.dataset, count=count, skip_bad=args.skip_bad)
     subjects = resolve_subjects(args.things, args, dataset)
     results = evaluate(subjects, dataset, args.out, skip_bad=args.skip_bad, ray=args.ray, ray_actors=actors)

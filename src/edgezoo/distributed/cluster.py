@@ -77,6 +77,14 @@ def check_reachable(target: RayTarget, timeout: float = CONNECT_TIMEOUT_S) -> No
                                 "--ray auto") from None
 
 
+def check_ray_target(value: str) -> RayTarget:
+    """A --ray value parsed, Ray installed and the address answering: every check before a model is loaded."""
+    target = parse_ray_target(value)
+    require_ray()
+    check_reachable(target)
+    return target
+
+
 def actor_env() -> dict[str, str]:
     """The driver's settings that actors must share (the stand-in cache, TensorFlow's log level, EDGEZOO_*)."""
     return {k: v for k, v in os.environ.items() if k.startswith("EDGEZOO_") or k in _FORWARDED}

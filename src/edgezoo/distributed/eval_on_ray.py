@@ -12,6 +12,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from edgezoo.distributed.cluster import ClusterError, parse_ray_target, ray_session
@@ -63,9 +64,8 @@ def run_on_ray(subject: Any, samples: Sequence[Any], *, actors: int, skip_bad: b
 
 
 @contextlib.contextmanager
-def ray_runner(target: str, *, actors: int | None = None, progress: bool = True) -> Iterator[Callable[..., EngineRun]]:
-    """A Ray session for a whole evaluation, yielding a drop-in for engine.run_subject (same arguments; images
-    are always decoded with datasets.load_image, in the actors)."""
+def _ray_actors(target: str, actors: int | None, progress: bool) -> Iterator[int]:
+    """A Ray session on `target` for a whole run, yielding how many actors a pass uses (at most one per CPU)."""
     parsed = parse_ray_target(target)
     with ray_session(parsed) as session:
         count = max(1, session.cpus)
@@ -75,7 +75,14 @@ def ray_runner(target: str, *, actors: int | None = None, progress: bool = True)
         if progress:
             step(f"Ray {parsed}: {session.nodes} node(s), {session.cpus} CPU(s), {count} actor(s); "
                  f"ready in {session.startup_s:.1f} s")
+        yield count
 
+
+@contextlib.contextmanager
+def ray_runner(target: str, *, actors: int | None = None, progress: bool = True) -> Iterator[Callable[..., EngineRun]]:
+    """A Ray session for a whole evaluation, yielding a drop-in for engine.run_subject (same arguments; images
+    are always decoded with datasets.load_image, in the actors)."""
+    with _ray_actors(target, actors, progress) as count:
         def run(subject: Any, samples: Sequence[Any], load: Any = None, *, workers: int | None = None,
                 skip_bad: bool = False, progress: bool = progress, label: str | None = None) -> EngineRun:
             stats = PoolStats()
@@ -90,3 +97,27 @@ def ray_runner(target: str, *, actors: int | None = None, progress: bool = True)
             return run
 
         yield run
+
+
+# (qsl_idx, preprocessed tensor) -> (qsl_idx, record)
+Predict = Callable[[Any, Sequence[tuple[int, Any]]], list[tuple[int, Any]]]
+
+
+def _predictor(source: Any) -> Callable[[tuple[int, Any]], tuple[int, Any]]:
+    """Runs in the actor: the subject built once, then subject.predict on tensors the driver preprocessed."""
+    subject = source.build()
+    return lambda item: (item[0], subject.predict(item[1], item[0]))
+
+
+@contextlib.contextmanager
+def ray_predictor(target: str, *, actors: int | None = None, progress: bool = True) -> Iterator[Predict]:
+    """A Ray session for a whole run, yielding predict(subject, [(qsl_idx, tensor)]) -> [(qsl_idx, record)] in
+    order: for passes that preprocess once and evaluate many model variants on the same tensors (quantize)."""
+    with _ray_actors(target, actors, progress) as count:
+        def predict(subject: Any, items: Sequence[tuple[int, Any]]) -> list[tuple[int, Any]]:
+            if subject.source is None:
+                raise ClusterError(f"{subject.what}: cannot be rebuilt on a Ray actor", hint="run without --ray")
+            return map_in_order(functools.partial(_predictor, subject.source), items, actors=count,
+                                label=Path(subject.model_path).name, progress=progress)
+
+        yield predict

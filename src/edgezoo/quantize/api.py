@@ -91,8 +91,13 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
                     frames: int = DEFAULT_FRAMES, out: Path | None = None, power_of_2: bool = False,
                     scale_type: ScaleType | int | None = None, dataset: Path | None = None,
                     count: int | None = None, max_drop: float | None = None, sensitivity: bool = False,
-                    target_drop: float | None = None) -> QuantizeResult:
-    """Quantize a float bundle with `scheme`; measure the cost on `dataset` when given."""
+                    target_drop: float | None = None, ray: str | None = None,
+                    ray_actors: int | None = None) -> QuantizeResult:
+    """Quantize a float bundle with `scheme`; measure the cost on `dataset` when given.
+
+    `ray`: "auto" or HOST:PORT runs the inference of the measuring passes (float vs quantized, sensitivity probes,
+    16-bit search) on Ray actors (edgezoo.distributed), same figures as locally; calibration stays local (one pass
+    over a few frames)."""
     from edgezoo.bundle import CONFIG, RUNTIME_OPTIONS, BundleStaging, failed_dir
     from edgezoo.bundle_config import with_runtime_options
     from edgezoo.datasets import BundlePreprocess, expect_kind, open_dataset
@@ -115,6 +120,13 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
     if (sensitivity or target_drop is not None) and scheme is not Scheme.TIDL_PREVIEW:
         raise QuantizeError(f"--sensitivity / --target-drop work on the TIDL preview, not on {scheme.value}",
                             hint="add --scheme tidl-preview")
+    if ray is not None:
+        if dataset is None:
+            raise QuantizeError("--ray runs the --dataset passes on Ray: it needs --dataset",
+                                hint="pass --dataset DIR, or drop --ray (calibration always runs here)")
+        from edgezoo.distributed import check_ray_target
+
+        check_ray_target(ray)
     card = bundle_card(bundle)
     base_options, header = _read_runtime_options(bundle)
     data = None
@@ -134,8 +146,9 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
                                                  scale, result)
             result.calibration_seconds = round(time.perf_counter() - t0, 3)
             if data is not None:
-                _measure(result, bundle, model, artifact, preview, state, data, preprocess, dtype, calib.inputs,
-                         staging.workdir, scale, sensitivity, target_drop)
+                with _predictor(ray, ray_actors) as predict:
+                    _measure(result, bundle, model, artifact, preview, state, data, preprocess, dtype, calib.inputs,
+                             staging.workdir, scale, sensitivity, target_drop, predict)
             names = result.sixteen_bit.names if result.sixteen_bit and result.sixteen_bit.reached else None
             header += f"# quantized: {scheme.value}, scale type {int(scale)}, {len(calib)} calibration frames\n"
             files = [staging.add_file(artifact, _MODEL_NAMES[model.suffix.lower()])]
@@ -204,6 +217,17 @@ def _scale_type(scheme: Scheme, power_of_2: bool, scale_type: ScaleType | int | 
     return chosen
 
 
+def _predictor(ray: str | None, actors: int | None) -> Any:
+    """A context yielding ScoringSet's predict: None (here, in this process) or Ray actors' for the whole run."""
+    import contextlib
+
+    if ray is None:
+        return contextlib.nullcontext()
+    from edgezoo.distributed import ray_predictor
+
+    return ray_predictor(ray, actors=actors)
+
+
 def _input_dtype(model: Path) -> str:
     from edgezoo.runners import load_runner
 
@@ -258,10 +282,10 @@ def _quantize(scheme: Scheme, bundle: Path, model: Path, manifest: dict[str, Any
 def _measure(result: QuantizeResult, bundle: Path, model: Path, artifact: Path, preview: Path | None,
              state: _PreviewState | None, data: Any,
              preprocess: Any, dtype: str, calib_inputs: Any, work: Path, scale: ScaleType, sensitivity: bool,
-             target_drop: float | None) -> None:
+             target_drop: float | None, predict: Any) -> None:
     from edgezoo.quantize.cost import ScoringSet, model_subject, score
 
-    scoring = ScoringSet(data, lambda image: preprocess.apply(image, dtype=dtype))
+    scoring = ScoringSet(data, lambda image: preprocess.apply(image, dtype=dtype), predict)
     float_subject = model_subject(bundle, model, work)
     float_score, float_records = score(float_subject, scoring)
     float_score.what = f"{bundle} (float)"

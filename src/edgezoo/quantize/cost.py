@@ -34,15 +34,21 @@ class Score:
 class ScoringSet:
     """A dataset's images preprocessed once for one preprocessing (the float bundle's)."""
 
-    def __init__(self, dataset: Any, preprocess: Any) -> None:
+    def __init__(self, dataset: Any, preprocess: Any, predict: Any = None) -> None:
+        """`predict(subject, [(qsl_idx, tensor)]) -> [(qsl_idx, record)]` runs the inference elsewhere (Ray
+        actors: distributed.ray_predictor); None runs it here."""
         from edgezoo.datasets import load_image
 
         self.dataset = dataset
         self.samples = list(dataset.samples)
         self.inputs = [preprocess(load_image(sample)) for sample in self.samples]
+        self.predict = predict
 
     def records(self, subject: Any) -> list[tuple[int, np.ndarray]]:
-        return [(s.index, subject.predict(x, s.index)) for s, x in zip(self.samples, self.inputs)]
+        items = [(s.index, x) for s, x in zip(self.samples, self.inputs)]
+        if self.predict is not None:
+            return self.predict(subject, items)
+        return [(index, subject.predict(x, index)) for index, x in items]
 
 
 def score(subject: Any, scoring: ScoringSet, reference: list[tuple[int, np.ndarray]] | None = None,
