@@ -4,6 +4,7 @@ real verification on photographs)."""
 import json
 import math
 
+import numpy as np
 import onnx
 import pytest
 import yaml
@@ -122,3 +123,33 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_head_with_two_scales_is_split_into_one_head_per_scale(tmp_path, capsys):
+    model = ssd_models.reduced_standin(box_order="two-scales")
+    assert _export(tmp_path, model) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "split into one head per scale" in out and "head 0: boxes [[0], [1, 2, 3]]" in out
+    bundle = tmp_path / model.stem / "onnx"
+    ssd = load_meta_arch(bundle / "meta_arch.prototxt").single_ssd()
+    assert len(ssd.box_input) == len(ssd.class_input) == 7
+    # TIDL's priors of the two heads are the graph's: the min square alone, then the sqrt(84 * 180) square with
+    # its 2:1 / 1:2 boxes (the builder's sizes, computed here from MLPerf's s_k)
+    first, second = ssd.prior_box_param[:2]
+    assert first.min_size == (84,) and first.max_size == () and first.aspect_ratio == ()
+    assert second.min_size[0] == pytest.approx(math.sqrt(84 * 180), abs=1e-3) and second.aspect_ratio == (2.0,)
+    assert second.flip
+    from edgezoo.standins.ssd_resnet34 import SPEC_PARAMS, _two_scales
+    from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes, tidl_priors
+
+    spec = DefaultBoxSpec.from_params(SPEC_PARAMS)
+    grid = spec.feature_sizes()[0]
+    built = _two_scales(mlperf_default_boxes(spec), spec)[:4 * grid[0] * grid[1]].reshape(4, *grid, 4)
+    for param, boxes in ((first, [0]), (second, [1, 2, 3])):  # graph boxes in Caffe's order
+        expected = built[boxes].transpose(1, 2, 0, 3)
+        assert np.abs(tidl_priors(param, grid, (1200, 1200)) - expected).max() < 1e-5
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert max(manifest["recipe"]["params"]["priors"]["deviation_per_head"][:6]) < 1e-5
+    checks = {c["name"]: c["value"] for c in json.loads((bundle / "verify.json").read_text())["checks"]}
+    assert checks["original_detections"] > 50 and checks["matched_fraction_of_original"] == 1.0
+    assert checks["model_onnx_matched_fraction_of_original"] == 1.0

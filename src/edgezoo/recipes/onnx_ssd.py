@@ -11,6 +11,8 @@ TIDL runs up to its heads + the caffe_ssd prototxt for the rest, proven on real 
    to PRIOR_EXACT (MLPerf's clamped boxes, a non-integral max_size) are folded into the box conv
    (tidl.meta_arch.prior_fold) -- and the graph's own prior constants are rewritten to TIDL's priors in the new
    order, so the model's own outputs stay the original's while TIDL's priors equal what its heads were trained with.
+   A head whose boxes have several scales (min sizes) is first split into one head per scale
+   (tidl.meta_arch.head_split), each with its own prior_box_param.
 4. Thresholds: confidence, NMS IoU and keep_top_k from the graph (else options; an option given wins), and
    nms_param.top_k = every prior: Caffe/TIDL cap candidates per class BEFORE NMS, ONNX NonMaxSuppression caps boxes
    AFTER it, so only "every prior" reproduces the original. TI's speed settings (top_k 200, confidence 0.3) stay
@@ -100,6 +102,7 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     from edgezoo.graphs.onnx_ssd_decode import read_decode, replace_priors
     from edgezoo.tidl.meta_arch import prior_fit
     from edgezoo.tidl.meta_arch.prior_fold import fold_size_ratios, permute_anchors
+    from edgezoo.tidl.meta_arch.head_split import scale_groups, split_heads
     from edgezoo.tidl.meta_arch.prototxt import CodeType
 
     image = _static_image(model, where)
@@ -109,13 +112,22 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     decode = read_decode(model, heads, where)
     v = decode.variances  # (x, y, w, h)
     variances = (v[1], v[0], v[3], v[2]) if decode.code_type is CodeType.CENTER_SIZE_YXHW else v
-    grids = [h.grid for h in heads.heads]
-    boxes = [h.boxes_per_location for h in heads.heads]
-    fits = prior_fit.fit_priors(decode.priors, grids, boxes, heads.layout, image, variances)
+    original_heads = heads
+    per_head = prior_fit.split_per_head(decode.priors, [h.grid for h in heads.heads],
+                                        [h.boxes_per_location for h in heads.heads], heads.layout)
+    groups = [scale_groups(np.median(p[..., 2:].reshape(-1, p.shape[2], 2), axis=0) * np.array(image[::-1]))
+              for p in per_head]
     notes = [f"decoding read from the graph: priors {', '.join(t.name for t in decode.prior_tensors)} "
              f"({len(decode.priors)}), {decode.code_type.name}, variances {list(variances)}, "
              f"{decode.score_converter.name} scores, NMS {decode.nms_node} (fit error {decode.fit_error:.2g})"]
-    graph_priors = prior_fit.split_per_head(decode.priors, grids, boxes, heads.layout)
+    if any(len(g) > 1 for g in groups):
+        model, heads = split_heads(model, heads, groups)
+        notes.append("heads with boxes of several scales split into one head per scale (one prior_box_param "
+                     "each): " + "; ".join(f"head {k}: boxes {g}" for k, g in enumerate(groups) if len(g) > 1))
+    # the graph's priors per (split) head, in the head's box order
+    graph_priors = [p[:, :, list(g), :] for p, head_groups in zip(per_head, groups) for g in head_groups]
+    grids = [h.grid for h in heads.heads]
+    fits = [prior_fit.fit_head(k, hwa, image, variances) for k, hwa in enumerate(graph_priors)]
     if any(f.permuted for f in fits):
         model = permute_anchors(model, heads, [f.order for f in fits])
         notes.append("head channels permuted to Caffe's prior order: " + "; ".join(
@@ -137,7 +149,15 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
                      f"{folded.priors} priors): TIDL decodes the graph's boxes exactly; the graph's prior "
                      "constants now hold TIDL's priors, so model.onnx's own outputs stay the original's")
     if foldable or any(f.permuted for f in fits):
-        model = replace_priors(model, decode, prior_fit.join_heads(new_priors, heads.layout))
+        # back to the original heads' box order: the split heads' convs are concatenated back into the original's
+        rejoined, k = [], 0
+        for p, head_groups in zip(per_head, groups):
+            whole = np.empty_like(p)
+            for g in head_groups:
+                whole[:, :, list(g), :] = new_priors[k]
+                k += 1
+            rejoined.append(whole)
+        model = replace_priors(model, decode, prior_fit.join_heads(rejoined, original_heads.layout))
     notes.append("prior fit per head (deviation from the graph's priors before any rewrite): " + "; ".join(
         f"{f.head}: {f.deviation:.2g}" for f in fits))
     thresholds = _thresholds(params, decode, len(decode.priors), where)

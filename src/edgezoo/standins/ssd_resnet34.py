@@ -16,6 +16,8 @@ Variants for tests (build_model's keywords; the registered builder makes the pub
 - naming="numbered": the older PyTorch naming (node `Conv_12`, tensors by number `543`) and symbolic spatial dims;
 - box_order="interpolated-last": per location the boxes (and the prior constants) in another order, the
   sqrt(s_k s_k+1) box last (as TF orders it): TIDL's Caffe order then needs the head channels permuted;
+- box_order="two-scales": the first head's 2:1 / 1:2 boxes are ratios of its sqrt(s_k s_k+1) square, so that head
+  has boxes of two min sizes and must be split into two heads;
 - crowded=True: a few classes get hundreds of candidates above 0.05 per picture, so the per-class limit (ONNX NMS:
   200 AFTER suppression; Caffe: top_k BEFORE it) matters.
 
@@ -66,7 +68,7 @@ LOC_STD, LOGIT_STD, CANDIDATES_TARGET = 0.6, 1.6, 150
 
 
 NAMINGS = ("pytorch", "numbered")  # node name == output name (the published file) | tensors by number
-BOX_ORDERS = ("mlperf", "interpolated-last")
+BOX_ORDERS = ("mlperf", "interpolated-last", "two-scales")
 CROWDED_CLASSES, CROWDED_TARGET = (1, 3, 7), 1500  # classes given about this many candidates above 0.05
 
 
@@ -318,6 +320,18 @@ def _reorder_boxes(boxes: np.ndarray, spec: Any) -> np.ndarray:
     return np.concatenate(out)
 
 
+def _two_scales(boxes: np.ndarray, spec: Any) -> np.ndarray:
+    """MLPerf's default boxes with the first head's 2:1 and 1:2 boxes made ratios of its sqrt(s_k s_k+1) square: that
+    head then carries boxes of two scales (min sizes), which one Caffe prior_box_param cannot describe."""
+    out = boxes.copy()
+    a, (fh, fw) = spec.boxes_per_location()[0], spec.feature_sizes()[0]
+    layer = out[:a * fh * fw].reshape(a, fh * fw, 4)  # box-major; (cx, cy, w, h)
+    side = layer[1, 0, 2]
+    layer[2, :, 2:] = side * np.sqrt(2), side / np.sqrt(2)
+    layer[3, :, 2:] = side / np.sqrt(2), side * np.sqrt(2)
+    return out
+
+
 def build_model(variant: StandinVariant, seed: int, *, naming: str = "pytorch", box_order: str = "mlperf",
                 crowded: bool = False) -> Any:
     """The stand-in ONNX ModelProto (calibrated); the keywords select the test variants (module docstring)."""
@@ -333,6 +347,8 @@ def build_model(variant: StandinVariant, seed: int, *, naming: str = "pytorch", 
     boxes = mlperf_default_boxes(spec)
     if box_order == "interpolated-last":
         boxes = _reorder_boxes(boxes, spec)
+    elif box_order == "two-scales":
+        boxes = _two_scales(boxes, spec)
     _postprocess(g, loc, conf, boxes.astype(np.float32))
     model = _make_model(g)
     _calibrate(model, g, loc_heads, conf_heads, crowded)

@@ -13,7 +13,8 @@ Per head the graph's priors are [H, W, A, 4] (cx, cy, w, h). The fit reads:
 What no parameterisation reproduces (clamped sizes, a non-integral max_size) is measured per head (`deviation`);
 when the size ratio graph / TIDL is the same at every location it is folded into the box head
 (prior_fold.fold_size_ratios), after which TIDL decodes the graph's boxes exactly. A head needing more than one
-min_size (boxes of two scales) cannot be one prior_box_param: that is an exit-2 error, never a wrong prototxt.
+min_size (boxes of two scales) cannot be one prior_box_param: the ONNX route splits it per scale first
+(tidl.meta_arch.head_split); given one anyway, fit_head is an exit-2 error, never a wrong prototxt.
 """
 
 from __future__ import annotations
@@ -100,8 +101,8 @@ def fit_head(k: int, hwa: np.ndarray, image: tuple[int, int], variances: Sequenc
     if not squares or len(squares) > 2:
         raise RecipeError(f"head {k}: {len(squares)} square boxes per location; one prior_box_param has a min_size "
                           "square and at most one max_size square",
-                          hint="heads with boxes of several scales would need splitting, which the ONNX route "
-                               "does not do yet")
+                          hint="a head with boxes of several scales is split per scale first "
+                               "(tidl.meta_arch.head_split.scale_groups)")
     min_j = squares[0]
     min_size = float(round(px[min_j, 0], 4))
     max_size: tuple[float, ...] = ()
@@ -122,8 +123,8 @@ def fit_head(k: int, hwa: np.ndarray, image: tuple[int, int], variances: Sequenc
         else:
             raise RecipeError(f"head {k}: box {j} ({px[j, 0]:.4g} x {px[j, 1]:.4g} px) is not an aspect ratio of "
                               f"the min_size {min_size:.4g} square",
-                              hint="heads with boxes of several scales would need splitting, which the ONNX route "
-                                   "does not do yet")
+                              hint="a head with boxes of several scales is split per scale "
+                                   "first (tidl.meta_arch.head_split.scale_groups)")
         ratios.append((j, _nice(r)))
     values = [r for _, r in ratios]
     flip = bool(values) and all(any(abs(v * u - 1) < 1e-4 for u in values) for v in values) and \
