@@ -153,3 +153,21 @@ def test_head_with_two_scales_is_split_into_one_head_per_scale(tmp_path, capsys)
     checks = {c["name"]: c["value"] for c in json.loads((bundle / "verify.json").read_text())["checks"]}
     assert checks["original_detections"] > 50 and checks["matched_fraction_of_original"] == 1.0
     assert checks["model_onnx_matched_fraction_of_original"] == 1.0
+
+
+def test_label_offset_is_read_from_the_graph(tmp_path):
+    from edgezoo.graphs.onnx_heads import find_heads
+    from edgezoo.graphs.onnx_model import infer_shapes
+    from edgezoo.graphs.onnx_ssd_decode import read_decode
+    from onnx import numpy_helper
+
+    model = onnx.load(ssd_models.reduced_standin())
+    # MLPerf's graph: labels = NMS class column (background dropped) + 1 = Caffe's class index
+    assert read_decode(infer_shapes(model), find_heads(infer_shapes(model))).label_offset == 0
+    # the same graph with 0-based foreground labels: one less than Caffe's class index
+    nodes = {o: n for n in model.graph.node for o in n.output}
+    add = nodes[nodes["labels"].input[0]]
+    const = nodes[add.input[1]]
+    assert numpy_helper.to_array(const.attribute[0].t) == 1
+    const.attribute[0].t.CopyFrom(numpy_helper.from_array(np.array(0, np.int64)))
+    assert read_decode(infer_shapes(model), find_heads(infer_shapes(model))).label_offset == -1

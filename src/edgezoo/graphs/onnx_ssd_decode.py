@@ -54,6 +54,7 @@ class GraphDecode:
     per_class: int | None  # NonMaxSuppression max_output_boxes_per_class (AFTER suppression)
     total: int | None  # the overall cap after NMS
     nms_node: str
+    label_offset: int = 0  # the graph's output label minus Caffe's class index (e.g. -1: 0-based foreground labels)
 
 
 def constant_value(model: Any, tensor: str) -> np.ndarray | None:
@@ -125,6 +126,32 @@ def _total_limit(model: Any, nms: Any) -> int | None:
         if node is not None and node.op_type in ("Min", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Identity"):
             queue.extend(node.input)
     return None
+
+
+def _label_offset(model: Any, nms: Any, background: int) -> int:
+    """The graph's label minus Caffe's class index: the int constants added to NonMaxSuppression's class column on
+    its way to a graph output, less the dropped background column (Caffe counts it, the graph's NMS does not)."""
+    outputs = {o.name for o in model.graph.output}
+    users = _consumers(model)
+    column = next((n.output[0] for n in users.get(nms.output[0], []) if n.op_type == "Gather"
+                   and _scalar(model, n.input[1]) == 1 and _attr_int(n, "axis", 0) == 1), None)
+    queue, added = [(column, 0)] if column else [], None
+    while queue:
+        tensor, offset = queue.pop(0)
+        if tensor in outputs:
+            added = offset
+            break
+        for node in users.get(tensor, []):
+            if node.op_type in ("Gather", "Unsqueeze", "Squeeze", "Reshape", "Cast", "Identity") and \
+                    node.input[0] == tensor:
+                queue.append((node.output[0], offset))
+            elif node.op_type in ("Add", "Sub") and len(node.input) == 2:
+                other = node.input[1] if node.input[0] == tensor else node.input[0]
+                v = _scalar(model, other)
+                if v is not None and v == int(v) and (node.op_type == "Add" or node.input[0] == tensor):
+                    queue.append((node.output[0], offset + int(v) * (1 if node.op_type == "Add" else -1)))
+    # no traceable label output: the labels are taken to be Caffe's class index
+    return 0 if added is None else added - (1 if background == 0 else 0)
 
 
 def _prior_candidates(model: Any, n: int) -> list[tuple[str, np.ndarray]]:
@@ -251,7 +278,7 @@ def read_decode(model: Any, heads: HeadSet, where: str = "model") -> GraphDecode
         score_threshold=_scalar(model, nms.input[4]) if len(nms.input) > 4 else None,
         iou_threshold=_scalar(model, nms.input[3]) if len(nms.input) > 3 else None,
         per_class=None if per_class is None else int(per_class), total=_total_limit(model, nms),
-        nms_node=nms.name or nms.output[0])
+        nms_node=nms.name or nms.output[0], label_offset=_label_offset(model, nms, background))
 
 
 def _attr_int(node: Any, name: str, default: int) -> int:

@@ -265,9 +265,10 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
     from edgezoo.bundle_config import outputs_postprocess
 
     outputs = onnx_model.output_names(conv.model)
-    # The labels are the graph's own (Caffe's class index), so no offset; export_onnx_ssd adds the rest.
+    # TIDL's labels are Caffe's class index; label_offset_pred turns them into the graph's own labels (read from
+    # the graph: e.g. -1 when it numbers the foreground classes from 0). export_onnx_ssd adds the rest.
     config = {"postprocess": outputs_postprocess(outputs, yxyx=conv.decode.box_order == "yxyx"),
-              "metric": {"label_offset_pred": 0}}
+              "metric": {"label_offset_pred": conv.decode.label_offset}}
     recorded = {"thresholds": {"confidence_threshold": dop.confidence_threshold,
                                "nms_threshold": dop.nms_param.nms_threshold, "top_k": dop.nms_param.top_k,
                                "keep_top_k": dop.keep_top_k},
