@@ -12,7 +12,8 @@ from tests.structures.inputs import InputSpec, photographs
 
 def stored_bytes(name: str, user_file: str) -> bytes:
     entry = _entry(name, user_file)
-    return lzma.decompress((DATA / name / entry["stored"]).read_bytes())
+    data = (DATA / name / entry["stored"]).read_bytes()
+    return lzma.decompress(data) if entry["stored"].endswith(".xz") else data
 
 
 def _entry(name: str, user_file: str) -> dict:
@@ -32,6 +33,10 @@ def build(structure: Structure, dest: Path, seed: int) -> Path:
     dest.mkdir(parents=True)
     if kind == "onnx":
         return _build_onnx(structure, dest, seed)
+    if kind == "tf1-export":
+        return _build_tf1_export(structure, dest, seed)
+    if kind == "tf1-tflite-graph":
+        return _build_tf1_tflite_graph(structure, dest, seed)
     raise ValueError(f"{structure.name}: unknown kind {kind}")
 
 
@@ -47,4 +52,48 @@ def _build_onnx(structure: Structure, dest: Path, seed: int) -> Path:
     refill_onnx(model, stripped, heads, scoring, input_spec, photographs(), seed)
     out = dest / user_file
     out.write_bytes(model.SerializeToString())
+    return out
+
+
+def _graph_def(name: str, user_file: str):
+    import tensorflow as tf
+
+    gd = tf.compat.v1.GraphDef()
+    gd.ParseFromString(stored_bytes(name, user_file))
+    return gd
+
+
+def refilled_graph_def(structure: Structure, user_file: str, seed: int):
+    """(GraphDef with its weights refilled, the values by Const name)."""
+    from tests.structures.tf_refill import refill_graph_def
+
+    gd = _graph_def(structure.name, user_file)
+    heads, scoring, input_spec = refill_spec(structure)
+    stripped = _entry(structure.name, user_file)["stripped"]
+    values = refill_graph_def(gd, stripped, heads, scoring, input_spec, photographs(), seed)
+    return gd, values
+
+
+def _build_tf1_export(structure: Structure, dest: Path, seed: int) -> Path:
+    """The folder exporter.export_inference_graph writes: frozen_inference_graph.pb + pipeline.config."""
+    gd, _values = refilled_graph_def(structure, "frozen_inference_graph.pb", seed)
+    (dest / "frozen_inference_graph.pb").write_bytes(gd.SerializeToString())
+    (dest / "pipeline.config").write_bytes(stored_bytes(structure.name, "pipeline.config"))
+    return dest
+
+
+def _build_tf1_tflite_graph(structure: Structure, dest: Path, seed: int) -> Path:
+    """tflite_graph.pb with the same weights as the export folder of the same model (as one checkpoint gives)."""
+    from tests.structures.catalog import STRUCTURES
+    from tests.structures.tf_refill import fill_consts
+
+    source = structure.manifest["weights_from"]
+    _gd, values = refilled_graph_def(STRUCTURES[source["structure"]], source["file"], seed)
+    user_file = structure.manifest["user_file"]
+    gd = _graph_def(structure.name, user_file)
+    renamed = source["names"]
+    stripped = _entry(structure.name, user_file)["stripped"]
+    fill_consts(gd, {name: values[renamed.get(name, name)] for name in stripped})
+    out = dest / user_file
+    out.write_bytes(gd.SerializeToString())
     return out

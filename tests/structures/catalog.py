@@ -53,6 +53,19 @@ def _manifest(name: str) -> dict:
 
 
 _ONNX = (Route.ONNX_META_ARCH,)
+_TF1 = (Route.TFLITE, Route.ONNX_META_ARCH)
+
+def _tf1(name: str, what: str, fullsize: bool = False) -> tuple[Structure, Structure]:
+    """A TF1 OD API model as two user artifacts: the export folder and the tflite_graph.pb (same checkpoint)."""
+    return (
+        Structure(name, Family.OD_API_TF1, f"{what}: the folder exporter.py writes (frozen_inference_graph.pb with "
+                  "uint8 image_tensor, map_fn pre/post-processing, per-class NMS; + pipeline.config)", _TF1,
+                  fullsize=fullsize),
+        Structure(name + "-tflite_graph", Family.OD_API_TF1, f"{what}: tflite_graph.pb from "
+                  "export_tflite_ssd_graph (default flags: max_detections 10, fast NMS), the same weights",
+                  (Route.TFLITE,), fullsize=fullsize),
+    )
+
 
 STRUCTURES: dict[str, Structure] = {s.name: s for s in (
     Structure("nvidia-ssd300-r18-onnxnms", Family.NVIDIA_SSD300,
@@ -73,6 +86,20 @@ STRUCTURES: dict[str, Structure] = {s.name: s for s in (
               "torchvision ssdlite320_mobilenet_v3_large, 21 classes, batch-1 wrapper, opset 11", _ONNX),
     Structure("tv-ssd300-vgg16-c91", Family.TORCHVISION,
               "torchvision ssd300_vgg16 (91 classes, 8732 anchors) behind the batch-1 wrapper, opset 17", _ONNX),
+    *_tf1("tf1-ssd_mobilenet_v1_coco", "ssd_mobilenet_v1_coco (300x300, 90 classes, 1917 anchors, 1x1 last map, "
+          "FusedBatchNormV3, 1x1 box predictor)"),
+    *_tf1("tf1-ssd_mobilenet_v2_coco", "ssd_mobilenet_v2_coco (300x300, 1917 anchors, 3x3 box predictor, 1x1 last "
+          "map)"),
+    *_tf1("tf1-ssdlite_mobilenet_v2_coco", "ssdlite_mobilenet_v2_coco (300x300, depthwise-separable box predictor: "
+          "ClassPredictor_depthwise + 1x1 ClassPredictor)"),
+    *_tf1("tf1-ssd_mobilenet_v1_ppn_coco", "ssd_mobilenet_v1_ppn_shared_box_predictor (300x300, 6 levels from max "
+          "pooling, WeightSharedConvolutionalBoxPredictor: one kernel feeding six convs, shared tower, 3000 anchors)"),
+    *_tf1("tf1-ssd_mobilenet_v1_fpn_320", "ssd_mobilenet_v1_fpn_shared_box_predictor at 320x320 (FPN levels 3-7, "
+          "multiscale anchors: 6 per location, 4 tower layers, weight-shared heads)"),
+    *_tf1("tf1-ssd_mobilenet_v1_fpn_640", "ssd_mobilenet_v1_fpn_shared_box_predictor_640x640 as published "
+          "(51150 anchors)", fullsize=True),
+    *_tf1("tf1-ssd_inception_v2_coco", "ssd_inception_v2_coco (300x300, Inception v2 trunk, 3x3 box predictor "
+          "without batch norm)"),
     Structure("tv-ssd300-vgg16-c21-raw", Family.TORCHVISION,
               "torchvision ssd300_vgg16, 21 classes, exported as is (input [3,300,300]), opset 13", _ONNX,
               fullsize=True),
