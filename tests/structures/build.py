@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import lzma
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def build(structure: Structure, dest: Path, seed: int) -> Path:
         return _build_tf1_export(structure, dest, seed)
     if kind == "tf1-tflite-graph":
         return _build_tf1_tflite_graph(structure, dest, seed)
+    if kind in ("tf2-export", "tf2-tflite-savedmodel"):
+        return _build_tf2(structure, dest, seed)
     raise ValueError(f"{structure.name}: unknown kind {kind}")
 
 
@@ -64,14 +67,25 @@ def _graph_def(name: str, user_file: str):
 
 
 def refilled_graph_def(structure: Structure, user_file: str, seed: int):
-    """(GraphDef with its weights refilled, the values by Const name)."""
+    """(GraphDef with its weights refilled, the values by Const name); calibrated once per process."""
+    import tensorflow as tf
+
+    data, values = _refilled(structure.name, user_file, seed)
+    gd = tf.compat.v1.GraphDef()
+    gd.ParseFromString(data)
+    return gd, values
+
+
+@functools.lru_cache(maxsize=None)
+def _refilled(name: str, user_file: str, seed: int) -> tuple[bytes, dict]:
+    from tests.structures.catalog import STRUCTURES
     from tests.structures.tf_refill import refill_graph_def
 
-    gd = _graph_def(structure.name, user_file)
-    heads, scoring, input_spec = refill_spec(structure)
-    stripped = _entry(structure.name, user_file)["stripped"]
+    gd = _graph_def(name, user_file)
+    heads, scoring, input_spec = refill_spec(STRUCTURES[name])
+    stripped = _entry(name, user_file)["stripped"]
     values = refill_graph_def(gd, stripped, heads, scoring, input_spec, photographs(), seed)
-    return gd, values
+    return gd.SerializeToString(), values
 
 
 def _build_tf1_export(structure: Structure, dest: Path, seed: int) -> Path:
@@ -97,3 +111,21 @@ def _build_tf1_tflite_graph(structure: Structure, dest: Path, seed: int) -> Path
     out = dest / user_file
     out.write_bytes(gd.SerializeToString())
     return out
+
+
+def _build_tf2(structure: Structure, dest: Path, seed: int) -> Path:
+    """A TF2 SavedModel folder (and pipeline.config for the export folder): saved_model.pb as the exporter wrote
+    it, variables/ written from the refilled serving function's constants under the checkpoint's own keys."""
+    from tests.structures.catalog import STRUCTURES
+    from tests.structures.savedmodel import write_variables
+
+    source = structure.manifest.get("weights_from", {"structure": structure.name, "file": "serving_function.pb"})
+    _gd, values = refilled_graph_def(STRUCTURES[source["structure"]], source["file"], seed)
+    saved = dest / "saved_model"
+    (saved / "variables").mkdir(parents=True)
+    (saved / "saved_model.pb").write_bytes(stored_bytes(structure.name, "saved_model/saved_model.pb"))
+    write_variables(saved / "variables" / "variables", structure.manifest["checkpoint"], values,
+                    stored_bytes(structure.name, "saved_model/variables/object_graph"))
+    if "pipeline.config" in structure.manifest["files"]:
+        (dest / "pipeline.config").write_bytes(stored_bytes(structure.name, "pipeline.config"))
+    return dest

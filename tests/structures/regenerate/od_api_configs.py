@@ -45,12 +45,17 @@ class OdApiModel:
     stddev: float = 0.03
     bn_decay: float = 0.9997
     focal: bool = False
-    extra_extractor: dict = field(default_factory=dict)
+    focal_alpha: float = 0.25
+    fpn: tuple[int, int, int] | None = None  # TF2 FPN extractors: (min_level, max_level, additional_layer_depth)
+    shared_depthwise: bool = False  # weight-shared predictor with separable convs (FPN-lite)
+    class_bias_init: float | None = None  # convolutional_box_predictor's class_prediction_bias_init
+    predictor_bn_decay: float | None = None  # when the box predictor's batch norm decay differs
 
     def text(self) -> str:
         hp = _hyperparams(init=self.init, batch_norm_decay=self.bn_decay, stddev=self.stddev)
         predictor_hp = _hyperparams(init=self.init, stddev=self.stddev,
-                                    batch_norm_decay=self.bn_decay if self.predictor_batch_norm else None)
+                                    batch_norm_decay=(self.predictor_bn_decay or self.bn_decay)
+                                    if self.predictor_batch_norm else None)
         if self.multiscale:
             anchors = (f"multiscale_anchor_generator {{ min_level: {self.multiscale[0]} max_level: "
                        f"{self.multiscale[1]} anchor_scale: 4.0 aspect_ratios: [1.0, 2.0, 0.5] "
@@ -62,25 +67,32 @@ class OdApiModel:
                        f"{ratios}{reduce} }}")
         if self.shared:
             tower = " share_prediction_tower: true" if self.share_tower else ""
+            tower += " use_depthwise: true" if self.shared_depthwise else ""
             predictor = (f"weight_shared_convolutional_box_predictor {{ depth: {self.shared_depth} "
                          f"class_prediction_bias_init: -4.6 {predictor_hp} num_layers_before_predictor: "
                          f"{self.layers_before_predictor} kernel_size: {self.kernel_size}{tower} }}")
         else:
             depthwise = " use_depthwise: true" if self.predictor_depthwise else ""
+            if self.class_bias_init is not None:
+                depthwise += f" class_prediction_bias_init: {self.class_bias_init}"
             predictor = (f"convolutional_box_predictor {{ min_depth: 0 max_depth: 0 num_layers_before_predictor: 0 "
                          f"use_dropout: false dropout_keep_probability: 0.8 kernel_size: {self.kernel_size}"
                          f"{depthwise} box_code_size: 4 apply_sigmoid_to_scores: false {predictor_hp} }}")
         extractor = f"type: '{self.extractor}' min_depth: 16 depth_multiplier: 1.0"
         if self.extractor_depthwise:
             extractor += " use_depthwise: true"
+        if self.fpn:
+            extractor += (f" fpn {{ min_level: {self.fpn[0]} max_level: {self.fpn[1]} "
+                          f"additional_layer_depth: {self.fpn[2]} }}")
         extractor += f" {hp}"
         if self.override_base_hyperparams:
             extractor += " override_base_feature_extractor_hyperparams: true"
-        loss = ("classification_loss { weighted_sigmoid_focal { alpha: 0.25 gamma: 2.0 } }" if self.focal else
+        loss = (f"classification_loss {{ weighted_sigmoid_focal {{ alpha: {self.focal_alpha} gamma: 2.0 }} }}"
+                if self.focal else
                 "classification_loss { weighted_sigmoid { } } hard_example_miner { num_hard_examples: 3000 "
                 "iou_threshold: 0.99 loss_type: CLASSIFICATION max_negatives_per_positive: 3 "
                 "min_negatives_per_image: 3 }")
-        background = " encode_background_as_zeros: true" if self.shared else ""
+        background = " encode_background_as_zeros: true" if self.shared or self.focal else ""
         return f"""model {{
   ssd {{
     num_classes: {self.classes}
@@ -151,4 +163,16 @@ TF1 = {
         focal=True),
     "tf1-ssd_inception_v2_coco": OdApiModel("ssd_inception_v2", kernel_size=3, predictor_batch_norm=False,
                                             override_base_hyperparams=True),
+}
+
+
+# The TF2 Detection Zoo structures (configs/tf2): note the "320x320" MobileNet v2 SSD resizes to 300x300.
+TF2 = {
+    "tf2-ssd_mobilenet_v2_320x320_coco17": OdApiModel(
+        "ssd_mobilenet_v2_keras", kernel_size=1, class_bias_init=-4.6, init="normal", stddev=0.01, bn_decay=0.97,
+        override_base_hyperparams=True, focal=True, focal_alpha=0.75),
+    "tf2-ssd_mobilenet_v2_fpnlite_320x320_coco17": OdApiModel(
+        "ssd_mobilenet_v2_fpn_keras", size=320, multiscale=(3, 7), shared=True, kernel_size=3, shared_depth=128,
+        layers_before_predictor=4, share_tower=True, shared_depthwise=True, extractor_depthwise=True,
+        fpn=(3, 7, 128), override_base_hyperparams=True, init="normal", stddev=0.01, bn_decay=0.997, focal=True),
 }
