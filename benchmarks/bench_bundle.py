@@ -20,9 +20,9 @@ from pathlib import Path
 
 from timing import median_ms
 
-from edgezoo.bundle import BundleStaging, clean_stale
-from edgezoo.fetch.lock import flocked
-from edgezoo.report import render_table
+from edgezoo.bundle.staging import BundleStaging, clean_stale
+from edgezoo.core.locks import flocked
+from edgezoo.core.report import render_table
 
 MODEL_BYTES = 1 << 20  # a 1 MiB "model"
 

@@ -43,8 +43,8 @@ def _norm() -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from edgezoo.export_onnx_ssd import export_onnx_ssd
-    from edgezoo.report import render_table
+    from edgezoo.export.onnx_ssd import export_onnx_ssd
+    from edgezoo.core.report import render_table
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--variant", choices=("reduced", "full"), default="reduced")

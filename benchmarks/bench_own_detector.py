@@ -20,8 +20,8 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgezoo.export_od_api import export_od_api
-    from edgezoo.report import render_table
+    from edgezoo.export.od_api import export_od_api
+    from edgezoo.core.report import render_table
     from edgezoo.standins.od_api_ssd import VARIANTS, write_export
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -11,7 +11,7 @@ import pytest
 from archives import tar, tar_info, tar_link, zip_, zip_link
 
 from edgezoo.cli import main
-from edgezoo.errors import ArchiveError
+from edgezoo.core.errors import ArchiveError
 from edgezoo.fetch import tofu
 from edgezoo.fetch.archive import EntryKind, scan, unpack
 from edgezoo.fetch.cache import cache_root, published_path

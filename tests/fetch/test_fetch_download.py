@@ -9,7 +9,7 @@ from fetch_cards import file_entry, make_card, md5
 from loopback_server import sized
 
 from edgezoo.cli import main
-from edgezoo.errors import ChecksumMismatchError, NetworkError, SizeMismatchError
+from edgezoo.core.errors import ChecksumMismatchError, NetworkError, SizeMismatchError
 from edgezoo.fetch import Source, cache_root, fetch_file, resolve_file
 from edgezoo.fetch.cache import part_path, published_path
 from edgezoo.fetch.tofu import trust_path, trusted

@@ -11,7 +11,7 @@ import time
 import traceback
 from pathlib import Path
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,8 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # TensorFlow's C++ INFO lines would bury the report; a user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgezoo import export_report, zoo
-    from edgezoo.export import export_model
+    from edgezoo import zoo
+    from edgezoo.export import report as export_report
+    from edgezoo.export.api import export_model
     from edgezoo.recipes import recipe_names
     from edgezoo.standins import STANDIN_BANNER, StandinVariant
 

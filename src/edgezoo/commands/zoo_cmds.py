@@ -6,7 +6,7 @@ import argparse
 import json
 
 from edgezoo import zoo
-from edgezoo.report import render_table
+from edgezoo.core.report import render_table
 from edgezoo.zoo.describe import card_to_dict, recipe_parameters
 
 

@@ -23,7 +23,7 @@ def demo_evaluations(exports: Sequence[Any], out: Path, variant: Any) -> list[Ev
     from edgezoo.evaluation.api import evaluate
     from edgezoo.evaluation.standin_labels import model_labeller
     from edgezoo.evaluation.subjects import bundle_subjects, original_subjects
-    from edgezoo.progress import step
+    from edgezoo.core.progress import step
     from edgezoo.standins import StandinVariant
 
     bundles: dict[str, list[Path]] = {}

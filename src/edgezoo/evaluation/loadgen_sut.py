@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
 from edgezoo.evaluation.subjects import Subject
 
 __all__ = ["Scenario", "BenchResult", "run_loadgen", "parse_summary"]
@@ -156,7 +156,7 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
     """One LoadGen test of `subject` over `dataset`; logs published in `out`. --accuracy: AccuracyOnly + scoring."""
     import mlperf_loadgen as lg
 
-    from edgezoo.bundle import BundleStaging
+    from edgezoo.bundle.staging import BundleStaging
     from edgezoo.datasets import expect_kind
     from edgezoo.evaluation.api import metric_name, score_records
 

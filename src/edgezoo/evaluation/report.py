@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edgezoo.evaluation.api import EvalResult
-from edgezoo.report import dump_json, render_table
+from edgezoo.core.report import dump_json, render_table
 
 HEADERS = ("what", "runtime", "images", "metric", "value %", "delta", "MLPerf target %", "verdict", "images/s")
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Task
 
 __all__ = ["Subject", "SubjectSource", "SubjectError", "Runtime", "original_subjects", "bundle_subjects",
@@ -148,7 +148,8 @@ def _outputs_infer(runner: Any, path: Path, card: ModelCard, threshold: float | 
 
 def _postprocess_tflite_infer(path: Path, threshold: float | None) -> tuple[Callable, Any]:
     """A .tflite ending in TFLite_Detection_PostProcess: classes 0-based among the foreground -> dataset ids."""
-    from edgezoo.graphs import ssd_surgery, tflite_model
+    from edgezoo.graphs import tflite_model
+    from edgezoo.ssd import ssd_surgery
 
     (op,) = ssd_surgery.read_postprocess_ops(path)
     boxes, classes, scores, count = op["outputs"]
@@ -177,7 +178,7 @@ def _postprocess_tflite_infer(path: Path, threshold: float | None) -> tuple[Call
 def _meta_arch_infer(onnx_path: Path, prototxt: Path, threshold: float | None) -> tuple[Callable, Any]:
     """The ONNX heads in ONNX Runtime, then the prototxt's decoding + NMS (what TIDL runs)."""
     from edgezoo.graphs import onnx_model
-    from edgezoo.runners import load_runner
+    from edgezoo.graphs.runners import load_runner
     from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
     from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
     from edgezoo.tidl.meta_arch.validate import check_meta_arch
@@ -235,8 +236,8 @@ def original_subjects(card: ModelCard, *, standin: bool = False, variant: Any = 
 
 
 def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
-    from edgezoo.datasets import mlperf_preprocess
-    from edgezoo.runners import load_runner
+    from edgezoo.preprocessing.mlperf import mlperf_preprocess
+    from edgezoo.graphs.runners import load_runner
 
     threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
 
@@ -264,7 +265,7 @@ def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
 
 def read_bundle_config(folder: Path) -> dict[str, Any]:
     """config.yaml of a bundle, checked for what evaluation needs."""
-    from edgezoo.datasets.bundle_preprocess import read_bundle_config as read_config
+    from edgezoo.preprocessing.bundle import read_bundle_config as read_config
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -281,7 +282,7 @@ def read_bundle_config(folder: Path) -> dict[str, Any]:
 def _card_from_config(config: dict[str, Any], config_path: Path) -> ModelCard:
     from edgezoo import zoo
 
-    from edgezoo.datasets.bundle_preprocess import bundle_model_id
+    from edgezoo.preprocessing.bundle import bundle_model_id
 
     model_id = bundle_model_id(config)
     if not model_id:
@@ -297,7 +298,7 @@ def bundle_card(folder: Path) -> ModelCard:
 
 def _bundle_preprocess(config: dict[str, Any], folder: Path, input_info: Any) -> Callable[[np.ndarray], np.ndarray]:
     """config.yaml's preprocessing, producing the dtype the model's input takes."""
-    from edgezoo.datasets import BundlePreprocess
+    from edgezoo.preprocessing.bundle import BundlePreprocess
 
     pre = BundlePreprocess.from_config(config, str(folder / "config.yaml"))
     dtype = "uint8" if input_info.dtype == "uint8" else "float32"
@@ -306,8 +307,8 @@ def _bundle_preprocess(config: dict[str, Any], folder: Path, input_info: Any) ->
 
 def bundle_subjects(folder: Path) -> list[Subject]:
     """A bundle's artifact (and, for an ONNX SSD with a meta_arch.prototxt, the prototxt's decoding too)."""
-    from edgezoo.provenance import is_standin
-    from edgezoo.runners import load_runner
+    from edgezoo.bundle.provenance import is_standin
+    from edgezoo.graphs.runners import load_runner
 
     folder = Path(folder)
     config = read_bundle_config(folder)
@@ -336,7 +337,7 @@ def bundle_subjects(folder: Path) -> list[Subject]:
         return [subject(name, slug, runtime, infer, runner.inputs[0])]
     prototxt = folder / "meta_arch.prototxt"
     if runtime is Runtime.LITERT:
-        from edgezoo.graphs import ssd_surgery
+        from edgezoo.ssd import ssd_surgery
 
         if ssd_surgery.read_postprocess_ops(model_path):
             infer, info = _postprocess_tflite_infer(model_path, threshold)

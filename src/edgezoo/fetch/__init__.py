@@ -87,7 +87,7 @@ def model_files(card: ModelCard, *, standin: bool = False) -> list[str]:
     if standin:
         names = [n for n in names if card.file(n).standin]
         if not names:
-            from edgezoo.errors import FetchError
+            from edgezoo.core.errors import FetchError
 
             raise FetchError(f"{card.id}: none of its files has a stand-in builder",
                              hint="fetch the published files instead (drop --standin)")

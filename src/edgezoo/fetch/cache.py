@@ -18,7 +18,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from edgezoo.errors import FetchError
+from edgezoo.core.errors import FetchError
 from edgezoo.standins import StandinVariant
 
 PUBLISHED = "published"

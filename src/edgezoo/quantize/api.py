@@ -5,7 +5,7 @@
                             config.yaml (the float bundle's preprocessing), manifest.json, quantize.json
 
 Every check (bundle kind, scheme, dataset kind, calibration images) runs before anything is written; the bundle is
-staged and published atomically (edgezoo.bundle.BundleStaging). With `max_drop`, a bundle whose measured drop is
+staged and published atomically (edgezoo.bundle.staging.BundleStaging). With `max_drop`, a bundle whose measured drop is
 larger goes to <scheme>.failed/ and never replaces a good one.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
 from edgezoo.quantize.calibration import DEFAULT_FRAMES, load_calibration
 from edgezoo.quantize.cost import Score
 from edgezoo.quantize.schemes import SOURCE_TARGET, ScaleType, Scheme, SchemeError, runtime_options
@@ -98,11 +98,12 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
     `ray`: "auto" or HOST:PORT runs the inference of the measuring passes (float vs quantized, sensitivity probes,
     16-bit search) on Ray actors (edgezoo.distributed), same figures as locally; calibration stays local (one pass
     over a few frames)."""
-    from edgezoo.bundle import CONFIG, RUNTIME_OPTIONS, BundleStaging, failed_dir
-    from edgezoo.bundle_config import with_runtime_options
-    from edgezoo.datasets import BundlePreprocess, expect_kind, open_dataset
+    from edgezoo.bundle.staging import CONFIG, RUNTIME_OPTIONS, BundleStaging, failed_dir
+    from edgezoo.bundle.config import with_runtime_options
+    from edgezoo.datasets import expect_kind, open_dataset
+    from edgezoo.preprocessing.bundle import BundlePreprocess
     from edgezoo.evaluation.subjects import bundle_card, read_bundle_config
-    from edgezoo.provenance import is_standin
+    from edgezoo.bundle.provenance import is_standin
 
     scheme = Scheme(scheme)
     bundle = Path(bundle)
@@ -181,7 +182,7 @@ def _read_runtime_options(bundle: Path) -> tuple[dict[str, Any], str]:
     """The float bundle's runtime_options.yaml (the base of the new one) and its comment header."""
     import yaml
 
-    from edgezoo.bundle import RUNTIME_OPTIONS
+    from edgezoo.bundle.staging import RUNTIME_OPTIONS
 
     path = bundle / RUNTIME_OPTIONS
     try:
@@ -223,13 +224,13 @@ def _predictor(ray: str | None, actors: int | None) -> Any:
 
     if ray is None:
         return contextlib.nullcontext()
-    from edgezoo.distributed import ray_predictor
+    from edgezoo.evaluation.on_ray import ray_predictor
 
     return ray_predictor(ray, actors=actors)
 
 
 def _input_dtype(model: Path) -> str:
-    from edgezoo.runners import load_runner
+    from edgezoo.graphs.runners import load_runner
 
     return "uint8" if load_runner(model).inputs[0].dtype == "uint8" else "float32"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_FRAMES = 20  # TIDL's advanced_options:calibration_frames default

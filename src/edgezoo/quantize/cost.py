@@ -36,7 +36,7 @@ class ScoringSet:
 
     def __init__(self, dataset: Any, preprocess: Any, predict: Any = None) -> None:
         """`predict(subject, [(qsl_idx, tensor)]) -> [(qsl_idx, record)]` runs the inference elsewhere (Ray
-        actors: distributed.ray_predictor); None runs it here."""
+        actors: evaluation.on_ray.ray_predictor); None runs it here."""
         from edgezoo.datasets import load_image
 
         self.dataset = dataset
@@ -102,7 +102,7 @@ def model_subject(bundle: Path, model_file: Path, workdir: Path) -> Any:
     bundle's own model: a preview or a sensitivity probe is evaluated in its float bundle's clothes)."""
     import yaml
 
-    from edgezoo.datasets.bundle_preprocess import read_bundle_config
+    from edgezoo.preprocessing.bundle import read_bundle_config
     from edgezoo.evaluation.subjects import bundle_subjects
 
     config = read_bundle_config(bundle)

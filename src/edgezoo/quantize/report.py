@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgezoo.quantize.api import QuantizeResult
-from edgezoo.report import dump_json, render_table
+from edgezoo.core.report import dump_json, render_table
 
 SENSITIVITY_ROWS = 10  # the table shows the worst layers; quantize.json holds them all
 

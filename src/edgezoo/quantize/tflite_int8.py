@@ -33,8 +33,9 @@ def source_graph(bundle: Path, manifest: dict) -> Path:
 
 def quantize_tflite_int8(bundle: Path, model: Path, manifest: dict, inputs: Sequence[np.ndarray],
                          dest: Path) -> Path:
-    from edgezoo.convert import frozen_graph_to_tflite
-    from edgezoo.graphs import ssd_surgery, tflite_model
+    from edgezoo.graphs.convert import frozen_graph_to_tflite
+    from edgezoo.graphs import tflite_model
+    from edgezoo.ssd import ssd_surgery
 
     def representative():
         for x in inputs:

@@ -1,7 +1,7 @@
 """Conversion recipes, registered by name (the `recipes:` field of a card) with the parameters they take.
 
 A recipe turns fetched source files into one converted model plus its TIDL side files, verifies it against the
-original and returns a RecipeOutput; `edgezoo.bundle` writes the bundle around it atomically. Each recipe declares
+original and returns a RecipeOutput; `edgezoo.bundle.staging` writes the bundle around it atomically. Each recipe declares
 its parameters (recipes/params.py): export validates the card's and the user's values against them before any work,
 and calling a registered recipe validates again, so the body always receives typed, range-checked values.
 """
@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edgezoo.errors import ConfigError, RecipeError
+from edgezoo.core.errors import ConfigError, RecipeError
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.params import ParamError, ParamSpec, validate_params
-from edgezoo.registry import LazyRegistry
+from edgezoo.core.registry import LazyRegistry
 
 RecipeFn = Callable[[RecipeInput], RecipeOutput]
 # A check across parameters that needs no source file (e.g. the default-box spec); raises ConfigError/RecipeError.

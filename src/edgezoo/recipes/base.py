@@ -28,7 +28,7 @@ class RecipeInput:
         if key in self.sources:
             return self.sources[key]
         if self.resolve_source is None:
-            from edgezoo.errors import RecipeError
+            from edgezoo.core.errors import RecipeError
 
             raise RecipeError(f"source {key!r} was not provided to the recipe")
         return self.resolve_source(file, member)

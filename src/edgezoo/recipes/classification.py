@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import RecipeError
+from edgezoo.core.errors import RecipeError
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.params import ParamSpec, ParamType
@@ -88,7 +88,7 @@ def _input_shapes(params: Mapping[str, Any], spec: FormatSpec) -> dict[str, list
 # ---------------------------------------------------------------------------------------------------- TFLite
 def convert_frozen_graph(pb: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[str], dest: Path) -> Path:
     """from_frozen_graph after checking every name against the graph (wrong names -> the closest ones)."""
-    from edgezoo.convert import frozen_graph_to_tflite
+    from edgezoo.graphs.convert import frozen_graph_to_tflite
     from edgezoo.graphs import tf_graph
 
     graph_def = tf_graph.load_graph_def(pb)
@@ -181,7 +181,7 @@ def auto_cut(model_path: Path) -> tuple[list[str], str, str]:
 def _fixed_and_cut(original: Any, params: Mapping[str, Any], simplify: bool, workdir: Path,
                    tag: str) -> tuple[Path, list[str], str, list[str]]:
     """One candidate: batch fixed (+ simplified) + cut. Returns (path, cut, reason, notes)."""
-    from edgezoo.convert import onnx_fix_and_cut, onnx_simplify
+    from edgezoo.graphs.convert import onnx_fix_and_cut, onnx_simplify
     from edgezoo.graphs import onnx_model
 
     notes: list[str] = []

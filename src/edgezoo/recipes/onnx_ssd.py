@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import RecipeError
+from edgezoo.core.errors import RecipeError
 from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
 
 PROTOTXT = "meta_arch.prototxt"
@@ -98,8 +98,8 @@ def _thresholds(params: Mapping[str, Any], decode: Any, priors: int, where: str)
 def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     """Steps 1-4 of the module docstring on a model whose input is already static."""
     from edgezoo.graphs import onnx_model
-    from edgezoo.graphs.onnx_heads import find_heads, sanitize_head_names
-    from edgezoo.graphs.onnx_ssd_decode import read_decode, replace_priors
+    from edgezoo.ssd.onnx_heads import find_heads, sanitize_head_names
+    from edgezoo.ssd.onnx_ssd_decode import read_decode, replace_priors
     from edgezoo.tidl.meta_arch import prior_fit
     from edgezoo.tidl.meta_arch.prior_fold import fold_size_ratios, permute_anchors
     from edgezoo.tidl.meta_arch.head_split import scale_groups, split_heads
@@ -225,13 +225,13 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
                tolerances: Mapping[str, float]) -> Any:
     """Convert + verify: a RecipeOutput for export_graph's bundle. `model` is the source with a static input."""
     from edgezoo.graphs import onnx_model
-    from edgezoo.graphs.onnx_heads import head_notes
-    from edgezoo.images import verification_images
-    from edgezoo.provenance import is_standin
+    from edgezoo.ssd.onnx_heads import head_notes
+    from edgezoo.datasets.images import verification_images
+    from edgezoo.bundle.provenance import is_standin
     from edgezoo.recipes.base import RecipeOutput
     from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
     from edgezoo.tidl.meta_arch.validate import check_meta_arch
-    from edgezoo.tidl.meta_arch.verify import parity_loss, verify_with_prototxt
+    from edgezoo.verify.meta_arch import parity_loss, verify_with_prototxt
     from edgezoo.verify.detection import compare_detectors, detection_tolerances
     from edgezoo.verify.detectors import load_detector
 
@@ -262,7 +262,7 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
         loss = parity_loss(model_path, source, {"exact": conv.exact_meta, "chosen": conv.meta}, preprocess=spec)
         notes.append(speed_loss_note(loss))
     report.notes += [n for n in notes if n not in report.notes]
-    from edgezoo.bundle_config import outputs_postprocess
+    from edgezoo.bundle.config import outputs_postprocess
 
     outputs = onnx_model.output_names(conv.model)
     # TIDL's labels are Caffe's class index; label_offset_pred turns them into the graph's own labels (read from

@@ -6,7 +6,7 @@
 2. The box-predictor heads (the Convs writing BoxPredictor_i/{BoxEncodingPredictor,ClassPredictor}/BiasAdd) are
    rewritten so TIDL's Caffe priors equal the TF anchors (tidl/meta_arch/ssd_caffe_priors.py): channels permuted into
    Caffe prior order, layer 0 split in two heads, a zero-weight dummy prior where Caffe insists on a ratio-1 box.
-3. An opset-10 post-processing tail (graphs/onnx_ssd_tail.py) makes the model runnable in ONNX Runtime with the
+3. An opset-10 post-processing tail (ssd/onnx_ssd_tail.py) makes the model runnable in ONNX Runtime with the
    published four outputs; TIDL replaces it with its detection layer described by meta_arch.prototxt
    (caffe_ssd, CENTER_SIZE_YXHW, SIGMOID, SEPARATED, variances 1/y_scale, 1/x_scale, 1/h_scale, 1/w_scale).
 4. Verified twice against the frozen graph on real photographs: the prototxt's semantics in numpy (what TIDL
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import RecipeError
+from edgezoo.core.errors import RecipeError
 from edgezoo.graphs import base_name
 from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, MetaArch, NmsParam,
                                         ScoreConverter)
@@ -100,7 +100,8 @@ def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str | None, score
     give a SOFTMAX prototxt and tail. `top_k`: nms_param.top_k (default: every prior, the original's semantics)."""
     from onnx import helper, numpy_helper
 
-    from edgezoo.graphs import onnx_model, onnx_ssd_tail
+    from edgezoo.graphs import onnx_model
+    from edgezoo.ssd import onnx_ssd_tail
     from edgezoo.tidl.meta_arch import ssd_caffe_priors
 
     size = (cfg.image_height, cfg.image_width)
@@ -232,7 +233,8 @@ def onnx_caffe_meta_recipe(rin: Any) -> Any:
     keep = cfg.nms.max_total_detections if keep is None else keep
     t0 = time.monotonic()
     model = onnx_model.load(onnx_path)
-    from edgezoo.graphs import ssd_surgery, tf_graph
+    from edgezoo.graphs import tf_graph
+    from edgezoo.ssd import ssd_surgery
 
     graph_def = tf_graph.load_graph_def(pb)
     size = (cfg.image_height, cfg.image_width)
@@ -281,8 +283,8 @@ def onnx_caffe_meta_recipe(rin: Any) -> Any:
 
 def tail_ti_config() -> dict[str, Any]:
     """TI's config for the tail's outputs: boxes (ymin, xmin, ymax, xmax), scores, classes (COCO ids), count."""
-    from edgezoo.bundle_config import YXYX_TO_XYXY, detection_postprocess
-    from edgezoo.graphs import onnx_ssd_tail
+    from edgezoo.bundle.config import YXYX_TO_XYXY, detection_postprocess
+    from edgezoo.ssd import onnx_ssd_tail
 
     boxes, labels, scores = (onnx_ssd_tail.OUTPUTS.index(n) for n in
                              ("detection_boxes", "detection_classes", "detection_scores"))
@@ -292,7 +294,7 @@ def tail_ti_config() -> dict[str, Any]:
 
 
 def _images() -> list[tuple[str, np.ndarray]]:
-    from edgezoo.images import verification_images
+    from edgezoo.datasets.images import verification_images
 
     return verification_images()
 

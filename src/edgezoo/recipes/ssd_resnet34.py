@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import ConfigError, RecipeError
+from edgezoo.core.errors import ConfigError, RecipeError
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
@@ -64,7 +64,7 @@ def runtime_options(thresholds: Any) -> dict[str, Any]:
 
 def _config(outputs: list[str]) -> dict[str, Any]:
     """TI's post-processing for the model's own outputs (boxes x1y1x2y2 normalised, labels 1..80, scores)."""
-    from edgezoo.bundle_config import coco80_label_map, outputs_postprocess
+    from edgezoo.bundle.config import coco80_label_map, outputs_postprocess
 
     return {"postprocess": outputs_postprocess(outputs, yxyx=False),
             "metric": {"label_offset_pred": coco80_label_map()}}
@@ -113,12 +113,12 @@ PARAMS = (
 @register("ssd-onnx-meta-arch", params=PARAMS, precheck=_default_boxes)
 def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.graphs import onnx_model
-    from edgezoo.graphs.onnx_heads import find_heads, fix_image_input, head_notes, sanitize_head_names
+    from edgezoo.ssd.onnx_heads import find_heads, fix_image_input, head_notes, sanitize_head_names
     from edgezoo.tidl.meta_arch.generate import meta_arch_from_heads
     from edgezoo.tidl.meta_arch.priors import compare_priors
     from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
     from edgezoo.tidl.meta_arch.validate import check_meta_arch
-    from edgezoo.tidl.meta_arch.verify import verify_with_prototxt
+    from edgezoo.verify.meta_arch import verify_with_prototxt
     from edgezoo.verify.tolerances import DETECTION, known
 
     card = rin.card
@@ -169,7 +169,7 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     loss = None
     if thresholds != exact:
         from edgezoo.recipes.onnx_ssd import speed_loss_note
-        from edgezoo.tidl.meta_arch.verify import parity_loss
+        from edgezoo.verify.meta_arch import parity_loss
 
         exact_meta = meta_arch_from_heads(heads, spec, outputs, exact, where=fmt.file)
         loss = parity_loss(model_path, source, {"exact": exact_meta, "chosen": meta}, card=card)

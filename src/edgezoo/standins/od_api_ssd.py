@@ -117,8 +117,8 @@ VARIANTS = {v.name: v for v in (
 
 def calibration_images(model: OdApiSsd, seed: int) -> np.ndarray:
     """uint8 [B, H, W, 3]: the verification photographs and seeded images, resized to the model's input."""
-    from edgezoo import images
-    from edgezoo.preprocess import preprocess
+    from edgezoo.datasets import images
+    from edgezoo.preprocessing.card import preprocess
     from edgezoo.zoo.schema import Preprocess
 
     spec = Preprocess(resize=model.size, resize_mode="direct", interpolation="linear", crop=None, color="RGB",

@@ -70,8 +70,9 @@ def _tf() -> Any:
 
 def calibration_images(seed: int) -> np.ndarray:
     """uint8 [B, 300, 300, 3]: the verification photographs and seeded images, resized as the card says."""
-    from edgezoo import images, zoo
-    from edgezoo.preprocess import preprocess
+    from edgezoo import zoo
+    from edgezoo.datasets import images
+    from edgezoo.preprocessing.card import preprocess
 
     spec = zoo.get_card("ssd-mobilenet-v1").preprocess
     pictures = images.verification_images() + images.random_images(6, seed=seed + 404)
@@ -275,8 +276,8 @@ ONNX_OPSETS = (10, 11, 12)
 
 def convert_graph_to_onnx(pb: Path, dest: Path) -> int:
     """tf2onnx of the frozen graph at the lowest opset that converts it; returns the opset used."""
-    from edgezoo.convert import frozen_graph_to_onnx
-    from edgezoo.errors import EdgezooError
+    from edgezoo.graphs.convert import frozen_graph_to_onnx
+    from edgezoo.core.errors import EdgezooError
     from edgezoo.graphs import onnx_model
 
     last: EdgezooError | None = None

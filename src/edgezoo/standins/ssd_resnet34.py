@@ -238,7 +238,7 @@ def _calibration_input() -> np.ndarray:
     """One picture outside the verification set, preprocessed as the card says (direct resize to 1200)."""
     from skimage import data
 
-    from edgezoo.preprocess import preprocess
+    from edgezoo.preprocessing.card import preprocess
     from edgezoo.zoo import get_card
 
     image = np.asarray(data.stereo_motorcycle()[0])[..., :3]

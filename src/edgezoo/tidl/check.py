@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
-from edgezoo.report import render_table, to_jsonable
+from edgezoo.core.errors import EdgezooError
+from edgezoo.core.report import render_table, to_jsonable
 from edgezoo.tidl.ops import NodeView, Verdict, onnx_verdict, tflite_verdict
 
 MAX_SUBGRAPHS = 16  # TIDL offloads at most this many subgraphs
@@ -225,9 +225,9 @@ def _recognise_ssd_tail(report: CheckReport, model: Any, nodes: list[_Node], pat
     """An SSD whose decoding is in the graph (heads -> decode -> NonMaxSuppression): TIDL runs the graph up to the
     heads and its caffe_ssd detection layer does the rest. The cut is then the heads alone -- not the backbone
     feature maps that feed Shape for the heads' reshape targets -- and the tail's ops are not TIDL's problem."""
-    from edgezoo.errors import RecipeError
+    from edgezoo.core.errors import RecipeError
     from edgezoo.graphs import onnx_model
-    from edgezoo.graphs.onnx_heads import find_heads
+    from edgezoo.ssd.onnx_heads import find_heads
 
     if not any(n.op == "NonMaxSuppression" for n in nodes):
         return

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError, ModelFileError
+from edgezoo.core.errors import EdgezooError, ModelFileError
 from edgezoo.graphs import TensorInfo, base_name
-from edgezoo.verify.detection_match import Detections
+from edgezoo.detection.detections import Detections
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Preprocess
 
 
@@ -90,7 +90,7 @@ def _image_input(info: TensorInfo, where: str) -> tuple[str, str]:
 def image_feed(runner: Any, spec: Preprocess, where: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     """image -> feed for a one-input model, in that input's own layout and dtype (the card's resize and
     normalisation; see preprocess.preprocess's overrides)."""
-    from edgezoo.preprocess import preprocess
+    from edgezoo.preprocessing.card import preprocess
 
     if len(runner.inputs) != 1:
         raise ModelFileError(f"{where}: {len(runner.inputs)} inputs; a detector takes one image")
@@ -145,7 +145,7 @@ def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
                     threshold: float | None = None, threshold_source: str = "") -> Detector:
     """A model with detection outputs (frozen graph, ONNX or TFLite): the OD API's four, the MLPerf ResNet34-SSD's
     three, or the card's output roles (see find_outputs)."""
-    from edgezoo.runners import load_runner
+    from edgezoo.graphs.runners import load_runner
 
     if path.suffix.lower() == ".pb":
         # A graph's runner fetches any tensor by name (a clean error when missing); its sink nodes may not be all
@@ -170,7 +170,7 @@ def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
 
 def tflite_postprocess_detector(path: Path, spec: Preprocess, label_offset: int | None = None) -> Detector:
     """A .tflite ending in TFLite_Detection_PostProcess: outputs by the op's output tensors, domain by its attributes."""
-    from edgezoo.graphs import ssd_surgery
+    from edgezoo.ssd import ssd_surgery
 
     ops = ssd_surgery.read_postprocess_ops(path)
     if len(ops) != 1:
@@ -240,7 +240,7 @@ def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, 
     Validates the prototxt against the graph first (ConfigError listing every problem). `where`: the prototxt's name
     in messages (default: the file's name)."""
     from edgezoo.graphs import onnx_model
-    from edgezoo.runners import load_runner
+    from edgezoo.graphs.runners import load_runner
     from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
     from edgezoo.tidl.meta_arch.prototxt import MetaArch, load_meta_arch
     from edgezoo.tidl.meta_arch.validate import check_meta_arch
@@ -288,7 +288,7 @@ def load_detector(path: Path, spec: Preprocess, *, card: ModelCard | None = None
     if prototxt is not None:
         return meta_arch_detector(path, prototxt, spec)
     if path.suffix.lower() == ".tflite":
-        from edgezoo.graphs import ssd_surgery
+        from edgezoo.ssd import ssd_surgery
 
         if ssd_surgery.read_postprocess_ops(path):
             return tflite_postprocess_detector(path, spec)

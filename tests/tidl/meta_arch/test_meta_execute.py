@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from edgezoo.errors import ConfigError
+from edgezoo.core.errors import ConfigError
 from edgezoo.tidl.meta_arch.execute import MetaArchExecutor, decode_boxes, nms
 from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, NmsParam,
                                         PriorBoxParam, ScoreConverter)

@@ -1,6 +1,6 @@
 import pytest
 
-from edgezoo.errors import ConfigError
+from edgezoo.core.errors import ConfigError
 from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, MetaArch, NmsParam,
                                         PriorBoxParam, ScoreConverter, read_meta_arch, write_meta_arch)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edgezoo.errors import RecipeError
-from edgezoo.graphs.onnx_heads import HeadSet
+from edgezoo.core.errors import RecipeError
+from edgezoo.ssd.onnx_heads import HeadSet
 from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, prior_box_params, priors_per_location
 from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DetectionOutputParam, MetaArch, NmsParam,
                                         ScoreConverter)

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import RecipeError
-from edgezoo.graphs.onnx_heads import Head, HeadSet
+from edgezoo.core.errors import RecipeError
+from edgezoo.ssd.onnx_heads import Head, HeadSet
 from edgezoo.tidl.meta_arch.prototxt import DataLayout
 
 AREA_RTOL = 1e-3  # two boxes with areas this close are one scale

@@ -25,7 +25,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from edgezoo.errors import RecipeError
+from edgezoo.core.errors import RecipeError
 from edgezoo.tidl.meta_arch.priors import _exact_step, caffe_aspect_ratios, tidl_priors
 from edgezoo.tidl.meta_arch.prototxt import DataLayout, PriorBoxParam
 

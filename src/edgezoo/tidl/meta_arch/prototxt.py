@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgezoo.detection.textproto import Message, convert, field_error, parse, read_text_file
-from edgezoo.errors import ConfigError, did_you_mean
+from edgezoo.core.errors import ConfigError, did_you_mean
 
 
 class CodeType(IntEnum):

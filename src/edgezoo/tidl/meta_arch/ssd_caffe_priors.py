@@ -23,7 +23,7 @@ import numpy as np
 
 from edgezoo.detection.anchors import Anchors
 from edgezoo.detection.pipeline_config import AnyAnchorConfig, MultiscaleAnchorConfig
-from edgezoo.errors import RecipeError
+from edgezoo.core.errors import RecipeError
 from edgezoo.tidl.meta_arch.prototxt import PriorBoxParam
 
 DUMMY_LOGIT = -20.0

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edgezoo.errors import ConfigError, closest
+from edgezoo.core.errors import ConfigError, closest
 from edgezoo.tidl.meta_arch.priors import priors_per_location
 from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, MetaArch
 
@@ -53,7 +53,7 @@ class _Graph:
         self.input_hw = self._input_hw()
         fixed = model
         if in_h and in_w and self.input_hw != (in_h, in_w):
-            from edgezoo.graphs.onnx_heads import fix_image_input
+            from edgezoo.ssd.onnx_heads import fix_image_input
 
             fixed = fix_image_input(model, in_h, in_w)
         inferred = onnx_model.infer_shapes(fixed)
@@ -255,8 +255,8 @@ def validate_meta_arch(meta: MetaArch, model: Any) -> list[Problem]:
 def _structural_heads(ssd: CaffeSsd, model: Any) -> Any:
     """The heads found by structure (onnx_heads), or None for a graph already cut at the heads or an unusual one
     (the name checks still apply then)."""
-    from edgezoo.errors import RecipeError
-    from edgezoo.graphs.onnx_heads import find_heads
+    from edgezoo.core.errors import RecipeError
+    from edgezoo.ssd.onnx_heads import find_heads
 
     num_classes = ssd.detection_output_param.num_classes if ssd.detection_output_param else None
     for wanted in dict.fromkeys((num_classes, None)):
