@@ -17,7 +17,8 @@ from types import MappingProxyType
 
 import edgezoo
 from edgezoo import zoo
-from edgezoo.bundle.staging import OLD_MARK, STAGING_MARK
+from edgezoo.bundle.staging import STAGING_MARK
+from edgezoo.core.atomic import OLD_MARK
 from edgezoo.export.api import export_model
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput

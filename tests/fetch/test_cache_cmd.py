@@ -23,8 +23,7 @@ from loopback_server import sized
 from edgezoo.cli import main
 from edgezoo.core.errors import NetworkError
 from edgezoo.fetch import cache_root, fetch_file, fetch_member
-from edgezoo.fetch.cache import published_path
-from edgezoo.core.locks import locked, try_locked
+from edgezoo.fetch.cache import locked, published_path, try_locked
 from edgezoo.fetch.tofu import forget, trust_path, trusted
 from edgezoo.standins import register
 

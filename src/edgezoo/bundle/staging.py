@@ -28,14 +28,14 @@ import hashlib
 import json
 import os
 import shutil
-import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from edgezoo.core.errors import EdgezooError, disk_full, fullest_folder, is_disk_full
+from edgezoo.core.atomic import OLD_MARK, not_a_folder, swap_in
+from edgezoo.core.errors import BundleError, disk_full, fullest_folder, is_disk_full
 from edgezoo.core.locks import flocked, try_lock
 from edgezoo.core.interrupts import record_completed, sigint_held
 from edgezoo.core.progress import step
@@ -43,15 +43,10 @@ from edgezoo.core.report import to_jsonable
 
 FAILED_SUFFIX = ".failed"
 STAGING_MARK = ".staging-"
-OLD_MARK = ".old-"  # a replaced bundle, moved aside until the new one is in place
 MANIFEST = "manifest.json"
 VERIFY = "verify.json"
 CONFIG = "config.yaml"
 RUNTIME_OPTIONS = "runtime_options.yaml"
-
-
-class BundleError(EdgezooError):
-    """The output folder cannot hold a bundle (not writable, a file in the way, ...)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +96,7 @@ class BundleStaging:
         self._owner: int | None = None  # the flock on self.dir that marks this run as alive (see clean_stale)
 
     def __enter__(self) -> "BundleStaging":
-        if _not_a_folder(self.final):
+        if not_a_folder(self.final):
             raise BundleError(f"{self.final}: exists and is not a folder", hint="remove it or choose another --out")
         parent = self.final.parent
         while not parent.exists():
@@ -186,52 +181,13 @@ class BundleStaging:
             old = None
             try:
                 with sigint_held():  # a swap stopped between its renames would leave no bundle in place
-                    old = _swap_in(self.dir, dest)
+                    old = swap_in(self.dir, dest)
                     self.committed = dest
                     record_completed(dest)
             finally:
                 if old is not None:
                     shutil.rmtree(old, ignore_errors=True)
         return dest
-
-
-def _not_a_folder(path: Path) -> bool:
-    # One stat: "exists() and not is_dir()" would see a bundle that another run is swapping as "not a folder".
-    try:
-        return not stat.S_ISDIR(path.stat().st_mode)
-    except FileNotFoundError:
-        return False
-
-
-def _swap_in(src: Path, dest: Path) -> Path | None:
-    """Rename `src` to `dest`; an existing `dest` is moved aside first and returned (the caller deletes it).
-
-    os.replace cannot replace a non-empty folder, hence the two renames. If the second one fails, the old bundle goes
-    back where it was.
-    """
-    if not dest.exists():
-        os.replace(src, dest)
-        return None
-    if _not_a_folder(dest):
-        raise BundleError(f"{dest}: exists and is not a folder", hint="remove it or choose another --out")
-    old = dest.with_name(f".{dest.name}{OLD_MARK}{uuid.uuid4().hex[:12]}")
-    os.replace(dest, old)
-    try:
-        os.replace(src, dest)
-    except OSError:
-        os.replace(old, dest)
-        raise
-    return old
-
-
-def replace_folder(src: Path, dest: Path) -> None:
-    """Put folder `src` in place of `dest` (whole or not at all) and delete the replaced one.
-
-    For callers that publish a folder without a bundle's lock (e.g. a stand-in dataset); bundles use the swap under
-    the output folder's lock."""
-    old = _swap_in(src, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def clean_stale(folder: Path) -> list[Path]:

@@ -86,6 +86,10 @@ class ConfigError(EdgezooError):
     """A pipeline.config, prototxt or other config text is malformed or inconsistent."""
 
 
+class BundleError(EdgezooError):
+    """The output folder cannot hold a bundle (not writable, a file in the way, ...)."""
+
+
 class DiskFullError(EdgezooError):
     """The disk (or quota) ran out while edgezoo was writing; the message names the folder."""
 

@@ -1,5 +1,5 @@
-"""Inter-process locks: around one cache entry, so concurrent fetches of a file end with one verified copy, and
-around any folder (bundles: one swap at a time per output folder).
+"""Inter-process locks on a lock file or a folder: fetch takes one per cache entry (fetch/cache.py: `locked`), so
+concurrent fetches of a file end with one verified copy; bundles take one per output folder (one swap at a time).
 
 flock(2) locks are released by the kernel when the holder dies, so a killed process never leaves a stale lock
 (a lock file itself stays; it is empty and harmless). That also makes "the lock is free" mean "no live process is
@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from edgezoo.fetch.cache import lock_path
 from edgezoo.core.progress import step
 
 
@@ -60,24 +59,3 @@ def flocked(path: Path, label: str, *, quiet: bool = False) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock
-
-
-@contextmanager
-def locked(target: Path, *, quiet: bool = False) -> Iterator[None]:
-    """Hold an exclusive lock for `target` (a cache path) for the duration of the block."""
-    with flocked(lock_path(target), target.name, quiet=quiet):
-        yield
-
-
-@contextmanager
-def try_locked(target: Path) -> Iterator[bool]:
-    """Like `locked` without waiting: yields True holding the lock, or False (holding nothing) when it is taken.
-
-    flock locks belong to open file descriptions, so a lock this very process holds on `target` also reads as
-    taken."""
-    fd = try_lock(lock_path(target))
-    try:
-        yield fd is not None
-    finally:
-        if fd is not None:
-            os.close(fd)

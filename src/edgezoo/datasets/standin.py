@@ -131,7 +131,7 @@ def _make_parents(folder: Path) -> list[Path]:
 
 
 def _publish(staging: Path, out: Path) -> None:
-    from edgezoo.bundle.staging import replace_folder  # the project's folder swap: the old one back if the rename fails
+    from edgezoo.core.atomic import replace_folder  # the project's folder swap: the old one back if the rename fails
 
     replace_folder(staging, out)
 

@@ -29,8 +29,7 @@ from enum import Enum
 from pathlib import Path
 
 from edgezoo.core.errors import FetchError
-from edgezoo.fetch.cache import PART_SUFFIX
-from edgezoo.core.locks import try_locked
+from edgezoo.fetch.cache import PART_SUFFIX, try_locked
 from edgezoo.core.progress import step
 
 # tempfile.mkdtemp(prefix=".<name>.", suffix=...) adds 8 characters from [a-z0-9_].

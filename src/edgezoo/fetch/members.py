@@ -24,8 +24,7 @@ from pathlib import Path
 from edgezoo.core.errors import ArchiveError, FetchError, did_you_mean, disk_full, is_disk_full
 from edgezoo.fetch import tofu
 from edgezoo.fetch.archive import CACHE_NOT_WRITABLE, ArchiveKind, normalise_name, unpack
-from edgezoo.fetch.cache import unpacked_dir
-from edgezoo.core.locks import locked
+from edgezoo.fetch.cache import locked, unpacked_dir
 from edgezoo.fetch.result import Fetched, Source
 from edgezoo.fetch.verify import hash_file
 from edgezoo.core.progress import step

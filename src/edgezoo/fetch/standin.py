@@ -14,9 +14,8 @@ import tempfile
 from pathlib import Path
 
 from edgezoo.core.errors import FetchError, disk_full, fullest_folder, is_disk_full
-from edgezoo.fetch.cache import ensure_dir, standin_dir
+from edgezoo.fetch.cache import ensure_dir, locked, standin_dir
 from edgezoo.fetch.leftovers import sweep
-from edgezoo.core.locks import locked
 from edgezoo.fetch.result import Fetched, Source
 from edgezoo.fetch.verify import Digest, hash_file
 from edgezoo.core.progress import step

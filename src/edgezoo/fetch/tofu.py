@@ -15,8 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgezoo.core.errors import FetchError
-from edgezoo.fetch.cache import cache_root, ensure_dir
-from edgezoo.core.locks import locked
+from edgezoo.fetch.cache import cache_root, ensure_dir, locked
 from edgezoo.fetch.verify import Digest
 from edgezoo.zoo.schema import Checksum, HashAlgorithm
 
