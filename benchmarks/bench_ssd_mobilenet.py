@@ -206,8 +206,8 @@ def _naive_parity(src):
     from edgezoo.preprocessing.card import preprocess
     from edgezoo.recipes.ssd_mobilenet_onnx import _cut_input
     from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
-    from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, NmsParam,
-                                            PriorBoxParam, ScoreConverter)
+    from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
+    from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, NmsParam, PriorBoxParam
     from edgezoo.verify.detection import compare_detectors, detection_tolerances
     from edgezoo.verify.detectors import Detector, Domain, od_api_detector
     import onnxruntime as ort

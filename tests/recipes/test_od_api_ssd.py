@@ -70,7 +70,8 @@ def test_preprocessing_is_read_off_the_graph():
 @pytest.mark.parametrize("variant", ONNX_VARIANTS)
 def test_onnx_priors_equal_the_anchors_and_parity_both_ways(variant):
     from edgezoo.graphs import onnx_model
-    from edgezoo.tidl.meta_arch.prototxt import ScoreConverter, load_meta_arch
+    from edgezoo.detection.codings import ScoreConverter
+    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
     from edgezoo.tidl.meta_arch.validate import check_meta_arch
 
     v = VARIANTS[variant]

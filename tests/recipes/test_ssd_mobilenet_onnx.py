@@ -24,7 +24,8 @@ def test_priors_equal_the_tf_anchors(exported):
 
 def test_prototxt_reads_back_and_validates_against_the_model(exported):
     from edgezoo.graphs import onnx_model
-    from edgezoo.tidl.meta_arch.prototxt import CodeType, DataLayout, ScoreConverter, load_meta_arch
+    from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
+    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
     from edgezoo.tidl.meta_arch.validate import check_meta_arch
 
     meta = load_meta_arch(exported.extra_files["meta_arch.prototxt"])

@@ -15,7 +15,8 @@ from edgezoo.ssd.onnx_heads import rename_tensors
 from edgezoo.recipes import get_recipe
 from edgezoo.recipes.base import RecipeInput
 from edgezoo.standins import StandinVariant
-from edgezoo.tidl.meta_arch.prototxt import DataLayout, load_meta_arch, save_meta_arch
+from edgezoo.detection.codings import DataLayout
+from edgezoo.tidl.meta_arch.prototxt import load_meta_arch, save_meta_arch
 from edgezoo.tidl.meta_arch.validate import validate_meta_arch
 from edgezoo.zoo import Target, get_card
 

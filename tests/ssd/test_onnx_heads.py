@@ -7,7 +7,7 @@ import ssd_models
 from edgezoo.core.errors import RecipeError
 from edgezoo.graphs import onnx_model
 from edgezoo.ssd.onnx_heads import find_heads, sanitize_head_names
-from edgezoo.tidl.meta_arch.prototxt import DataLayout
+from edgezoo.detection.codings import DataLayout
 
 
 def _fixed(model, h=1200, w=1200):

@@ -11,7 +11,7 @@ from edgezoo.ssd.onnx_heads import find_heads
 from edgezoo.ssd.onnx_ssd_decode import read_decode, replace_priors
 from edgezoo.standins.ssd_resnet34 import SPEC_PARAMS
 from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes
-from edgezoo.tidl.meta_arch.prototxt import CodeType, ScoreConverter
+from edgezoo.detection.codings import CodeType, ScoreConverter
 
 
 def _read(model):
@@ -62,7 +62,7 @@ def test_graph_without_nms_is_a_recipe_error():
 def test_separated_heads_yxhw_coding_sigmoid_and_one_prior_constant():
     """Another family: TF-style coding and corner order, one [N, 4] constant, sigmoid scores, SEPARATED heads."""
     from edgezoo.tidl.meta_arch.prior_fit import fit_priors
-    from edgezoo.tidl.meta_arch.prototxt import DataLayout
+    from edgezoo.detection.codings import DataLayout
 
     model, priors = ssd_models.tiny_decoding_ssd()
     model, decode = _read(model)

@@ -103,7 +103,7 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     from edgezoo.tidl.meta_arch import prior_fit
     from edgezoo.tidl.meta_arch.prior_fold import fold_size_ratios, permute_anchors
     from edgezoo.tidl.meta_arch.head_split import scale_groups, split_heads
-    from edgezoo.tidl.meta_arch.prototxt import CodeType
+    from edgezoo.detection.codings import CodeType
 
     image = _static_image(model, where)
     model = onnx_model.infer_shapes(model)

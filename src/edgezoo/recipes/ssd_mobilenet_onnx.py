@@ -24,8 +24,8 @@ import numpy as np
 
 from edgezoo.core.errors import RecipeError
 from edgezoo.graphs import base_name
-from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, MetaArch, NmsParam,
-                                        ScoreConverter)
+from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
+from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam
 
 INPUT_NAME = "normalized_input_image_tensor"
 _KINDS = ("BoxEncodingPredictor", "ClassPredictor")

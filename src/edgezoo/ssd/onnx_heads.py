@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgezoo.core.errors import RecipeError
-from edgezoo.tidl.meta_arch.prototxt import DataLayout
+from edgezoo.detection.codings import DataLayout
 
 MAX_NAME = 511  # TIDL's importer crashes on tensor names of 512 characters or more
 _PASS_THROUGH = {"Identity", "Cast", "Dropout"}

@@ -25,7 +25,7 @@ import numpy as np
 
 from edgezoo.core.errors import RecipeError
 from edgezoo.ssd.onnx_heads import HeadSet, downstream_ops
-from edgezoo.tidl.meta_arch.prototxt import CodeType, DataLayout, ScoreConverter
+from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 
 FIT_TOLERANCE = 1e-4  # normalised box units: decoded boxes are float32, errors are ~1e-7 when the hypothesis holds
 

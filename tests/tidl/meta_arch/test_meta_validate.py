@@ -5,7 +5,8 @@ import pytest
 
 import ssd_models
 from edgezoo.core.errors import ConfigError
-from edgezoo.tidl.meta_arch.prototxt import DataLayout, read_meta_arch, write_meta_arch
+from edgezoo.detection.codings import DataLayout
+from edgezoo.tidl.meta_arch.prototxt import read_meta_arch, write_meta_arch
 from edgezoo.tidl.meta_arch.validate import check_meta_arch, errors_of, validate_meta_arch
 from edgezoo.verify.meta_arch import with_ssd
 
