@@ -15,8 +15,9 @@ from typing import Any
 
 from edgezoo.core.errors import ConfigError, RecipeError
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
-from edgezoo.recipes.params import ParamError, ParamSpec, validate_params
+from edgezoo.recipes.params import ParamError, ParamSpec, describe, validate_params
 from edgezoo.core.registry import LazyRegistry
+from edgezoo.zoo.schema import ModelCard
 
 RecipeFn = Callable[[RecipeInput], RecipeOutput]
 # A check across parameters that needs no source file (e.g. the default-box spec); raises ConfigError/RecipeError.
@@ -53,6 +54,7 @@ class Recipe:
 _RECIPE_MODULES = (
     "edgezoo.recipes.classification",
     "edgezoo.recipes.ssd_mobilenet",
+    "edgezoo.recipes.ssd_mobilenet_onnx",
     "edgezoo.recipes.ssd_resnet34",
     "edgezoo.recipes.od_api_ssd",
 )
@@ -74,3 +76,17 @@ def recipe_names() -> list[str]:
 
 def get_recipe(name: str) -> Recipe:
     return _REGISTRY.get(name)
+
+
+def recipe_parameters(card: ModelCard) -> dict[str, dict[str, Any]]:
+    """target -> {"recipe": name, "params": [{name, type, range, default, meaning}]} with the card's values as the
+    defaults they are (imports the recipe modules: for `edgezoo info`, not for `list`)."""
+    available = set(recipe_names())
+    out: dict[str, dict[str, Any]] = {}
+    for target, spec in card.recipes.items():
+        rows = describe(get_recipe(spec.name).params) if spec.name in available else []
+        for row in rows:
+            if row["name"] in spec.params:
+                row["default"] = f"{spec.params[row['name']]} (card)"
+        out[target.value] = {"recipe": spec.name, "params": rows}
+    return out

@@ -277,10 +277,3 @@ def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
                         cut_reason="TFLite SSD ends in TFLite_Detection_PostProcess (TIDL meta_arch_type 1)",
                         runtime_options=tidl_runtime_options(opts), config=_config(opts),
                         params=asdict(opts), original=pb, notes=notes)
-
-
-@register("ssd-mobilenet-onnx-caffe-meta", params=ONNX_PARAMS)
-def ssd_onnx_caffe_meta(rin: RecipeInput) -> RecipeOutput:
-    from edgezoo.recipes.ssd_mobilenet_onnx import onnx_caffe_meta_recipe
-
-    return onnx_caffe_meta_recipe(rin)

@@ -24,6 +24,9 @@ import numpy as np
 
 from edgezoo.core.errors import RecipeError
 from edgezoo.graphs import base_name
+from edgezoo.recipes import register
+from edgezoo.recipes.base import RecipeInput, RecipeOutput
+from edgezoo.recipes.ssd_mobilenet import ONNX_PARAMS, _card, config_member, graph_anchor_tensor
 from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam
 
@@ -208,13 +211,11 @@ def _generic_notes(groups: Sequence[Any], cmp: Any, total_priors: int, per_class
     ]
 
 
-def onnx_caffe_meta_recipe(rin: Any) -> Any:
-    """The recipe body (registered in recipes/ssd_mobilenet.py)."""
+@register("ssd-mobilenet-onnx-caffe-meta", params=ONNX_PARAMS)
+def onnx_caffe_meta_recipe(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.detection.anchors import check_against_graph, generate_anchors
     from edgezoo.detection.pipeline_config import load_pipeline_config
     from edgezoo.graphs import onnx_model
-    from edgezoo.recipes.base import RecipeOutput
-    from edgezoo.recipes.ssd_mobilenet import _card, config_member, graph_anchor_tensor
     from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
     from edgezoo.verify.detection import compare_detectors, detection_tolerances
     from edgezoo.verify.detectors import meta_arch_detector, od_api_detector
