@@ -18,6 +18,8 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from edgezoo.core.errors import RecipeError
+from edgezoo.datasets.coco_categories import COCO_CATEGORIES
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Target
 
 # TI's recommended options for an 8-bit import of these models (edgeai-benchmark core/runtime_options.py defaults,
@@ -126,8 +128,6 @@ def outputs_postprocess(outputs: Sequence[str], *, yxyx: bool) -> dict[str, Any]
     """TI's post-processing for a detector's own outputs, told apart by name (boxes, labels/classes, scores[, count]):
     TI reshapes in the model's output order, then shuffles into (boxes, labels, scores); yxyx boxes get TI's
     formatter. RecipeError when the names do not say which output is which (TI would misread them)."""
-    from edgezoo.core.errors import RecipeError
-
     words = (("box",), ("label", "class"), ("score",))
     order = [next((i for i, name in enumerate(outputs) if any(w in name.lower() for w in ws)), None)
              for ws in words]
@@ -159,8 +159,6 @@ def _rgb(values: Sequence[float]) -> list[float]:
 
 def coco80_label_map() -> dict[int, int]:
     """Contiguous labels 1..80 -> COCO category ids (0 = background stays 0), as TI writes label_offset_pred."""
-    from edgezoo.datasets.coco_categories import COCO_CATEGORIES
-
     return {0: 0, **{index: cat_id for index, (cat_id, _) in enumerate(COCO_CATEGORIES, start=1)}}
 
 
@@ -203,8 +201,6 @@ def graph_config(target: Target, model_id: str, inputs: Mapping[str, Sequence[in
     A config TI's loader would misread is never written: without a stated normalisation TI's session would feed
     raw pixels, so such a config stays `task_type: tensors` with no preprocessing, which TI's loader refuses loudly.
     """
-    from edgezoo.core.errors import RecipeError
-
     reasons = []
     shapes = list(inputs.values())
     channel_axis = 3 if layout == "NHWC" else 1
@@ -241,8 +237,6 @@ def graph_config(target: Target, model_id: str, inputs: Mapping[str, Sequence[in
 
 
 def _graph_triple(params: Mapping[str, Any], key: str) -> list[float] | None:
-    from edgezoo.core.errors import RecipeError
-
     if key not in params:
         return None
     value = params[key]
@@ -256,8 +250,6 @@ def _graph_triple(params: Mapping[str, Any], key: str) -> list[float] | None:
 
 
 def _graph_size(params: Mapping[str, Any], key: str, default: list[int]) -> int | list[int]:
-    from edgezoo.core.errors import RecipeError
-
     value = params.get(key, default)
     ok = (isinstance(value, int) and not isinstance(value, bool) and value > 0) or (
         isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value))

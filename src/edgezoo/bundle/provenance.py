@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgezoo.fetch.cache import STANDINS, cache_root
+
 
 def is_standin(path: Path) -> bool:
     """True for files in the stand-in cache namespace and for files of a bundle whose manifest says standin."""
-    from edgezoo.fetch.cache import STANDINS, cache_root
-
     resolved = Path(path).resolve()
     standins_root = (cache_root() / STANDINS).resolve()
     if resolved.is_relative_to(standins_root):

@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgezoo.bundle.staging import describe_file
+
 PACKAGE_DIR = "ti_package"
 MODEL_FOLDER = "model"
 ARTIFACTS_FOLDER = "artifacts"
@@ -51,8 +53,6 @@ def write_package(staging: Any, config: Mapping[str, Any], model_files: Sequence
     `staging` is the bundle's BundleStaging: param.yaml is formatted like the bundle's other YAML files.
     """
     import tarfile
-
-    from edgezoo.bundle.staging import describe_file
 
     name = run_name(config)
     root = Path(staging.dir) / PACKAGE_DIR

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgezoo.datasets import load_image
 from edgezoo.distributed.cluster import ClusterError, parse_ray_target, ray_session
 from edgezoo.distributed.pool import PoolStats, map_in_order
 from edgezoo.evaluation.engine import EngineRun, prepare
@@ -26,8 +27,6 @@ Outcome = tuple[int, Any, "str | None", float]
 
 def _evaluator(source: Any, skip_bad: bool) -> Callable[[Any], Outcome]:
     """Runs in the actor: the subject built once, then one sample at a time exactly as the local engine does."""
-    from edgezoo.datasets import load_image
-
     subject = source.build()
 
     def one(sample: Any) -> Outcome:

@@ -17,15 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from edgezoo import __version__
+from edgezoo.bundle import ti_package
 from edgezoo.bundle.staging import (CONFIG, MANIFEST, RUNTIME_OPTIONS, VERIFY, BundleFile, BundleStaging, describe_file,
                             failed_dir)
 from edgezoo.bundle.config import (MODEL_NAMES, card_config, deep_merge, runtime_options, runtime_options_manifest,
                                    with_runtime_options)
-from edgezoo.core.errors import RecipeError
+from edgezoo.core.errors import EdgezooError, RecipeError, did_you_mean
 from edgezoo.export.sources import SourceResolver
+from edgezoo.recipes import get_recipe
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.standins import STANDIN_BANNER, StandinVariant
+from edgezoo.tidl import ti_config
 from edgezoo.verify.report import ParityReport
+from edgezoo.verify.tolerances import check_values, known as known_for_task
 from edgezoo.zoo.schema import ModelCard, Target
 
 # Distribution names whose versions go into every manifest (read from package metadata: nothing is imported).
@@ -82,8 +86,6 @@ def export_model(card: ModelCard, target: Target | str, *, out_dir: Path = Path(
                  params: Mapping[str, Any] | None = None, tolerances: Mapping[str, float] | None = None,
                  ti_package: bool = False) -> ExportResult:
     """Fetch, convert, verify and bundle one model for one target (`ti_package`: also in TI's package layout)."""
-    from edgezoo.recipes import get_recipe
-
     target = Target(target)
     spec = card.recipe(target)  # CardError naming the targets when the card has none for this one
     recipe = get_recipe(spec.name)
@@ -115,10 +117,6 @@ def export_model(card: ModelCard, target: Target | str, *, out_dir: Path = Path(
 def _check_tolerance_names(card: ModelCard, given: Mapping[str, float]) -> None:
     """A misspelt --tolerance must not be silently ignored: names are the card's or those of its task's parity; values
     must be in the name's range (a negative error or a cosine of 2 would fail or pass every model)."""
-    from edgezoo.core.errors import EdgezooError, did_you_mean
-    from edgezoo.verify.tolerances import known as known_for_task
-
-    from edgezoo.verify.tolerances import check_values
 
     known = list(dict.fromkeys([*card.tolerances, *known_for_task(card.task.value)]))
     for name in given:
@@ -183,8 +181,6 @@ def publish_bundle(staging: BundleStaging, final: Path, model_id: str, target: T
 
 def _ti_config_check(config: dict[str, Any], bundle: Path, notes: list[str]) -> dict[str, Any]:
     """Whether TI's own tools load config.yaml as written (edgezoo.tidl.ti_config); a note says so when not."""
-    from edgezoo.tidl import ti_config
-
     problems = ti_config.problems(config, bundle)
     if problems:
         notes.append(f"config.yaml breaks TI's loader contract in {len(problems)} places (manifest.json ti_config): "
@@ -196,8 +192,6 @@ def _ti_config_check(config: dict[str, Any], bundle: Path, notes: list[str]) -> 
 def _ti_package(staging: BundleStaging, config: dict[str, Any], model_files: list[str], ti_config: dict[str, Any],
                 passed: bool, header: str, notes: list[str]) -> list[BundleFile]:
     """--ti-package: only a verified bundle whose config TI's tools load is packaged; a note says why not."""
-    from edgezoo.bundle import ti_package
-
     if not passed or not ti_config["loadable_by_ti_tools"]:
         notes.append("no TI package written: " + ("parity failed" if not passed else
                                                   "config.yaml is not in TI's schema (manifest.json ti_config)"))

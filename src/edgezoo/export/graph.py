@@ -18,11 +18,15 @@ from typing import Any
 
 from edgezoo.bundle.staging import BundleStaging, sha256_file
 from edgezoo.bundle.config import GRAPH_TASKS, graph_config
-from edgezoo.core.errors import ModelFileError, RecipeError
-from edgezoo.graphs import own_outputs
+from edgezoo.core.errors import ModelFileError, RecipeError, tensor_not_found
+from edgezoo.datasets.images import random_images
+from edgezoo.graphs import base_name, convert, onnx_model, own_outputs, tf_graph
 from edgezoo.export.api import ExportResult, _now, publish_bundle
 from edgezoo.recipes.base import RecipeOutput
+from edgezoo.recipes.classification import convert_frozen_graph
 from edgezoo.recipes.params import ParamSpec, ParamType, check_shapes, validate_params
+from edgezoo.verify import tolerances as tol_names
+from edgezoo.verify.engine import verify_models
 from edgezoo.zoo.schema import Target
 
 DEFAULT_OPSET = 13
@@ -60,11 +64,7 @@ VERIFY_SEED = 0
 
 def _check_names(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[str]) -> None:
     """Every input is a graph input and every output a tensor of the graph (TensorNameError with suggestions)."""
-    from edgezoo.core.errors import tensor_not_found
-
     if path.suffix == ".pb":
-        from edgezoo.graphs import base_name, tf_graph
-
         graph_def = tf_graph.load_graph_def(path)
         placeholders = tf_graph.placeholders(graph_def)
         for name in inputs:
@@ -73,8 +73,6 @@ def _check_names(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Seque
         for name in outputs:
             tf_graph.resolve_tensor(graph_def, name, str(path), "output")
     else:
-        from edgezoo.graphs import onnx_model
-
         model = onnx_model.load(path)
         names = onnx_model.input_names(model)
         for name in inputs:
@@ -86,8 +84,6 @@ def _check_names(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Seque
 
 def _fix_inputs(model: Any, inputs: Mapping[str, Sequence[int]]) -> Any:
     """Every named ONNX input gets the given static shape (TIDL needs static shapes)."""
-    from edgezoo.graphs import onnx_model
-
     out = type(model)()
     out.CopyFrom(model)
     for inp in onnx_model.graph_inputs(out):
@@ -107,12 +103,8 @@ def _fix_inputs(model: Any, inputs: Mapping[str, Sequence[int]]) -> Any:
 
 def _convert(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[str], target: Target,
              params: Mapping[str, Any], workdir: Path) -> tuple[Path, list[str]]:
-    from edgezoo.graphs import convert
-
     notes: list[str] = []
     if path.suffix == ".pb" and target is Target.TFLITE:
-        from edgezoo.recipes.classification import convert_frozen_graph
-
         model = convert_frozen_graph(path, inputs, outputs, workdir / "model.tflite")
         notes.append("converted with TFLiteConverter.from_frozen_graph")
     elif path.suffix == ".pb":
@@ -122,7 +114,6 @@ def _convert(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[
                                              inputs_as_nchw=nchw, input_shapes=inputs)
         notes.append(f"converted with tf2onnx (opset {opset}{', NCHW inputs' if nchw else ''})")
     else:  # .onnx -> onnx (the other pairing is refused before any work)
-        from edgezoo.graphs import onnx_model
 
         fixed = _fix_inputs(onnx_model.load(path), inputs)
         cut = convert.onnx_fix_and_cut(fixed, batch=None, outputs=outputs, where=str(path))
@@ -138,10 +129,6 @@ def export_graph(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Seque
                  out_dir: Path = Path("out"), tolerances: Mapping[str, float] | None = None,
                  params: Mapping[str, Any] | None = None, ti_package: bool = False) -> ExportResult:
     """Convert, verify and bundle a user's own model into <out_dir>/<file stem>/<target>/."""
-    from edgezoo.datasets.images import random_images
-    from edgezoo.verify.engine import verify_models
-
-    from edgezoo.verify import tolerances as tol_names
 
     path, target = Path(path), Target(target)
     if path.suffix not in (".pb", ".onnx"):

@@ -21,8 +21,11 @@ from edgezoo.bundle.staging import BundleStaging, sha256_file
 from edgezoo.bundle.config import deep_merge
 from edgezoo.core.errors import ModelFileError
 from edgezoo.export.api import ExportResult, _now, publish_bundle
+from edgezoo.fetch.archive import ArchiveKind, EntryKind, scan, unpack
+from edgezoo.recipes import get_recipe
 from edgezoo.recipes.base import RecipeInput
 from edgezoo.recipes.od_api_ssd import CONFIG, GRAPH
+from edgezoo.verify import tolerances as tol_names
 from edgezoo.zoo.schema import Target
 
 RECIPES = {Target.TFLITE: "od-api-ssd-tflite", Target.ONNX: "od-api-ssd-onnx"}
@@ -45,8 +48,6 @@ def _in_folder(folder: Path, name: str) -> Path | None:
 
 
 def _from_archive(archive: Path, scratch: Path) -> tuple[Path | None, Path | None]:
-    from edgezoo.fetch.archive import ArchiveKind, EntryKind, scan, unpack
-
     kind = ArchiveKind.ZIP if archive.suffix == ".zip" else ArchiveKind.TAR_GZ
     entries = [e for e in scan(archive, kind) if e.kind is EntryKind.FILE]
     wanted = {}
@@ -106,9 +107,6 @@ def export_od_api(graph: Path, pipeline_config: Path | None, target: Target | st
                   params: Mapping[str, Any] | None = None, tolerances: Mapping[str, float] | None = None,
                   standin: bool = False, origin: Callable[[str], str] = lambda n: f"param {n}") -> ExportResult:
     """Convert, verify and bundle an OD API SSD into <out_dir>/<name>/<target>/ (see the module docstring)."""
-    from edgezoo.recipes import get_recipe
-    from edgezoo.verify import tolerances as tol_names
-
     target = Target(target)
     recipe = get_recipe(RECIPES[target])
     # Options first: nothing is unpacked, loaded or written with a value that is invalid.

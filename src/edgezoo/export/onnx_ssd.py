@@ -14,8 +14,16 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgezoo.bundle.config import detector_config
+from edgezoo.bundle.staging import BundleStaging, sha256_file
 from edgezoo.core.errors import ModelFileError, RecipeError
-from edgezoo.export.api import ExportResult
+from edgezoo.export.api import ExportResult, _now, publish_bundle
+from edgezoo.export.graph import _check_names, _fix_inputs
+from edgezoo.graphs import onnx_model, own_outputs
+from edgezoo.recipes.onnx_ssd import PARAMS, check_params, export_ssd
+from edgezoo.recipes.params import check_shapes, validate_params
+from edgezoo.verify import tolerances as tol_names
+from edgezoo.zoo.schema import Target
 
 META_ARCHS = ("ssd",)
 
@@ -25,16 +33,6 @@ def export_onnx_ssd(path: Path, *, inputs: Mapping[str, Sequence[int]] | None = 
                     meta_arch: str = "ssd", flags: Collection[str] = ()) -> ExportResult:
     """Convert, verify and bundle an ONNX SSD into <out_dir>/<file stem>/onnx/ (see the module docstring).
     `flags`: the parameters the user gave as CLI flags (--top-k), so that messages name them that way."""
-    from edgezoo.bundle.staging import BundleStaging, sha256_file
-    from edgezoo.bundle.config import detector_config
-    from edgezoo.export.api import _now, publish_bundle
-    from edgezoo.export.graph import _check_names, _fix_inputs
-    from edgezoo.graphs import onnx_model, own_outputs
-    from edgezoo.recipes.onnx_ssd import PARAMS, check_params, export_ssd
-    from edgezoo.recipes.params import check_shapes, validate_params
-    from edgezoo.verify import tolerances as tol_names
-    from edgezoo.zoo.schema import Target
-
     path = Path(path)
     if meta_arch not in META_ARCHS:
         raise RecipeError(f"--meta-arch {meta_arch!r}: not supported", hint="supported: " + ", ".join(META_ARCHS))

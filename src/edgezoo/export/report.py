@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from edgezoo.export.api import ExportResult
 from edgezoo.core.report import fmt_number, render_table
+from edgezoo.standins import STANDIN_BANNER
 from edgezoo.verify.report import ParityReport
 
 HEADERS = ("model", "target", "file", "size", "cut", "parity", "result")
@@ -90,8 +91,6 @@ def row(result: ExportResult) -> list[str]:
 
 
 def render(results: list[ExportResult], skipped: list[SkippedRow] = (), *, standin: bool = False) -> str:
-    from edgezoo.standins import STANDIN_BANNER
-
     rows = [row(r) for r in results]
     rows += [[s.model_id, s.target, "-", "-", "-", _short(s.reason, 100), "FAIL" if s.failed else "skipped"]
              for s in skipped]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgezoo import fetch
 from edgezoo.standins import StandinVariant
 from edgezoo.zoo.schema import ModelCard
 
@@ -21,8 +22,6 @@ class SourceResolver:
         self._seen: dict[str, dict[str, Any]] = {}
 
     def resolve(self, file: str, member: str | None = None) -> Path:
-        from edgezoo import fetch
-
         key = f"{file}::{member}" if member else file
         if key in self._seen:
             return Path(self._seen[key]["path"])

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgezoo.core.errors import RecipeError
-from edgezoo.graphs import base_name
+from edgezoo.graphs import base_name, onnx_model, tf_graph
 
 
 @contextlib.contextmanager
@@ -79,8 +79,6 @@ def frozen_graph_to_onnx(pb: Path, inputs: Sequence[str], outputs: Sequence[str]
     import tensorflow as tf  # lazy
     import tf2onnx  # lazy
 
-    from edgezoo.graphs import tf_graph
-
     graph_def = tf_graph.load_graph_def(Path(pb))
     tensor = [n if ":" in n else f"{n}:0" for n in inputs]
     outs = [n if ":" in n else f"{n}:0" for n in outputs]
@@ -104,8 +102,6 @@ def frozen_graph_to_onnx(pb: Path, inputs: Sequence[str], outputs: Sequence[str]
 
 def onnx_fix_and_cut(model: Any, *, batch: int | None, outputs: Sequence[str] | None, where: str) -> Any:
     """Batch fixed, shapes inferred, outputs cut: TI's recipe for the MLPerf ONNX files."""
-    from edgezoo.graphs import onnx_model
-
     if batch is not None:
         model = onnx_model.fix_batch(model, batch)
     if outputs:

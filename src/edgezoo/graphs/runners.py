@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgezoo.core.errors import EdgezooError, ModelFileError, tensor_not_found
-from edgezoo.graphs import TensorInfo, base_name
+from edgezoo.graphs import TensorInfo, base_name, onnx_model, tf_graph, tflite_model
 
 __all__ = ["Runner", "RunnerError", "TensorInfo", "load_runner", "TFGraphRunner", "OnnxRunner", "TfliteRunner"]
 
@@ -114,8 +114,6 @@ class TFGraphRunner:
 
     def __init__(self, path: Path, outputs: Sequence[str] | None = None,
                  inputs: Mapping[str, Sequence[int]] | None = None) -> None:
-        from edgezoo.graphs import tf_graph
-
         tf = tf_graph._tf()
         self.path = Path(path)
         self.where = str(self.path)
@@ -175,8 +173,6 @@ class OnnxRunner:
 
     def __init__(self, path: Path, outputs: Sequence[str] | None = None,
                  inputs: Mapping[str, Sequence[int]] | None = None) -> None:
-        from edgezoo.graphs import onnx_model
-
         self.path = Path(path)
         self.where = str(self.path)
         self.model = onnx_model.load(self.path)
@@ -196,8 +192,6 @@ class OnnxRunner:
 
     def tensor_names(self) -> list[str]:
         """Names that can be asked for as outputs."""
-        from edgezoo.graphs import onnx_model
-
         return onnx_model.tensor_names(self.model)
 
     @staticmethod
@@ -216,8 +210,6 @@ class OnnxRunner:
             return self._sessions[key]
         import onnxruntime as ort  # lazy
 
-        from edgezoo.graphs import onnx_model
-
         model = onnx_model.add_outputs(self.model, key, self.where) if key else self.model
         options = ort.SessionOptions()
         options.intra_op_num_threads = _THREADS
@@ -233,8 +225,6 @@ class OnnxRunner:
         return session
 
     def run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        from edgezoo.graphs import onnx_model
-
         fed = _prepare_feed(feed, self.inputs, self.where)
         wanted = list(outputs) if outputs else [o.name for o in self.outputs]
         resolved = [onnx_model.resolve(self.model, n, self.where, "output") for n in wanted]
@@ -260,8 +250,6 @@ class TfliteRunner:
 
     def __init__(self, path: Path, outputs: Sequence[str] | None = None,
                  inputs: Mapping[str, Sequence[int]] | None = None) -> None:
-        from edgezoo.graphs import tflite_model
-
         self.path = Path(path)
         self.where = str(self.path)
         self._interp = tflite_model.load_interpreter(self.path, num_threads=_THREADS)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo import zoo
 from edgezoo.preprocessing.mlperf import aspect_resize_size, center_crop, check_image, coco_resize
 from edgezoo.core.errors import ConfigError, UnknownModelError
 
@@ -168,8 +169,6 @@ def _triple(value: Any, where: str) -> tuple[float, float, float]:
 def _card_takes_uint8(model_id: Any) -> bool:
     if not isinstance(model_id, str):
         return False
-    from edgezoo import zoo
-
     try:
         return zoo.get_card(model_id).preprocess.dtype == "uint8"
     except UnknownModelError:

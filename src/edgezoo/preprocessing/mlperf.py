@@ -21,6 +21,7 @@ from enum import Enum
 
 import numpy as np
 
+from edgezoo import zoo
 from edgezoo.core.errors import DatasetError
 
 
@@ -63,8 +64,6 @@ def _cv2():
 
 def model_preprocess(model_id: str) -> ModelPreprocess:
     """The MLPerf pipeline of a zoo model (id or alias)."""
-    from edgezoo import zoo
-
     card = zoo.get_card(model_id)
     try:
         return MODEL_PREPROCESS[card.id]
@@ -75,8 +74,6 @@ def model_preprocess(model_id: str) -> ModelPreprocess:
 
 def default_layout(model_id: str) -> str:
     """The layout of the card's preprocessing ("NHWC" or "NCHW")."""
-    from edgezoo import zoo
-
     return zoo.get_card(model_id).preprocess.layout
 
 

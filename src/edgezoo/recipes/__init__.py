@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgezoo.core.errors import ConfigError, RecipeError
+from edgezoo.graphs import own_outputs
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.params import ParamError, ParamSpec, describe, validate_params
 from edgezoo.core.registry import LazyRegistry
@@ -44,8 +45,6 @@ class Recipe:
         return typed
 
     def __call__(self, rin: RecipeInput) -> RecipeOutput:
-        from edgezoo.graphs import own_outputs
-
         params = self.validate(rin.params, rin.card.id if rin.card is not None else "")
         with own_outputs(rin.workdir):  # a model the recipe writes there and cannot load is our doing, not a download
             return self.fn(dataclasses.replace(rin, params=params))

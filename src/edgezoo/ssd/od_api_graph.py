@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from edgezoo.core.errors import RecipeError
-from edgezoo.graphs import base_name
+from edgezoo.graphs import base_name, tf_graph
 from edgezoo.ssd.ssd_surgery import SsdHeads
 
 _PASS_THROUGH = {"Reshape", "Identity", "Squeeze", "ExpandDims", "Transpose"}
@@ -137,8 +137,6 @@ def normalized_input(graph_def: Any, where: str = "graph") -> str:
 
 def anchor_tensor(graph_def: Any, count: int, where: str = "graph") -> str | None:
     """The graph's own anchors: a float [count, 4] tensor independent of the input, read by the decoding."""
-    from edgezoo.graphs import tf_graph
-
     consumers = _consumers(graph_def)
     fed: set[str] = set()
     queue = deque(n.name for n in graph_def.node if n.op in ("Placeholder", "PlaceholderWithDefault"))

@@ -21,6 +21,7 @@ from typing import Any
 
 from edgezoo.core.errors import RecipeError
 from edgezoo.detection.codings import DataLayout
+from edgezoo.graphs import onnx_model
 
 MAX_NAME = 511  # TIDL's importer crashes on tensor names of 512 characters or more
 _PASS_THROUGH = {"Identity", "Cast", "Dropout"}
@@ -72,8 +73,6 @@ class _Branch:
 
 class _Graph:
     def __init__(self, model: Any) -> None:
-        from edgezoo.graphs import onnx_model
-
         self.model = model
         self.producers = onnx_model.producers(model)
         self.inits = {i.name: i for i in model.graph.initializer}
@@ -240,8 +239,6 @@ def downstream_ops(model: Any, tensor: str) -> set[str]:
 def find_heads(model: Any, num_classes: int | None = None, where: str = "model") -> HeadSet:
     """The SSD heads of `model` (an ONNX ModelProto), in prior order. Shapes are inferred on a copy; give the model
     a fixed input size first to get the head grids. RecipeError when no (or no unambiguous) head set is found."""
-    from edgezoo.graphs import onnx_model
-
     g = _Graph(onnx_model.infer_shapes(_toposorted(model)))
     cands = _candidates(g)
     boxes = [c for c in cands if c[2][0].rows == 4]
@@ -284,8 +281,6 @@ def fix_image_input(model: Any, height: int, width: int, batch: int = 1) -> Any:
     """A copy whose 4-D image input is [batch, C, height, width] (NCHW, symbolic dims replaced), value_info dropped
     so shape inference recomputes every shape from it."""
     import onnx
-
-    from edgezoo.graphs import onnx_model
 
     out = onnx.ModelProto()
     out.CopyFrom(model)

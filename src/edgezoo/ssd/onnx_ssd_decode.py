@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgezoo.core.errors import RecipeError
+from edgezoo.graphs import onnx_model
 from edgezoo.ssd.onnx_heads import HeadSet, downstream_ops
 from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 
@@ -105,8 +106,6 @@ def _scalar(model: Any, tensor: str) -> float | None:
 
 def _total_limit(model: Any, nms: Any) -> int | None:
     """The k of the first TopK after NonMaxSuppression: a constant, or the constant side of Min(count, T)."""
-    from edgezoo.graphs import onnx_model
-
     producers = onnx_model.producers(model)
     topk = next((n for n in _downstream(model, nms.output[0]) if n.op_type == "TopK"), None)
     if topk is None or len(topk.input) < 2:
@@ -176,8 +175,6 @@ def _prior_candidates(model: Any, n: int) -> list[tuple[str, np.ndarray]]:
 def _run(model: Any, outputs: Sequence[str], seed: int = 0) -> dict[str, np.ndarray]:
     """The model's values of `outputs` on one seeded input (onnxruntime; inputs must be static)."""
     import onnxruntime as ort
-
-    from edgezoo.graphs import onnx_model
 
     probe = onnx_model.add_outputs(model, [o for o in outputs if o not in onnx_model.output_names(model)])
     options = ort.SessionOptions()

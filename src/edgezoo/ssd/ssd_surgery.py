@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.detection.tflite_postprocess import PostProcessParams
+from edgezoo.detection.tflite_postprocess import PostProcessParams, detection_postprocess
 from edgezoo.core.errors import ConfigError, RecipeError, tensor_not_found
-from edgezoo.graphs import base_name
+from edgezoo.graphs import base_name, tf_graph, tflite_model
 
 INPUT_NAME = "normalized_input_image_tensor"
 BOX_OUTPUT = "raw_outputs/box_encodings"
@@ -220,8 +220,6 @@ class SurgeryResult:
 def head_shapes(graph_def: Any, heads: SsdHeads, input_shape: Sequence[int],
                 where: str = "graph") -> tuple[tuple[tuple[int, int], ...], tuple[int, ...], int, int]:
     """Static shapes at a fixed input size: feature maps, boxes per location, anchors, class columns."""
-    from edgezoo.graphs import tf_graph
-
     graph = tf_graph.import_graph(graph_def)
     maps, per_loc = [], []
     for box, cls in zip(heads.box_heads, heads.class_heads):
@@ -335,8 +333,6 @@ def read_postprocess_ops(tflite_path: Path) -> list[dict[str, Any]]:
     """The TFLite_Detection_PostProcess ops of a .tflite file with their decoded attributes (flexbuffer options)."""
     from flatbuffers import flexbuffers
 
-    from edgezoo.graphs import tflite_model
-
     tflite_model.load_interpreter(Path(tflite_path))  # clean error when the file is missing or corrupt
     data = Path(tflite_path).read_bytes()
     schema = tflite_model._schema()
@@ -362,9 +358,6 @@ def litert_regular_nms_skipped_classes(workdir: Path, threads: int = 2) -> list[
     pre-incremented, so class index `threads` is never processed (found by edgezoo's parity check). Returns [] when
     the installed LiteRT is correct.
     """
-    from edgezoo.detection.tflite_postprocess import detection_postprocess
-    from edgezoo.graphs import tflite_model
-
     classes, n = max(threads + 2, 4), 8
     params = PostProcessParams(max_detections=4 * classes, nms_score_threshold=0.5, nms_iou_threshold=0.5,
                                num_classes=classes, detections_per_class=2, use_regular_nms=True)

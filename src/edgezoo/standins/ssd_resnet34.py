@@ -39,7 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.preprocessing.card import preprocess
 from edgezoo.standins import StandinVariant, register
+from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes
+from edgezoo.zoo import get_card
 
 INPUT = "image"
 OUTPUTS = ("bboxes", "labels", "scores")
@@ -238,9 +241,6 @@ def _calibration_input() -> np.ndarray:
     """One picture outside the verification set, preprocessed as the card says (direct resize to 1200)."""
     from skimage import data
 
-    from edgezoo.preprocessing.card import preprocess
-    from edgezoo.zoo import get_card
-
     image = np.asarray(data.stereo_motorcycle()[0])[..., :3]
     return preprocess(image, get_card("ssd-resnet34-1200").preprocess)
 
@@ -335,8 +335,6 @@ def _two_scales(boxes: np.ndarray, spec: Any) -> np.ndarray:
 def build_model(variant: StandinVariant, seed: int, *, naming: str = "pytorch", box_order: str = "mlperf",
                 crowded: bool = False) -> Any:
     """The stand-in ONNX ModelProto (calibrated); the keywords select the test variants (module docstring)."""
-    from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes
-
     if naming not in NAMINGS or box_order not in BOX_ORDERS:
         raise ValueError(f"naming {naming!r} / box_order {box_order!r}: expected one of {NAMINGS} / {BOX_ORDERS}")
     spec = DefaultBoxSpec.from_params(SPEC_PARAMS)

@@ -24,10 +24,17 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.bundle.provenance import is_standin
 from edgezoo.core.errors import EdgezooError
+from edgezoo.datasets.images import verification_images
+from edgezoo.detection.detections import match_detections
+from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, compare_priors
 from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, load_meta_arch
+from edgezoo.verify import tolerances as tol_names
+from edgezoo.verify.detection import compare_detectors, detection_tolerances
+from edgezoo.verify.detectors import load_detector, meta_arch_detector
 from edgezoo.verify.report import ParityReport
-from edgezoo.zoo.schema import ModelCard, Preprocess
+from edgezoo.zoo.schema import ModelCard, Preprocess, Target
 
 
 def _preprocess(card: ModelCard | None, ssd: CaffeSsd) -> Preprocess:
@@ -44,8 +51,6 @@ def _preprocess(card: ModelCard | None, ssd: CaffeSsd) -> Preprocess:
 
 def _onnx_params(card: ModelCard | None) -> Mapping[str, Any]:
     """The card's ONNX recipe params (empty without a card or an ONNX recipe)."""
-    from edgezoo.zoo.schema import Target
-
     spec = card.recipes.get(Target.ONNX) if card is not None else None
     return spec.params if spec is not None else {}
 
@@ -58,12 +63,6 @@ def verify_with_prototxt(onnx_path: Path, prototxt_path: Path, *, original: Path
     """Validate, execute and compare; see the module docstring. `original` defaults to `onnx_path` itself. `meta`
     (a parsed MetaArch) overrides the file's contents (the recipe passes the one it generated and wrote);
     `preprocess` overrides the card's (a user's own model has no card)."""
-    from edgezoo.datasets.images import verification_images
-    from edgezoo.bundle.provenance import is_standin
-    from edgezoo.verify import tolerances as tol_names
-    from edgezoo.verify.detection import compare_detectors, detection_tolerances
-    from edgezoo.verify.detectors import load_detector, meta_arch_detector
-
     onnx_path, prototxt_path = Path(onnx_path), Path(prototxt_path)
     if onnx_path.suffix.lower() != ".onnx":
         raise EdgezooError(f"{onnx_path}: the prototxt decodes an ONNX model cut at the SSD heads, not a "
@@ -99,7 +98,6 @@ def _prior_metrics(report: ParityReport, ssd: CaffeSsd, card: ModelCard | None) 
     params = _onnx_params(card)
     if not {"steps", "scales", "aspect_ratios", "input_size"} <= set(params):
         return
-    from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, compare_priors
 
     try:
         spec = DefaultBoxSpec.from_params(params)
@@ -127,10 +125,6 @@ def parity_loss(onnx_path: Path, original: Path, metas: Mapping[str, Any], *, ca
     """Per prototxt setting (label -> MetaArch): how many of the original's detections -- all of them, at the
     original's own threshold, no common-domain restriction -- its detections reproduce (same class, IoU >=
     match_iou). This is what a speed setting (TI's top_k 200 / confidence 0.3) costs against the exact defaults."""
-    from edgezoo.datasets.images import verification_images
-    from edgezoo.detection.detections import match_detections
-    from edgezoo.verify.detectors import load_detector, meta_arch_detector
-
     first = next(iter(metas.values()))
     spec = preprocess if preprocess is not None else _preprocess(card, first.single_ssd())
     reference = load_detector(Path(original), spec, card=card)
