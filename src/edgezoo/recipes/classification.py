@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgezoo.core.errors import RecipeError
-from edgezoo.graphs import onnx_model, tf_graph, tflite_model
+from edgezoo.graphs import convert, onnx_model, tf_graph, tflite_model
 from edgezoo.graphs.convert import onnx_fix_and_cut, onnx_simplify
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
@@ -88,14 +88,12 @@ def _input_shapes(params: Mapping[str, Any], spec: FormatSpec) -> dict[str, list
 # ---------------------------------------------------------------------------------------------------- TFLite
 def convert_frozen_graph(pb: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[str], dest: Path) -> Path:
     """from_frozen_graph after checking every name against the graph (wrong names -> the closest ones)."""
-    from edgezoo.graphs.convert import frozen_graph_to_tflite
-
     graph_def = tf_graph.load_graph_def(pb)
     for name in inputs:
         tf_graph.resolve_tensor(graph_def, name, str(pb), "input")
     for name in outputs:
         tf_graph.resolve_tensor(graph_def, name, str(pb), "output")
-    return frozen_graph_to_tflite(pb, inputs, outputs, dest)
+    return convert.frozen_graph_to_tflite(pb, inputs, outputs, dest)
 
 
 @register("frozen-graph-to-tflite", params=TFLITE_PARAMS)
