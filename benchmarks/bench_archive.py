@@ -1,4 +1,4 @@
-"""Issue 8 figures (cases 1, 9): what safe unpacking costs, and how fast archive bombs are refused.
+"""Figures: what safe unpacking costs, and how fast archive bombs are refused.
 
 Usage: .venv/bin/python benchmarks/bench_archive.py [--runs N] [--workdir DIR]
 

@@ -1,4 +1,4 @@
-"""Issue 3 figures: classification export on the FULL-size stand-ins, side by side with the bare converter.
+"""Figures: classification export on the FULL-size stand-ins, side by side with the bare converter.
 
 Usage: .venv/bin/python benchmarks/bench_classification.py [--variant full|reduced] [--runs N]
 
@@ -8,7 +8,7 @@ both sides, so the timings compare the work, not the imports. Stand-ins are buil
 
 - export: `edgezoo.export.api.export_model` = convert + verify (6 images through original and converted) + bundle;
 - bare:   what a user runs by hand on the same input file, without any verification:
-          resnet50 -> tflite: TFLiteConverter.from_frozen_graph (the seed's snippet);
+          resnet50 -> tflite: TFLiteConverter.from_frozen_graph (the plain converter call);
           * -> onnx: onnx.load, batch dim set to 1, infer_shapes, onnx.utils.Extractor to the cut the export chose;
           mobilenet -> tflite: the published .tflite is used as is, so the bare step is a file copy.
 Parity figures come from the export's own report: max abs error on the logits (for mobilenet -> tflite, the

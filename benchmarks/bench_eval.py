@@ -1,4 +1,4 @@
-"""Issue 9 figures: evaluation throughput, parallel preprocessing, LoadGen, COCO scoring time.
+"""Figures: evaluation throughput, parallel preprocessing, LoadGen, COCO scoring time.
 
 Usage: .venv/bin/python benchmarks/bench_eval.py [--variant full|reduced] [--count N] [--skip-loadgen] [--skip-coco]
 Prints four tables (stand-in models exported into a temp folder; stand-in datasets with the builder's own labels):

@@ -1,4 +1,4 @@
-"""Issue 10 (ONNX half) figures: `export --graph model.onnx --to onnx --meta-arch ssd` on ResNet34-SSD stand-ins.
+"""Figures: `export --graph model.onnx --to onnx --meta-arch ssd` on ResNet34-SSD stand-ins.
 
 Usage: .venv/bin/python benchmarks/bench_onnx_ssd.py [--variant reduced|full]
 Prints three tables:

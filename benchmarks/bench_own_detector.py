@@ -1,4 +1,4 @@
-"""Issue 10 (part A) figures: users' own TF OD API SSDs -> TFLite and ONNX + prototxt, on the stand-in variants.
+"""Figures: users' own TF OD API SSDs -> TFLite and ONNX + prototxt, on the stand-in variants.
 
 Usage: .venv/bin/python benchmarks/bench_own_detector.py [--variants classes3,fpn,...]
 For every stand-in variant (standins/od_api_ssd.py: 3 and 20 classes, 320x320, non-square, reduce_boxes false,

@@ -1,4 +1,4 @@
-"""Issue 11 figures: `edgezoo quantize` per zoo model on stand-ins and stand-in datasets labelled by the original.
+"""Figures: `edgezoo quantize` per zoo model on stand-ins and stand-in datasets labelled by the original.
 
 Usage: .venv/bin/python benchmarks/bench_quantize.py [--variant full|reduced] [--count N] [--frames N]
        [--models a,b] [--sensitivity-model mobilenet-v1]

@@ -1,4 +1,4 @@
-"""Issue 12 figures: `edgezoo eval --ray` throughput vs the single-process eval, Ray start-up, scaling projection.
+"""Figures: `edgezoo eval --ray` throughput vs the single-process eval, Ray start-up, scaling projection.
 
 Usage: .venv/bin/python benchmarks/bench_ray.py [--model mobilenet-v1] [--target tflite] [--variant full|reduced]
                                                 [--count N] [--address HOST:PORT]

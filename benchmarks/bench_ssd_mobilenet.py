@@ -1,4 +1,4 @@
-"""Issue 4 figures: SSD-MobileNet v1 on the FULL-size stand-in (or --variant reduced).
+"""Figures: SSD-MobileNet v1 on the FULL-size stand-in (or --variant reduced).
 
 Usage: .venv/bin/python benchmarks/bench_ssd_mobilenet.py [--variant full|reduced] [--runs N]
 

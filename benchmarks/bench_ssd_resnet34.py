@@ -1,4 +1,4 @@
-"""Issue 5 figures: ResNet34-SSD1200 -> ONNX + meta_arch.prototxt on the stand-ins.
+"""Figures: ResNet34-SSD1200 -> ONNX + meta_arch.prototxt on the stand-ins.
 
 Usage: .venv/bin/python benchmarks/bench_ssd_resnet34.py [--runs N] [--skip-full]
 Prints four tables:

@@ -187,7 +187,7 @@ def test_demo_reduced_exports_the_classification_models(tmp_path, capsys):
     failed = [line for line in rows.values() if line.rstrip().endswith("FAIL")]
     assert code == (1 if failed else 0)
     assert (tmp_path / "resnet50-v1.5" / "onnx" / "model.onnx").is_file()
-    # issue 11: one quantization (MobileNet, TIDL preview, the stand-in dataset) in the summary
+    # the quantize part: one quantization (MobileNet, TIDL preview, the stand-in dataset) in the summary
     assert any(line.startswith("tidl-preview (scale type 0)") for line in out)
     assert (tmp_path / "mobilenet-v1" / "tidl-preview" / "tidl_preview.onnx").is_file()
 

@@ -1,4 +1,4 @@
-"""Archive bombs (issue 8, case 9): declared sizes over the budget are refused before anything is written, no
+"""Archive bombs: declared sizes over the budget are refused before anything is written, no
 member may write more than it declares, and only the members the card names are unpacked."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A full disk while unpacking (issue 8, case 13): one line saying the disk is full and where, exit 2, no
+"""A full disk while unpacking: one line saying the disk is full and where, exit 2, no
 temporary folder left, and the archive (not at fault) stays cached and trusted."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Link chains (issue 8, case 1): links that each look harmless but together leave the target are refused by the
+"""Link chains: links that each look harmless but together leave the target are refused by the
 scan, before anything is written; a refused archive trusted on first use is deleted and no longer trusted."""
 
 from __future__ import annotations

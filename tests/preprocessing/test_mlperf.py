@@ -1,7 +1,7 @@
 """mlperf_preprocess against MLPerf's python/dataset.py semantics, re-derived here step by step on real photographs.
 
-The reference steps below are written from the facts (docs: ../shared/reference/mlperf.md): sizes worked out by
-hand for each photograph, channel order by numpy slicing, normalisation in float64.
+The reference steps below are written from MLPerf's vision/classification_and_detection/python/dataset.py: sizes
+worked out by hand for each photograph, channel order by numpy slicing, normalisation in float64.
 """
 
 from __future__ import annotations

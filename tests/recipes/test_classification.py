@@ -50,7 +50,7 @@ def _bundle_files(result) -> set[str]:
 
 
 def test_frozen_graph_to_tflite_resnet50_cut_at_logits(bundles):
-    """'frozen-graph-to-tflite': the seed's conversion, verified against the frozen graph."""
+    """'frozen-graph-to-tflite': the classic conversion, verified against the frozen graph."""
     r = bundles[("resnet50", "tflite")]
     assert r.passed and r.recipe == "frozen-graph-to-tflite"
     assert r.bundle.name == "tflite" and r.bundle.parent.name == "resnet50-v1.5"

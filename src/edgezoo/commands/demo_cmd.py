@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _accuracy(results: list, out: Path, variant: object) -> bool:
-    """Accuracy of the originals and the exported bundles on stand-in datasets (issue 9); False on an error."""
+    """Accuracy of the originals and the exported bundles on stand-in datasets; False on an error."""
     from edgezoo.evaluation.demo import demo_evaluations
     from edgezoo.evaluation.report import render_results
 
@@ -93,7 +93,7 @@ def _accuracy(results: list, out: Path, variant: object) -> bool:
 
 
 def _quantization(results: list, out: Path) -> bool:
-    """One classifier through `edgezoo quantize --scheme tidl-preview` (issue 11); False on an error."""
+    """One classifier through `edgezoo quantize --scheme tidl-preview`; False on an error."""
     from edgezoo.quantize.demo import DEMO_MODEL, demo_quantization
     from edgezoo.quantize.report import render_result
 

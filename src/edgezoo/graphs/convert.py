@@ -2,7 +2,7 @@
 
 Recipes, stand-in builders and `export --graph` all convert through here, so converter quirks are handled in one
 place and every failure becomes a one-line EdgezooError naming the file. These are the calls a user would make by hand
-(the seed's snippets); the benchmarks time them bare against the full export.
+(the plain converter calls); the benchmarks time them bare against the full export.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _first_line(exc: BaseException) -> str:
 
 def frozen_graph_to_tflite(pb: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[str], dest: Path, *,
                            representative: Callable[[], Iterable[list[Any]]] | None = None) -> Path:
-    """tf.compat.v1.lite.TFLiteConverter.from_frozen_graph, float32, as the seed does it.
+    """tf.compat.v1.lite.TFLiteConverter.from_frozen_graph, float32, as a user calls it by hand.
 
     With `representative` (frames for calibration): full-integer int8 post-training quantization, every op int8,
     the model's input and output left float32 (the converter adds the quantize/dequantize at the edges)."""

@@ -1,4 +1,4 @@
-"""Classification recipes: the seed's ResNet50 and MobileNet v1 conversions, each verified against its original.
+"""Classification recipes: the classic ResNet50 and MobileNet v1 conversions, each verified against its original.
 
 - `frozen-graph-to-tflite`: TFLiteConverter.from_frozen_graph with the card's inputs/outputs (ResNet50: cut at
   resnet_model/dense/BiasAdd, dropping the softmax/ArgMax tail TIDL cannot run). Verified against the frozen graph
