@@ -190,7 +190,7 @@ def card_config(card: ModelCard, target: Target) -> dict[str, Any]:
     }
 
 
-# --graph models: what the user may state with --param (export_graph.CONFIG_PARAMS) so that config.yaml can be TI's.
+# --graph models: what the user may state with --param (export/graph.py: CONFIG_PARAMS) so that config.yaml can be TI's.
 GRAPH_TASKS = ("classification",)  # the task whose post-processing needs nothing model-specific
 
 

@@ -159,7 +159,7 @@ def _postprocess_tflite_infer(path: Path, threshold: float | None) -> tuple[Call
     """A .tflite ending in TFLite_Detection_PostProcess: classes 0-based among the foreground -> dataset ids."""
     (op,) = ssd_surgery.read_postprocess_ops(path)
     boxes, classes, scores, count = op["outputs"]
-    # One thread: LiteRT 2.3's multi-threaded regular NMS skips a class (see graphs/ssd_surgery).
+    # One thread: LiteRT 2.3's multi-threaded regular NMS skips a class (see ssd/ssd_surgery).
     interp = tflite_model.load_interpreter(path, num_threads=1)
     details = {d["name"]: d for d in interp.get_tensor_details()}
     index = {name: d["index"] for name, d in details.items()}

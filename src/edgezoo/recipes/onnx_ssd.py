@@ -226,7 +226,7 @@ def verification_preprocess(ssd: Any, params: Mapping[str, Any]) -> Any:
 
 def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any],
                tolerances: Mapping[str, float]) -> Any:
-    """Convert + verify: a RecipeOutput for export_graph's bundle. `model` is the source with a static input."""
+    """Convert + verify: a RecipeOutput for export/graph's bundle. `model` is the source with a static input."""
     conv = convert(model, params, source.name)
     model_path = onnx_model.save(conv.model, Path(workdir) / "model.onnx")
     warnings = check_meta_arch(conv.meta, conv.model, where=PROTOTXT)
@@ -257,7 +257,7 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
 
     outputs = onnx_model.output_names(conv.model)
     # TIDL's labels are Caffe's class index; label_offset_pred turns them into the graph's own labels (read from
-    # the graph: e.g. -1 when it numbers the foreground classes from 0). export_onnx_ssd adds the rest.
+    # the graph: e.g. -1 when it numbers the foreground classes from 0). export/onnx_ssd adds the rest.
     config = {"postprocess": outputs_postprocess(outputs, yxyx=conv.decode.box_order == "yxyx"),
               "metric": {"label_offset_pred": conv.decode.label_offset}}
     recorded = {"thresholds": {"confidence_threshold": dop.confidence_threshold,

@@ -186,7 +186,7 @@ def tflite_postprocess_detector(path: Path, spec: Preprocess, label_offset: int 
         label_offset = 1 if columns == attrs.get("num_classes", 0) + 1 else 0
     per_detection = int(attrs.get("max_classes_per_detection", 1)) if not attrs.get("use_regular_nms") else 1
     # One thread on purpose: LiteRT 2.3's multi-threaded regular NMS skips foreground class `num_threads`
-    # (measured; see graphs/ssd_surgery.litert_regular_nms_skipped_classes).
+    # (measured; see ssd/ssd_surgery.litert_regular_nms_skipped_classes).
     runner = _SingleThreadTflite(path)
     feed = image_feed(runner, spec, str(path))
 
