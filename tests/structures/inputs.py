@@ -49,7 +49,7 @@ class InputSpec:
 
 def photographs(names: tuple[str, ...] | None = None) -> list[np.ndarray]:
     """Photographs shipped with scikit-image as uint8 RGB arrays (the product's verification set by default)."""
-    from edgezoo.images import PHOTOGRAPHS
-    from edgezoo.images import photographs as load
+    from edgezoo.datasets.images import PHOTOGRAPHS
+    from edgezoo.datasets.images import photographs as load
 
     return [image for _name, image in load(names or PHOTOGRAPHS)]
