@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Calibration uses the verification photographs the product itself uses (edgezoo.images.PHOTOGRAPHS); the checks
+# Calibration uses the verification photographs the product itself uses (edgezoo.datasets.images.PHOTOGRAPHS); the checks
 # also look at photographs the refill never saw.
 UNSEEN_PHOTOGRAPHS = ("hubble_deep_field", "immunohistochemistry", "retina")
 
