@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Calibration uses the verification photographs the product itself uses (edgezoo.images.PHOTOGRAPHS); the checks
+# Calibration uses the verification photographs the product itself uses (edgezoo.datasets.images.PHOTOGRAPHS); the checks
 # also look at photographs the refill never saw.
 UNSEEN_PHOTOGRAPHS = ("hubble_deep_field", "immunohistochemistry", "retina")
 
@@ -49,7 +49,7 @@ class InputSpec:
 
 def photographs(names: tuple[str, ...] | None = None) -> list[np.ndarray]:
     """Photographs shipped with scikit-image as uint8 RGB arrays (the product's verification set by default)."""
-    from edgezoo.images import PHOTOGRAPHS
-    from edgezoo.images import photographs as load
+    from edgezoo.datasets.images import PHOTOGRAPHS
+    from edgezoo.datasets.images import photographs as load
 
     return [image for _name, image in load(names or PHOTOGRAPHS)]
