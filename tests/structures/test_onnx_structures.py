@@ -77,13 +77,16 @@ def test_photographs_get_a_few_confident_detections(name):
         assert 1 <= np.median(spread.confident) <= 60, spread.summary()
 
 
-def test_refill_is_seeded():
+def test_refill_is_seeded(tmp_path):
     import onnx
 
     name = "tv-ssdlite320-c21"
-    again = materialize(name, _tmp(), seed=0)
+    from tests.structures.build import build
+
+    again = build(STRUCTURES[name], tmp_path / "fresh", 0)  # not the process cache: a second calibration
     assert again.read_bytes() == materialized(name).read_bytes()
-    other = onnx.load(str(materialize(name, _tmp(), seed=1)))
+    assert materialize(name, tmp_path / "copy").read_bytes() == again.read_bytes()
+    other = onnx.load(str(materialize(name, tmp_path / "other", seed=1)))
     first = onnx.load(str(materialized(name)))
     weights = {i.name: onnx.numpy_helper.to_array(i) for i in first.graph.initializer}
     changed = [i.name for i in other.graph.initializer
@@ -91,13 +94,6 @@ def test_refill_is_seeded():
     stripped = set(STRUCTURES[name].manifest["files"]["model.onnx"]["stripped"])
     class_biases = {k.replace(".weight", ".bias") for k in STRUCTURES[name].manifest["refill"]["heads"]["class"]}
     assert set(changed) == stripped - class_biases  # class-head biases are the seed-independent flat-region prior
-
-
-def _tmp():
-    import tempfile
-    from pathlib import Path
-
-    return Path(tempfile.mkdtemp(prefix="edgezoo-structure-test-"))
 
 
 def _nodes(model, op):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -87,7 +86,6 @@ def graph_facts(gd) -> dict[str, Any]:
 def head_kernels(stripped: dict[str, list], gd, num_classes: int) -> dict[str, Any]:
     """The class and box predictor kernels, by the scopes of the convolutions they feed (TF1 slim names them
     BoxPredictor_N/ClassPredictor/weights; a frozen TF2 function names every constant unknown_N)."""
-    nodes = {n.name: n for n in gd.node}
     users: dict[str, list] = {}
     for n in gd.node:
         for ref in n.input:
@@ -112,7 +110,6 @@ def head_kernels(stripped: dict[str, list], gd, num_classes: int) -> dict[str, A
             elif "BoxEncodingPredictor" in scopes or (predictors and predictors[-1] == "BoxPredictor"):
                 box.append(name)
             break
-    del nodes
     if not cls or len(cls) != len(box):
         raise ValueError(f"head kernels not found: {cls} {box}")
     return {"class": sorted(cls), "box": sorted(box), "columns": num_classes + 1, "class_major": False}
