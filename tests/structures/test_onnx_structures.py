@@ -129,12 +129,14 @@ def test_nvidia_onnx_nms_limits_are_the_written_ones():
     (nms, inside), = _nodes(model, "NonMaxSuppression")
     assert inside is None
     assert [float(_constant(model, n).reshape(-1)[0]) for n in nms.input[2:]] == pytest.approx([200, 0.5, 0.05])
-    # the total limit: TopK(k = Reshape(Min(200, Cast(Gather(Shape(selected)))))) -- not a constant
+    # the total limit: TopK(k = Reshape(Cast(Min(200, Cast(Gather(Shape(selected))))), [1])) -- not a constant
     producer = {o: n for n in model.graph.node for o in n.output}
     (topk, _), = _nodes(model, "TopK")
     reshape = producer[topk.input[1]]
     assert reshape.op_type == "Reshape"
     minimum = producer[reshape.input[0]]
+    while minimum.op_type == "Cast":
+        minimum = producer[minimum.input[0]]
     assert minimum.op_type == "Min"
     assert sorted(float(_constant(model, n)) for n in minimum.input if _constant(model, n) is not None) == [200]
 
