@@ -45,13 +45,12 @@ from edgezoo.verify.detectors import find_outputs
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Task
 
 __all__ = ["Subject", "SubjectSource", "SubjectError", "Runtime", "original_subjects", "bundle_subjects",
-           "MLPERF_SCORE_THRESHOLD"]
+           "score_threshold"]
 
-# Score thresholds of MLPerf's post-processing (python/main.py SUPPORTED_DATASETS). SSD-MobileNet's TF path keeps
-# every detection the graph returns; ResNet34-SSD follows the PyTorch path ("coco-1200-pt", 0.05). MLPerf's ONNX
-# path for ResNet34 ("coco-1200-onnx") stops at the first score below 0.5: edgezoo does not copy that quirk, it
-# would score the same model ~2 points lower depending on its file format.
-MLPERF_SCORE_THRESHOLD: dict[str, float] = {"ssd-resnet34-1200": 0.05}
+
+def score_threshold(card: ModelCard) -> float | None:
+    """The score threshold of MLPerf's post-processing for the model (its card's mlperf section; None: none)."""
+    return card.mlperf.score_threshold if card.mlperf else None
 
 
 class SubjectError(EdgezooError):
@@ -232,7 +231,7 @@ def original_subjects(card: ModelCard, *, standin: bool = False, variant: Any = 
 
 
 def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
-    threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
+    threshold = score_threshold(card)
 
     def preprocess(image_bgr: np.ndarray) -> np.ndarray:
         return mlperf_preprocess(image_bgr, card.id)
@@ -302,7 +301,7 @@ def bundle_subjects(folder: Path) -> list[Subject]:
     if runtime is None or runtime is Runtime.TENSORFLOW:
         raise SubjectError(f"{model_path}: not a .tflite or .onnx model")
     standin = is_standin(model_path)
-    threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
+    threshold = score_threshold(card)
     inv_map = card.labels.map == "coco80to90"
     name, slug = str(folder), folder.name
 
