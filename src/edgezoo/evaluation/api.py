@@ -17,16 +17,17 @@ from typing import Any
 import numpy as np
 
 from edgezoo.bundle.staging import BundleStaging
-from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo import zoo
+from edgezoo.core.errors import EdgezooError, UnknownModelError, disk_full, is_disk_full
 from edgezoo.datasets import expect_kind, load_image
 from edgezoo.evaluation import metrics
 from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
 from edgezoo.evaluation.engine import run_subject
 from edgezoo.evaluation.on_ray import ray_runner
-from edgezoo.evaluation.subjects import Subject
+from edgezoo.evaluation.subjects import Subject, bundle_card, bundle_subjects, original_subjects
 from edgezoo.zoo.schema import ModelCard, Task
 
-__all__ = ["EvalResult", "EvalError", "evaluate", "score_records", "target_percent"]
+__all__ = ["EvalResult", "EvalError", "evaluate", "resolve_subjects", "score_records", "target_percent"]
 
 ACCURACY_JSON = "accuracy.json"
 
@@ -156,3 +157,30 @@ def _result(subject: Subject, dataset: Any, run: Any, value: float, skipped: lis
         passed=(value >= target) if judged else None, images_per_s=round(run.images_per_s, 2),
         seconds=round(run.seconds, 2), skipped=len(skipped), skipped_files=skipped, standin_model=subject.standin,
         standin_dataset=standin_data, out=str(folder))
+
+
+def _card_of(thing: str) -> ModelCard:
+    """The model card THING names: a model id, or a bundle folder's config.yaml session.model_id."""
+    if Path(thing).exists():
+        return bundle_card(Path(thing))
+    try:
+        return zoo.get_card(thing)
+    except UnknownModelError as exc:
+        raise EdgezooError(f"{thing!r} is neither a bundle folder nor a model id ({exc.message})",
+                           hint=exc.hint or "see 'edgezoo list'") from None
+
+
+def resolve_subjects(things: Sequence[str], dataset: Any, *, standin: bool = False, variant: str = "full",
+                     mirror: str | None = None, offline: bool = False) -> list[Subject]:
+    """What `eval` / `bench` were given: model ids -> original subjects (fetched, or stand-ins), folders -> bundle
+    subjects, in the order given; each checked against the dataset's kind before any model is loaded or built."""
+    cards = [_card_of(thing) for thing in things]
+    for thing, card in zip(things, cards):
+        expect_kind(dataset, card.labels.dataset, thing)
+    subjects: list[Subject] = []
+    for thing, card in zip(things, cards):
+        if Path(thing).exists():
+            subjects += bundle_subjects(Path(thing))
+        else:
+            subjects += original_subjects(card, standin=standin, variant=variant, mirror=mirror, offline=offline)
+    return subjects

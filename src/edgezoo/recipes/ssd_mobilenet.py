@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.bundle.config import YXYX_TO_XYXY, detection_postprocess, shifted_label_map
+from edgezoo.bundle.config import (META_ARCH_TFLITE_SSD, YXYX_TO_XYXY, detection_postprocess, shifted_label_map,
+                                   ssd_runtime_options)
 from edgezoo.detection.anchors import check_against_graph, generate_anchors
 from edgezoo.detection.pipeline_config import SsdPipelineConfig, load_pipeline_config
 from edgezoo.detection.tflite_postprocess import PostProcessParams
@@ -209,11 +210,9 @@ def check_converted_op(model: Path, params: PostProcessParams) -> None:
 
 def tidl_runtime_options(opts: SsdTfliteOptions) -> dict[str, Any]:
     """TIDL TFLite delegate options: meta_arch_type 1 (TFLite SSD, derived from the op), thresholds and counts."""
-    return {"object_detection:meta_arch_type": 1,
-            "object_detection:confidence_threshold": shortest_float32(opts.score_threshold),
-            "object_detection:nms_threshold": shortest_float32(opts.iou_threshold),
-            "object_detection:top_k": opts.detections_per_class,
-            "object_detection:keep_top_k": opts.max_detections}
+    return ssd_runtime_options(META_ARCH_TFLITE_SSD, confidence=shortest_float32(opts.score_threshold),
+                               nms=shortest_float32(opts.iou_threshold), top_k=opts.detections_per_class,
+                               keep_top_k=opts.max_detections)
 
 
 def _config(opts: SsdTfliteOptions) -> dict[str, Any]:
@@ -241,7 +240,8 @@ def _litert_thread_warning(workdir: Path, report: Any, notes: list[str]) -> None
         report.notes.append(text)
 
 
-@register("ssd-tf-to-tflite-postprocess", params=TFLITE_PARAMS, precheck=_check_output_slots)
+@register("ssd-tf-to-tflite-postprocess", params=TFLITE_PARAMS, precheck=_check_output_slots,
+          summary="SSD frozen graph + pipeline.config -> TFLite ending in TFLite_Detection_PostProcess, verified")
 def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
     card = _card(rin)
     spec = card.format(ModelFormat.TF)
