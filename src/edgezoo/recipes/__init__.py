@@ -9,8 +9,9 @@ and calling a registered recipe validates again, so the body always receives typ
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from edgezoo import zoo
@@ -22,6 +23,9 @@ from edgezoo.core.registry import LazyRegistry
 from edgezoo.zoo.schema import ModelCard
 
 RecipeFn = Callable[[RecipeInput], RecipeOutput]
+# The recipe's model made again with calibration frames (full-integer int8, `quantize --scheme tflite-int8`), for
+# recipes whose model a plain conversion of the original cannot re-make (graph surgery): (input, frames) -> .tflite.
+Calibrated = Callable[[RecipeInput, Callable[[], Iterable[list[Any]]]], Path]
 # A check across parameters that needs no source file (e.g. the default-box spec); raises ConfigError/RecipeError.
 Precheck = Callable[[Mapping[str, Any]], None]
 
@@ -33,6 +37,7 @@ class Recipe:
     params: tuple[ParamSpec, ...] = ()
     precheck: Precheck | None = None
     summary: str = ""  # one line for `edgezoo info`
+    calibrated: Calibrated | None = None
 
     def validate(self, given: Mapping[str, Any], where: str = "",
                  origin: Callable[[str], str] = lambda n: f"param {n}") -> dict[str, Any]:
@@ -56,12 +61,12 @@ class Recipe:
 _REGISTRY: LazyRegistry[Recipe] = LazyRegistry("recipe", __name__, RecipeError)
 
 
-def register(name: str, params: Sequence[ParamSpec] = (), precheck: Precheck | None = None, summary: str = ""
-             ) -> Callable[[RecipeFn], RecipeFn]:
+def register(name: str, params: Sequence[ParamSpec] = (), precheck: Precheck | None = None, summary: str = "",
+             calibrated: Calibrated | None = None) -> Callable[[RecipeFn], RecipeFn]:
     """Register `fn` as recipe `name` (`summary`: one line for `edgezoo info`, default the first of fn's docstring)."""
     def decorate(fn: RecipeFn) -> RecipeFn:
         line = summary or (fn.__doc__ or "").strip().split("\n")[0]
-        _REGISTRY.add(name, Recipe(name, fn, tuple(params), precheck, line))
+        _REGISTRY.add(name, Recipe(name, fn, tuple(params), precheck, line, calibrated))
         return fn
 
     return decorate

@@ -240,13 +240,29 @@ def _litert_thread_warning(workdir: Path, report: Any, notes: list[str]) -> None
         report.notes.append(text)
 
 
-@register("ssd-tf-to-tflite-postprocess", params=TFLITE_PARAMS, precheck=_check_output_slots,
-          summary="SSD frozen graph + pipeline.config -> TFLite ending in TFLite_Detection_PostProcess, verified")
-def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
+def _sources(rin: RecipeInput) -> tuple[ModelCard, Path, SsdPipelineConfig]:
     card = _card(rin)
     spec = card.format(ModelFormat.TF)
-    pb = rin.source(spec.file, spec.member)
-    cfg = load_pipeline_config(rin.source(spec.file, config_member(card, spec.file)))
+    return card, rin.source(spec.file, spec.member), load_pipeline_config(rin.source(spec.file,
+                                                                                     config_member(card, spec.file)))
+
+
+def calibrated_tflite(rin: RecipeInput, representative: Any) -> Path:
+    """The recipe's surgery redone from the same sources and options, converted with calibration frames: int8
+    backbone and heads, TFLite_Detection_PostProcess float on their dequantized outputs (checked as the recipe
+    checks it)."""
+    card, pb, cfg = _sources(rin)
+    opts = resolve_options(rin.params, cfg, [])
+    model, _ = build_tflite(pb, cfg, opts, card, rin.workdir, [], representative=representative)
+    return Path(model)
+
+
+@register("ssd-tf-to-tflite-postprocess", params=TFLITE_PARAMS, precheck=_check_output_slots,
+          summary="SSD frozen graph + pipeline.config -> TFLite ending in TFLite_Detection_PostProcess, verified",
+          calibrated=calibrated_tflite)
+def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
+    card, pb, cfg = _sources(rin)
+    spec = card.format(ModelFormat.TF)
     notes: list[str] = []
     opts = resolve_options(rin.params, cfg, notes)
     t0 = time.monotonic()
