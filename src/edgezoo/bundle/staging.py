@@ -36,8 +36,8 @@ from typing import Any
 
 from edgezoo.core.atomic import OLD_MARK, not_a_folder, swap_in
 from edgezoo.core.errors import BundleError, disk_full, fullest_folder, is_disk_full
-from edgezoo.core.locks import flocked, try_lock
 from edgezoo.core.interrupts import record_completed, sigint_held
+from edgezoo.core.locks import flocked, try_lock
 from edgezoo.core.progress import step
 from edgezoo.core.report import to_jsonable
 

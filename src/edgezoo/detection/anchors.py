@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgezoo.detection.pipeline_config import AnchorGeneratorConfig, AnyAnchorConfig, MultiscaleAnchorConfig
 from edgezoo.core.errors import ConfigError
+from edgezoo.detection.pipeline_config import AnchorGeneratorConfig, AnyAnchorConfig, MultiscaleAnchorConfig
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.bundle.staging import BundleStaging
 from edgezoo import zoo
+from edgezoo.bundle.staging import BundleStaging
 from edgezoo.core.errors import EdgezooError, UnknownModelError, disk_full, is_disk_full
 from edgezoo.datasets import expect_kind, load_image
 from edgezoo.evaluation import metrics

@@ -23,10 +23,10 @@ from typing import Any
 
 from edgezoo import __version__
 from edgezoo.bundle import ti_package
-from edgezoo.bundle.staging import (CONFIG, MANIFEST, RUNTIME_OPTIONS, VERIFY, BundleFile, BundleStaging, describe_file,
-                            failed_dir)
 from edgezoo.bundle.config import (MODEL_NAMES, card_config, deep_merge, runtime_options, runtime_options_manifest,
                                    with_runtime_options)
+from edgezoo.bundle.staging import (CONFIG, MANIFEST, RUNTIME_OPTIONS, VERIFY, BundleFile, BundleStaging, describe_file,
+                            failed_dir)
 from edgezoo.core.errors import EdgezooError, RecipeError, did_you_mean
 from edgezoo.export.sources import SourceResolver
 from edgezoo.graphs import own_outputs

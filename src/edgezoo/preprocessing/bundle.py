@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from edgezoo import zoo
-from edgezoo.preprocessing.mlperf import aspect_resize_size, center_crop, check_image, coco_resize
 from edgezoo.core.errors import ConfigError, UnknownModelError
+from edgezoo.preprocessing.mlperf import aspect_resize_size, center_crop, check_image, coco_resize
 
 CONFIG_FILE = "config.yaml"
 _RESIZE_MODES = ("short_side", "direct")

@@ -16,10 +16,10 @@ from typing import Any
 
 from edgezoo import zoo
 from edgezoo.core.errors import ConfigError, RecipeError
+from edgezoo.core.registry import LazyRegistry
 from edgezoo.graphs import own_outputs
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.params import ParamError, ParamSpec, describe, validate_params
-from edgezoo.core.registry import LazyRegistry
 from edgezoo.zoo.schema import ModelCard
 
 RecipeFn = Callable[[RecipeInput], RecipeOutput]

@@ -23,21 +23,21 @@ from typing import Any
 import numpy as np
 
 from edgezoo.bundle.config import META_ARCH_ONNX_SSD, PROTOTXT, detector_config, ssd_runtime_options
+from edgezoo.core.errors import EdgezooError, RecipeError
 from edgezoo.datasets.images import verification_images
 from edgezoo.detection.anchors import Anchors, check_against_graph, generate_anchors
 from edgezoo.detection.pipeline_config import SsdPipelineConfig, load_pipeline_config
-from edgezoo.core.errors import EdgezooError, RecipeError
 from edgezoo.graphs import onnx_model, tf_graph
 from edgezoo.graphs.convert import frozen_graph_to_onnx
 from edgezoo.graphs.runners import load_runner
-from edgezoo.recipes.ssd_mobilenet_onnx import INPUT_NAME, rewrite, tail_ti_config
-from edgezoo.ssd import od_api_graph, ssd_surgery
-from edgezoo.ssd.ssd_surgery import SsdHeads
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
 from edgezoo.recipes.ssd_mobilenet import (ONNX_PARAMS, TFLITE_PARAMS, _check_output_slots, _config, check_converted_op,
                                            graph_anchor_tensor, resolve_options, tidl_runtime_options)
+from edgezoo.recipes.ssd_mobilenet_onnx import INPUT_NAME, rewrite, tail_ti_config
+from edgezoo.ssd import od_api_graph, ssd_surgery
+from edgezoo.ssd.ssd_surgery import SsdHeads
 from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
 from edgezoo.verify.detection import compare_detectors, detection_tolerances
 from edgezoo.verify.detectors import meta_arch_detector, od_api_detector, tflite_postprocess_detector

@@ -24,16 +24,16 @@ import numpy as np
 
 from edgezoo.bundle.config import (META_ARCH_TFLITE_SSD, YXYX_TO_XYXY, detection_postprocess, shifted_label_map,
                                    ssd_runtime_options)
+from edgezoo.core.errors import ConfigError, RecipeError
+from edgezoo.core.report import shortest_float32
 from edgezoo.detection.anchors import check_against_graph, generate_anchors
 from edgezoo.detection.pipeline_config import SsdPipelineConfig, load_pipeline_config
 from edgezoo.detection.tflite_postprocess import PostProcessParams
-from edgezoo.core.errors import ConfigError, RecipeError
 from edgezoo.graphs import tf_graph
 from edgezoo.graphs.runners import load_runner
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
-from edgezoo.core.report import shortest_float32
 from edgezoo.ssd import ssd_surgery
 from edgezoo.verify.detection import verify_detection_models
 from edgezoo.zoo.schema import ModelCard, ModelFormat

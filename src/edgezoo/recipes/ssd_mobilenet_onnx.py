@@ -27,12 +27,12 @@ from edgezoo.bundle.config import (META_ARCH_ONNX_SSD, PROTOTXT, YXYX_TO_XYXY, d
 from edgezoo.core.errors import RecipeError
 from edgezoo.datasets.images import verification_images
 from edgezoo.detection.anchors import check_against_graph, generate_anchors
+from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 from edgezoo.detection.pipeline_config import load_pipeline_config
 from edgezoo.graphs import base_name, onnx_model, tf_graph
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.ssd_mobilenet import ONNX_PARAMS, _card, config_member, graph_anchor_tensor
-from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 from edgezoo.ssd import onnx_ssd_tail, ssd_surgery
 from edgezoo.tidl.meta_arch import ssd_caffe_priors
 from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam, save_meta_arch

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from edgezoo.core.errors import EdgezooError, ModelFileError
+from edgezoo.detection.detections import Detections
 from edgezoo.detection.pipeline_config import load_pipeline_config
 from edgezoo.graphs import TensorInfo, base_name, onnx_model, tflite_model
-from edgezoo.detection.detections import Detections
 from edgezoo.graphs.runners import load_runner
 from edgezoo.preprocessing.card import preprocess
 from edgezoo.ssd import ssd_surgery
