@@ -75,4 +75,5 @@ def test_values_are_range_checked(name, value, valid):
 def test_tolerance_assignments_are_parsed_once_for_every_command(items, message):
     with pytest.raises(EdgezooError, match=re.escape(message)):
         tol.parse_assignments(items)
-    assert tol.parse_assignments(["max_abs_error=1e-3", " match_iou = 0.5"]) == {"max_abs_error": 1e-3, "match_iou": 0.5}
+    parsed = tol.parse_assignments(["max_abs_error=1e-3", " match_iou = 0.5"])
+    assert parsed == {"max_abs_error": 1e-3, "match_iou": 0.5}

@@ -161,7 +161,7 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
     expect_kind(dataset, subject.card.labels.dataset, subject.what)
     total = len(dataset.samples)
     # MLPerf main.py: min(count, the model's performance sample count), from the card (500 unless it says otherwise).
-    card_count = subject.card.mlperf.performance_sample_count if subject.card.mlperf else Mlperf.performance_sample_count
+    card_count = (subject.card.mlperf or Mlperf).performance_sample_count
     perf_count = min(total, performance_sample_count or card_count)
     sut = _Sut(subject, dataset, workers)
     latency = _warm_up(sut)

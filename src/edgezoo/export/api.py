@@ -8,8 +8,8 @@ package, verify.json, manifest.json, atomic publish (Ctrl-C held during the swap
 The other routes build their job in export/graph.py (--graph), export/od_api.py (TF OD API SSD) and
 export/onnx_ssd.py (--meta-arch ssd); export/request.py picks the route for the CLI.
 
-A verified bundle lands at <out>/<model-id>/<target>/; one that failed parity at <target>.failed/ (see bundle/staging.py),
-and `passed` is False (the CLI exits 1). Bad input raises an EdgezooError before anything is written.
+A verified bundle lands at <out>/<model-id>/<target>/; one that failed parity at <target>.failed/ (see
+bundle/staging.py), and `passed` is False (the CLI exits 1). Bad input raises an EdgezooError before anything is written.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Conversion recipes, registered by name (the `recipes:` field of a card) with the parameters they take.
 
 A recipe turns fetched source files into one converted model plus its TIDL side files, verifies it against the
-original and returns a RecipeOutput; `edgezoo.bundle.staging` writes the bundle around it atomically. Each recipe declares
-its parameters (recipes/params.py): export validates the card's and the user's values against them before any work,
-and calling a registered recipe validates again, so the body always receives typed, range-checked values.
+original and returns a RecipeOutput; edgezoo.export runs it and writes the bundle around it atomically. Each recipe
+declares its parameters (recipes/params.py): export validates the card's and the user's values against them before
+any work, and calling a registered recipe validates again, so the body always receives typed, range-checked values.
 """
 
 from __future__ import annotations
