@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from edgezoo.detection.detections import Detections
 from edgezoo.verify.detection import DETECTION_TOLERANCES, common_domain, compare_detectors, detection_tolerances

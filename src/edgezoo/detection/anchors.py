@@ -107,13 +107,6 @@ def multiscale_specs(cfg: MultiscaleAnchorConfig, image_size: tuple[int, int]) -
                  for level in range(cfg.min_level, cfg.max_level + 1))
 
 
-def anchor_layer_specs(cfg: AnyAnchorConfig, image_size: tuple[int, int]) -> tuple[LayerSpec, ...]:
-    """The boxes per location of every layer, whichever generator the config uses."""
-    if isinstance(cfg, MultiscaleAnchorConfig):
-        return multiscale_specs(cfg, image_size)
-    return box_specs(cfg)
-
-
 def ssd_feature_map_sizes(height: int, width: int, num_layers: int = 6) -> list[tuple[int, int]]:
     """Feature map sizes of the SSD-MobileNet v1 extractor (output stride 16, then stride-2 SAME convs)."""
     h, w = math.ceil(height / 16), math.ceil(width / 16)

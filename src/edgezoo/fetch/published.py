@@ -41,7 +41,6 @@ def get_published(card: ModelCard, file_name: str, *, mirror: Mirror | None = No
         raise MirrorError(f"--offline forbids the network, so --mirror {mirror} cannot be used",
                           hint="give a mirror folder, or drop --offline")
     dest = published_path(card.id, f.name)
-    what = f"{card.id}: {f.name}"
     expected, rec = expected_for(card, f)
 
     digest, problem = _cached(dest, expected)

@@ -267,7 +267,3 @@ def add_outputs(model: Any, names: Iterable[str], where: str = "model") -> Any:
             raise ModelFileError(f"{where}: cannot add {name!r} as an output: its type is unknown",
                                  hint="run shape inference or fix the batch dimension first")
     return out
-
-
-def node_list(model: Any) -> list[Any]:
-    return list(model.graph.node)

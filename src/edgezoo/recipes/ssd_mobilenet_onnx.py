@@ -29,7 +29,7 @@ from edgezoo.datasets.images import verification_images
 from edgezoo.detection.anchors import check_against_graph, generate_anchors
 from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 from edgezoo.detection.pipeline_config import load_pipeline_config
-from edgezoo.graphs import base_name, onnx_model, tf_graph
+from edgezoo.graphs import onnx_model, tf_graph
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.ssd_mobilenet import ONNX_PARAMS, _card, config_member, graph_anchor_tensor
@@ -282,8 +282,3 @@ def tail_ti_config() -> dict[str, Any]:
 
 def _images() -> list[tuple[str, np.ndarray]]:
     return verification_images()
-
-
-def head_tensor_names(meta: MetaArch) -> list[str]:
-    ssd = meta.caffe_ssd[0]
-    return [base_name(n) for n in ssd.box_input + ssd.class_input]
