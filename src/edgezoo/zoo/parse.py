@@ -50,6 +50,12 @@ class _Node:
             raise self.fail(f"missing required field(s) {', '.join(sorted(missing))}")
         return self
 
+    def named(self, what: str) -> dict[str, "_Node"]:
+        """A free-form mapping (names chosen by the card): name -> its value's node."""
+        if not isinstance(self.value, Mapping):
+            raise self.fail(f"expected a mapping of {what}")
+        return {str(k): self.child(k) for k in self.value}
+
     def items(self) -> list["_Node"]:
         if not isinstance(self.value, list):
             raise self.fail(f"expected a list, got {type(self.value).__name__}")
@@ -159,11 +165,7 @@ def _parse_format(node: _Node, file_names: set[str]) -> FormatSpec:
         raise file_node.fail(f"names no published file; files are {', '.join(sorted(file_names))}")
     member = node.opt("member")
     internal = node.opt("internal")
-    internal_map: dict[str, str] = {}
-    if internal:
-        if not isinstance(internal.value, Mapping):
-            raise internal.fail("expected a mapping of role -> tensor name")
-        internal_map = {str(k): internal.child(k).str() for k in internal.value}
+    internal_map = {k: v.str() for k, v in internal.named("role -> tensor name").items()} if internal else {}
     inputs = tuple(_parse_tensor(t) for t in node.child("inputs").items())
     outputs = tuple(_parse_tensor(t) for t in node.child("outputs").items())
     if not inputs:
@@ -273,11 +275,7 @@ def parse_card(data: Any, source: str = "") -> ModelCard:
         recipes[Target(key)] = RecipeSpec(r.child("name").str(), MappingProxyType(dict(params.value) if params else {}))
 
     tol_node = root.opt("tolerances")
-    tolerances: dict[str, float] = {}
-    if tol_node:
-        if not isinstance(tol_node.value, Mapping):
-            raise tol_node.fail("expected a mapping of name -> number")
-        tolerances = {str(k): tol_node.child(k).float() for k in tol_node.value}
+    tolerances = {k: v.float() for k, v in tol_node.named("name -> number").items()} if tol_node else {}
 
     description = root.opt("description")
     return ModelCard(
