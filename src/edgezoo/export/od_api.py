@@ -20,7 +20,8 @@ from typing import Any
 from edgezoo.core.errors import ModelFileError
 from edgezoo.export.api import ExportJob, ExportResult, run
 from edgezoo.export.graph import user_source
-from edgezoo.fetch.archive import ArchiveKind, EntryKind, scan, unpack
+from edgezoo.fetch.archive import ArchiveKind, EntryKind, scan
+from edgezoo.fetch.unpack import unpack
 from edgezoo.recipes import get_recipe
 from edgezoo.recipes.od_api_ssd import CONFIG, GRAPH
 from edgezoo.verify import tolerances as tol_names
