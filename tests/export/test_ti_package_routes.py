@@ -25,6 +25,7 @@ def _zoo(tmp_path: Path) -> tuple[list[str], Path]:
 
 
 def _graph(tmp_path: Path) -> tuple[list[str], Path]:
+    (tmp_path / "src").mkdir()
     pb = tiny_models.build_tf_pb(tmp_path / "src" / "user_classifier.pb")
     shape = f"1x{tiny_models.H}x{tiny_models.W}x{tiny_models.C_IN}"
     return (["--graph", str(pb), "--inputs", f"x:{shape}", "--outputs", "dense/BiasAdd", "--to", "tflite",
