@@ -25,7 +25,7 @@ from edgezoo.fetch.unpack import unpack
 from edgezoo.recipes import get_recipe
 from edgezoo.recipes.od_api_ssd import CONFIG, GRAPH
 from edgezoo.verify import tolerances as tol_names
-from edgezoo.zoo.schema import Target
+from edgezoo.zoo.schema import ModelFormat, Target
 
 RECIPES = {Target.TFLITE: "od-api-ssd-tflite", Target.ONNX: "od-api-ssd-onnx"}
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
@@ -99,7 +99,7 @@ def locate_sources(graph: Path, pipeline_config: Path | None) -> OdApiSources:
     elif is_archive(graph):
         members = _archive_members(graph)
         name = graph.name[: -len(next(s for s in ARCHIVE_SUFFIXES if graph.name.lower().endswith(s)))]
-    elif graph.suffix == ".pb":
+    elif ModelFormat.of(graph) is ModelFormat.TF:
         beside = graph.with_name(CONFIG)
         files = {GRAPH: graph, **({CONFIG: beside} if beside.is_file() else {})}
         name = graph.resolve().parent.name if graph.name == GRAPH else graph.stem

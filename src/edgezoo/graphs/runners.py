@@ -19,6 +19,7 @@ import numpy as np
 
 from edgezoo.core.errors import EdgezooError, ModelFileError, tensor_not_found
 from edgezoo.graphs import TensorInfo, base_name, onnx_model, tf_graph, tflite_model
+from edgezoo.zoo.schema import ModelFormat
 
 __all__ = ["Runner", "RunnerError", "TensorInfo", "load_runner", "TFGraphRunner", "OnnxRunner", "TfliteRunner"]
 
@@ -309,7 +310,7 @@ class TfliteRunner:
         return {n: np.array(self._interp.get_tensor(self._all[self._resolve(n)])) for n in wanted}
 
 
-_BY_SUFFIX = {".pb": TFGraphRunner, ".onnx": OnnxRunner, ".tflite": TfliteRunner}
+_RUNNERS = {ModelFormat.TF: TFGraphRunner, ModelFormat.ONNX: OnnxRunner, ModelFormat.TFLITE: TfliteRunner}
 
 
 def load_runner(path: Path, *, outputs: Sequence[str] | None = None,
@@ -320,7 +321,7 @@ def load_runner(path: Path, *, outputs: Sequence[str] | None = None,
     `inputs`: input shapes to report instead of the file's own (e.g. a fixed batch for a dynamic graph).
     """
     path = Path(path)
-    cls = _BY_SUFFIX.get(path.suffix.lower())
+    cls = _RUNNERS.get(ModelFormat.of(path))
     if cls is None:
         raise ModelFileError(f"{path}: unknown model format {path.suffix or '(no suffix)'!r}",
                              hint="expected a .pb (TF frozen graph), .onnx or .tflite file")

@@ -22,12 +22,12 @@ from edgezoo.quantize.schemes import SchemeError
 from edgezoo.recipes import get_recipe
 from edgezoo.recipes.base import RecipeInput
 from edgezoo.ssd import ssd_surgery
-from edgezoo.zoo.schema import Target
+from edgezoo.zoo.schema import ModelFormat, Target
 
 
 def source_graph(bundle: Path, manifest: dict) -> Path:
     original = manifest.get("original")
-    if not original or not str(original).endswith(".pb"):
+    if not original or ModelFormat.of(original) is not ModelFormat.TF:
         raise SchemeError(f"{bundle}: tflite-int8 needs the frozen graph the bundle was converted from, and "
                           f"manifest.json names none ({original!r})",
                           hint="use --scheme onnx-qdq or tidl-preview on the ONNX bundle")

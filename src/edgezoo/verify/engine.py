@@ -33,7 +33,6 @@ DEFAULT_TOLERANCES = tol_names.DEFAULT_TOLERANCES
 OPTIONAL_TOLERANCES = tol_names.OPTIONAL_TOLERANCES
 KNOWN_TOLERANCES = tol_names.KNOWN_TOLERANCES
 TASKS = ("classification", "detection", "tensors")
-_SUFFIX_FORMAT = {".pb": ModelFormat.TF, ".onnx": ModelFormat.ONNX, ".tflite": ModelFormat.TFLITE}
 
 
 @dataclass(frozen=True)
@@ -266,7 +265,7 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
             hint="name the pairs with --pair ORIGINAL_TENSOR=CONVERTED_OUTPUT")
     orig_names = list(dict.fromkeys(p.original for p in out_pairs))
     orig_runner = orig_probe
-    if original.suffix.lower() == ".tflite" and not set(orig_names) <= {o.name for o in orig_probe.outputs}:
+    if ModelFormat.of(original) is ModelFormat.TFLITE and not set(orig_names) <= {o.name for o in orig_probe.outputs}:
         # LiteRT keeps intermediate tensors only when told so at load time; the other runners fetch any tensor.
         orig_runner = load_runner(original, outputs=orig_names)
     spec = preprocess or (card.preprocess if card is not None else None)
