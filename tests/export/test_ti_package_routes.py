@@ -12,6 +12,7 @@ import yaml
 
 import ssd_models
 from edgezoo.cli import main
+from edgezoo.recipes import get_recipe
 from edgezoo.zoo import get_card
 from tests import tiny_models
 from tests.od_api_helpers import export_folder
@@ -44,8 +45,10 @@ def _onnx_ssd(tmp_path: Path) -> tuple[list[str], Path]:
              "--param", f"scale={list(R34.scale)}"], tmp_path / model.stem / "onnx")
 
 
-@pytest.mark.parametrize("route", [_zoo, _graph, _od_api, _onnx_ssd], ids=["card", "graph", "od-api", "meta-arch"])
-def test_every_route_writes_the_ti_package(tmp_path, capsys, route):
+@pytest.mark.parametrize("route, recipe", [(_zoo, "published-tflite"), (_graph, "generic-pb-to-tflite"),
+                                           (_od_api, "od-api-ssd-onnx"), (_onnx_ssd, "generic-onnx-ssd-meta-arch")],
+                         ids=["card", "graph", "od-api", "meta-arch"])
+def test_every_route_writes_the_ti_package(tmp_path, capsys, route, recipe):
     argv, bundle = route(tmp_path)
     assert main(["export", *argv, "--out", str(tmp_path), "--ti-package"]) == 0, capsys.readouterr().err
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -62,6 +65,8 @@ def test_every_route_writes_the_ti_package(tmp_path, capsys, route):
     outputs = {o["name"] for o in manifest["outputs"]}
     assert {f"ti_package/{run}/param.yaml", f"ti_package/{run}.tar.gz"} <= outputs
     assert manifest["ti_config"]["loadable_by_ti_tools"] is True
+    # whatever the route, the manifest names the registered recipe that made the bundle
+    assert manifest["recipe"]["name"] == recipe and get_recipe(recipe).name == recipe
     extra = [name for name in ("meta_arch.prototxt",) if (bundle / name).exists()]
     for name in extra:  # an ONNX SSD's prototxt travels with its model (runtime options name it relative to it)
         assert (folder / "model" / name).read_bytes() == (bundle / name).read_bytes()
