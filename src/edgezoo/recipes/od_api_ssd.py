@@ -133,11 +133,12 @@ def original_detector(ssd: OdApiSsdGraph) -> Any:
 def bundle_config(ssd: OdApiSsdGraph, target: Target, layout: str, detector: dict[str, Any]) -> dict[str, Any]:
     """config.yaml in TI's schema: the graph's measured preprocessing, the route's post-processing (`detector`: the
     zoo SSD route's postprocess for the same output convention, and the label offset)."""
-    from edgezoo.bundle_config import detector_config
+    from edgezoo.bundle_config import MODEL_SHORTLIST, detector_config
 
     spec = ssd.preprocess
     return {**detector_config(target, ssd.pb.stem, layout, ssd.size, spec.mean, spec.scale, detector),
-            "model_info": {"num_classes": ssd.cfg.num_classes, "feature_extractor": ssd.cfg.feature_extractor}}
+            "model_info": {"num_classes": ssd.cfg.num_classes, "feature_extractor": ssd.cfg.feature_extractor,
+                           "model_shortlist": MODEL_SHORTLIST}}
 
 
 @register("od-api-ssd-tflite", params=TFLITE_PARAMS, precheck=_check_output_slots)
@@ -288,7 +289,7 @@ def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.recipes.ssd_mobilenet_onnx import tail_ti_config
 
     # The same tail as the zoo's ONNX route: 1-based labels (background 0), so no offset.
-    tail = tail_ti_config()
+    tail = tail_ti_config(score)
     config = bundle_config(ssd, Target.ONNX, "NCHW", {"postprocess": tail["postprocess"], "metric": tail["metric"]})
     return RecipeOutput(
         model=dest, verify=report, extra_files={"meta_arch.prototxt": prototxt},
