@@ -282,7 +282,10 @@ class TfliteRunner:
                     warnings.simplefilter("ignore", UserWarning)
                     self._interp = Interpreter(model_path=str(self.path), num_threads=_THREADS,
                                                experimental_preserve_all_tensors=True)
-                self._interp.allocate_tensors()
+                from edgezoo.native_logs import quiet_native_logs
+
+                with quiet_native_logs():
+                    self._interp.allocate_tensors()
             by_name = {o.name: o for o in model_outputs}
             details = {d["name"]: d for d in self._interp.get_tensor_details()}
             self.outputs = [by_name.get(n) or TensorInfo(n, tuple(int(x) for x in details[n]["shape"]),

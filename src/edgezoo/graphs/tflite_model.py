@@ -35,10 +35,13 @@ def load_interpreter(path: Path, *, num_threads: int | None = None, default_dele
     path = Path(path)
     data = _check_bytes(path)
     resolver = OpResolverType.AUTO if default_delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    from edgezoo.native_logs import quiet_native_logs
+
     try:
         interpreter = Interpreter(model_content=data, num_threads=num_threads,
                                   experimental_op_resolver_type=resolver)
-        interpreter.allocate_tensors()
+        with quiet_native_logs():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise corrupt(path, KIND, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     return interpreter
