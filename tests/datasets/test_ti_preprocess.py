@@ -11,8 +11,9 @@ from PIL import Image
 from edgezoo import zoo
 from edgezoo.bundle_config import card_config
 from edgezoo.datasets import mlperf_preprocess
-from edgezoo.datasets.mlperf_preprocess import center_crop, coco_resize
-from edgezoo.datasets.ti_preprocess import TiPreprocess, ti_crop_origin, ti_resize_size
+from edgezoo.datasets.image_steps import Arithmetic, center_crop, crop_origin
+from edgezoo.datasets.mlperf_preprocess import coco_resize
+from edgezoo.datasets.ti_preprocess import TiPreprocess, ti_resize_size
 from edgezoo.errors import ConfigError
 from edgezoo.zoo.schema import Target
 from tests.datasets.dataset_files import photo_bgr
@@ -26,10 +27,10 @@ def _config(model: str, target: Target = Target.TFLITE, **pre) -> dict:
 
 @pytest.mark.parametrize("size", range(224, 260))
 def test_crop_origin_is_tis_rounded_half_and_one_past_mlperfs_when_odd(size):
-    top, left = ti_crop_origin(size, size + 7, 224, 224)
+    top, left = crop_origin(size, size + 7, 224, 224, Arithmetic.TI)
     assert (top, left) == ((size - 224 + 1) // 2, (size + 7 - 224 + 1) // 2)
-    mlperf_top = int((size - 224) / 2)
-    assert top - mlperf_top == (size - 224) % 2
+    mlperf_top, _ = crop_origin(size, size + 7, 224, 224, Arithmetic.MLPERF)
+    assert mlperf_top == (size - 224) // 2 and top - mlperf_top == (size - 224) % 2
 
 
 def test_short_side_resize_size_truncates_the_long_side():
@@ -62,7 +63,7 @@ def test_crop_is_mlperfs_shifted_by_one_pixel_where_the_margin_is_odd():
     ti = TiPreprocess.from_config(_config("mobilenet-v1")).pixels(image)
     resized = cv2.resize(np.ascontiguousarray(image[..., ::-1]), (383, 256), interpolation=cv2.INTER_LINEAR)
     np.testing.assert_array_equal(ti, resized[16:240, 80:304])
-    np.testing.assert_array_equal(center_crop(resized, 224, 224), resized[16:240, 79:303])  # MLPerf's
+    np.testing.assert_array_equal(center_crop(resized, 224, 224, Arithmetic.MLPERF), resized[16:240, 79:303])
     mlperf = mlperf_preprocess(image, "mobilenet-v1")
     assert not np.array_equal(TiPreprocess.from_config(_config("mobilenet-v1")).apply(image), mlperf)
 

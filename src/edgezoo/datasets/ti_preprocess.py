@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from edgezoo.datasets.bundle_preprocess import CONFIG_FILE, _size, _triple, bundle_model_id
-from edgezoo.datasets.mlperf_preprocess import check_image
+from edgezoo.datasets.image_steps import (Arithmetic, bgr_to_rgb, center_crop, check_image, crop_origin, from_planes,
+                                          normalize_planes, planes_of, resize, short_side_size)
 from edgezoo.errors import ConfigError
 
 BACKENDS = ("cv2", "pil")
@@ -36,18 +37,9 @@ DEFAULT_INTERPOLATION = {"cv2": 1, "pil": 2}
 VALID_INTERPOLATION = {"cv2": range(0, 5), "pil": range(0, 6)}
 
 
-def ti_crop_origin(height: int, width: int, crop_h: int, crop_w: int) -> tuple[int, int]:
-    """(top, left) of TI's centre crop: int((H - h + 1) * 0.5), one pixel further than MLPerf's when H - h is odd."""
-    return int((height - crop_h + 1) * 0.5), int((width - crop_w + 1) * 0.5)
-
-
-def ti_resize_size(height: int, width: int, resize: int | tuple[int, int]) -> tuple[int, int]:
+def ti_resize_size(height: int, width: int, size: int | tuple[int, int]) -> tuple[int, int]:
     """(h, w) TI resizes to: an int is the short side (the other int(size * long / short)), a pair is exact."""
-    if not isinstance(resize, int):
-        return int(resize[0]), int(resize[1])
-    if width < height:
-        return int(resize * height / width), resize
-    return resize, int(resize * width / height)
+    return short_side_size(height, width, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
 @dataclass(frozen=True)
@@ -105,21 +97,12 @@ class TiPreprocess:
 
     def pixels(self, image_bgr: np.ndarray) -> np.ndarray:
         """Read, resize and crop: the HxWx3 uint8 RGB pixels TI's transforms produce."""
-        image = check_image(image_bgr)
-        if image.ndim == 2 or image.shape[2] == 1:
-            image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)  # GRAY2BGR: copies
-        rgb = np.ascontiguousarray(image[..., ::-1])
+        rgb = bgr_to_rgb(check_image(image_bgr))  # TI: imread's BGR flipped (a grey image has three equal planes)
         if self.backend == "pil":
             return self._pil(rgb)
-        import cv2  # lazy: OpenCV is heavy
-
         if self.resize is not None:
-            h, w = ti_resize_size(rgb.shape[0], rgb.shape[1], self.resize)
-            rgb = cv2.resize(rgb, (w, h), interpolation=self.interpolation)
-        if self.crop is not None:
-            top, left = ti_crop_origin(rgb.shape[0], rgb.shape[1], *self.crop)
-            rgb = rgb[top:top + self.crop[0], left:left + self.crop[1]]
-        return rgb
+            rgb = resize(rgb, *ti_resize_size(rgb.shape[0], rgb.shape[1], self.resize), self.interpolation)
+        return center_crop(rgb, *self.crop, Arithmetic.TI) if self.crop is not None else rgb
 
     def _pil(self, rgb: np.ndarray) -> np.ndarray:
         from PIL import Image  # lazy
@@ -129,7 +112,7 @@ class TiPreprocess:
             h, w = ti_resize_size(img.height, img.width, self.resize)
             img = img.resize((w, h), resample=Image.Resampling(self.interpolation))
         if self.crop is not None:
-            top, left = ti_crop_origin(img.height, img.width, *self.crop)
+            top, left = crop_origin(img.height, img.width, *self.crop, Arithmetic.TI)
             # PIL's crop pads outside the image with zeros (numpy slicing would shorten): TI gets PIL's
             img = img.crop((left, top, left + self.crop[1], top + self.crop[0]))
         return np.asarray(img)
@@ -139,11 +122,8 @@ class TiPreprocess:
         pixels = self.pixels(image_bgr)
         if self.reverse_channels:
             pixels = pixels[..., ::-1]
-        planes = np.ascontiguousarray(pixels.transpose(2, 0, 1))
+        planes = planes_of(pixels)
         if self.mean is not None and self.scale is not None:
             # TI: (uint8 tensor - float32 mean) * float32 scale; the same float32 operations plane by plane
-            planes = planes.astype(np.float32)
-            for channel, (mean, scale) in enumerate(zip(self.mean, self.scale)):
-                planes[channel] -= np.float32(mean)
-                planes[channel] *= np.float32(scale)
-        return planes if self.layout == "NCHW" else np.ascontiguousarray(planes.transpose(1, 2, 0))
+            planes = normalize_planes(planes.astype(np.float32), self.mean, self.scale)
+        return from_planes(planes, self.layout)
