@@ -207,3 +207,14 @@ def test_bad_semantics_value_exits_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", "mobilenet-v1", "--dataset", str(tmp_path), "--semantics", "tidl"])
     assert exit_info.value.code == 2 and "invalid choice: 'tidl'" in capsys.readouterr().err
+
+
+def test_ti_subjects_are_rebuilt_from_their_source_in_another_process():
+    """What a Ray actor receives: the source, pickled; it builds the same TI subject (bundle and original)."""
+    import pickle
+
+    subjects = [*ti_bundle_subjects(eval_helpers.bundle("ssd-mobilenet-v1", "tflite")),
+                ti_original_subject(eval_helpers.original("ssd-mobilenet-v1"))]
+    for subject in subjects:
+        rebuilt = pickle.loads(pickle.dumps(subject.source)).build()
+        assert (rebuilt.what, rebuilt.semantics, type(rebuilt)) == (subject.what, "ti", type(subject))

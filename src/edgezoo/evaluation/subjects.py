@@ -65,27 +65,17 @@ class SubjectSource:
     card_id: str | None = None  # set for an original
     standin: bool = False
     position: int = 0  # which of bundle_subjects(path)
-    semantics: str = "mlperf"  # "ti": which of evaluation.ti_subjects.ti_bundle_subjects(path)
 
     def build(self) -> Subject:
         if not Path(self.path).exists():
             raise SubjectError(f"{self.path} is not readable on this machine ({os.uname().nodename})",
                                hint="every node must see the models and the dataset at the same paths "
                                     "(a shared file system)")
-        if self.card_id is None and self.semantics == "ti":
-            from edgezoo.evaluation.ti_subjects import ti_bundle_subjects
-
-            return ti_bundle_subjects(Path(self.path))[self.position]
         if self.card_id is None:
             return bundle_subjects(Path(self.path))[self.position]
         from edgezoo import zoo
 
-        original = _original_subject(zoo.get_card(self.card_id), Path(self.path), self.standin)
-        if self.semantics == "ti":
-            from edgezoo.evaluation.ti_subjects import ti_original_subject
-
-            return ti_original_subject(original)
-        return original
+        return _original_subject(zoo.get_card(self.card_id), Path(self.path), self.standin)
 
 
 @dataclass

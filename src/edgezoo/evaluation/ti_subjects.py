@@ -36,6 +36,21 @@ class Semantics(str, Enum):
     BOTH = "both"
 
 
+@dataclass(frozen=True)
+class TiSubjectSource(SubjectSource):
+    """How another process (a Ray actor) builds a TI-semantics subject again: the MLPerf source's fields, built
+    through this layer (pickled by class, so the actor imports this module itself)."""
+
+    def build(self) -> Subject:
+        if self.card_id is not None:  # an original: MLPerf's subject, under TI's arithmetic
+            return ti_original_subject(SubjectSource(self.path, self.card_id, self.standin, self.position).build())
+        if not Path(self.path).is_dir():
+            raise SubjectError(f"{self.path} is not readable on this machine",
+                               hint="every node must see the models and the dataset at the same paths "
+                                    "(a shared file system)")
+        return ti_bundle_subjects(Path(self.path))[self.position]
+
+
 @dataclass
 class TiSubject(Subject):
     """A bundle under TI's semantics: predict() returns TI's formatted detection rows (or the top-1 record)."""
@@ -82,7 +97,7 @@ def ti_bundle_subjects(folder: Path) -> list[Subject]:
     standin = is_standin(model_path)
 
     def subject(what: str, slug: str, run: Runtime, infer: Callable, position: int) -> TiSubject:
-        source = SubjectSource(str(folder.resolve()), position=position, semantics=Semantics.TI.value)
+        source = TiSubjectSource(str(folder.resolve()), position=position)
         return TiSubject(what + TI_SUFFIX, slug + "-ti", card, run, model_path, standin, _feed(pre, model_path),
                          infer, source=source, post=post, label_offset=offset)
 
@@ -242,11 +257,8 @@ def ti_original_subject(original: Subject) -> Subject:
         config["postprocess"] = {"detection_threshold": MLPERF_SCORE_THRESHOLD.get(card.id,
                                                                                    TI_SETTINGS_DETECTION_THRESHOLD)}
         post = TiDetectionPost.from_config(config)
-    source = None
-    if original.source is not None:
-        from dataclasses import replace
-
-        source = replace(original.source, semantics=Semantics.TI.value)
+    base = original.source
+    source = None if base is None else TiSubjectSource(base.path, base.card_id, base.standin, base.position)
     return TiOriginalSubject(original.what + TI_SUFFIX, original.slug + "-ti", card, original.runtime,
                              original.model_path, original.standin, preprocess, original.infer,
                              use_inv_map=original.use_inv_map, source=source, post=post,
