@@ -76,7 +76,7 @@ def run_instructions(config: Mapping[str, Any], index: str, soc: str = "AM68A") 
         "",
         "TI's pipeline differs from MLPerf's reference app (centre-crop rounding, resize on uint8, boxes clipped to the "
         "image, its detection threshold and scoring). `edgezoo eval $BUNDLE --dataset DIR --semantics both` shows the "
-        "MLPerf figure and the figure TI's pipeline computes in float, side by side; docs/TI_CONFIG.md lists each "
+        "MLPerf figure and the figure TI's pipeline computes in float, side by side; edgezoo's docs/TI_CONFIG.md lists each "
         "difference.",
     ]
     if threshold is not None:
@@ -84,7 +84,7 @@ def run_instructions(config: Mapping[str, Any], index: str, soc: str = "AM68A") 
                       "(TI's settings would filter at 0.3)."]
     lines += ["", "Known problems on TI's side (edgeai-benchmark 11.2; they affect TI's own configs too):", "",
               "- the `tidl_offload` setting (`--tidl_offload False`) does not reach sessions built from config files, "
-              "so these runs need TIDL's tools;",
+              "so these runs need TIDL's tools.",
               "- a session run without TIDL (vanilla ONNX Runtime / TFLite) stops after the last frame on missing "
               "TIDL performance statistics."]
     if runtime == "tflitert":
