@@ -18,6 +18,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from edgezoo.report import shortest_float32
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Target
 
 # TI's recommended options for an 8-bit import of these models (edgeai-benchmark core/runtime_options.py defaults,
@@ -45,6 +46,7 @@ MODEL_NAMES = {Target.TFLITE: "model.tflite", Target.ONNX: "model.onnx"}
 # TI's metric names for the reference accuracy, and the factor to percent (cards hold mAP as MLPerf's fraction).
 _METRIC_KEYS = {"top1": "accuracy_top1%", "map": "accuracy_ap[.5:.95]%"}
 _PERCENT = {"top1": 1.0, "map": 100.0}
+SMALLEST_FLOAT32 = 1e-45  # the smallest positive float32 (a subnormal), shortest decimal
 # model_info.model_shortlist: TI's runs select only configs whose value is <= the settings' (100 by default, 10 for
 # TI's smallest preset); without one, a config is never selected ("completed: 0/0").
 MODEL_SHORTLIST = 10
@@ -122,12 +124,8 @@ def detection_threshold(score_threshold: float) -> float:
     TI's DetectionFilter keeps scores >= the config's value, and a missing or 0 value means its settings' 0.3
     (`threshold or settings`): a reference that keeps every score (0) is written as the smallest positive float32,
     which keeps every detection with a positive score."""
-    import numpy as np
-
-    from edgezoo.report import shortest_float32
-
     value = shortest_float32(float(score_threshold))
-    return value if value > 0 else float(np.finfo(np.float32).smallest_subnormal)
+    return value if value > 0 else SMALLEST_FLOAT32
 
 
 def detection_postprocess(*, formatter: Mapping[str, Any] | None = None, reshape_list: list | None = None,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgezoo.errors import ConfigError, DatasetError
+from edgezoo.evaluation.metrics import _cocoeval, write_detections_json
 
 
 def label_to_category(label: Any, offset: Any) -> int:
@@ -61,8 +62,6 @@ def coco_results(records: Sequence[tuple[int, np.ndarray]], dataset: Any, post: 
 def coco_map_percent(records: Sequence[tuple[int, np.ndarray]], dataset: Any, post: Any, offset: Any,
                      results_path: Path | None = None) -> float:
     """TI's accuracy_ap[.5:.95]% (0.0 when nothing was detected, as TI reports it)."""
-    from edgezoo.evaluation.metrics import _cocoeval, write_detections_json
-
     results, image_ids = coco_results(records, dataset, post, offset)
     if results_path is not None:
         write_detections_json(results_path, results)

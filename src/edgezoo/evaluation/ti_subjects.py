@@ -21,9 +21,21 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.bundle_config import card_config
+from edgezoo.datasets.coco_categories import COCO_CATEGORIES
+from edgezoo.datasets.ti_preprocess import TiPreprocess
 from edgezoo.errors import EdgezooError
-from edgezoo.evaluation.subjects import Runtime, Subject, SubjectError, SubjectSource, bundle_card, read_bundle_config
-from edgezoo.zoo.schema import Task
+from edgezoo.evaluation import metrics, ti_scoring
+from edgezoo.evaluation.subjects import (MLPERF_SCORE_THRESHOLD, Runtime, Subject, SubjectError, SubjectSource,
+                                         bundle_card, read_bundle_config)
+from edgezoo.evaluation.ti_postprocess import TI_SETTINGS_DETECTION_THRESHOLD, TiDetectionPost
+from edgezoo.graphs import onnx_model, ssd_surgery, tflite_model
+from edgezoo.provenance import is_standin
+from edgezoo.runners import load_runner
+from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
+from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
+from edgezoo.tidl.meta_arch.validate import check_meta_arch
+from edgezoo.zoo.schema import Target, Task
 
 TI_SUFFIX = " [TI]"
 
@@ -66,8 +78,6 @@ class TiSubject(Subject):
         return self.post.format(out)
 
     def score(self, dataset: Any, records: Sequence[tuple[int, np.ndarray]], detections_json: Path | None) -> float:
-        from edgezoo.evaluation import metrics, ti_scoring
-
         if self.task is Task.CLASSIFICATION:
             return float(metrics.imagenet_top1(records, dataset)[0])
         return ti_scoring.coco_map_percent(records, dataset, self.post, self.label_offset, detections_json)
@@ -75,10 +85,6 @@ class TiSubject(Subject):
 
 def ti_bundle_subjects(folder: Path) -> list[Subject]:
     """The bundle's artifact (and its meta_arch.prototxt decoding, when it has one) under TI's semantics."""
-    from edgezoo.datasets.ti_preprocess import TiPreprocess
-    from edgezoo.evaluation.ti_postprocess import TiDetectionPost
-    from edgezoo.provenance import is_standin
-
     folder = Path(folder)
     config = read_bundle_config(folder)
     card = bundle_card(folder)
@@ -122,9 +128,6 @@ def _feed(pre: Any, model_path: Path) -> Callable[[np.ndarray], np.ndarray]:
 
 def _raw_outputs(model_path: Path) -> tuple[Callable[[np.ndarray], list[np.ndarray]], Any]:
     """batch -> every output of the model, in the model's output order (what TI's session returns)."""
-    from edgezoo.graphs import ssd_surgery, tflite_model
-    from edgezoo.runners import load_runner
-
     if model_path.suffix.lower() == ".tflite" and ssd_surgery.read_postprocess_ops(model_path):
         # One thread: LiteRT's multi-threaded regular NMS can skip a class (see graphs/ssd_surgery).
         interp = tflite_model.load_interpreter(model_path, num_threads=1)
@@ -150,7 +153,6 @@ def _raw_outputs(model_path: Path) -> tuple[Callable[[np.ndarray], list[np.ndarr
 
 def _top1(raw: Callable[[np.ndarray], list[np.ndarray]], offset: int) -> Callable[[np.ndarray], np.ndarray]:
     """TI's classification post-processing: the first output's argmax over its last axis, plus the label offset."""
-
     def infer(batch: np.ndarray) -> np.ndarray:
         first = raw(batch)[0][0]
         index = first.argmax(axis=-1) if first.shape[-1] > 1 else first
@@ -162,20 +164,12 @@ def _top1(raw: Callable[[np.ndarray], list[np.ndarray]], offset: int) -> Callabl
 def _meta_arch_outputs(onnx_path: Path, prototxt: Path, config: dict[str, Any]) -> Callable[[np.ndarray], list]:
     """The heads in ONNX Runtime, the prototxt's decoding in numpy, the detections laid out as the graph's outputs
     (positions from postprocess.shuffle_indices, box order from its formatter, dtypes from the graph)."""
-    from edgezoo.graphs import onnx_model
-    from edgezoo.runners import load_runner
-    from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
-    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
-    from edgezoo.tidl.meta_arch.validate import check_meta_arch
-
     ssd = load_meta_arch(prototxt).single_ssd(prototxt.name)
     check_meta_arch(load_meta_arch(prototxt), onnx_model.load(onnx_path), where=prototxt.name)
     executor = MetaArchExecutor(ssd, where=prototxt.name)
     heads = list(dict.fromkeys([*ssd.box_input, *ssd.class_input]))
     runner = load_runner(onnx_path, outputs=heads)
     graph_outputs = [(o.name, o.dtype) for o in load_runner(onnx_path).outputs]
-    from edgezoo.evaluation.ti_postprocess import TiDetectionPost
-
     post = TiDetectionPost.from_config(config, str(prototxt.with_name("config.yaml")))
     order = list(post.shuffle_indices or (0, 1, 2))
     yxyx = post.permutation is not None and post.permutation[1][:2] == (1, 0)
@@ -217,8 +211,6 @@ class TiOriginalSubject(TiSubject):
         return Subject.predict(self, tensor, qsl_idx)
 
     def score(self, dataset: Any, records: Sequence[tuple[int, np.ndarray]], detections_json: Path | None) -> float:
-        from edgezoo.evaluation import metrics, ti_scoring
-
         if self.task is Task.CLASSIFICATION:
             return float(metrics.imagenet_top1(records, dataset)[0])
         rows = []
@@ -231,12 +223,6 @@ class TiOriginalSubject(TiSubject):
 
 def ti_original_subject(original: Subject) -> Subject:
     """`original` (an MLPerf original subject) under TI's arithmetic, from the config.yaml its card gives a bundle."""
-    from edgezoo.bundle_config import card_config
-    from edgezoo.datasets.ti_preprocess import TiPreprocess
-    from edgezoo.evaluation.subjects import MLPERF_SCORE_THRESHOLD
-    from edgezoo.evaluation.ti_postprocess import TI_SETTINGS_DETECTION_THRESHOLD, TiDetectionPost
-    from edgezoo.zoo.schema import Target
-
     card = original.card
     config = card_config(card, Target.ONNX if Target.ONNX in card.recipes else next(iter(card.recipes)))
     pre = TiPreprocess.from_config(config, f"{card.id}'s config")
@@ -272,6 +258,5 @@ def ti_variants(subjects: Sequence[Subject], semantics: Semantics) -> list[Subje
 
 
 def _coco_ids() -> list[int]:
-    from edgezoo.datasets.coco_categories import COCO_CATEGORIES
 
     return [cat_id for cat_id, _name in COCO_CATEGORIES]

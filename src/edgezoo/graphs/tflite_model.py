@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgezoo.graphs import TensorInfo, corrupt, ensure_readable
+from edgezoo.native_logs import quiet_native_logs
 
 KIND = "TFLite model (.tflite)"
 _IDENTIFIER = b"TFL3"
@@ -35,8 +36,6 @@ def load_interpreter(path: Path, *, num_threads: int | None = None, default_dele
     path = Path(path)
     data = _check_bytes(path)
     resolver = OpResolverType.AUTO if default_delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    from edgezoo.native_logs import quiet_native_logs
-
     try:
         interpreter = Interpreter(model_content=data, num_threads=num_threads,
                                   experimental_op_resolver_type=resolver)
