@@ -37,7 +37,7 @@ TI_MODELZOO = {
 
 
 def table(headers, rows) -> str:
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     return render_table(headers, rows)
 
@@ -55,7 +55,7 @@ def ti_config_subject(bundle: Path, changes: dict, out: Path):
 
     import yaml
 
-    from edgezoo.bundle_config import deep_merge
+    from edgezoo.bundle.config import deep_merge
     from edgezoo.evaluation.ti_subjects import ti_bundle_subjects
 
     copy_dir = out / f"{bundle.parent.name}-{bundle.name}-variant"
@@ -77,7 +77,7 @@ def main() -> None:
     from edgezoo.evaluation.standin_labels import model_labeller
     from edgezoo.evaluation.subjects import bundle_subjects, original_subjects
     from edgezoo.evaluation.ti_subjects import ti_bundle_subjects, ti_original_subject
-    from edgezoo.export import export_model
+    from edgezoo.export.api import export_model
     from edgezoo.standins import StandinVariant
     from edgezoo.zoo.schema import Task
 

@@ -13,8 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from edgezoo import __version__
-from edgezoo.errors import EdgezooError, disk_full, is_disk_full
-from edgezoo.interrupts import report_interrupt, tracking_completed
+from edgezoo.core import native_logs
+from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.core.interrupts import report_interrupt, tracking_completed
 
 # Order = order in --help.
 COMMAND_MODULES = ("zoo_cmds", "fetch_cmd", "cache_cmd", "export_cmd", "quantize_cmd", "verify_cmd", "check_cmd",
@@ -38,8 +39,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # TensorFlow's C++ INFO/WARNING lines (CPU feature notes) drown the progress lines; the user can still override.
     # TF 2.21 prints its absl and oneDNN notices before reading this: native_logs catches those (and LiteRT's).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgezoo import native_logs
-
     native_logs.install()
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import ConfigError
+from edgezoo.core.errors import ConfigError
 
 # edgeai-benchmark settings_base.yaml: detection_threshold 0.3 (what a config without its own threshold gets).
 TI_SETTINGS_DETECTION_THRESHOLD = 0.3

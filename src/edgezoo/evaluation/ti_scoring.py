@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import ConfigError, DatasetError
+from edgezoo.core.errors import ConfigError, DatasetError
 from edgezoo.evaluation.metrics import _cocoeval, write_detections_json
 
 

@@ -1,7 +1,7 @@
 """`eval --semantics ti`: a bundle evaluated as TI's benchmark would evaluate it on a PC in float.
 
 A semantics layer over evaluation.subjects: the same bundle, the same runtime, but TI's preprocessing arithmetic
-(datasets.ti_preprocess), the model's outputs taken in the model's output order and put through TI's post-processing
+(preprocessing.ti), the model's outputs taken in the model's output order and put through TI's post-processing
 as config.yaml states it (ti_postprocess), and TI's label mapping and scoring (ti_scoring). An ONNX SSD bundle with
 a meta_arch.prototxt also gives the prototxt's decoding (what TIDL runs on the device) under TI's post-processing:
 its detections are written into the graph's outputs in the graph's own layout, which is where TIDL puts them.
@@ -21,17 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.bundle_config import card_config
+from edgezoo.bundle.config import card_config
+from edgezoo.bundle.provenance import is_standin
+from edgezoo.core.errors import EdgezooError
 from edgezoo.datasets.coco_categories import COCO_CATEGORIES
-from edgezoo.datasets.ti_preprocess import TiPreprocess
-from edgezoo.errors import EdgezooError
 from edgezoo.evaluation import metrics, ti_scoring
 from edgezoo.evaluation.subjects import (MLPERF_SCORE_THRESHOLD, Runtime, Subject, SubjectError, SubjectSource,
                                          bundle_card, read_bundle_config)
 from edgezoo.evaluation.ti_postprocess import TI_SETTINGS_DETECTION_THRESHOLD, TiDetectionPost
-from edgezoo.graphs import onnx_model, ssd_surgery, tflite_model
-from edgezoo.provenance import is_standin
-from edgezoo.runners import load_runner
+from edgezoo.graphs import onnx_model, tflite_model
+from edgezoo.graphs.runners import load_runner
+from edgezoo.preprocessing.ti import TiPreprocess
+from edgezoo.ssd import ssd_surgery
 from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
 from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
 from edgezoo.tidl.meta_arch.validate import check_meta_arch

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgezoo.graphs import TensorInfo, corrupt, ensure_readable
-from edgezoo.native_logs import quiet_native_logs
+from edgezoo.core.native_logs import quiet_native_logs
 
 KIND = "TFLite model (.tflite)"
 _IDENTIFIER = b"TFL3"
