@@ -108,7 +108,7 @@ def _classification(image: np.ndarray, spec: ModelPreprocess) -> np.ndarray:
     short_h, short_w = int(100.0 * spec.height / CROP_PERCENT), int(100.0 * spec.width / CROP_PERCENT)
     h, w = aspect_resize_size(rgb.shape[0], rgb.shape[1], short_h, short_w)
     resized = cv2.resize(rgb, (w, h), interpolation=interpolation)  # on uint8, as MLPerf
-    # dataset.center_crop: int() of the half-differences (image_steps.Arithmetic.MLPERF)
+    # dataset.center_crop: int() of the half-differences (steps.Arithmetic.MLPERF)
     pixels = center_crop(resized, spec.height, spec.width, Arithmetic.MLPERF).astype(np.float32)
     if spec.pipeline is MlperfPipeline.VGG:
         pixels -= np.array(VGG_MEAN, dtype=np.float32)
