@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", type=Path, required=True,
                    help="ImageNet (val_map.txt + images) or COCO (annotations/instances_val2017.json + val2017/)")
     add_original_options(p)
+    p.add_argument("--semantics", choices=("mlperf", "ti", "both"), default="mlperf",
+                   help="whose arithmetic a bundle is evaluated with: mlperf (MLPerf's reference app, default), ti "
+                        "(what TI's edgeai-benchmark computes from the bundle's config.yaml on a PC in float: its "
+                        "crop rounding, uint8 resize, box clipping, detection threshold, label map and scoring) or "
+                        "both (each THING twice, side by side); an original under ti is fed and scored with TI's "
+                        "arithmetic from its card's config, so a bundle's delta is the conversion's own")
     p.add_argument("--count", metavar="N", help="evaluate the first N images only (a subset: no PASS/FAIL)")
     options.add_out(p, Path("evals"))
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
@@ -40,8 +46,8 @@ def add_original_options(p: argparse.ArgumentParser) -> None:
 def subjects_of(things: list[str], args: argparse.Namespace, dataset: Any) -> list[Any]:
     from edgezoo.evaluation.api import resolve_subjects
 
-    return resolve_subjects(things, dataset, standin=args.standin, variant=args.standin_variant, mirror=args.mirror,
-                            offline=args.offline)
+    return resolve_subjects(things, dataset, semantics=getattr(args, "semantics", "mlperf"), standin=args.standin,
+                            variant=args.standin_variant, mirror=args.mirror, offline=args.offline)
 
 
 def run(args: argparse.Namespace) -> int:
