@@ -8,9 +8,9 @@ import yaml
 
 from edgezoo import zoo
 from edgezoo.bundle.config import card_config
+from edgezoo.core.errors import ConfigError
 from edgezoo.preprocessing.bundle import BundlePreprocess, read_bundle_preprocess
 from edgezoo.preprocessing.mlperf import mlperf_preprocess
-from edgezoo.core.errors import ConfigError
 from edgezoo.zoo.schema import Target
 from tests.datasets.dataset_files import photo_bgr
 

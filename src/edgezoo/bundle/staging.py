@@ -36,8 +36,8 @@ from typing import Any
 
 from edgezoo.core.atomic import OLD_MARK, not_a_folder, swap_in
 from edgezoo.core.errors import BundleError, disk_full, fullest_folder, is_disk_full
-from edgezoo.core.locks import flocked, try_lock
 from edgezoo.core.interrupts import record_completed, sigint_held
+from edgezoo.core.locks import flocked, try_lock
 from edgezoo.core.progress import step
 from edgezoo.core.report import to_jsonable
 
@@ -227,7 +227,3 @@ def clean_stale(folder: Path) -> list[Path]:
     if removed:
         step(f"removed {len(removed)} folder(s) left in {folder} by interrupted runs")
     return removed
-
-
-def read_manifest(bundle: Path) -> dict[str, Any]:
-    return json.loads((Path(bundle) / MANIFEST).read_text(encoding="utf-8"))

@@ -29,8 +29,8 @@ from enum import Enum
 from pathlib import Path
 
 from edgezoo.core.errors import FetchError
-from edgezoo.fetch.cache import PART_SUFFIX, try_locked
 from edgezoo.core.progress import step
+from edgezoo.fetch.cache import PART_SUFFIX, try_locked
 
 # tempfile.mkdtemp(prefix=".<name>.", suffix=...) adds 8 characters from [a-z0-9_].
 _WORK_DIR = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.(?:build|tmp|old)$")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgezoo.bundle.config import with_runtime_options
+from edgezoo.bundle.config import MODEL_NAMES, with_runtime_options
 from edgezoo.bundle.provenance import is_standin
 from edgezoo.bundle.staging import CONFIG, RUNTIME_OPTIONS, BundleStaging, failed_dir
 from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
@@ -36,10 +36,10 @@ from edgezoo.quantize.sensitivity import (LayerSensitivity, SixteenBitProposal, 
                                           sqnr_per_layer)
 from edgezoo.quantize.tflite_int8 import quantize_tflite_int8
 from edgezoo.quantize.tidl_preview import NOT_REPRODUCED, REPRODUCED, build_preview
+from edgezoo.zoo.schema import ModelFormat, Target
 
 REPORT = "quantize.json"
 PREVIEW_MODEL = "tidl_preview.onnx"
-_MODEL_NAMES = {".onnx": "model.onnx", ".tflite": "model.tflite"}
 
 
 class QuantizeError(EdgezooError):
@@ -71,7 +71,7 @@ class QuantizeResult:
 
 def _bundle_model(bundle: Path, config: dict[str, Any]) -> Path:
     model = bundle / str((config.get("session") or {}).get("model_path", ""))
-    if model.suffix.lower() not in _MODEL_NAMES or not model.is_file():
+    if ModelFormat.of(model) not in (ModelFormat.TFLITE, ModelFormat.ONNX) or not model.is_file():
         raise QuantizeError(f"{bundle}: config.yaml names no .tflite or .onnx model in the bundle",
                             hint="point at a bundle folder written by 'edgezoo export'")
     return model
@@ -158,7 +158,7 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
                              staging.workdir, scale, sensitivity, target_drop, predict)
             names = result.sixteen_bit.names if result.sixteen_bit and result.sixteen_bit.reached else None
             header += f"# quantized: {scheme.value}, scale type {int(scale)}, {len(calib)} calibration frames\n"
-            files = [staging.add_file(artifact, _MODEL_NAMES[model.suffix.lower()])]
+            files = [staging.add_file(artifact, MODEL_NAMES[Target(ModelFormat.of(model).value)])]
             if preview is not None:
                 files.append(staging.add_file(preview, PREVIEW_MODEL))
             options = runtime_options(base_options, scheme, scale, len(calib), names)
