@@ -29,7 +29,7 @@ from enum import Enum
 from pathlib import Path
 
 from edgezoo.errors import FetchError
-from edgezoo.fetch.cache import PART_SUFFIX
+from edgezoo.fetch.cache import PART_SUFFIX, confined
 from edgezoo.fetch.lock import try_locked
 from edgezoo.progress import step
 
@@ -112,7 +112,9 @@ def sweep(folder: Path, kinds: Iterable[LeftoverKind] = (LeftoverKind.WORK_DIR, 
 
 
 def remove_path(path: Path) -> None:
-    """Remove a file, link or folder tree; missing is fine, anything else is a one-line FetchError."""
+    """Remove a file, link or folder tree inside the cache (a link itself, never what it points to); missing is
+    fine, anything else is a one-line FetchError."""
+    confined(path)
     try:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -143,7 +145,9 @@ def tree_size(path: Path) -> int:
 
 
 def children(folder: Path) -> list[Path]:
-    """The entries of a folder, sorted; none when it does not exist."""
+    """The entries of a cache folder, sorted; none when it does not exist; FetchError when it leads out of the
+    cache (a symlinked published/ or standins/ is never listed, so never cleaned)."""
+    confined(folder, follow=True)
     try:
         return sorted(folder.iterdir())
     except (FileNotFoundError, NotADirectoryError):
