@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgezoo.bundle import BundleStaging, sha256_file
+from edgezoo.output_guard import safe_name
 from edgezoo.bundle_config import GRAPH_TASKS, graph_config
 from edgezoo.errors import ModelFileError, RecipeError
 from edgezoo.graphs import own_outputs
@@ -158,13 +159,13 @@ def export_graph(path: Path, inputs: Mapping[str, Sequence[int]], outputs: Seque
     tol_names.check_names(tolerances or {}, "tensors")
     tol_names.check_values(tolerances or {})
     _check_names(path, inputs, outputs)
-    model_id = path.stem
+    model_id = safe_name(path.stem, path)
     nchw = (path.suffix == ".onnx" and _nchw(inputs)) or (path.suffix == ".pb" and bool(params.get("nchw")))
     layout = "NCHW" if nchw else "NHWC"
     config, reasons = graph_config(target, model_id, inputs, layout, params)  # bad --param values: before any work
     final = Path(out_dir) / model_id / target.value
     started, t0 = _now(), time.monotonic()
-    with BundleStaging(final) as staging, own_outputs(staging.workdir):
+    with BundleStaging(final, inputs=[path]) as staging, own_outputs(staging.workdir):
         model, notes = _convert(path, inputs, outputs, target, params, staging.workdir)
         report = verify_models(path, model, task="tensors", tolerances=tolerances,
                                images=random_images(VERIFY_IMAGES, seed=VERIFY_SEED))

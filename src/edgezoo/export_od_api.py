@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgezoo.bundle import BundleStaging, sha256_file
+from edgezoo.output_guard import safe_name
 from edgezoo.bundle_config import deep_merge
 from edgezoo.errors import ModelFileError
 from edgezoo.export import ExportResult, _now, publish_bundle
@@ -93,7 +94,7 @@ def locate_sources(graph: Path, pipeline_config: Path | None, scratch: Path) -> 
     if config is None:
         raise ModelFileError(f"--graph {graph}: no {CONFIG} found beside the frozen graph",
                              hint="give it with --pipeline-config PATH")
-    return pb, config, name or "od-api-ssd"
+    return pb, config, safe_name(name, graph) if name else "od-api-ssd"
 
 
 def _describe(path: Path, role: str, given: Path) -> dict[str, Any]:
@@ -119,7 +120,7 @@ def export_od_api(graph: Path, pipeline_config: Path | None, target: Target | st
     with tempfile.TemporaryDirectory(prefix="edgezoo-odapi-") as tmp:
         pb, config, name = locate_sources(Path(graph), pipeline_config, Path(tmp))
         final = Path(out_dir) / name / target.value
-        with BundleStaging(final) as staging:
+        with BundleStaging(final, inputs=[p for p in (graph, pipeline_config) if p is not None]) as staging:
             rin = RecipeInput(card=None, target=target, sources={GRAPH: pb, CONFIG: config}, params=typed,
                               workdir=staging.workdir, standin=standin, tolerances=dict(tolerances or {}))
             output = recipe(rin)

@@ -26,6 +26,7 @@ def export_onnx_ssd(path: Path, *, inputs: Mapping[str, Sequence[int]] | None = 
     """Convert, verify and bundle an ONNX SSD into <out_dir>/<file stem>/onnx/ (see the module docstring).
     `flags`: the parameters the user gave as CLI flags (--top-k), so that messages name them that way."""
     from edgezoo.bundle import BundleStaging, sha256_file
+    from edgezoo.output_guard import safe_name
     from edgezoo.bundle_config import detector_config
     from edgezoo.export import _now, publish_bundle
     from edgezoo.export_graph import _check_names, _fix_inputs
@@ -53,22 +54,23 @@ def export_onnx_ssd(path: Path, *, inputs: Mapping[str, Sequence[int]] | None = 
     model = onnx_model.load(path)
     if fixed:
         model = _fix_inputs(model, fixed)
-    final = Path(out_dir) / path.stem / Target.ONNX.value
+    model_id = safe_name(path.stem, path)  # "...onnx" must not name the parent of --out
+    final = Path(out_dir) / model_id / Target.ONNX.value
     started, t0 = _now(), time.monotonic()
-    with BundleStaging(final) as staging, own_outputs(staging.workdir):
+    with BundleStaging(final, inputs=[path]) as staging, own_outputs(staging.workdir):
         output = export_ssd(path, model, staging.workdir, typed, tolerances or {})
         manifest = {
             "recipe": {"name": "generic-onnx-ssd-meta-arch", "params": {"inputs": dict(fixed), **typed,
                                                                          **output.params}},
-            "model": {"id": path.stem, "title": path.name, "task": "detection", "card": None},
+            "model": {"id": model_id, "title": path.name, "task": "detection", "card": None},
             "sources": [{"file": path.name, "path": str(path.resolve()), "size": path.stat().st_size,
                          "sha256": sha256_file(path), "source": "user", "standin": output.verify.standin}],
         }
         image = onnx_model.graph_inputs(model)[0]  # static by now (checked or fixed by --inputs)
         size = [d.dim_value for d in image.type.tensor_type.shape.dim][2:]
-        config = detector_config(Target.ONNX, path.stem, "NCHW", size, typed["mean"], typed["scale"],
+        config = detector_config(Target.ONNX, model_id, "NCHW", size, typed["mean"], typed["scale"],
                                  output.config)
-        result = publish_bundle(staging, final, path.stem, Target.ONNX, output, config, manifest,
+        result = publish_bundle(staging, final, model_id, Target.ONNX, output, config, manifest,
                                 output.verify.standin, None, started)
     result.seconds = time.monotonic() - t0
     return result

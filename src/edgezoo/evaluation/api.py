@@ -84,6 +84,16 @@ def score_records(subject: Subject, dataset: Any, records: Sequence[tuple[int, n
     return float(value)
 
 
+def inputs_of(subjects: Sequence[Subject], dataset: Any) -> list[Path]:
+    """What an evaluation reads (models, bundle folders, the dataset): never replaced by what it publishes."""
+    paths = [Path(dataset.root)] if getattr(dataset, "root", None) else []
+    for s in subjects:
+        paths.append(Path(s.model_path))
+        if s.source is not None:
+            paths.append(Path(s.source.path))
+    return paths
+
+
 def _folders(subjects: Sequence[Subject], out: Path) -> list[Path]:
     """OUT/<model>/<what> per subject, made unique when two subjects share a name."""
     seen: dict[Path, int] = {}
@@ -105,8 +115,12 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
     from edgezoo.datasets import expect_kind
     from edgezoo.evaluation.engine import run_subject
 
+    from edgezoo.output_guard import OutputKind, check_destination
+
     for s in subjects:  # every check before anything runs or is written
         expect_kind(dataset, s.card.labels.dataset, s.what)
+    for folder in _folders(subjects, out):
+        check_destination(folder, OutputKind.EVAL, inputs_of(subjects, dataset))
     if ray is None:
         return _evaluate(subjects, dataset, out, run_subject, workers, skip_bad, progress)
     from edgezoo.distributed import ray_runner
@@ -119,6 +133,7 @@ def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_subject:
               skip_bad: bool, progress: bool) -> list[EvalResult]:
     from edgezoo.bundle import BundleStaging
     from edgezoo.datasets import load_image
+    from edgezoo.output_guard import OutputKind
     from edgezoo.evaluation import metrics
     from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
 
@@ -131,7 +146,7 @@ def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_subject:
                             hint="check the dataset's images")
         skipped = sorted(set(run.skipped) | set(getattr(dataset, "skipped", [])))
         try:
-            with BundleStaging(folder) as staging:
+            with BundleStaging(folder, kind=OutputKind.EVAL, inputs=inputs_of(subjects, dataset)) as staging:
                 write_accuracy_log(staging.dir / ACCURACY_LOG, run.records)
                 detections = staging.dir / metrics.COCO_RESULTS if subject.task is Task.DETECTION else None
                 value = score_records(subject, dataset, run.records, detections)

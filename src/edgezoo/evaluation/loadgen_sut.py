@@ -158,9 +158,11 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
 
     from edgezoo.bundle import BundleStaging
     from edgezoo.datasets import expect_kind
-    from edgezoo.evaluation.api import metric_name, score_records
+    from edgezoo.evaluation.api import inputs_of, metric_name, score_records
+    from edgezoo.output_guard import OutputKind, check_destination
 
     expect_kind(dataset, subject.card.labels.dataset, subject.what)
+    check_destination(out, OutputKind.BENCH, inputs_of([subject], dataset))  # before the run, not after it
     total = len(dataset.samples)
     # MLPerf main.py: performance_sample_count defaults to min(count, 500); ResNet34-SSD's inputs are 17 MB each, so
     # it keeps MLPerf's own ssd-large count (64) in memory.
@@ -169,7 +171,7 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
     latency = _warm_up(sut)
     mode = "AccuracyOnly" if accuracy else "PerformanceOnly"
     try:
-        with BundleStaging(out) as staging:
+        with BundleStaging(out, kind=OutputKind.BENCH, inputs=inputs_of([subject], dataset)) as staging:
             log_settings = lg.LogSettings()
             log_settings.log_output.outdir = str(staging.dir)
             log_settings.log_output.copy_summary_to_stdout = False

@@ -102,6 +102,7 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
     from edgezoo.bundle_config import with_runtime_options
     from edgezoo.datasets import BundlePreprocess, expect_kind, open_dataset
     from edgezoo.evaluation.subjects import bundle_card, read_bundle_config
+    from edgezoo.output_guard import OutputKind, check_destination
     from edgezoo.provenance import is_standin
 
     scheme = Scheme(scheme)
@@ -133,14 +134,16 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
     if dataset is not None:
         data = open_dataset(dataset, count=count)
         expect_kind(data, card.labels.dataset, str(bundle))
+    final = (Path(out) / card.id if out is not None else bundle.parent) / scheme.value
+    inputs = [p for p in (bundle, calibration, dataset) if p is not None]
+    check_destination(final, OutputKind.BUNDLE, inputs)  # before calibrating
     preprocess = BundlePreprocess.from_config(config, str(bundle / "config.yaml"))
     dtype = _input_dtype(model)
     calib = load_calibration(calibration, frames, preprocess.apply, dtype)
-    final = (Path(out) / card.id if out is not None else bundle.parent) / scheme.value
     result = QuantizeResult(card.id, scheme.value, int(scale), final, len(calib), 0.0, is_standin(model),
                             max_drop=max_drop)
     try:
-        with BundleStaging(final) as staging:
+        with BundleStaging(final, inputs=inputs) as staging:
             t0 = time.perf_counter()
             artifact, preview, state = _quantize(scheme, bundle, model, manifest, calib.inputs, staging.workdir,
                                                  scale, result)
