@@ -282,6 +282,3 @@ def clean_stale(folder: Path) -> list[Path]:
         step(f"removed {len(removed)} folder(s) left in {folder} by interrupted runs")
     return removed
 
-
-def read_manifest(bundle: Path) -> dict[str, Any]:
-    return json.loads((Path(bundle) / MANIFEST).read_text(encoding="utf-8"))

@@ -24,7 +24,6 @@ from pathlib import Path
 from edgezoo.errors import EdgezooError
 
 MARKER = ".edgezoo-output.json"
-_LEGACY_MANIFEST = "manifest.json"
 
 
 class OutputKind(str, Enum):
@@ -62,6 +61,8 @@ def write_marker(folder: Path, kind: OutputKind) -> None:
 
 def kind_of(folder: Path) -> OutputKind | None:
     """The kind of edgezoo output `folder` is, or None (not a folder edgezoo published)."""
+    from edgezoo.bundle_reader import MANIFEST
+
     folder = Path(folder)
     marker = folder / MARKER
     try:
@@ -69,7 +70,7 @@ def kind_of(folder: Path) -> OutputKind | None:
             if marker.stat().st_size > 4096:
                 return None
             return OutputKind[str(json.loads(marker.read_text(encoding="utf-8"))["kind"]).upper()]
-        legacy = folder / _LEGACY_MANIFEST
+        legacy = folder / MANIFEST
         if legacy.is_file() and not legacy.is_symlink() and legacy.stat().st_size < (16 << 20):
             data = json.loads(legacy.read_text(encoding="utf-8"))
             return OutputKind.BUNDLE if isinstance(data, dict) and "edgezoo_version" in data else None

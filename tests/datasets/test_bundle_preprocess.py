@@ -11,6 +11,7 @@ from edgezoo.bundle_config import card_config
 from edgezoo.datasets import BundlePreprocess, mlperf_preprocess, read_bundle_preprocess
 from edgezoo.errors import ConfigError
 from edgezoo.zoo.schema import Target
+from tests.bundle_helpers import reseal
 from tests.datasets.dataset_files import photo_bgr
 
 # model, target, input dtype the exported model takes, largest difference allowed against mlperf_preprocess:
@@ -54,9 +55,12 @@ def test_bundle_without_config_yaml(tmp_path):
     with pytest.raises(ConfigError, match=r"no config.yaml, so its preprocessing is unknown"):
         read_bundle_preprocess(tmp_path)
     (tmp_path / "config.yaml").write_text("preprocess: [unclosed")
+    reseal(tmp_path, "config.yaml")  # consistent with its manifest, so the YAML itself is what is refused
     with pytest.raises(ConfigError, match=r"config.yaml: not valid YAML"):
         read_bundle_preprocess(tmp_path)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(card_config(zoo.get_card("mobilenet-v1"), Target.ONNX)))
+    (tmp_path / "model.onnx").write_bytes(b"not loaded: reading a bundle checks it against the manifest only")
+    reseal(tmp_path, "config.yaml", "model.onnx")
     assert read_bundle_preprocess(tmp_path).model_id == "mobilenet-v1"
 
 

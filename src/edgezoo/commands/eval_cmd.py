@@ -61,6 +61,14 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="stand-in size: full (published layer sizes) or reduced (fast)")
     p.add_argument("--mirror", help="a folder or URL holding the published files")
     p.add_argument("--offline", action="store_true", help="never download; use the cache or --mirror only")
+    add_bundle_check_option(p)
+
+
+def add_bundle_check_option(p: argparse.ArgumentParser) -> None:
+    """The override of the manifest check (shared with `bench` and `quantize`)."""
+    p.add_argument("--allow-edited-bundle", action="store_true",
+                   help="use a bundle whose files differ from the sha256 its manifest.json records (edited on "
+                        "purpose); paths, sizes and fields are checked all the same")
 
 
 def positive_int(value: str | None, option: str, *, maximum: int | None = None) -> int | None:
@@ -77,16 +85,19 @@ def positive_int(value: str | None, option: str, *, maximum: int | None = None) 
     return number
 
 
-def _card_of(thing: str):
-    """The model card THING names: a model id, or a bundle folder's config.yaml session.model_id."""
+def _card_of(thing: str, allow_edited: bool) -> Any:
+    """(card, bundle): the model card THING names and, for a bundle folder (read and checked once), the bundle."""
     from edgezoo import zoo
     from edgezoo.errors import UnknownModelError
-    from edgezoo.evaluation.subjects import bundle_card
 
     if Path(thing).exists():
-        return bundle_card(Path(thing))
+        from edgezoo.bundle_reader import read_bundle
+        from edgezoo.evaluation.subjects import _bundle_folder
+
+        bundle = read_bundle(_bundle_folder(Path(thing)), allow_edited=allow_edited)
+        return bundle.card(), bundle
     try:
-        return zoo.get_card(thing)
+        return zoo.get_card(thing), None
     except UnknownModelError as exc:
         raise EdgezooError(f"{thing!r} is neither a bundle folder nor a model id ({exc.message})",
                            hint=exc.hint or "see 'edgezoo list'") from None
@@ -98,17 +109,25 @@ def resolve_subjects(things: list[str], args: argparse.Namespace, dataset: Any) 
     from edgezoo.datasets import expect_kind
     from edgezoo.evaluation.subjects import bundle_subjects, original_subjects
 
-    cards = [_card_of(thing) for thing in things]
-    for thing, card in zip(things, cards):
+    read = [_card_of(thing, bool(getattr(args, "allow_edited_bundle", False))) for thing in things]
+    for thing, (card, _bundle) in zip(things, read):
         expect_kind(dataset, card.labels.dataset, thing)
     subjects = []
-    for thing, card in zip(things, cards):
-        if Path(thing).exists():
-            subjects += bundle_subjects(Path(thing))
+    for thing, (card, bundle) in zip(things, read):
+        if bundle is not None:
+            subjects += bundle_subjects(bundle, shown=Path(thing))
+            _print_notes(bundle)
         else:
             subjects += original_subjects(card, standin=args.standin, variant=args.standin_variant,
                                           mirror=args.mirror, offline=args.offline)
     return subjects
+
+
+def _print_notes(bundle: Any) -> None:
+    from edgezoo.progress import step
+
+    for note in bundle.notes:  # what --allow-edited-bundle let through, said once
+        step(note)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import math
 import os
 from pathlib import Path
 
-from edgezoo.commands.eval_cmd import add_ray_options
+from edgezoo.commands.eval_cmd import add_bundle_check_option, add_ray_options
 from edgezoo.errors import EdgezooError
 
 
@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-drop", metavar="X",
                    help="propose the 16-bit layers that bring the drop to X points or less (implies --sensitivity)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_bundle_check_option(p)
     add_ray_options(p, "the --dataset passes (float vs quantized, sensitivity, 16-bit search; needs --dataset; "
                        "calibration, one cheap pass, stays local)")
     p.set_defaults(handler=run)
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     result = quantize_bundle(args.bundle, args.calibration, scheme=scheme, frames=frames, out=args.out,
                              power_of_2=args.power_of_2, scale_type=scale_type, dataset=args.dataset,
                              count=positive_int(args.count, "--count"), max_drop=_points(args.max_drop, "--max-drop"),
+                             allow_edited=args.allow_edited_bundle,
                              sensitivity=args.sensitivity or args.target_drop is not None,
                              target_drop=_points(args.target_drop, "--target-drop"), ray=args.ray,
                              ray_actors=actors)

@@ -18,21 +18,19 @@ import numpy as np
 from edgezoo.quantize.schemes import SchemeError
 
 
-def source_graph(bundle: Path, manifest: dict) -> Path:
-    original = manifest.get("original")
+def source_graph(bundle: Any) -> Path:
+    """The frozen graph a TFLite bundle was converted from (manifest "original"), checked against the sha256 its
+    manifest records for that source (bundle_reader.Bundle.original)."""
+    original = bundle.manifest.get("original")
     if not original or not str(original).endswith(".pb"):
-        raise SchemeError(f"{bundle}: tflite-int8 needs the frozen graph the bundle was converted from, and "
+        raise SchemeError(f"{bundle.folder}: tflite-int8 needs the frozen graph the bundle was converted from, and "
                           f"manifest.json names none ({original!r})",
                           hint="use --scheme onnx-qdq or tidl-preview on the ONNX bundle")
-    path = Path(original)
-    if not path.is_file():
-        raise SchemeError(f"{bundle}: the frozen graph it was converted from is gone ({path})",
-                          hint="run 'edgezoo export' again so the source is in the cache")
-    return path
+    return bundle.original()
 
 
-def quantize_tflite_int8(bundle: Path, model: Path, manifest: dict, inputs: Sequence[np.ndarray],
-                         dest: Path) -> Path:
+def quantize_tflite_int8(bundle: Any, inputs: Sequence[np.ndarray], dest: Path) -> Path:
+    """`bundle`: the float TFLite bundle as bundle_reader read it."""
     from edgezoo.convert import frozen_graph_to_tflite
     from edgezoo.graphs import ssd_surgery, tflite_model
 
@@ -40,32 +38,39 @@ def quantize_tflite_int8(bundle: Path, model: Path, manifest: dict, inputs: Sequ
         for x in inputs:
             yield [x.astype(np.float32)]
 
-    pb = source_graph(bundle, manifest)
+    model = bundle.model
+    pb = source_graph(bundle)
     if ssd_surgery.read_postprocess_ops(model):
-        return _ssd_int8(bundle, pb, manifest, representative, dest)
+        return _ssd_int8(bundle, pb, representative, dest)
     interp = tflite_model.load_interpreter(model, default_delegates=False)
     ins, outs = tflite_model.inputs(interp), tflite_model.outputs(interp)
     shapes = {i.name: [d if d is not None else 1 for d in i.shape] for i in ins}
     return frozen_graph_to_tflite(pb, shapes, [o.name for o in outs], dest, representative=representative)
 
 
-def _ssd_int8(bundle: Path, pb: Path, manifest: dict, representative: Any, dest: Path) -> Path:
+def _ssd_int8(bundle: Any, pb: Path, representative: Any, dest: Path) -> Path:
     """The SSD recipe's surgery again (same pipeline.config, same TFLite_Detection_PostProcess options from the
     manifest), converted with calibration: int8 backbone and heads, the post-processing op float on their
     dequantized outputs (checked against the options as the recipe checks it)."""
-    from edgezoo import zoo
     from edgezoo.detection.pipeline_config import load_pipeline_config
     from edgezoo.recipes import ssd_mobilenet
+    from edgezoo.recipes.params import validate_params
 
-    config = next((Path(s["path"]) for s in manifest.get("sources", [])
-                   if str(s.get("file", "")).endswith("pipeline.config")), None)
-    if config is None or not config.is_file():
-        raise SchemeError(f"{bundle}: the pipeline.config the SSD TFLite was built from is not available",
+    manifest = bundle.manifest
+    config = bundle.source("pipeline.config")  # checked against the sha256 the manifest records
+    if config is None:
+        raise SchemeError(f"{bundle.folder}: the pipeline.config the SSD TFLite was built from is not available",
                           hint="run 'edgezoo export' again so the source is in the cache")
     cfg = load_pipeline_config(config)
-    card = zoo.get_card(str(manifest["model"]["id"]))
+    card = bundle.card()
     notes: list[str] = []
-    opts = ssd_mobilenet.resolve_options(manifest.get("recipe", {}).get("params", {}), cfg, notes)
+    recipe = manifest.get("recipe") if isinstance(manifest.get("recipe"), dict) else {}
+    params = recipe.get("params") if isinstance(recipe.get("params"), dict) else {}
+    # The manifest is not covered by its own sha256: its options are parsed and range-checked like --param values.
+    known = {spec.name for spec in ssd_mobilenet.TFLITE_PARAMS}
+    params = validate_params(ssd_mobilenet.TFLITE_PARAMS, {k: v for k, v in params.items() if k in known},
+                             f"{bundle.folder / 'manifest.json'}: recipe.params")
+    opts = ssd_mobilenet.resolve_options(params, cfg, notes)
     work = Path(dest).parent / "ssd-int8"
     work.mkdir(exist_ok=True)
     model, _ = ssd_mobilenet.build_tflite(pb, cfg, opts, card, work, notes, representative=representative)
