@@ -164,6 +164,16 @@ def test_oversized_files_are_not_parsed(tmp_path):
         read_bundle(folder)
 
 
+def test_a_fifo_in_place_of_a_bundle_file_is_refused_not_waited_on(tmp_path):
+    import os
+
+    folder = _copy(tmp_path)
+    (folder / "runtime_options.yaml").unlink()
+    os.mkfifo(folder / "runtime_options.yaml")  # hashing it would block forever
+    with pytest.raises(BundleCheckError, match="runtime_options.yaml: not a regular file"):
+        read_bundle(folder)
+
+
 def test_a_good_bundle_reads_whole():
     folder = bundle("ssd-mobilenet-v1", "onnx")
     read = read_bundle(folder)

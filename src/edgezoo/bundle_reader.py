@@ -82,7 +82,7 @@ class Bundle:
         """The bundle's file `name` (e.g. meta_arch.prototxt), confined and checked against the manifest; None when
         the bundle has no such file."""
         path = _inside(self.folder, name, f"{self.folder}: {name}")
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return None
         self._check(name)
         return path
@@ -125,7 +125,9 @@ class Bundle:
         if name in self._checked:
             return
         listed = self._outputs.get(name)
-        path = self.folder / name
+        path = _inside(self.folder, name, f"{self.folder}: {name}")
+        if not path.is_file():  # a FIFO or a device would block or never end while hashed
+            raise BundleCheckError(f"{path}: not a regular file", hint=_REEXPORT)
         if listed is None:
             self._mismatch(f"{path}: not listed in {MANIFEST}'s outputs, so it was not written with this bundle")
         else:
@@ -172,7 +174,7 @@ def read_bundle(folder: Path | str, *, allow_edited: bool = False, model: Path |
     # The YAML files are checked against the manifest before they are parsed, the model before it is loaded.
     bundle._check(CONFIG)
     config = _mapping(_read_yaml(root, CONFIG, required=True), root / CONFIG)
-    if (root / RUNTIME_OPTIONS).exists():
+    if (root / RUNTIME_OPTIONS).exists() or (root / RUNTIME_OPTIONS).is_symlink():
         bundle._check(RUNTIME_OPTIONS)
     options_raw = _read_yaml(root, RUNTIME_OPTIONS, required=False)
     options = {} if options_raw is None else _mapping(options_raw, root / RUNTIME_OPTIONS)

@@ -92,9 +92,9 @@ def _card_of(thing: str, allow_edited: bool) -> Any:
 
     if Path(thing).exists():
         from edgezoo.bundle_reader import read_bundle
-        from edgezoo.evaluation.subjects import _bundle_folder
+        from edgezoo.evaluation.subjects import bundle_folder
 
-        bundle = read_bundle(_bundle_folder(Path(thing)), allow_edited=allow_edited)
+        bundle = read_bundle(bundle_folder(Path(thing)), allow_edited=allow_edited)
         return bundle.card(), bundle
     try:
         return zoo.get_card(thing), None

@@ -265,14 +265,8 @@ def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
 # bundles
 
 
-def bundle_card(folder: Path, *, allow_edited: bool = False) -> ModelCard:
-    """The zoo card of a bundle (its config.yaml's session.model_id), the bundle read and checked first."""
-    from edgezoo.bundle_reader import read_bundle
-
-    return read_bundle(_bundle_folder(folder), allow_edited=allow_edited).card()
-
-
-def _bundle_folder(folder: Path) -> Path:
+def bundle_folder(folder: Path) -> Path:
+    """`folder`, when it is a folder (else SubjectError: neither a model id nor a bundle)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SubjectError(f"{folder}: not a model id nor a bundle folder",
@@ -317,7 +311,7 @@ def bundle_subjects(folder: Any, *, allow_edited: bool = False, model: Path | No
     if isinstance(folder, Bundle):
         bundle, shown = folder, shown or folder.folder
     else:
-        shown = _bundle_folder(folder)
+        shown = bundle_folder(folder)
         bundle = read_bundle(shown, allow_edited=allow_edited, model=model)
     card = bundle.card()
     model_path = bundle.model
