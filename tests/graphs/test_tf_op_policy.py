@@ -201,3 +201,25 @@ def test_every_op_of_the_tf_stand_ins_is_allowed(tmp_path):
         seen |= {n.op for n in build_graph(variant).node}
     assert {"TensorArrayScatterV3", "NonMaxSuppressionV3", "Enter", "DepthwiseConv2dNative"} <= seen
     assert sorted(seen - ALLOWED_OPS) == []
+
+
+def test_a_tflite_carrying_tf_file_ops_as_flex_ops_is_refused(tmp_path):
+    """TF ops can ride inside a .tflite (SELECT_TF_OPS, 'Flex' custom ops): the same allow-list applies."""
+    import tensorflow as tf
+
+    from edgezoo.graphs import tflite_model
+
+    target = tmp_path / "written-by-the-model.txt"
+
+    @tf.function(input_signature=[tf.TensorSpec([1], tf.float32)])
+    def leaky(x):
+        with tf.control_dependencies([tf.io.write_file(str(target), "x")]):
+            return x * 2.0
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([leaky.get_concrete_function()], leaky)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    model = tmp_path / "flex.tflite"
+    model.write_bytes(converter.convert())
+    with pytest.raises(UnsafeGraphError, match=r"flex.tflite: the model holds the TF op 'WriteFile' \(a Flex op\)"):
+        tflite_model.load_interpreter(model)
+    assert not target.exists()
