@@ -19,10 +19,11 @@ from unittest import mock
 import yaml
 from timing import median_ms
 
-from edgezoo import bundle_reader, zoo
-from edgezoo.bundle_config import card_config
-from edgezoo.runners import load_runner
-from edgezoo.report import render_table
+from edgezoo import zoo
+from edgezoo.bundle import reader as bundle_reader
+from edgezoo.bundle.config import card_config
+from edgezoo.core.report import render_table
+from edgezoo.graphs.runners import load_runner
 from edgezoo.zoo.schema import Target
 
 

@@ -129,7 +129,7 @@ def test_only_what_the_outputs_need_runs(tmp_path):
     """An allowed node off the output's path never executes: here an Assert that would fail the run."""
     import tensorflow as tf
 
-    from edgezoo.runners import load_runner
+    from edgezoo.graphs.runners import load_runner
 
     graph = tf.Graph()
     with graph.as_default():

@@ -98,7 +98,7 @@ def test_power_of_2_bias_scale_is_input_times_weight_scale(qdq):
 
 def test_tflite_int8_is_integer_and_close_to_float(tmp_path):
     from edgezoo.graphs import tflite_model
-    from edgezoo.bundle_reader import read_bundle
+    from edgezoo.bundle.reader import read_bundle
     from edgezoo.quantize.tflite_int8 import quantize_tflite_int8
 
     folder = bundle("mobilenet-v1", "tflite")

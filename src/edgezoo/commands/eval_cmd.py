@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 
 MAX_RAY_ACTORS = 4096
 
@@ -88,10 +88,10 @@ def positive_int(value: str | None, option: str, *, maximum: int | None = None) 
 def _card_of(thing: str, allow_edited: bool) -> Any:
     """(card, bundle): the model card THING names and, for a bundle folder (read and checked once), the bundle."""
     from edgezoo import zoo
-    from edgezoo.errors import UnknownModelError
+    from edgezoo.core.errors import UnknownModelError
 
     if Path(thing).exists():
-        from edgezoo.bundle_reader import read_bundle
+        from edgezoo.bundle.reader import read_bundle
         from edgezoo.evaluation.subjects import bundle_folder
 
         bundle = read_bundle(bundle_folder(Path(thing)), allow_edited=allow_edited)
@@ -124,7 +124,7 @@ def resolve_subjects(things: list[str], args: argparse.Namespace, dataset: Any) 
 
 
 def _print_notes(bundle: Any) -> None:
-    from edgezoo.progress import step
+    from edgezoo.core.progress import step
 
     for note in bundle.notes:  # what --allow-edited-bundle let through, said once
         step(note)

@@ -29,7 +29,20 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
+from edgezoo import fetch, zoo
+from edgezoo.bundle.outputs import safe_name
+from edgezoo.bundle.provenance import is_standin
+from edgezoo.bundle.reader import CONFIG, META_ARCH, Bundle, check_input_size, read_bundle
+from edgezoo.core.errors import ConfigError, EdgezooError
+from edgezoo.graphs import onnx_model, tflite_model
+from edgezoo.graphs.runners import load_runner
+from edgezoo.preprocessing.mlperf import mlperf_preprocess
+from edgezoo.ssd import ssd_surgery
+from edgezoo.standins import StandinVariant
+from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
+from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
+from edgezoo.tidl.meta_arch.validate import check_meta_arch
+from edgezoo.verify.detectors import find_outputs
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Task
 
 __all__ = ["Subject", "SubjectSource", "SubjectError", "Runtime", "original_subjects", "bundle_subjects",
@@ -76,8 +89,6 @@ class SubjectSource:
         if self.card_id is None:
             return bundle_subjects(Path(self.path), allow_edited=self.allow_edited,
                                    model=Path(self.model) if self.model else None)[self.position]
-        from edgezoo import zoo
-
         return _original_subject(zoo.get_card(self.card_id), Path(self.path), self.standin)
 
 
@@ -136,8 +147,6 @@ def _records(boxes_yxyx: np.ndarray, scores: np.ndarray, labels: np.ndarray, thr
 
 def _outputs_infer(runner: Any, path: Path, card: ModelCard, threshold: float | None) -> Callable:
     """A model with detection outputs (OD API's four or MLPerf ResNet34's three), decoded by the verify adapters."""
-    from edgezoo.verify.detectors import find_outputs
-
     names = find_outputs(path, [o.name for o in runner.outputs], card)
     feed_name = runner.inputs[0].name
     fetch = names.names()
@@ -151,11 +160,9 @@ def _outputs_infer(runner: Any, path: Path, card: ModelCard, threshold: float | 
 
 def _postprocess_tflite_infer(path: Path, threshold: float | None) -> tuple[Callable, Any]:
     """A .tflite ending in TFLite_Detection_PostProcess: classes 0-based among the foreground -> dataset ids."""
-    from edgezoo.graphs import ssd_surgery, tflite_model
-
     (op,) = ssd_surgery.read_postprocess_ops(path)
     boxes, classes, scores, count = op["outputs"]
-    # One thread: LiteRT 2.3's multi-threaded regular NMS skips a class (see graphs/ssd_surgery).
+    # One thread: LiteRT 2.3's multi-threaded regular NMS skips a class (see ssd/ssd_surgery).
     interp = tflite_model.load_interpreter(path, num_threads=1)
     details = {d["name"]: d for d in interp.get_tensor_details()}
     index = {name: d["index"] for name, d in details.items()}
@@ -179,12 +186,6 @@ def _postprocess_tflite_infer(path: Path, threshold: float | None) -> tuple[Call
 
 def _meta_arch_infer(onnx_path: Path, prototxt: Path, threshold: float | None) -> tuple[Callable, Any]:
     """The ONNX heads in ONNX Runtime, then the prototxt's decoding + NMS (what TIDL runs)."""
-    from edgezoo.graphs import onnx_model
-    from edgezoo.runners import load_runner
-    from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
-    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
-    from edgezoo.tidl.meta_arch.validate import check_meta_arch
-
     ssd = load_meta_arch(prototxt).single_ssd(prototxt.name)
     check_meta_arch(load_meta_arch(prototxt), onnx_model.load(onnx_path), where=prototxt.name)
     executor = MetaArchExecutor(ssd, where=prototxt.name)
@@ -206,8 +207,6 @@ def _meta_arch_infer(onnx_path: Path, prototxt: Path, threshold: float | None) -
 
 def _original_file(card: ModelCard, *, standin: bool, variant: Any, mirror: str | None, offline: bool) -> Path:
     """The card's original model: the frozen graph when it has one (MLPerf's TF path), else the ONNX."""
-    from edgezoo import fetch
-
     fmt = ModelFormat.TF if ModelFormat.TF in card.formats else ModelFormat.ONNX
     spec = card.formats[fmt]
     kwargs = dict(mirror=mirror, offline=offline, standin=standin, variant=variant)
@@ -231,16 +230,11 @@ def _classification_output(card: ModelCard, path: Path) -> tuple[str, bool]:
 def original_subjects(card: ModelCard, *, standin: bool = False, variant: Any = "full", mirror: str | None = None,
                       offline: bool = False) -> list[Subject]:
     """The card's original model, ready to evaluate (fetched or built as a stand-in)."""
-    from edgezoo.standins import StandinVariant
-
     path = _original_file(card, standin=standin, variant=StandinVariant(variant), mirror=mirror, offline=offline)
     return [_original_subject(card, path, standin)]
 
 
 def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
-    from edgezoo.datasets import mlperf_preprocess
-    from edgezoo.runners import load_runner
-
     threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
 
     def preprocess(image_bgr: np.ndarray) -> np.ndarray:
@@ -274,24 +268,19 @@ def bundle_folder(folder: Path) -> Path:
     return folder
 
 
-def _bundle_preprocess(bundle: Any, input_info: Any) -> Callable[[np.ndarray], np.ndarray]:
+def _bundle_preprocess(bundle: Bundle, input_info: Any) -> Callable[[np.ndarray], np.ndarray]:
     """config.yaml's preprocessing, producing the dtype the model's input takes (sizes checked against it)."""
-    from edgezoo.bundle_reader import check_input_size
-
     check_input_size(bundle, input_info.shape)
     pre = bundle.preprocess
     dtype = "uint8" if input_info.dtype == "uint8" else "float32"
     return lambda image_bgr: pre.apply(image_bgr, dtype=dtype)
 
 
-def _classifier_offset(bundle: Any, card: ModelCard) -> int:
+def _classifier_offset(bundle: Bundle, card: ModelCard) -> int:
     offset = bundle.label_offset
     if offset is None:
         return card.labels.offset
     if not isinstance(offset, int):
-        from edgezoo.bundle_reader import CONFIG
-        from edgezoo.errors import ConfigError
-
         raise ConfigError(f"{bundle.folder / CONFIG}: metric.label_offset_pred must be one int for a "
                           f"classifier, got a {type(offset).__name__}", hint="export the bundle again")
     return offset
@@ -301,13 +290,8 @@ def bundle_subjects(folder: Any, *, allow_edited: bool = False, model: Path | No
                     shown: Path | None = None) -> list[Subject]:
     """A bundle's artifact (and, for an ONNX SSD with a meta_arch.prototxt, the prototxt's decoding too).
 
-    `folder`: a bundle folder or a `bundle_reader.Bundle` already read; `model`: another model file evaluated in
+    `folder`: a bundle folder or a `bundle.reader.Bundle` already read; `model`: another model file evaluated in
     the bundle's clothes (quantize's previews and probes)."""
-    from edgezoo.bundle_reader import META_ARCH, Bundle, read_bundle
-    from edgezoo.output_guard import safe_name
-    from edgezoo.provenance import is_standin
-    from edgezoo.runners import load_runner
-
     if isinstance(folder, Bundle):
         bundle, shown = folder, shown or folder.folder
     else:
@@ -337,8 +321,6 @@ def bundle_subjects(folder: Any, *, allow_edited: bool = False, model: Path | No
         return [subject(name, slug, runtime, infer, runner.inputs[0])]
     prototxt = bundle.file(META_ARCH)
     if runtime is Runtime.LITERT:
-        from edgezoo.graphs import ssd_surgery
-
         if ssd_surgery.read_postprocess_ops(model_path):
             infer, info = _postprocess_tflite_infer(model_path, threshold)
         else:

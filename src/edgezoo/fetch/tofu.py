@@ -14,9 +14,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edgezoo.errors import FetchError
-from edgezoo.fetch.cache import cache_root, confined, ensure_dir, open_for_writing
-from edgezoo.fetch.lock import locked
+from edgezoo.core.errors import FetchError
+from edgezoo.fetch.cache import cache_root, confined, ensure_dir, locked, open_for_writing
 from edgezoo.fetch.verify import Digest
 from edgezoo.zoo.schema import Checksum, HashAlgorithm
 

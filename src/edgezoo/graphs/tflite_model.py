@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import ModelFileError
+from edgezoo.core.errors import ModelFileError
 from edgezoo.graphs import TensorInfo, corrupt, ensure_readable
+from edgezoo.graphs.tf_op_policy import ALLOWED_OPS, UnsafeGraphError
 
 KIND = "TFLite model (.tflite)"
 _IDENTIFIER = b"TFL3"
@@ -49,8 +50,6 @@ def load_interpreter(path: Path, *, num_threads: int | None = None, default_dele
 def _check_flex_ops(path: Path, data: bytes) -> None:
     """A .tflite may carry TF ops (Flex, custom codes 'Flex<TF op>'), file I/O included: the TF allow-list applies
     (UnsafeGraphError naming the op); allowed ones are refused plainly, LiteRT here has no Flex delegate."""
-    from edgezoo.graphs.tf_op_policy import ALLOWED_OPS, UnsafeGraphError
-
     try:
         model = _schema().Model.GetRootAsModel(data, 0)
         codes = [model.OperatorCodes(i).CustomCode() for i in range(model.OperatorCodesLength())]

@@ -5,7 +5,7 @@
                             config.yaml (the float bundle's preprocessing), manifest.json, quantize.json
 
 Every check (bundle kind, scheme, dataset kind, calibration images) runs before anything is written; the bundle is
-staged and published atomically (edgezoo.bundle.BundleStaging). With `max_drop`, a bundle whose measured drop is
+staged and published atomically (edgezoo.bundle.staging.BundleStaging). With `max_drop`, a bundle whose measured drop is
 larger goes to <scheme>.failed/ and never replaces a good one.
 """
 
@@ -16,11 +16,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.bundle.config import with_runtime_options
+from edgezoo.bundle.outputs import OutputKind, check_destination
+from edgezoo.bundle.reader import Bundle, check_input_size, read_bundle
+from edgezoo.bundle.staging import CONFIG, MANIFEST, RUNTIME_OPTIONS, BundleStaging, failed_dir
+from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.core.progress import step
+from edgezoo.datasets import expect_kind, open_dataset
+from edgezoo.distributed import check_ray_target
+from edgezoo.evaluation.on_ray import ray_predictor
+from edgezoo.graphs.runners import load_runner
 from edgezoo.quantize.calibration import DEFAULT_FRAMES, load_calibration
-from edgezoo.quantize.cost import Score
+from edgezoo.quantize.cost import Score, ScoringSet, model_subject, score
+from edgezoo.quantize.onnx_layers import backbone_nodes, meta_arch_heads, quant_layers, tensor_ranges
+from edgezoo.quantize.onnx_qdq import quantize_onnx_qdq
 from edgezoo.quantize.schemes import SOURCE_TARGET, ScaleType, Scheme, SchemeError, runtime_options
-from edgezoo.quantize.sensitivity import LayerSensitivity, SixteenBitProposal
+from edgezoo.quantize.sensitivity import (LayerSensitivity, SixteenBitProposal, propose_16bit, rank_layers, save_model,
+                                          sqnr_per_layer)
+from edgezoo.quantize.tflite_int8 import quantize_tflite_int8
+from edgezoo.quantize.tidl_preview import NOT_REPRODUCED, REPRODUCED, build_preview
 
 REPORT = "quantize.json"
 PREVIEW_MODEL = "tidl_preview.onnx"
@@ -74,15 +88,8 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
 
     `ray`: "auto" or HOST:PORT runs the inference of the measuring passes (float vs quantized, sensitivity probes,
     16-bit search) on Ray actors (edgezoo.distributed), same figures as locally; calibration stays local (one pass
-    over a few frames). The float bundle is read and checked by edgezoo.bundle_reader (`allow_edited`: accept files
+    over a few frames). The float bundle is read and checked by edgezoo.bundle.reader (`allow_edited`: accept files
     that differ from its manifest)."""
-    from edgezoo.bundle import CONFIG, MANIFEST, RUNTIME_OPTIONS, BundleStaging, failed_dir
-    from edgezoo.bundle_config import with_runtime_options
-    from edgezoo.bundle_reader import read_bundle
-    from edgezoo.datasets import expect_kind, open_dataset
-    from edgezoo.output_guard import OutputKind, check_destination
-    from edgezoo.progress import step
-
     scheme = Scheme(scheme)
     bundle = Path(bundle)
     if not bundle.is_dir():
@@ -104,7 +111,6 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
         if dataset is None:
             raise QuantizeError("--ray runs the --dataset passes on Ray: it needs --dataset",
                                 hint="pass --dataset DIR, or drop --ray (calibration always runs here)")
-        from edgezoo.distributed import check_ray_target
 
         check_ray_target(ray)
     card = source.card()
@@ -187,15 +193,12 @@ def _predictor(ray: str | None, actors: int | None) -> Any:
 
     if ray is None:
         return contextlib.nullcontext()
-    from edgezoo.distributed import ray_predictor
 
     return ray_predictor(ray, actors=actors)
 
 
-def _input_dtype(bundle: Any) -> str:
+def _input_dtype(bundle: Bundle) -> str:
     """The dtype calibration frames take; the config's image size checked against the model's input first."""
-    from edgezoo.bundle_reader import check_input_size
-    from edgezoo.runners import load_runner
 
     info = load_runner(bundle.model).inputs[0]
     check_input_size(bundle, info.shape)
@@ -211,29 +214,21 @@ class _PreviewState:
     ranges: dict[str, tuple[float, float]]
 
 
-def _quantize(scheme: Scheme, bundle: Any, inputs: Any, work: Path, scale: ScaleType,
+def _quantize(scheme: Scheme, bundle: Bundle, inputs: Any, work: Path, scale: ScaleType,
               result: QuantizeResult) -> tuple[Path, Path | None, _PreviewState | None]:
     """(the artifact, the preview model, the preview's inputs), written into the staging work folder. `bundle`: the
-    float bundle as bundle_reader read it."""
+    float bundle as bundle.reader read it."""
     model = bundle.model
     if scheme is Scheme.TFLITE_INT8:
-        from edgezoo.quantize.tflite_int8 import quantize_tflite_int8
 
         return quantize_tflite_int8(bundle, inputs, work / "int8.tflite"), None, None
     if scheme is Scheme.ONNX_QDQ:
-        from edgezoo.quantize.onnx_qdq import quantize_onnx_qdq
-
-        from edgezoo.quantize.onnx_layers import meta_arch_heads
 
         dest = work / "qdq.onnx"
         quantize_onnx_qdq(model, dest, inputs, power_of_2=scale is ScaleType.POWER_OF_2,
                           heads=meta_arch_heads(bundle))
         return dest, None, None
     import onnx
-
-    from edgezoo.quantize.onnx_layers import backbone_nodes, meta_arch_heads, quant_layers, tensor_ranges
-    from edgezoo.quantize.sensitivity import save_model
-    from edgezoo.quantize.tidl_preview import NOT_REPRODUCED, REPRODUCED, build_preview
 
     float_model = onnx.load(str(model))
     heads = meta_arch_heads(bundle)
@@ -249,12 +244,10 @@ def _quantize(scheme: Scheme, bundle: Any, inputs: Any, work: Path, scale: Scale
     return model, save_model(preview.model, work / PREVIEW_MODEL), _PreviewState(float_model, layers, ranges)
 
 
-def _measure(result: QuantizeResult, bundle: Any, artifact: Path, preview: Path | None,
+def _measure(result: QuantizeResult, bundle: Bundle, artifact: Path, preview: Path | None,
              state: _PreviewState | None, data: Any,
              preprocess: Any, dtype: str, calib_inputs: Any, work: Path, scale: ScaleType, sensitivity: bool,
              target_drop: float | None, predict: Any) -> None:
-    from edgezoo.quantize.cost import ScoringSet, model_subject, score
-
     scoring = ScoringSet(data, lambda image: preprocess.apply(image, dtype=dtype), predict)
     float_subject = model_subject(bundle, bundle.model, work)
     float_score, float_records = score(float_subject, scoring)
@@ -269,13 +262,9 @@ def _measure(result: QuantizeResult, bundle: Any, artifact: Path, preview: Path 
                  target_drop)
 
 
-def _sensitivity(result: QuantizeResult, bundle: Any, state: _PreviewState, work: Path, scoring: Any,
+def _sensitivity(result: QuantizeResult, bundle: Bundle, state: _PreviewState, work: Path, scoring: Any,
                  float_value: float, quant_value: float, calib_inputs: Any, scale: ScaleType,
                  target_drop: float | None) -> None:
-    from edgezoo.quantize.cost import model_subject, score
-    from edgezoo.quantize.sensitivity import propose_16bit, rank_layers, save_model, sqnr_per_layer
-    from edgezoo.quantize.tidl_preview import build_preview
-
     float_model, layers, ranges = state.float_model, state.layers, state.ranges
     full = build_preview(float_model, layers, ranges, scale).model
     sqnr = sqnr_per_layer(float_model, full, layers, calib_inputs)

@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.bundle.reader import META_ARCH, Bundle, read_bundle
+from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
+
 # Ops whose float output TIDL requantizes (after fusing a following activation).
 QUANTIZED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "Mul", "BatchNormalization",
                            "AveragePool", "GlobalAveragePool", "Relu", "Clip", "LeakyRelu", "PRelu", "Sigmoid",
@@ -76,9 +79,7 @@ def backbone_nodes(model: Any, heads: Sequence[str]) -> set[str]:
 
 def meta_arch_heads(bundle: Any) -> list[str]:
     """The head tensors a bundle's meta_arch.prototxt decodes ([] when it has none). `bundle`: a folder, or a
-    bundle_reader.Bundle (its prototxt checked against the manifest)."""
-    from edgezoo.bundle_reader import META_ARCH, Bundle, read_bundle
-    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
+    bundle.reader.Bundle (its prototxt checked against the manifest)."""
 
     prototxt = (bundle if isinstance(bundle, Bundle) else read_bundle(bundle)).file(META_ARCH)
     if prototxt is None:

@@ -15,12 +15,19 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.bundle.reader import Bundle
+from edgezoo.detection.pipeline_config import load_pipeline_config
+from edgezoo.graphs import tflite_model
+from edgezoo.graphs.convert import frozen_graph_to_tflite
 from edgezoo.quantize.schemes import SchemeError
+from edgezoo.recipes import ssd_mobilenet
+from edgezoo.recipes.params import validate_params
+from edgezoo.ssd import ssd_surgery
 
 
-def source_graph(bundle: Any) -> Path:
+def source_graph(bundle: Bundle) -> Path:
     """The frozen graph a TFLite bundle was converted from (manifest "original"), checked against the sha256 its
-    manifest records for that source (bundle_reader.Bundle.original)."""
+    manifest records for that source (bundle.reader.Bundle.original)."""
     original = bundle.manifest.get("original")
     if not original or not str(original).endswith(".pb"):
         raise SchemeError(f"{bundle.folder}: tflite-int8 needs the frozen graph the bundle was converted from, and "
@@ -29,10 +36,8 @@ def source_graph(bundle: Any) -> Path:
     return bundle.original()
 
 
-def quantize_tflite_int8(bundle: Any, inputs: Sequence[np.ndarray], dest: Path) -> Path:
-    """`bundle`: the float TFLite bundle as bundle_reader read it."""
-    from edgezoo.convert import frozen_graph_to_tflite
-    from edgezoo.graphs import ssd_surgery, tflite_model
+def quantize_tflite_int8(bundle: Bundle, inputs: Sequence[np.ndarray], dest: Path) -> Path:
+    """`bundle`: the float TFLite bundle as bundle.reader read it."""
 
     def representative():
         for x in inputs:
@@ -48,13 +53,10 @@ def quantize_tflite_int8(bundle: Any, inputs: Sequence[np.ndarray], dest: Path) 
     return frozen_graph_to_tflite(pb, shapes, [o.name for o in outs], dest, representative=representative)
 
 
-def _ssd_int8(bundle: Any, pb: Path, representative: Any, dest: Path) -> Path:
+def _ssd_int8(bundle: Bundle, pb: Path, representative: Any, dest: Path) -> Path:
     """The SSD recipe's surgery again (same pipeline.config, same TFLite_Detection_PostProcess options from the
     manifest), converted with calibration: int8 backbone and heads, the post-processing op float on their
     dequantized outputs (checked against the options as the recipe checks it)."""
-    from edgezoo.detection.pipeline_config import load_pipeline_config
-    from edgezoo.recipes import ssd_mobilenet
-    from edgezoo.recipes.params import validate_params
 
     manifest = bundle.manifest
     config = bundle.source("pipeline.config")  # checked against the sha256 the manifest records
