@@ -2,7 +2,7 @@
 
 Every folder edgezoo publishes (a bundle, evaluation results, LoadGen logs) carries a marker file naming its kind.
 Publishing at a destination then follows one rule, checked before any work starts and again under the folder's
-lock just before the swap (edgezoo.bundle.BundleStaging):
+lock just before the swap (edgezoo.bundle.staging.BundleStaging):
 
 - a destination that is, or holds, an input of the running command (the bundle being evaluated, the graph being
   exported, the calibration images) is never replaced;
