@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from types import MappingProxyType
 
-import edgezoo
 from edgezoo import zoo
+import edgezoo
 from edgezoo.bundle.staging import STAGING_MARK
 from edgezoo.core.atomic import OLD_MARK
 from edgezoo.export.api import export_model

@@ -7,9 +7,9 @@ import pytest
 
 from edgezoo import zoo
 from edgezoo.bundle.config import card_config
+from edgezoo.core.errors import ConfigError
 from edgezoo.preprocessing.bundle import BundlePreprocess
 from edgezoo.preprocessing.mlperf import mlperf_preprocess
-from edgezoo.core.errors import ConfigError
 from edgezoo.zoo.schema import Target
 from tests.datasets.dataset_files import photo_bgr
 

@@ -10,12 +10,12 @@ import yaml
 import ssd_models
 from edgezoo.cli import main
 from edgezoo.core.errors import RecipeError
+from edgezoo.detection.codings import DataLayout
 from edgezoo.export.api import export_model
-from edgezoo.ssd.onnx_heads import rename_tensors
 from edgezoo.recipes import get_recipe
 from edgezoo.recipes.base import RecipeInput
+from edgezoo.ssd.onnx_heads import rename_tensors
 from edgezoo.standins import StandinVariant
-from edgezoo.detection.codings import DataLayout
 from edgezoo.tidl.meta_arch.prototxt import load_meta_arch, save_meta_arch
 from edgezoo.tidl.meta_arch.validate import validate_meta_arch
 from edgezoo.zoo import Target, get_card

@@ -106,11 +106,9 @@ class Bundle:
                                    "whose sha256 the manifest records", hint=_REEXPORT)
         return self._source(source)
 
-    def source(self, file_suffix: str) -> Path | None:
-        """A source file (from the manifest's `sources`) whose name ends with `file_suffix`, checked; None when the
-        manifest records none."""
-        found = next((s for s in _sources(self.manifest) if s["file"].endswith(file_suffix)), None)
-        return None if found is None else self._source(found)
+    def sources(self) -> dict[str, Path]:
+        """Every source the manifest records (file -> path) that is still on disk, each checked."""
+        return {s["file"]: self._source(s) for s in _sources(self.manifest) if Path(s["path"]).is_file()}
 
     def _source(self, source: Mapping[str, Any]) -> Path:
         path = Path(source["path"])

@@ -42,8 +42,8 @@ from edgezoo.bundle.files import CONFIG, MANIFEST, RUNTIME_OPTIONS, VERIFY  # no
 from edgezoo.bundle.outputs import OutputKind, check_destination, write_marker
 from edgezoo.core.atomic import OLD_MARK, not_a_folder, swap_in
 from edgezoo.core.errors import BundleError, disk_full, fullest_folder, is_disk_full
-from edgezoo.core.locks import flocked, try_lock
 from edgezoo.core.interrupts import record_completed, sigint_held
+from edgezoo.core.locks import flocked, try_lock
 from edgezoo.core.progress import step
 from edgezoo.core.report import to_jsonable
 
@@ -234,4 +234,3 @@ def clean_stale(folder: Path) -> list[Path]:
     if removed:
         step(f"removed {len(removed)} folder(s) left in {folder} by interrupted runs")
     return removed
-

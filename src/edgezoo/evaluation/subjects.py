@@ -46,13 +46,12 @@ from edgezoo.verify.detectors import find_outputs
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Task
 
 __all__ = ["Subject", "SubjectSource", "SubjectError", "Runtime", "original_subjects", "bundle_subjects",
-           "MLPERF_SCORE_THRESHOLD"]
+           "score_threshold"]
 
-# Score thresholds of MLPerf's post-processing (python/main.py SUPPORTED_DATASETS). SSD-MobileNet's TF path keeps
-# every detection the graph returns; ResNet34-SSD follows the PyTorch path ("coco-1200-pt", 0.05). MLPerf's ONNX
-# path for ResNet34 ("coco-1200-onnx") stops at the first score below 0.5: edgezoo does not copy that quirk, it
-# would score the same model ~2 points lower depending on its file format.
-MLPERF_SCORE_THRESHOLD: dict[str, float] = {"ssd-resnet34-1200": 0.05}
+
+def score_threshold(card: ModelCard) -> float | None:
+    """The score threshold of MLPerf's post-processing for the model (its card's mlperf section; None: none)."""
+    return card.mlperf.score_threshold if card.mlperf else None
 
 
 class SubjectError(EdgezooError):
@@ -66,7 +65,8 @@ class Runtime(str, Enum):
     META_ARCH = "ONNX Runtime + caffe_ssd"  # heads in ORT, the prototxt's decoding + NMS in numpy
 
 
-_RUNTIME_BY_SUFFIX = {".pb": Runtime.TENSORFLOW, ".onnx": Runtime.ONNX_RUNTIME, ".tflite": Runtime.LITERT}
+_RUNTIMES = {ModelFormat.TF: Runtime.TENSORFLOW, ModelFormat.ONNX: Runtime.ONNX_RUNTIME,
+             ModelFormat.TFLITE: Runtime.LITERT}
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,7 @@ def _original_file(card: ModelCard, *, standin: bool, variant: Any, mirror: str 
 def _classification_output(card: ModelCard, path: Path) -> tuple[str, bool]:
     """(output name, is argmax): the argmax when the graph has one (MLPerf's harness reads ArgMax:0 for ResNet50),
     else the probabilities or logits."""
-    fmt = ModelFormat.TF if path.suffix == ".pb" else ModelFormat.ONNX
+    fmt = ModelFormat.of(path)
     outputs = card.formats[fmt].outputs
     for role in ("argmax", "probabilities", "logits"):
         found = next((o for o in outputs if o.role == role), None)
@@ -235,7 +235,7 @@ def original_subjects(card: ModelCard, *, standin: bool = False, variant: Any = 
 
 
 def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
-    threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
+    threshold = score_threshold(card)
 
     def preprocess(image_bgr: np.ndarray) -> np.ndarray:
         return mlperf_preprocess(image_bgr, card.id)
@@ -246,17 +246,28 @@ def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
         infer = _classification_infer(runner, runner.outputs[0].name, card.labels.offset, argmax)
     else:
         # A frozen graph's sink nodes need not be its outputs: ask for the card's output tensors by name.
-        names = [o.name for o in card.formats[ModelFormat.TF].outputs] if path.suffix == ".pb" else None
+        from_tf = ModelFormat.of(path) is ModelFormat.TF
+        names = [o.name for o in card.formats[ModelFormat.TF].outputs] if from_tf else None
         runner = load_runner(path, outputs=names)
         infer = _outputs_infer(runner, path, card, threshold)
     label = f"{card.id} (original{', stand-in' if standin else ''})"
-    return Subject(label, "original", card, _RUNTIME_BY_SUFFIX[path.suffix], path, standin, preprocess, infer,
+    return Subject(label, "original", card, _RUNTIMES[ModelFormat.of(path)], path, standin, preprocess, infer,
                    use_inv_map=card.labels.map == "coco80to90",
                    source=SubjectSource(str(Path(path).resolve()), card_id=card.id, standin=standin))
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # bundles
+
+
+def read_bundle_config(folder: Path, *, allow_edited: bool = False) -> dict[str, Any]:
+    """config.yaml of a bundle, read and checked by bundle.reader."""
+    return read_bundle(bundle_folder(folder), allow_edited=allow_edited).config
+
+
+def bundle_card(folder: Path, *, allow_edited: bool = False) -> ModelCard:
+    """The zoo card of a bundle (its config.yaml's session.model_id), the bundle read and checked by bundle.reader."""
+    return read_bundle(bundle_folder(folder), allow_edited=allow_edited).card()
 
 
 def bundle_folder(folder: Path) -> Path:
@@ -299,11 +310,11 @@ def bundle_subjects(folder: Any, *, allow_edited: bool = False, model: Path | No
         bundle = read_bundle(shown, allow_edited=allow_edited, model=model)
     card = bundle.card()
     model_path = bundle.model
-    runtime = _RUNTIME_BY_SUFFIX.get(model_path.suffix.lower())
+    runtime = _RUNTIMES.get(ModelFormat.of(model_path))
     if runtime is None or runtime is Runtime.TENSORFLOW:
         raise SubjectError(f"{model_path}: not a .tflite or .onnx model")
     standin = bundle.standin or is_standin(model_path)
-    threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
+    threshold = score_threshold(card)
     inv_map = card.labels.map == "coco80to90"
     name, slug = str(shown), safe_name(bundle.folder.name, bundle.folder)
 

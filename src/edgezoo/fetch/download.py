@@ -30,10 +30,10 @@ from typing import BinaryIO
 from edgezoo import __version__
 from edgezoo.core.errors import (ChecksumMismatchError, DiskFullError, FetchError, NetworkError, SizeMismatchError,
                             SourceNotFoundError, disk_full, is_disk_full)
+from edgezoo.core.progress import ProgressBar, step
 from edgezoo.fetch.cache import open_for_writing, refuse_link
 from edgezoo.fetch.policy import RetryPolicy, TransientFailure, Watchdog, seconds
 from edgezoo.fetch.verify import CHUNK, Digest, Expected, StreamHasher, check, check_size_so_far, hash_file
-from edgezoo.core.progress import ProgressBar, step
 
 __all__ = ["RetryPolicy", "copy_local", "download"]
 

@@ -22,12 +22,13 @@ import os
 from pathlib import Path
 
 from edgezoo.core.errors import ArchiveError, FetchError, did_you_mean, disk_full, is_disk_full
+from edgezoo.core.progress import step
 from edgezoo.fetch import tofu
-from edgezoo.fetch.archive import CACHE_NOT_WRITABLE, ArchiveKind, normalise_name, unpack
+from edgezoo.fetch.archive import CACHE_NOT_WRITABLE, ArchiveKind, normalise_name
 from edgezoo.fetch.cache import locked, open_for_writing, unpacked_dir
 from edgezoo.fetch.result import Fetched, Source
+from edgezoo.fetch.unpack import unpack
 from edgezoo.fetch.verify import hash_file
-from edgezoo.core.progress import step
 from edgezoo.standins import STANDIN_BANNER
 from edgezoo.zoo.schema import Checksum, PublishedFile
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +120,3 @@ def consumers(graph_def: Any) -> dict[str, list[str]]:
             if src in out:
                 out[src].append(n.name)
     return out
-
-
-def find_nodes(graph_def: Any, op_types: Iterable[str]) -> list[str]:
-    wanted = set(op_types)
-    return [n.name for n in graph_def.node if n.op in wanted]

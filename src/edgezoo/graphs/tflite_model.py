@@ -14,6 +14,7 @@ import numpy as np
 
 from edgezoo.core.errors import ModelFileError
 from edgezoo.graphs import TensorInfo, corrupt, ensure_readable
+from edgezoo.core.native_logs import quiet_native_logs
 from edgezoo.graphs.tf_op_policy import ALLOWED_OPS, UnsafeGraphError
 
 KIND = "TFLite model (.tflite)"
@@ -41,7 +42,8 @@ def load_interpreter(path: Path, *, num_threads: int | None = None, default_dele
     try:
         interpreter = Interpreter(model_content=data, num_threads=num_threads,
                                   experimental_op_resolver_type=resolver)
-        interpreter.allocate_tensors()
+        with quiet_native_logs():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise corrupt(path, KIND, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     return interpreter

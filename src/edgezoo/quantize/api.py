@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgezoo.bundle.config import with_runtime_options
+from edgezoo.bundle.config import MODEL_NAMES, with_runtime_options
 from edgezoo.bundle.outputs import OutputKind, check_destination
 from edgezoo.bundle.reader import Bundle, check_input_size, read_bundle
 from edgezoo.bundle.staging import CONFIG, MANIFEST, RUNTIME_OPTIONS, BundleStaging, failed_dir
@@ -35,10 +35,10 @@ from edgezoo.quantize.sensitivity import (LayerSensitivity, SixteenBitProposal, 
                                           sqnr_per_layer)
 from edgezoo.quantize.tflite_int8 import quantize_tflite_int8
 from edgezoo.quantize.tidl_preview import NOT_REPRODUCED, REPRODUCED, build_preview
+from edgezoo.zoo.schema import ModelFormat, Target
 
 REPORT = "quantize.json"
 PREVIEW_MODEL = "tidl_preview.onnx"
-_MODEL_NAMES = {".onnx": "model.onnx", ".tflite": "model.tflite"}
 
 
 class QuantizeError(EdgezooError):
@@ -111,7 +111,6 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
         if dataset is None:
             raise QuantizeError("--ray runs the --dataset passes on Ray: it needs --dataset",
                                 hint="pass --dataset DIR, or drop --ray (calibration always runs here)")
-
         check_ray_target(ray)
     card = source.card()
     base_options, header = source.runtime_options, source.runtime_options_header
@@ -141,7 +140,7 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
                              staging.workdir, scale, sensitivity, target_drop, predict)
             names = result.sixteen_bit.names if result.sixteen_bit and result.sixteen_bit.reached else None
             header += f"# quantized: {scheme.value}, scale type {int(scale)}, {len(calib)} calibration frames\n"
-            files = [staging.add_file(artifact, _MODEL_NAMES[model.suffix.lower()])]
+            files = [staging.add_file(artifact, MODEL_NAMES[Target(ModelFormat.of(model).value)])]
             if preview is not None:
                 files.append(staging.add_file(preview, PREVIEW_MODEL))
             options = runtime_options(base_options, scheme, scale, len(calib), names)
