@@ -34,7 +34,8 @@ def test_export_reduced_standin_writes_a_verified_tidl_bundle(tmp_path, card):
     bundle = result.bundle
     assert bundle == tmp_path / "ssd-resnet34-1200" / "onnx"
     assert {p.name for p in bundle.iterdir()} == {"model.onnx", "meta_arch.prototxt", "runtime_options.yaml",
-                                                   "config.yaml", "manifest.json", "verify.json"}
+                                                   "config.yaml", "manifest.json", "verify.json",
+                                                   ".edgezoo-output.json"}
     options = yaml.safe_load((bundle / "runtime_options.yaml").read_text())
     assert options["object_detection:meta_arch_type"] == 3
     assert options["object_detection:meta_layers_names_list"] == "meta_arch.prototxt"

@@ -41,13 +41,15 @@ def add_original_options(p: argparse.ArgumentParser) -> None:
     """Where an original model comes from (shared with `bench`)."""
     options.add_standin(p, "originals from stand-in files")
     options.add_sources(p)
+    options.add_bundle_check(p)
 
 
 def subjects_of(things: list[str], args: argparse.Namespace, dataset: Any) -> list[Any]:
     from edgezoo.evaluation.api import resolve_subjects
 
     return resolve_subjects(things, dataset, semantics=getattr(args, "semantics", "mlperf"), standin=args.standin,
-                            variant=args.standin_variant, mirror=args.mirror, offline=args.offline)
+                            variant=args.standin_variant, mirror=args.mirror, offline=args.offline,
+                            allow_edited=args.allow_edited_bundle)
 
 
 def run(args: argparse.Namespace) -> int:

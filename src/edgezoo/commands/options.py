@@ -31,6 +31,13 @@ def add_sources(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offline", action="store_true", help="never download; use the cache or --mirror only")
 
 
+def add_bundle_check(p: argparse.ArgumentParser) -> None:
+    """The override of the bundle reader's manifest check (eval, bench, quantize)."""
+    p.add_argument("--allow-edited-bundle", action="store_true",
+                   help="use a bundle whose files differ from the sha256 its manifest.json records (edited on "
+                        "purpose); paths, sizes and fields are checked all the same")
+
+
 def add_out(p: argparse.ArgumentParser, default: Path | None, what: str = "output folder") -> None:
     suffix = f" (default: {default})" if default is not None else ""
     p.add_argument("--out", type=Path, default=default, help=what + suffix)

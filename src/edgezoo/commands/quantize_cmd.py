@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-drop", metavar="X",
                    help="propose the 16-bit layers that bring the drop to X points or less (implies --sensitivity)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    options.add_bundle_check(p)
     options.add_ray(p, "the --dataset passes (float vs quantized, sensitivity, 16-bit search; needs --dataset; "
                        "calibration, one cheap pass, stays local)")
     p.set_defaults(handler=run)
@@ -79,6 +80,6 @@ def run(args: argparse.Namespace) -> int:
                              count=count, max_drop=_points(args.max_drop, "--max-drop"),
                              sensitivity=args.sensitivity or args.target_drop is not None,
                              target_drop=_points(args.target_drop, "--target-drop"), ray=args.ray,
-                             ray_actors=actors)
+                             ray_actors=actors, allow_edited=args.allow_edited_bundle)
     print(result_json(result) if args.json else render_result(result))
     return 0 if result.passed else 1

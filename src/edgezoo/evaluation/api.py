@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from edgezoo import zoo
+from edgezoo.bundle.outputs import OutputKind, check_destination
+from edgezoo.bundle.reader import read_bundle
 from edgezoo.bundle.staging import BundleStaging
 from edgezoo.core.errors import EdgezooError, UnknownModelError, disk_full, is_disk_full
 from edgezoo.datasets import expect_kind, load_image
@@ -24,7 +26,8 @@ from edgezoo.evaluation import metrics
 from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
 from edgezoo.evaluation.engine import run_subject
 from edgezoo.evaluation.on_ray import ray_runner
-from edgezoo.evaluation.subjects import Subject, bundle_card, bundle_subjects, original_subjects
+from edgezoo.core.progress import step
+from edgezoo.evaluation.subjects import Subject, bundle_folder, bundle_subjects, original_subjects
 from edgezoo.evaluation.ti_subjects import Semantics, ti_bundle_subjects, ti_variants
 from edgezoo.zoo.schema import ModelCard, Task
 
@@ -107,6 +110,16 @@ def _semantics(subject: Subject) -> str:
     return getattr(subject, "semantics", "mlperf")
 
 
+def inputs_of(subjects: Sequence[Subject], dataset: Any) -> list[Path]:
+    """What an evaluation reads (models, bundle folders, the dataset): never replaced by what it publishes."""
+    paths = [Path(dataset.root)] if getattr(dataset, "root", None) else []
+    for s in subjects:
+        paths.append(Path(s.model_path))
+        if s.source is not None:
+            paths.append(Path(s.source.path))
+    return paths
+
+
 def _folders(subjects: Sequence[Subject], out: Path) -> list[Path]:
     """OUT/<model>/<what> per subject, made unique when two subjects share a name."""
     seen: dict[Path, int] = {}
@@ -127,6 +140,8 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
     `ray`: "auto" or HOST:PORT runs the inference on Ray actors (edgezoo.distributed), same files as locally."""
     for s in subjects:  # every check before anything runs or is written
         expect_kind(dataset, s.card.labels.dataset, s.what)
+    for folder in _folders(subjects, out):
+        check_destination(folder, OutputKind.EVAL, inputs_of(subjects, dataset))
     if ray is None:
         return _evaluate(subjects, dataset, out, run_subject, workers, skip_bad, progress)
 
@@ -145,7 +160,7 @@ def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_subject:
                             hint="check the dataset's images")
         skipped = sorted(set(run.skipped) | set(getattr(dataset, "skipped", [])))
         try:
-            with BundleStaging(folder) as staging:
+            with BundleStaging(folder, kind=OutputKind.EVAL, inputs=inputs_of(subjects, dataset)) as staging:
                 if _semantics(subject) == "mlperf":  # TI's records are not MLPerf's accuracy-log format
                     write_accuracy_log(staging.dir / ACCURACY_LOG, run.records)
                 detections = staging.dir / metrics.COCO_RESULTS if subject.task is Task.DETECTION else None
@@ -180,33 +195,38 @@ def _result(subject: Subject, dataset: Any, run: Any, value: float, skipped: lis
         standin_dataset=standin_data, out=str(folder), semantics=_semantics(subject))
 
 
-def _card_of(thing: str) -> ModelCard:
-    """The model card THING names: a model id, or a bundle folder's config.yaml session.model_id."""
+def _card_of(thing: str, allow_edited: bool) -> tuple[ModelCard, Any]:
+    """(card, bundle): the model card THING names and, for a bundle folder (read and checked once by bundle.reader,
+    its notes said once), the bundle."""
     if Path(thing).exists():
-        return bundle_card(Path(thing))
+        bundle = read_bundle(bundle_folder(Path(thing)), allow_edited=allow_edited)
+        for note in bundle.notes:  # what allow_edited let through
+            step(note)
+        return bundle.card(), bundle
     try:
-        return zoo.get_card(thing)
+        return zoo.get_card(thing), None
     except UnknownModelError as exc:
         raise EdgezooError(f"{thing!r} is neither a bundle folder nor a model id ({exc.message})",
                            hint=exc.hint or "see 'edgezoo list'") from None
 
 
 def resolve_subjects(things: Sequence[str], dataset: Any, *, semantics: str = "mlperf", standin: bool = False,
-                     variant: str = "full", mirror: str | None = None, offline: bool = False) -> list[Subject]:
+                     variant: str = "full", mirror: str | None = None, offline: bool = False,
+                     allow_edited: bool = False) -> list[Subject]:
     """What `eval` / `bench` were given: model ids -> original subjects (fetched, or stand-ins), folders -> bundle
     subjects, in the order given, under MLPerf's and/or TI's semantics (`mlperf`, `ti`, `both`); each checked
-    against the dataset's kind before any model is loaded or built."""
+    against the dataset's kind before any model is loaded or built. `allow_edited`: --allow-edited-bundle."""
     chosen = Semantics(semantics)
-    cards = [_card_of(thing) for thing in things]
-    for thing, card in zip(things, cards):
+    read = [_card_of(thing, allow_edited) for thing in things]
+    for thing, (card, _bundle) in zip(things, read):
         expect_kind(dataset, card.labels.dataset, thing)
     subjects: list[Subject] = []
-    for thing, card in zip(things, cards):
-        if Path(thing).exists():
+    for thing, (card, bundle) in zip(things, read):
+        if bundle is not None:
             if chosen is not Semantics.TI:
-                subjects += bundle_subjects(Path(thing))
+                subjects += bundle_subjects(bundle, shown=Path(thing))
             if chosen is not Semantics.MLPERF:
-                subjects += ti_bundle_subjects(Path(thing))
+                subjects += ti_bundle_subjects(Path(thing), allow_edited=allow_edited)
         else:
             originals = original_subjects(card, standin=standin, variant=variant, mirror=mirror, offline=offline)
             subjects += ti_variants(originals, chosen)

@@ -23,6 +23,7 @@ from typing import Any
 
 from edgezoo import __version__
 from edgezoo.bundle import ti_package
+from edgezoo.bundle.outputs import safe_name
 from edgezoo.bundle.config import (MODEL_NAMES, card_config, deep_merge, runtime_options, runtime_options_manifest,
                                    with_runtime_options)
 from edgezoo.bundle.staging import (CONFIG, MANIFEST, RUNTIME_OPTIONS, VERIFY, BundleFile, BundleStaging, describe_file,
@@ -114,9 +115,13 @@ class ExportJob:
 def run(job: ExportJob) -> ExportResult:
     """Stage, convert + verify with the job's recipe, write and publish the bundle (to <target>.failed/ when parity
     failed). A model the recipe wrote and cannot load is reported as the options' doing, not a corrupt download."""
-    final = Path(job.out_dir) / job.name / job.target.value
+    # A name taken from a file ("...onnx", "..tar.gz") must stay one folder under --out (bundle.outputs.safe_name);
+    # the user's files are inputs that publishing never replaces.
+    user_files = [Path(p) for p in job.sources.values()]
+    name = safe_name(job.name, user_files[0] if user_files else job.name)
+    final = Path(job.out_dir) / name / job.target.value
     started, t0 = _now(), time.monotonic()
-    with BundleStaging(final) as staging, own_outputs(staging.workdir):
+    with BundleStaging(final, inputs=user_files) as staging, own_outputs(staging.workdir):
         sources = {**job.sources, **(job.stage_sources(staging.workdir) if job.stage_sources else {})}
         rin = RecipeInput(card=job.card, target=job.target, sources=sources, params=job.params,
                           workdir=staging.workdir, standin=job.standin, tolerances=job.tolerances,
@@ -126,12 +131,12 @@ def run(job: ExportJob) -> ExportResult:
         standin = output.verify.standin = output.verify.standin or job.standin
         manifest = {
             "recipe": {"name": job.recipe.name, "params": {**job.params, **output.params}},
-            "model": job.model,
+            "model": {**job.model, "id": name},
             "sources": job.resolver.describe() if job.resolver else job.describe(sources) if job.describe else [],
         }
         # TI's tools name the artifact after session.model_id: the bundle's name, whatever the recipe read.
-        config = deep_merge(deep_merge(job.config, output.config), {"session": {"model_id": job.name}})
-        result = publish_bundle(staging, final, job.name, job.target, output, config, manifest, standin,
+        config = deep_merge(deep_merge(job.config, output.config), {"session": {"model_id": name}})
+        result = publish_bundle(staging, final, name, job.target, output, config, manifest, standin,
                                 job.variant if standin else None, started, ti_package=job.ti_package)
     result.seconds = time.monotonic() - t0
     return result

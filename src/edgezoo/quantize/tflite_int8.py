@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo import zoo
+from edgezoo.bundle.reader import Bundle
 from edgezoo.graphs import tflite_model
 from edgezoo.graphs.convert import frozen_graph_to_tflite
 from edgezoo.quantize.schemes import SchemeError
@@ -25,52 +25,55 @@ from edgezoo.ssd import ssd_surgery
 from edgezoo.zoo.schema import ModelFormat, Target
 
 
-def source_graph(bundle: Path, manifest: dict) -> Path:
-    original = manifest.get("original")
-    if not original or ModelFormat.of(original) is not ModelFormat.TF:
-        raise SchemeError(f"{bundle}: tflite-int8 needs the frozen graph the bundle was converted from, and "
+def source_graph(bundle: Bundle) -> Path:
+    """The frozen graph a TFLite bundle was converted from (manifest "original"), checked against the sha256 its
+    manifest records for that source (bundle.reader.Bundle.original)."""
+    original = bundle.manifest.get("original")
+    if not original or ModelFormat.of(str(original)) is not ModelFormat.TF:
+        raise SchemeError(f"{bundle.folder}: tflite-int8 needs the frozen graph the bundle was converted from, and "
                           f"manifest.json names none ({original!r})",
                           hint="use --scheme onnx-qdq or tidl-preview on the ONNX bundle")
-    path = Path(original)
-    if not path.is_file():
-        raise SchemeError(f"{bundle}: the frozen graph it was converted from is gone ({path})",
-                          hint="run 'edgezoo export' again so the source is in the cache")
-    return path
+    return bundle.original()
 
 
-def quantize_tflite_int8(bundle: Path, model: Path, manifest: dict, inputs: Sequence[np.ndarray],
-                         dest: Path) -> Path:
+def quantize_tflite_int8(bundle: Bundle, inputs: Sequence[np.ndarray], dest: Path) -> Path:
+    """`bundle`: the float TFLite bundle as bundle.reader read it."""
     def representative():
         for x in inputs:
             yield [x.astype(np.float32)]
 
-    pb = source_graph(bundle, manifest)
+    model = bundle.model
+    pb = source_graph(bundle)
     if ssd_surgery.read_postprocess_ops(model):
-        return _recipe_int8(bundle, manifest, representative, dest)
+        return _recipe_int8(bundle, representative, dest)
     interp = tflite_model.load_interpreter(model, default_delegates=False)
     ins, outs = tflite_model.inputs(interp), tflite_model.outputs(interp)
     shapes = {i.name: [d if d is not None else 1 for d in i.shape] for i in ins}
     return frozen_graph_to_tflite(pb, shapes, [o.name for o in outs], dest, representative=representative)
 
 
-def _recipe_int8(bundle: Path, manifest: dict, representative: Any, dest: Path) -> Path:
-    """The bundle's recipe makes its model again with calibration (same sources and options, from the manifest)."""
-    name = str(manifest.get("recipe", {}).get("name"))
+def _recipe_int8(bundle: Bundle, representative: Any, dest: Path) -> Path:
+    """The bundle's recipe makes its model again with calibration (same sources and options, from the manifest;
+    each source checked against the sha256 the manifest records)."""
+    manifest = bundle.manifest
+    entry = manifest.get("recipe") if isinstance(manifest.get("recipe"), dict) else {}
+    name = str(entry.get("name"))
     recipe = get_recipe(name)
     if recipe.calibrated is None:
         raise SchemeError(f"{bundle}: recipe {name} cannot make its model again with calibration",
                           hint="use --scheme onnx-qdq or tidl-preview on the ONNX bundle")
-    sources = {str(s["file"]): Path(s["path"]) for s in manifest.get("sources", []) if Path(s["path"]).is_file()}
+    sources = bundle.sources()
 
     def gone(file: str, member: str | None) -> Path:
         raise SchemeError(f"{bundle}: {file}{'::' + member if member else ''}, a source the bundle was built from, "
                           "is not available", hint="run 'edgezoo export' again so the source is in the cache")
 
     declared = {p.name for p in recipe.params}  # the manifest also records what the recipe derived
-    params = {k: v for k, v in manifest.get("recipe", {}).get("params", {}).items() if k in declared}
+    given = entry.get("params") if isinstance(entry.get("params"), dict) else {}
+    params = {k: v for k, v in given.items() if k in declared}
     work = Path(dest).parent / "recipe-int8"
     work.mkdir(exist_ok=True)
-    rin = RecipeInput(card=zoo.get_card(str(manifest["model"]["id"])), target=Target.TFLITE, sources=sources,
-                      params=recipe.validate(params, str(bundle)),
+    rin = RecipeInput(card=bundle.card(), target=Target.TFLITE, sources=sources,
+                      params=recipe.validate(params, str(bundle.folder / "manifest.json")),
                       workdir=work, standin=bool(manifest.get("standin")), resolve_source=gone)
     return recipe.calibrated(rin, representative).replace(dest)
