@@ -39,7 +39,7 @@ from types import TracebackType
 from typing import Any
 
 from edgezoo.bundle.files import CONFIG, MANIFEST, RUNTIME_OPTIONS, VERIFY  # noqa: F401 (re-exported)
-from edgezoo.bundle.outputs import OutputKind, check_destination, write_marker
+from edgezoo.bundle.outputs import OutputFolderError, OutputKind, check_destination, write_marker
 from edgezoo.core.atomic import OLD_MARK, not_a_folder, swap_in
 from edgezoo.core.errors import BundleError, disk_full, fullest_folder, is_disk_full
 from edgezoo.core.interrupts import record_completed, sigint_held
@@ -102,7 +102,6 @@ class BundleStaging:
     def __enter__(self) -> "BundleStaging":
         if not_a_folder(self.final):
             raise BundleError(f"{self.final}: exists and is not a folder", hint="remove it or choose another --out")
-        check_destination(self.final, self.kind, self.inputs)  # before any work: refused now, not at the end
         parent = self.final.parent
         while not parent.exists():
             self._created.append(parent)
@@ -111,9 +110,15 @@ class BundleStaging:
             self.final.parent.mkdir(parents=True, exist_ok=True)
             # Under the folder's lock, so that no other run's cleanup sees this staging folder before it is locked.
             with flocked(self.final.parent, str(self.final.parent), quiet=True):
+                # Before any work (refused now, not at the end), and under the lock: unlocked, another run's swap
+                # (two renames) could be caught half done and its bundle taken for a folder edgezoo did not write.
+                check_destination(self.final, self.kind, self.inputs)
                 clean_stale(self.final.parent)
                 self.workdir.mkdir(parents=True)
                 self._owner = try_lock(self.dir)
+        except OutputFolderError:
+            self._release()
+            raise
         except OSError as exc:
             self._release()
             if is_disk_full(exc):
