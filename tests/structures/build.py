@@ -29,21 +29,26 @@ def refill_spec(structure: Structure) -> tuple[dict, Scoring, InputSpec]:
     return refill["heads"], scoring, InputSpec.from_json(refill["input"])
 
 
-def build(structure: Structure, dest: Path, seed: int) -> Path:
+def build(structure: Structure, dest: Path, seed: int, weights: bool = True) -> Path:
+    """weights False: plain seeded weights (calibrate.plain) instead of calibrated ones -- no graph is run."""
     kind = structure.manifest["kind"]
     dest.mkdir(parents=True)
     if kind == "onnx":
-        return _build_onnx(structure, dest, seed)
+        return _build_onnx(structure, dest, seed, weights)
     if kind == "tf1-export":
-        return _build_tf1_export(structure, dest, seed)
+        return _build_tf1_export(structure, dest, seed, weights)
     if kind == "tf1-tflite-graph":
-        return _build_tf1_tflite_graph(structure, dest, seed)
+        return _build_tf1_tflite_graph(structure, dest, seed, weights)
     if kind in ("tf2-export", "tf2-tflite-savedmodel"):
-        return _build_tf2(structure, dest, seed)
+        return _build_tf2(structure, dest, seed, weights)
     raise ValueError(f"{structure.name}: unknown kind {kind}")
 
 
-def _build_onnx(structure: Structure, dest: Path, seed: int) -> Path:
+def _images(weights: bool) -> list | None:
+    return photographs() if weights else None
+
+
+def _build_onnx(structure: Structure, dest: Path, seed: int, weights: bool) -> Path:
     import onnx
 
     from tests.structures.onnx_refill import refill_onnx
@@ -52,7 +57,7 @@ def _build_onnx(structure: Structure, dest: Path, seed: int) -> Path:
     model = onnx.load_model_from_string(stored_bytes(structure.name, user_file))
     heads, scoring, input_spec = refill_spec(structure)
     stripped = _entry(structure.name, user_file)["stripped"]
-    refill_onnx(model, stripped, heads, scoring, input_spec, photographs(), seed)
+    refill_onnx(model, stripped, heads, scoring, input_spec, _images(weights), seed)
     out = dest / user_file
     out.write_bytes(model.SerializeToString())
     return out
@@ -66,43 +71,43 @@ def _graph_def(name: str, user_file: str):
     return gd
 
 
-def refilled_graph_def(structure: Structure, user_file: str, seed: int):
-    """(GraphDef with its weights refilled, the values by Const name); calibrated once per process."""
+def refilled_graph_def(structure: Structure, user_file: str, seed: int, weights: bool = True):
+    """(GraphDef with its weights refilled, the values by Const name); refilled once per process."""
     import tensorflow as tf
 
-    data, values = _refilled(structure.name, user_file, seed)
+    data, values = _refilled(structure.name, user_file, seed, weights)
     gd = tf.compat.v1.GraphDef()
     gd.ParseFromString(data)
     return gd, values
 
 
 @functools.lru_cache(maxsize=None)
-def _refilled(name: str, user_file: str, seed: int) -> tuple[bytes, dict]:
+def _refilled(name: str, user_file: str, seed: int, weights: bool) -> tuple[bytes, dict]:
     from tests.structures.catalog import STRUCTURES
     from tests.structures.tf_refill import refill_graph_def
 
     gd = _graph_def(name, user_file)
     heads, scoring, input_spec = refill_spec(STRUCTURES[name])
     stripped = _entry(name, user_file)["stripped"]
-    values = refill_graph_def(gd, stripped, heads, scoring, input_spec, photographs(), seed)
+    values = refill_graph_def(gd, stripped, heads, scoring, input_spec, _images(weights), seed)
     return gd.SerializeToString(), values
 
 
-def _build_tf1_export(structure: Structure, dest: Path, seed: int) -> Path:
+def _build_tf1_export(structure: Structure, dest: Path, seed: int, weights: bool) -> Path:
     """The folder exporter.export_inference_graph writes: frozen_inference_graph.pb + pipeline.config."""
-    gd, _values = refilled_graph_def(structure, "frozen_inference_graph.pb", seed)
+    gd, _values = refilled_graph_def(structure, "frozen_inference_graph.pb", seed, weights)
     (dest / "frozen_inference_graph.pb").write_bytes(gd.SerializeToString())
     (dest / "pipeline.config").write_bytes(stored_bytes(structure.name, "pipeline.config"))
     return dest
 
 
-def _build_tf1_tflite_graph(structure: Structure, dest: Path, seed: int) -> Path:
+def _build_tf1_tflite_graph(structure: Structure, dest: Path, seed: int, weights: bool) -> Path:
     """tflite_graph.pb with the same weights as the export folder of the same model (as one checkpoint gives)."""
     from tests.structures.catalog import STRUCTURES
     from tests.structures.tf_refill import fill_consts
 
     source = structure.manifest["weights_from"]
-    _gd, values = refilled_graph_def(STRUCTURES[source["structure"]], source["file"], seed)
+    _gd, values = refilled_graph_def(STRUCTURES[source["structure"]], source["file"], seed, weights)
     user_file = structure.manifest["user_file"]
     gd = _graph_def(structure.name, user_file)
     renamed = source["names"]
@@ -113,14 +118,14 @@ def _build_tf1_tflite_graph(structure: Structure, dest: Path, seed: int) -> Path
     return out
 
 
-def _build_tf2(structure: Structure, dest: Path, seed: int) -> Path:
+def _build_tf2(structure: Structure, dest: Path, seed: int, weights: bool) -> Path:
     """A TF2 SavedModel folder (and pipeline.config for the export folder): saved_model.pb as the exporter wrote
     it, variables/ written from the refilled serving function's constants under the checkpoint's own keys."""
     from tests.structures.catalog import STRUCTURES
     from tests.structures.savedmodel import write_variables
 
     source = structure.manifest.get("weights_from", {"structure": structure.name, "file": "serving_function.pb"})
-    _gd, values = refilled_graph_def(STRUCTURES[source["structure"]], source["file"], seed)
+    _gd, values = refilled_graph_def(STRUCTURES[source["structure"]], source["file"], seed, weights)
     saved = dest / "saved_model"
     (saved / "variables").mkdir(parents=True)
     (saved / "saved_model.pb").write_bytes(stored_bytes(structure.name, "saved_model/saved_model.pb"))

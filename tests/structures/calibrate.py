@@ -99,6 +99,17 @@ def calibrate(layers: Sequence[Layer], shapes: dict[str, tuple[int, ...]], run: 
     return values
 
 
+def plain(layers: Sequence[Layer], shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:
+    """Values for every slot without looking at any data: He-normal kernels, zero biases, identity batch norms.
+    Seeded and finite, but not calibrated (activations drift, scores are not spread): for tests of the structure."""
+    rng = np.random.default_rng(seed)
+    values: dict[str, np.ndarray] = {}
+    for layer in layers:
+        fill_kernel(layer, shapes, values, rng)
+        identity_batch_norms(layer, values, shapes)
+    return values
+
+
 def _waves(layers: Sequence[Layer]) -> list[list[Layer]]:
     """Layers grouped so that each group depends only on earlier groups (one graph run per group)."""
     by_kernel = {layer.kernel: layer for layer in layers}
@@ -165,8 +176,12 @@ def set_out_channels(layer: Layer, values: dict[str, np.ndarray], shapes: dict[s
     values[layer.kernel] = (layer.kernel_unview(view) if layer.kernel_unview else view).astype(np.float32)
     if layer.bias is not None:
         values[layer.bias] = shift.astype(np.float32).reshape(shapes[layer.bias])
-    for gamma_n, beta_n, mean_n, var_n in layer.batch_norms:  # a head followed by a batch norm: make it an identity
-        values[gamma_n] = np.ones(shapes[gamma_n], np.float32)
-        values[beta_n] = np.zeros(shapes[beta_n], np.float32)
-        values[mean_n] = np.zeros(shapes[mean_n], np.float32)
-        values[var_n] = np.ones(shapes[var_n], np.float32)
+    identity_batch_norms(layer, values, shapes)  # a head followed by a batch norm: make it an identity
+
+
+def identity_batch_norms(layer: Layer, values: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]) -> None:
+    for gamma, beta, mean, var in layer.batch_norms:
+        values[gamma] = np.ones(shapes[gamma], np.float32)
+        values[beta] = np.zeros(shapes[beta], np.float32)
+        values[mean] = np.zeros(shapes[mean], np.float32)
+        values[var] = np.ones(shapes[var], np.float32)

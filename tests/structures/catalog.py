@@ -32,6 +32,7 @@ class Structure:
     description: str
     routes: tuple[Route, ...]
     fullsize: bool = False  # slow to materialise or to convert: tests using it carry @pytest.mark.fullsize
+    # (selection.py: which of the others the default run calibrates)
 
     @property
     def manifest(self) -> dict:
@@ -96,7 +97,8 @@ STRUCTURES: dict[str, Structure] = {s.name: s for s in (
     Structure("tv-ssdlite320-c21", Family.TORCHVISION,
               "torchvision ssdlite320_mobilenet_v3_large, 21 classes, batch-1 wrapper, opset 11", _ONNX),
     Structure("tv-ssd300-vgg16-c91", Family.TORCHVISION,
-              "torchvision ssd300_vgg16 (91 classes, 8732 anchors) behind the batch-1 wrapper, opset 17", _ONNX),
+              "torchvision ssd300_vgg16 (91 classes, 8732 anchors) behind the batch-1 wrapper, opset 17", _ONNX,
+              fullsize=True),
     *_tf1("tf1-ssd_mobilenet_v1_coco", "ssd_mobilenet_v1_coco (300x300, 90 classes, 1917 anchors, 1x1 last map, "
           "FusedBatchNormV3, 1x1 box predictor)"),
     *_tf1("tf1-ssd_mobilenet_v2_coco", "ssd_mobilenet_v2_coco (300x300, 1917 anchors, 3x3 box predictor, 1x1 last "

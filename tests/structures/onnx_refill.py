@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from tests.structures.calibrate import HeadSpec, Layer, Role, Scoring, calibrate
+from tests.structures.calibrate import HeadSpec, Layer, Role, Scoring, calibrate, plain
 from tests.structures.inputs import InputSpec
 
 _KERNEL_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 
 
 def refill_onnx(model, stripped: dict[str, list], heads: dict, scoring: Scoring, input_spec: InputSpec,
-                images: Sequence[np.ndarray], seed: int):
-    """The model (onnx.ModelProto, stripped initializers empty) with every stripped initializer filled."""
+                images: Sequence[np.ndarray] | None, seed: int):
+    """The model (onnx.ModelProto, stripped initializers empty) with every stripped initializer filled; images None:
+    plain seeded values (calibrate.plain), no ONNX Runtime run."""
     from onnx import numpy_helper
 
     shapes = {name: tuple(shape) for name, shape in stripped.items()}
@@ -23,8 +23,11 @@ def refill_onnx(model, stripped: dict[str, list], heads: dict, scoring: Scoring,
     missing = set(stripped) - {n for layer in layers for n in _slots(layer)}
     if missing:
         raise ValueError(f"stripped initializers no layer accounts for: {sorted(missing)[:5]}")
-    runner = _Runner(model, stripped, input_spec, images, upstream)
-    values = calibrate(layers, shapes, runner.run, seed, scoring)
+    if images is None:
+        values = plain(layers, shapes, seed)
+    else:
+        runner = _Runner(model, stripped, input_spec, images, upstream)
+        values = calibrate(layers, shapes, runner.run, seed, scoring)
     for init in model.graph.initializer:
         if init.name in stripped:
             init.CopyFrom(numpy_helper.from_array(values[init.name].astype(np.float32), init.name))
@@ -199,9 +202,3 @@ def _node_inputs(node) -> list[str]:
                 {i.name for i in g.initializer}
             names += [n for sub in g.node for n in _node_inputs(sub) if n not in inner]
     return names
-
-
-def load_stripped(path: Path):
-    import onnx
-
-    return onnx.load_model_from_string(path.read_bytes())

@@ -9,14 +9,10 @@ from tests.structures import STRUCTURES, materialized
 from tests.structures.build import refill_spec, stored_bytes
 from tests.structures.catalog import available
 from tests.structures.inputs import InputSpec, UNSEEN_PHOTOGRAPHS, photographs
+from tests.structures.selection import params, weight_params
 
 EXPORTS = [n for n in available() if STRUCTURES[n].manifest["kind"] == "tf1-export"]
 TFLITE_GRAPHS = [n for n in available() if STRUCTURES[n].manifest["kind"] == "tf1-tflite-graph"]
-
-
-def _param(name: str):
-    marks = [pytest.mark.fullsize] if STRUCTURES[name].fullsize else []
-    return pytest.param(name, marks=marks, id=name)
 
 
 def _graph_def(path):
@@ -40,26 +36,38 @@ class _Session:
         return self.session.run(fetch, feed)
 
 
-def _frozen(name):
-    return _graph_def(materialized(name) / "frozen_inference_graph.pb")
+def _frozen(name, weights=True):
+    return _graph_def(materialized(name, weights=weights) / "frozen_inference_graph.pb")
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in EXPORTS])
-def test_export_folder_is_the_exported_structure(name):
+@pytest.mark.parametrize("name, weights", weight_params(EXPORTS))
+def test_export_folder_is_the_exported_structure(name, weights):
+    folder = materialized(name, weights=weights)
+    assert sorted(p.name for p in folder.iterdir()) == ["frozen_inference_graph.pb", "pipeline.config"]
+    assert (folder / "pipeline.config").read_bytes() == stored_bytes(name, "pipeline.config")
+    _assert_exported_graph(name, "frozen_inference_graph.pb", _frozen(name, weights))
+
+
+@pytest.mark.parametrize("name, weights", weight_params(TFLITE_GRAPHS))
+def test_tflite_graph_is_the_exported_structure(name, weights):
+    path = materialized(name, weights=weights)
+    assert path.name == "tflite_graph.pb" and [p.name for p in path.parent.iterdir()] == [path.name]
+    _assert_exported_graph(name, "tflite_graph.pb", _graph_def(path))
+
+
+def _assert_exported_graph(name, user_file, gd):
+    """The graph's facts are the real export's; every node is the stored one but the refilled weights."""
+    import tensorflow as tf
+
     from tests.structures.regenerate.tf_compact import graph_facts
 
     structure = STRUCTURES[name]
-    folder = materialized(name)
-    assert sorted(p.name for p in folder.iterdir()) == ["frozen_inference_graph.pb", "pipeline.config"]
-    assert (folder / "pipeline.config").read_bytes() == stored_bytes(name, "pipeline.config")
-    gd = _frozen(name)
     facts = graph_facts(gd)
     for key in ("ops", "nodes", "inputs", "key_nodes"):
         assert facts[key] == structure.facts[key], key
-    stored = {n.name: n for n in _graph_def_bytes(stored_bytes(name, "frozen_inference_graph.pb")).node}
-    stripped = structure.manifest["files"]["frozen_inference_graph.pb"]["stripped"]
-    import tensorflow as tf
-
+    stored = {n.name: n for n in _graph_def_bytes(stored_bytes(name, user_file)).node}
+    stripped = structure.manifest["files"][user_file]["stripped"]
+    assert [n.name for n in gd.node] == [n for n in stored]
     for node in gd.node:
         if node.name in stripped:
             value = tf.make_ndarray(node.attr["value"].tensor)
@@ -76,7 +84,7 @@ def _graph_def_bytes(data):
     return gd
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in EXPORTS])
+@pytest.mark.parametrize("name", params(EXPORTS))
 def test_export_activations_stay_order_one(name):
     gd = _frozen(name)
     session = _Session(gd)
@@ -94,7 +102,7 @@ def test_export_activations_stay_order_one(name):
     assert max(spread.values()) < 20, max(spread.items(), key=lambda kv: kv[1])
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in EXPORTS])
+@pytest.mark.parametrize("name", params(EXPORTS))
 def test_export_gives_photographs_a_few_confident_detections(name):
     session = _Session(_frozen(name))
     _heads, _scoring, spec = refill_spec(STRUCTURES[name])
@@ -127,7 +135,7 @@ def _ssd_anchors(size_layers=(19, 10, 5, 3, 2, 1), min_scale=0.2, max_scale=0.95
     return np.array(out, np.float32)
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in TFLITE_GRAPHS])
+@pytest.mark.parametrize("name", params(TFLITE_GRAPHS))
 def test_tflite_graph_has_the_export_folders_weights(name):
     """tflite_graph.pb's raw outputs equal the frozen graph's box encodings and scores: one checkpoint."""
     import tensorflow as tf
@@ -160,7 +168,7 @@ def test_tflite_graph_has_the_export_folders_weights(name):
 def test_ssd_mobilenet_v1_anchors_are_the_generators():
     import tensorflow as tf
 
-    gd = _graph_def(materialized("tf1-ssd_mobilenet_v1_coco-tflite_graph"))
+    gd = _graph_def(materialized("tf1-ssd_mobilenet_v1_coco-tflite_graph", weights=False))
     (anchors,) = [tf.make_ndarray(n.attr["value"].tensor) for n in gd.node if n.name == "anchors"]
     assert anchors.shape == (1917, 4) == (STRUCTURES["tf1-ssd_mobilenet_v1_coco"].facts["anchors"], 4)
     np.testing.assert_allclose(anchors, _ssd_anchors(), atol=1e-5)

@@ -10,22 +10,18 @@ from tests.structures import STRUCTURES, materialized
 from tests.structures.build import refill_spec, refilled_graph_def, stored_bytes
 from tests.structures.catalog import available
 from tests.structures.inputs import UNSEEN_PHOTOGRAPHS, photographs
+from tests.structures.selection import params, weight_params
 
 EXPORTS = [n for n in available() if STRUCTURES[n].manifest["kind"] == "tf2-export"]
 LITE = [n for n in available() if STRUCTURES[n].manifest["kind"] == "tf2-tflite-savedmodel"]
 
 
-def _param(name: str):
-    marks = [pytest.mark.fullsize] if STRUCTURES[name].fullsize else []
-    return pytest.param(name, marks=marks, id=name)
-
-
-@pytest.mark.parametrize("name", [_param(n) for n in EXPORTS + LITE])
-def test_savedmodel_folder_is_the_exported_one(name):
+@pytest.mark.parametrize("name, weights", weight_params(EXPORTS + LITE))
+def test_savedmodel_folder_is_the_exported_one(name, weights):
     import tensorflow as tf
 
     structure = STRUCTURES[name]
-    folder = materialized(name)
+    folder = materialized(name, weights=weights)
     saved = folder / "saved_model"
     assert (saved / "saved_model.pb").read_bytes() == stored_bytes(name, "saved_model/saved_model.pb")
     assert sorted(p.name for p in (saved / "variables").iterdir()) == \
@@ -41,7 +37,7 @@ def test_savedmodel_folder_is_the_exported_one(name):
     assert "serving_default" in loaded.signatures
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in EXPORTS])
+@pytest.mark.parametrize("name", params(EXPORTS))
 def test_savedmodel_runs_the_refilled_weights(name):
     """The SavedModel (loaded by TF, variables restored) gives the refilled frozen function's detections."""
     import tensorflow as tf
@@ -71,7 +67,7 @@ def test_savedmodel_runs_the_refilled_weights(name):
         assert 1 <= np.median(counts) <= 60, confident
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in LITE])
+@pytest.mark.parametrize("name", params(LITE))
 def test_tflite_savedmodel_converts_as_tfs_docs_say(name):
     """export_tflite_graph_tf2's SavedModel -> TFLite (TFLITE_BUILTINS + SELECT_TF_OPS, as TF's guide shows): the
     result holds TFLite_Detection_PostProcess and gives photographs a few confident detections (at most 10)."""

@@ -13,27 +13,23 @@ from tests.structures.build import refill_spec, stored_bytes
 from tests.structures.catalog import Family, available
 from tests.structures.checks import onnx_conv_stds, onnx_outputs, onnx_spread
 from tests.structures.inputs import UNSEEN_PHOTOGRAPHS, photographs
+from tests.structures.selection import params, weight_params
 
 ONNX = [name for name in available() if STRUCTURES[name].manifest["kind"] == "onnx"]
-
-
-def _param(name: str):
-    marks = [pytest.mark.fullsize] if STRUCTURES[name].fullsize else []
-    return pytest.param(name, marks=marks, id=name)
 
 
 def _scores_output(name: str) -> str:
     return "scores"
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in ONNX])
-def test_materialised_model_is_the_exported_structure(name):
+@pytest.mark.parametrize("name, weights", weight_params(ONNX))
+def test_materialised_model_is_the_exported_structure(name, weights):
     import onnx
 
     from tests.structures.regenerate.compact import onnx_facts
 
     structure = STRUCTURES[name]
-    model = onnx.load(str(materialized(name)))
+    model = onnx.load(str(materialized(name, weights=weights)))
     onnx.checker.check_model(model)
     facts = onnx_facts(model)
     expected = structure.facts
@@ -44,16 +40,19 @@ def test_materialised_model_is_the_exported_structure(name):
     # every weight filled with its recorded shape; every other initializer byte for byte as the exporter wrote it
     stored = onnx.load_model_from_string(stored_bytes(name, "model.onnx"))
     stripped = structure.manifest["files"]["model.onnx"]["stripped"]
+    kernels = {n.input[1] for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")}
     original = {i.name: i for i in stored.graph.initializer}
     for init in model.graph.initializer:
         if init.name in stripped:
             array = onnx.numpy_helper.to_array(init)
-            assert list(array.shape) == stripped[init.name] and np.isfinite(array).all() and array.std() > 0
+            assert list(array.shape) == stripped[init.name] and np.isfinite(array).all(), init.name
+            # calibrated: every kernel, bias and norm parameter set; plain: the kernels (biases are zero)
+            assert array.std() > 0 or (not weights and init.name not in kernels), init.name
         else:
             assert init.SerializeToString() == original[init.name].SerializeToString(), init.name
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in ONNX])
+@pytest.mark.parametrize("name", params(ONNX))
 def test_activations_stay_order_one(name):
     _heads, _scoring, spec = refill_spec(STRUCTURES[name])
     stds = onnx_conv_stds(materialized(name), spec, photographs())
@@ -64,7 +63,7 @@ def test_activations_stay_order_one(name):
     assert values.max() < 20, max(stds.items(), key=lambda kv: kv[1])
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in ONNX])
+@pytest.mark.parametrize("name", params(ONNX))
 def test_photographs_get_a_few_confident_detections(name):
     _heads, _scoring, spec = refill_spec(STRUCTURES[name])
     limit = STRUCTURES[name].facts["postprocess"]["max_total"]
@@ -125,7 +124,7 @@ def _constant(model, name):
 def test_nvidia_onnx_nms_limits_are_the_written_ones():
     import onnx
 
-    model = onnx.load(str(materialized("nvidia-ssd300-r18-onnxnms")))
+    model = onnx.load(str(materialized("nvidia-ssd300-r18-onnxnms", weights=False)))
     (nms, inside), = _nodes(model, "NonMaxSuppression")
     assert inside is None
     assert [float(_constant(model, n).reshape(-1)[0]) for n in nms.input[2:]] == pytest.approx([200, 0.5, 0.05])
@@ -144,7 +143,7 @@ def test_nvidia_onnx_nms_limits_are_the_written_ones():
 def test_nvidia_batched_nms_sits_in_an_if():
     import onnx
 
-    model = onnx.load(str(materialized("nvidia-ssd300-r18-batchednms")))
+    model = onnx.load(str(materialized("nvidia-ssd300-r18-batchednms", weights=False)))
     assert [inside for _node, inside in _nodes(model, "NonMaxSuppression")] == ["If"]
 
 
@@ -164,11 +163,12 @@ def _nvidia_default_boxes() -> np.ndarray:
     return np.clip(np.array(out, np.float32), 0, 1)
 
 
-@pytest.mark.parametrize("name", [n for n in ONNX if STRUCTURES[n].family is Family.NVIDIA_SSD300])
+@pytest.mark.parametrize("name", params([n for n in ONNX if STRUCTURES[n].family is Family.NVIDIA_SSD300],
+                                         weights=False))
 def test_nvidia_priors_are_mlperf_default_boxes(name):
     import onnx
 
-    model = onnx.load(str(materialized(name)))
+    model = onnx.load(str(materialized(name, weights=False)))
     pairs = [onnx.numpy_helper.to_array(i) for i in model.graph.initializer if tuple(i.dims) == (1, 8732, 2)]
     boxes = _nvidia_default_boxes()
     assert len(pairs) == 2
@@ -178,18 +178,27 @@ def test_nvidia_priors_are_mlperf_default_boxes(name):
         assert np.allclose(p[0], boxes[:, :2], atol=1e-6) or np.allclose(p[0], boxes[:, 2:], atol=1e-6)
 
 
-@pytest.mark.parametrize("name", [n for n in ONNX if STRUCTURES[n].family is Family.TORCHVISION])
+TORCHVISION = [n for n in ONNX if STRUCTURES[n].family is Family.TORCHVISION]
+
+
+@pytest.mark.parametrize("name", params(TORCHVISION, weights=False))
 def test_torchvision_input_and_postprocessing(name):
     import onnx
 
     structure = STRUCTURES[name]
-    model = onnx.load(str(materialized(name)))
+    model = onnx.load(str(materialized(name, weights=False)))
     (shape,) = structure.facts["inputs"].values()
     size = structure.manifest["refill"]["input"]["size"]
     assert shape == ([3, *size] if name.endswith("-raw") else [1, 3, *size])
     assert [inside for _node, inside in _nodes(model, "NonMaxSuppression")] == ["If"]
     # per-class candidate selection: one TopK per foreground class
     assert len(_nodes(model, "TopK")) == structure.facts["classes"] - 1
+
+
+@pytest.mark.parametrize("name", params(TORCHVISION))
+def test_torchvision_outputs_are_sorted_boxes_in_the_image(name):
+    structure = STRUCTURES[name]
+    size = structure.manifest["refill"]["input"]["size"]
     _heads, _scoring, spec = refill_spec(structure)
     (run,) = onnx_outputs(materialized(name), spec, photographs()[:1])
     boxes, scores, labels = (run[n] for n in ("boxes", "scores", "labels"))

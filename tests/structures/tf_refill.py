@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tests.structures.calibrate import HeadSpec, Layer, Role, Scoring, calibrate
+from tests.structures.calibrate import HeadSpec, Layer, Role, Scoring, calibrate, plain
 from tests.structures.inputs import InputSpec
 
 _KERNEL_OPS = {"Conv2D", "DepthwiseConv2dNative", "MatMul"}
@@ -23,15 +23,19 @@ def _tensor(ref: str) -> str:
 
 
 def refill_graph_def(gd, stripped: dict[str, list], heads: dict, scoring: Scoring, input_spec: InputSpec,
-                     images: Sequence[np.ndarray], seed: int) -> dict[str, np.ndarray]:
-    """Fill every stripped Const of `gd` in place; returns the values by Const name."""
-    layers, upstream = _layers(gd, set(stripped), heads)
+                     images: Sequence[np.ndarray] | None, seed: int) -> dict[str, np.ndarray]:
+    """Fill every stripped Const of `gd` in place; returns the values by Const name. images None: plain seeded
+    values (calibrate.plain), no TensorFlow run."""
+    layers, upstream = _layers(gd, set(stripped), heads, dependencies=images is not None)
     missing = set(stripped) - {n for layer in layers for n in _slots(layer)}
     if missing:
         raise ValueError(f"stripped constants no layer accounts for: {sorted(missing)[:5]}")
     shapes = {name: tuple(shape) for name, shape in stripped.items()}
-    runner = _Runner(gd, stripped, input_spec, images, upstream)
-    values = calibrate(layers, shapes, runner.run, seed, scoring)
+    if images is None:
+        values = plain(layers, shapes, seed)
+    else:
+        runner = _Runner(gd, stripped, input_spec, images, upstream)
+        values = calibrate(layers, shapes, runner.run, seed, scoring)
     fill_consts(gd, values)
     return values
 
@@ -51,7 +55,9 @@ def _slots(layer: Layer) -> list[str]:
     return out
 
 
-def _layers(gd, stripped: set[str], heads: dict) -> tuple[list[Layer], dict[str, frozenset[str]]]:
+def _layers(gd, stripped: set[str], heads: dict, dependencies: bool = True) \
+        -> tuple[list[Layer], dict[str, frozenset[str]]]:
+    """The weight layers, and (with `dependencies`, which calibration needs) the kernels upstream of each tensor."""
     nodes = {n.name: n for n in gd.node}
     consumers: dict[str, list] = {}
     for n in gd.node:
@@ -110,6 +116,8 @@ def _layers(gd, stripped: set[str], heads: dict) -> tuple[list[Layer], dict[str,
             layer.bias = bias
         if bn is not None:
             layer.batch_norms.append(bn)
+    if not dependencies:
+        return list(layers.values()), {}
     upstream = _upstream(gd, ops_of, consumers)
     for kernel, layer in layers.items():
         ups = set()
