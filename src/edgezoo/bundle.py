@@ -274,4 +274,6 @@ def clean_stale(folder: Path) -> list[Path]:
 
 
 def read_manifest(bundle: Path) -> dict[str, Any]:
-    return json.loads((Path(bundle) / MANIFEST).read_text(encoding="utf-8"))
+    from edgezoo.safe_load import read_json
+
+    return read_json(Path(bundle) / MANIFEST, error=BundleError, what="manifest")

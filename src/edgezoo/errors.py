@@ -12,6 +12,19 @@ import errno
 from collections.abc import Iterable
 
 
+# What one error line may hold. Messages quote user input (a --param value, a config field); a value that expands
+# to megabytes must not become a megabyte "line" on the terminal.
+MAX_MESSAGE_CHARS = 2000
+
+
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` on one line, at most about `limit` characters (the cut is said, with how much was left out)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} ... ({len(text) - limit:,} more characters)"
+
+
 class EdgezooError(Exception):
     """Base of all user-facing errors."""
 
@@ -23,9 +36,9 @@ class EdgezooError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        text = " ".join(self.message.split())  # always one line
+        text = clip(str(self.message))  # always one line, and a readable one
         if self.hint:
-            text += f" -- {' '.join(self.hint.split())}"
+            text += f" -- {clip(str(self.hint), MAX_MESSAGE_CHARS // 4)}"
         return text
 
     def with_context(self, context: str) -> "EdgezooError":

@@ -6,7 +6,6 @@ file is a stand-in from the cache or an artifact exported from one.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
@@ -20,8 +19,12 @@ def is_standin(path: Path) -> bool:
         return True
     manifest = resolved.parent / "manifest.json"
     if manifest.is_file():
+        from edgezoo.errors import EdgezooError
+        from edgezoo.safe_load import load_json
+
         try:
-            return bool(json.loads(manifest.read_text(encoding="utf-8")).get("standin"))
-        except (OSError, ValueError):
+            data = load_json(manifest.read_bytes(), str(manifest))
+        except (OSError, EdgezooError):
             return False
+        return isinstance(data, dict) and bool(data.get("standin"))
     return False

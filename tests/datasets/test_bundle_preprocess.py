@@ -54,7 +54,7 @@ def test_bundle_without_config_yaml(tmp_path):
     with pytest.raises(ConfigError, match=r"no config.yaml, so its preprocessing is unknown"):
         read_bundle_preprocess(tmp_path)
     (tmp_path / "config.yaml").write_text("preprocess: [unclosed")
-    with pytest.raises(ConfigError, match=r"config.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"config.yaml:1: not valid YAML"):
         read_bundle_preprocess(tmp_path)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(card_config(zoo.get_card("mobilenet-v1"), Target.ONNX)))
     assert read_bundle_preprocess(tmp_path).model_id == "mobilenet-v1"

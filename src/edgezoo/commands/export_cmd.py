@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_assignments(items: list[str], what: str, *, numeric: bool = False) -> dict[str, Any]:
-    import yaml
+    from edgezoo.safe_load import load_yaml
 
     out: dict[str, Any] = {}
     for item in items:
@@ -86,10 +86,9 @@ def parse_assignments(items: list[str], what: str, *, numeric: bool = False) -> 
             except ValueError:
                 raise EdgezooError(f"--{what} {item!r}: {value!r} is not a number") from None
         else:
-            try:
-                out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-            except yaml.YAMLError:
-                out[key.strip()] = value
+            # YAML values (numbers, lists, true/false); text that is not YAML stays the string it is.
+            out[key.strip()] = load_yaml(value, f"--{what} {key.strip()}", error=EdgezooError,
+                                         text_if_invalid=True) if value.strip() else ""
     return out
 
 

@@ -133,16 +133,16 @@ def read_bundle_preprocess(bundle: Path) -> BundlePreprocess:
 
 def read_bundle_config(bundle: Path) -> Any:
     """A bundle folder's config.yaml, parsed; ConfigError when it is missing or not YAML."""
-    import yaml
+    from edgezoo.safe_load import load_yaml
 
     path = Path(bundle) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{bundle}: no {CONFIG_FILE}, so its preprocessing is unknown",
                           hint="point at a bundle folder written by 'edgezoo export' (it holds config.yaml)")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
+        return load_yaml(path.read_text(encoding="utf-8"), str(path), error=ConfigError)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid YAML: not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 

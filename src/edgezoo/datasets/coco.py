@@ -6,7 +6,6 @@ qsl_idx). Each image's height/width come from its entry: scoring turns normalise
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 
 from edgezoo.datasets.layout import COCO_IMAGES, Sample
 from edgezoo.errors import DatasetError
+from edgezoo.safe_load import load_json
 
 _HINT = ("a COCO instances file has 'images' [{id, file_name, height, width}], 'annotations' "
          "[{id, image_id, category_id, bbox [x, y, w, h], area}] and 'categories' [{id, name}]")
@@ -29,12 +29,10 @@ class CocoIndex:
 def read_annotations(root: Path, path: Path) -> CocoIndex:
     """The samples and category ids of an instances file; DatasetError naming the entry when it is not COCO."""
     try:
-        with path.open("rb") as handle:
-            data = json.load(handle)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not a COCO annotations file: not valid JSON ({exc})", hint=_HINT) from None
+        text = path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read: {exc.strerror}") from None
+    data = load_json(text, f"{path}: not a COCO annotations file", error=DatasetError)
     if not isinstance(data, Mapping):
         raise DatasetError(f"{path}: not a COCO annotations file: the top level is not an object", hint=_HINT)
     images = _list(data, "images", path)

@@ -11,7 +11,6 @@ larger goes to <scheme>.failed/ and never replaces a good one.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,14 +73,16 @@ def _check_kind(bundle: Path, model: Path, scheme: Scheme, manifest: dict[str, A
 
 
 def _read_manifest(bundle: Path) -> dict[str, Any]:
+    from edgezoo.safe_load import load_json
+
     path = bundle / "manifest.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path.read_bytes(), str(path), error=QuantizeError)
     except FileNotFoundError:
         raise QuantizeError(f"{bundle}: no manifest.json, so this is not a bundle 'edgezoo export' wrote",
                             hint="point at a bundle folder written by 'edgezoo export'") from None
-    except (OSError, ValueError) as exc:
-        raise QuantizeError(f"{path}: unreadable ({exc})", hint="export the bundle again") from None
+    except OSError as exc:
+        raise QuantizeError(f"{path}: unreadable ({exc.strerror or exc})", hint="export the bundle again") from None
     if not isinstance(data, dict):
         raise QuantizeError(f"{path}: not a manifest object", hint="export the bundle again")
     return data
@@ -179,19 +180,18 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
 
 def _read_runtime_options(bundle: Path) -> tuple[dict[str, Any], str]:
     """The float bundle's runtime_options.yaml (the base of the new one) and its comment header."""
-    import yaml
-
     from edgezoo.bundle import RUNTIME_OPTIONS
+    from edgezoo.safe_load import load_yaml
 
     path = bundle / RUNTIME_OPTIONS
     try:
         text = path.read_text(encoding="utf-8")
-        options = yaml.safe_load(text) or {}
     except FileNotFoundError:
         raise QuantizeError(f"{bundle}: no {RUNTIME_OPTIONS}", hint="export the bundle again") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise QuantizeError(f"{path}: unreadable ({' '.join(str(exc).split())[:150]})",
                             hint="export the bundle again") from None
+    options = load_yaml(text, str(path), error=QuantizeError) or {}
     if not isinstance(options, dict):
         raise QuantizeError(f"{path}: not a mapping of TIDL options", hint="export the bundle again")
     return options, "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
