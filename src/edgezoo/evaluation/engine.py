@@ -46,8 +46,11 @@ def prepare(sample: Any, load: Callable[[Any], np.ndarray], preprocess: Callable
             skip_bad: bool = False) -> tuple[np.ndarray | None, str | None]:
     """(input, None), or (None, reason) for a bad image when `skip_bad` (the one place that decides: the Ray actors
     call it too, so a distributed run skips exactly what a local one does)."""
+    from edgezoo.datasets.image_files import decode_slot
+
     try:
-        return preprocess(load(sample)), None
+        with decode_slot(sample):  # header checked against the pixel budget; pixels held while decoding
+            return preprocess(load(sample)), None
     except EdgezooError as exc:
         if not skip_bad:
             raise
