@@ -10,7 +10,7 @@ import pytest
 from edgezoo.interrupts import sigint_held, tracking_completed
 
 
-def test_sigint_inside_the_block_is_raised_after_it():
+def test_sigint_inside_the_block_is_raised_after_it(default_sigint):
     finished = []
     with pytest.raises(KeyboardInterrupt):
         with sigint_held():
@@ -33,7 +33,7 @@ def test_completed_bundles_are_seen_by_every_open_tracker(tmp_path):
     assert outer == [tmp_path / "m" / "onnx", tmp_path / "m" / "tflite"]
 
 
-def test_cli_lists_the_bundles_completed_before_a_ctrl_c(tmp_path, monkeypatch, capsys):
+def test_cli_lists_the_bundles_completed_before_a_ctrl_c(tmp_path, monkeypatch, capsys, default_sigint):
     """Any command (demo, ...): exit 130 and the completed bundles named, when the command does not say more."""
     from edgezoo.bundle import BundleStaging
     from edgezoo.cli import main

@@ -35,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from edgezoo.errors import EdgezooError, disk_full, fullest_folder, is_disk_full
+from edgezoo.errors import DiskFullError, EdgezooError, disk_full, fullest_folder, is_disk_full
 from edgezoo.fetch.lock import flocked, try_lock
 from edgezoo.interrupts import record_completed, sigint_held
 from edgezoo.progress import step
@@ -127,6 +127,19 @@ class BundleStaging:
         self._release()
         if exc is not None and is_disk_full(exc):
             raise disk_full(exc, self._folder_of(exc), "writing the bundle") from None
+        if isinstance(exc, DiskFullError) and exc.folder and \
+                Path(exc.folder).resolve().is_relative_to(self.dir.resolve()):  # named a folder now removed
+            raise exc.naming(self._folder_of(exc)) from None
+
+    @property
+    def kept_parent(self) -> Path:
+        """The nearest folder above the bundle that existed before this staging: the one a message can name (the
+        folders the staging made are removed again when nothing is published)."""
+        return self._created[-1].parent if self._created else self.final.parent
+
+    def discard(self) -> None:
+        """Remove the staging folder (and the parents it created) now, e.g. from a Ctrl-C that ends the process."""
+        self._release()
 
     def _release(self) -> None:
         if self.dir.exists():
@@ -201,6 +214,29 @@ def _not_a_folder(path: Path) -> bool:
         return not stat.S_ISDIR(path.stat().st_mode)
     except FileNotFoundError:
         return False
+    except NotADirectoryError:  # a file where a parent folder should be: check_out_folder names it
+        check_out_folder(path.parent, "the output folder")
+        return True
+
+
+def check_out_folder(out: Path, option: str = "--out") -> None:
+    """BundleError, before any work is done, when folders cannot be made under `out`: a file where a folder of the
+    path should be (`--out FILE`), or its nearest existing folder is not writable. Nothing is created."""
+    out = Path(out)
+    hint = f"choose another {option} folder" if option.startswith("--") else "choose another output folder"
+    for folder in (out, *out.parents):
+        try:
+            mode = folder.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # made later; a file above it is found further up
+        except OSError as exc:
+            raise BundleError(f"{option} {out}: {folder} cannot be used ({exc.strerror or exc})", hint=hint) from None
+        if not stat.S_ISDIR(mode):
+            what = "is a file" if folder == out else f"{folder} is a file, not a folder"
+            raise BundleError(f"{option} {out}: {what}", hint=hint)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise BundleError(f"{option} {out}: {folder} is not writable", hint=hint)
+        return
 
 
 def _swap_in(src: Path, dest: Path) -> Path | None:

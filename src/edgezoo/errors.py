@@ -102,6 +102,15 @@ class ConfigError(EdgezooError):
 class DiskFullError(EdgezooError):
     """The disk (or quota) ran out while edgezoo was writing; the message names the folder."""
 
+    folder: str = ""  # the folder named (set by disk_full)
+    doing: str = ""
+    reason: str = ""
+
+    def naming(self, folder: object) -> "DiskFullError":
+        """The same error naming another folder (a staging folder is removed before the user reads the message;
+        its staging names the folder that stays)."""
+        return disk_full(OSError(errno.ENOSPC, self.reason), folder, self.doing)
+
 
 def is_disk_full(exc: BaseException) -> bool:
     """True for ENOSPC / EDQUOT ("No space left on device", "Disk quota exceeded")."""
@@ -110,8 +119,11 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def disk_full(exc: OSError, folder: object, doing: str) -> DiskFullError:
     """The one message for a full disk: what edgezoo was doing, in which folder, and what to do."""
-    return DiskFullError(f"no space left on the device while {doing} in {folder} ({exc.strerror or exc})",
-                         hint=f"free space there (df -h {folder}) or point the command at another folder")
+    reason = exc.strerror or str(exc)
+    error = DiskFullError(f"no space left on the device while {doing} in {folder} ({reason})",
+                          hint=f"free space there (df -h {folder}) or point the command at another folder")
+    error.folder, error.doing, error.reason = str(folder), doing, reason
+    return error
 
 
 def fullest_folder(*candidates: object) -> str:

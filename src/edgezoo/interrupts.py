@@ -9,10 +9,11 @@ bundles that are complete and kept.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,3 +79,59 @@ def report_interrupt(completed: Sequence[Path], *, planned: int | None = None, f
         after = f" after {len(completed)} of {planned} exports" if planned is not None else ""
         print(f"edgezoo: interrupted{after}; the completed bundles are kept: {names}", file=sys.stderr)
     return INTERRUPTED_EXIT
+
+
+@contextmanager
+def sigint_ends_process(cleanup: Callable[[], None], message: str = "interrupted") -> Iterator[None]:
+    """Around foreign code that a Python exception must not unwind (MLPerf LoadGen's run loop: its C++ calls back
+    into Python, and a KeyboardInterrupt raised inside a callback aborts it, or corrupts it until std::bad_alloc).
+
+    Within the block a Ctrl-C raises nothing; a watcher thread, woken by the signal itself (signal.set_wakeup_fd),
+    runs `cleanup()`, prints "edgezoo: MESSAGE" and ends the process with 130 at once, wherever the main thread is
+    (it may be inside C++ for as long as the foreign code runs). A Ctrl-C that lands while the block is ending is
+    raised as KeyboardInterrupt after it. Only in the main thread with Python's default handler (as sigint_held)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    seen = threading.Event()
+    closing = threading.Event()
+
+    def watch() -> None:
+        while True:
+            data = os.read(read_fd, 64)
+            if signal.SIGINT in data:
+                seen.set()
+                if not closing.is_set():
+                    _end_process(cleanup, message)
+            if closing.is_set() or not data:
+                return
+
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: None)  # the watcher acts, not this thread
+    watcher = threading.Thread(target=watch, name="edgezoo-sigint", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        closing.set()
+        os.write(write_fd, b"\0")  # wakes the watcher
+        watcher.join()
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGINT, previous)
+        os.close(read_fd)
+        os.close(write_fd)
+    if seen.is_set():
+        raise KeyboardInterrupt
+
+
+def _end_process(cleanup: Callable[[], None], message: str) -> None:
+    try:
+        cleanup()
+    finally:
+        try:
+            print(f"edgezoo: {message}", file=sys.stderr, flush=True)
+        finally:
+            os._exit(INTERRUPTED_EXIT)  # no interpreter teardown: the foreign code's threads are still running

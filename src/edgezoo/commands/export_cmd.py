@@ -143,8 +143,10 @@ def _run(args: argparse.Namespace, plan: _Plan) -> int:
     # TensorFlow's C++ INFO lines would bury the report; a user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgezoo import export_report
+    from edgezoo.bundle import check_out_folder
     from edgezoo.standins import StandinVariant
 
+    check_out_folder(args.out)  # `--out FILE` or a read-only folder: said now, not after the conversion
     tolerances = parse_assignments(args.tolerance, "tolerance", numeric=True)
     params = parse_assignments(args.param, "param")
     flags = {name: getattr(args, name) for name, _ in RECIPE_OPTIONS if getattr(args, name) is not None}

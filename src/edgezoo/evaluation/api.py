@@ -102,11 +102,13 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
     """Each subject over the dataset; the first is the reference for the deltas. Writes OUT/<model>/<what>/.
 
     `ray`: "auto" or HOST:PORT runs the inference on Ray actors (edgezoo.distributed), same files as locally."""
+    from edgezoo.bundle import check_out_folder
     from edgezoo.datasets import expect_kind
     from edgezoo.evaluation.engine import run_subject
 
     for s in subjects:  # every check before anything runs or is written
         expect_kind(dataset, s.card.labels.dataset, s.what)
+    check_out_folder(out)  # an unwritable --out found now, not after the whole inference
     if ray is None:
         return _evaluate(subjects, dataset, out, run_subject, workers, skip_bad, progress)
     from edgezoo.distributed import ray_runner

@@ -99,7 +99,7 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
     `ray`: "auto" or HOST:PORT runs the inference of the measuring passes (float vs quantized, sensitivity probes,
     16-bit search) on Ray actors (edgezoo.distributed), same figures as locally; calibration stays local (one pass
     over a few frames)."""
-    from edgezoo.bundle import CONFIG, RUNTIME_OPTIONS, BundleStaging, failed_dir
+    from edgezoo.bundle import CONFIG, RUNTIME_OPTIONS, BundleStaging, check_out_folder, failed_dir
     from edgezoo.bundle_config import with_runtime_options
     from edgezoo.datasets import BundlePreprocess, expect_kind, open_dataset
     from edgezoo.evaluation.subjects import bundle_card, read_bundle_config
@@ -109,6 +109,7 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
     bundle = Path(bundle)
     if not bundle.is_dir():
         raise QuantizeError(f"{bundle}: not a bundle folder", hint="point at a folder written by 'edgezoo export'")
+    root = Path(out) if out is not None else bundle.resolve().parent  # `quantize .`: beside the bundle, not in it
     config = read_bundle_config(bundle)
     model = _bundle_model(bundle, config)
     manifest = _read_manifest(bundle)
@@ -129,6 +130,11 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
 
         check_ray_target(ray)
     card = bundle_card(bundle)
+    final = (root / card.id if out is not None else root) / scheme.value
+    if final.resolve().is_relative_to(bundle.resolve()):
+        raise QuantizeError(f"--out {out}: the quantized bundle {final} would be written inside the float bundle "
+                            f"{bundle}", hint="choose an --out folder outside the bundle (default: beside it)")
+    check_out_folder(root)
     base_options, header = _read_runtime_options(bundle)
     data = None
     if dataset is not None:
@@ -137,7 +143,6 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
     preprocess = BundlePreprocess.from_config(config, str(bundle / "config.yaml"))
     dtype = _input_dtype(model)
     calib = load_calibration(calibration, frames, preprocess.apply, dtype)
-    final = (Path(out) / card.id if out is not None else bundle.parent) / scheme.value
     result = QuantizeResult(card.id, scheme.value, int(scale), final, len(calib), 0.0, is_standin(model),
                             max_drop=max_drop)
     try:
