@@ -61,6 +61,25 @@ def sigint_held() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+_settled: list[object] = []  # SIGINT's handler before settle(), while the result stands
+
+
+def settle() -> None:
+    """The command's result is decided (published, and about to be printed): from here on a Ctrl-C changes nothing.
+    SIGINT is ignored -- through the rest of the command and, from the `edgezoo` console entry, through interpreter
+    teardown, where TensorFlow's Session.__del__ and thread joins would otherwise turn it into exit 130 or a
+    traceback. Main thread with Python's default handler only; `unsettle()` puts the handler back."""
+    if threading.current_thread() is threading.main_thread() and not _settled and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        _settled.append(signal.signal(signal.SIGINT, signal.SIG_IGN))
+
+
+def unsettle() -> None:
+    """Undo settle() (for callers of cli.main inside a longer-lived process, e.g. tests)."""
+    while _settled:
+        signal.signal(signal.SIGINT, _settled.pop())  # type: ignore[arg-type]
+
+
 def report_interrupt(completed: Sequence[Path], *, planned: int | None = None, failed: int = 0) -> int:
     """Say on stderr what an interrupt left behind and return the exit code.
 

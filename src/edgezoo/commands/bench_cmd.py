@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edgezoo.commands.eval_cmd import add_model_options, positive_int, resolve_subjects
 from edgezoo.errors import EdgezooError
+from edgezoo.interrupts import settle
 
 # Short enough for a laptop; MLPerf's minimums (600000 ms, and its query counts) are reachable by the options.
 DEFAULT_MIN_DURATION_MS = 2000
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out / subject.card.id / subject.slug / (scenario.value + ("-accuracy" if args.accuracy else ""))
     result = run_loadgen(subject, dataset, out, scenario=scenario, accuracy=args.accuracy,
                          min_duration_ms=duration, min_query_count=queries)
+    settle()  # published: a Ctrl-C while the figures print changes nothing
     if args.json:
         print(dump_json(result))
         return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgezoo.errors import EdgezooError
+from edgezoo.interrupts import settle
 
 MAX_RAY_ACTORS = 4096
 
@@ -122,5 +123,6 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.dataset, count=count, skip_bad=args.skip_bad)
     subjects = resolve_subjects(args.things, args, dataset)
     results = evaluate(subjects, dataset, args.out, skip_bad=args.skip_bad, ray=args.ray, ray_actors=actors)
+    settle()  # published: a Ctrl-C while the table prints changes nothing
     print(results_json(results) if args.json else render_results(results))
     return 1 if any(r.passed is False for r in results) else 0
