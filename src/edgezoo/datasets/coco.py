@@ -17,7 +17,7 @@ from edgezoo.errors import DatasetError
 from edgezoo.safe_load import load_json
 
 _HINT = ("a COCO instances file has 'images' [{id, file_name, height, width}], 'annotations' "
-         "[{id, image_id, category_id, bbox [x, y, w, h], area}] and 'categories' [{id, name}]")
+         "[{id, image_id, category_id, bbox [x, y, w, h], area, iscrowd 0|1}] and 'categories' [{id, name}]")
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,15 @@ def read_annotations(root: Path, path: Path) -> CocoIndex:
         image_ids.add(sample.image_id)
         samples.append((sample, where))
     known_categories = set(category_ids)
+    first_of: dict[int, int] = {}  # annotation id -> its first position
     for i, ann in enumerate(annotations):
-        _check_annotation(ann, f"{path}: annotations[{i}]", image_ids, known_categories)
+        where = f"{path}: annotations[{i}]"
+        _check_annotation(ann, where, image_ids, known_categories)
+        # pycocotools indexes annotations by id: a repeated id silently replaces the earlier box and changes mAP.
+        earlier = first_of.setdefault(ann["id"], i)
+        if earlier != i:
+            raise DatasetError(f"{where}: annotation id {ann['id']} repeats (annotations[{earlier}] has it too)",
+                               hint="every annotation needs its own id; " + _HINT)
     return CocoIndex(samples, category_ids)
 
 
@@ -96,6 +103,10 @@ def _check_annotation(ann: Any, where: str, image_ids: set[int], categories: set
                            hint=_HINT)
     if not _finite(ann.get("area")):  # COCOeval compares areas against its small/medium/large ranges
         raise DatasetError(f"{where}: 'area' must be a number, got {ann.get('area')!r}", hint=_HINT)
+    crowd = ann.get("iscrowd")  # COCOeval reads it for every box (a KeyError after the whole inference)
+    if isinstance(crowd, bool) or crowd not in (0, 1):
+        raise DatasetError(f"{where}: 'iscrowd' must be 0 or 1, got {crowd!r}" if "iscrowd" in ann
+                           else f"{where}: 'iscrowd' is missing (0 or 1)", hint=_HINT)
 
 
 def _finite(value: Any) -> bool:
