@@ -137,10 +137,19 @@ class Probe:
         for name in names:
             if name not in present:
                 probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+        from edgezoo.errors import ModelFileError
+        from edgezoo.graphs.onnx_model import ort_errors
+
         options = ort.SessionOptions()
         options.log_severity_level = 3
         self.names = list(names)
-        self.session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(probe.SerializeToString(), options,
+                                                providers=["CPUExecutionProvider"])
+        except ort_errors() as exc:  # e.g. an operator of a custom domain
+            raise ModelFileError(f"ONNX Runtime cannot load the model: "
+                                 f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}",
+                                 hint="run 'edgezoo check' on it") from None
         self.feed = self.session.get_inputs()[0].name
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
