@@ -245,6 +245,9 @@ def _swap_in(src: Path, dest: Path) -> Path | None:
     os.replace cannot replace a non-empty folder, hence the two renames. If the second one fails, the old bundle goes
     back where it was.
     """
+    if dest.is_symlink():  # renamed aside, a link would be "replaced" and then never deleted (rmtree refuses links)
+        raise BundleError(f"{dest}: is a symbolic link (to {os.readlink(dest)}); edgezoo replaces only folders",
+                          hint="give the folder itself, or choose another --out")
     if not dest.exists():
         os.replace(src, dest)
         return None
