@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edgezoo.bundle import check_out_folder
     from edgezoo.datasets import open_dataset
     from edgezoo.evaluation.loadgen_sut import Scenario, run_loadgen
     from edgezoo.evaluation.subjects import Runtime
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     duration = positive_int(args.min_duration_ms, "--min-duration-ms", maximum=MAX_DURATION_MS)
     queries = positive_int(args.min_query_count, "--min-query-count", maximum=10_000_000)
     count = positive_int(args.count, "--count")
+    check_out_folder(args.out)  # before any model is loaded
     dataset = open_dataset(args.dataset, count=count)
     subjects = resolve_subjects([args.target], args, dataset)
     chosen = [s for s in subjects if (s.runtime is Runtime.META_ARCH) == args.meta_arch]

@@ -114,11 +114,13 @@ def resolve_subjects(things: list[str], args: argparse.Namespace, dataset: Any) 
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edgezoo.bundle import check_out_folder
     from edgezoo.datasets import open_dataset
     from edgezoo.evaluation.api import evaluate
     from edgezoo.evaluation.report import render_results, results_json
 
     count = positive_int(args.count, "--count")
+    check_out_folder(args.out)  # before any model is loaded or image decoded
     actors = ray_actors(args)
     dataset = open_dataset(args.dataset, count=count, skip_bad=args.skip_bad)
     subjects = resolve_subjects(args.things, args, dataset)
