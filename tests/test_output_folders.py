@@ -85,3 +85,21 @@ def test_quantize_dot_writes_beside_the_float_bundle(tmp_path, capsys, monkeypat
     assert _tree(float_bundle) == before  # nothing written inside it
     assert (tmp_path / "mobilenet-v1" / "tidl-preview" / "quantize.json").is_file()
     assert sorted(os.listdir(tmp_path / "mobilenet-v1")) == ["onnx", "tidl-preview"]
+
+
+def test_a_symlinked_bundle_folder_is_never_swapped(tmp_path):
+    """Renamed aside, a link would be 'replaced' and then never deleted (rmtree refuses links): refused instead."""
+    from edgezoo.bundle import BundleError, BundleStaging
+
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    (real / "notes.txt").write_text("mine")
+    link = tmp_path / "out" / "model" / "onnx"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real)
+    with pytest.raises(BundleError, match=r"onnx: is a symbolic link .*edgezoo replaces only folders"):
+        with BundleStaging(link) as staging:
+            staging.add_json("manifest.json", {"a": 1})
+            staging.commit()
+    assert link.is_symlink() and _tree(real) == {"notes.txt": b"mine"}
+    assert sorted(p.name for p in link.parent.iterdir()) == ["onnx"]  # no staging, no .onnx.old-* left
