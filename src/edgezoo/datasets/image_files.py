@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 import re
 import stat
 import threading
@@ -30,6 +31,10 @@ MAX_IMAGE_PIXELS = 1 << 26
 # the budget, or any number of ordinary ones (an ImageNet photograph is about 0.2 megapixels).
 IN_FLIGHT_PIXELS = 2 * MAX_IMAGE_PIXELS
 SKIP_HINT = "restore it, or pass --skip-bad to leave out missing and corrupt images (they are counted)"
+# Pillow warns about images between its own limit (89 megapixels) and twice it; ours is lower and decides, with an
+# error naming the file. A filter set once: warnings.catch_warnings() is not safe in the decoding threads.
+warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit of \d+ pixels, could be "
+                                          r"decompression bomb", category=RuntimeWarning)
 _NAME_SHOWN = 80  # characters of an overlong file name quoted in a message
 
 
@@ -57,8 +62,6 @@ def file_problem(path: Path) -> str | None:
 def image_pixels(path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> int:
     """width x height from the file's header, checked against `max_pixels`; DatasetError naming the file when it
     is missing, unreadable, not an image Pillow recognises, or larger than the budget."""
-    import warnings
-
     from PIL import Image  # lazy: reads headers only; decoding stays OpenCV's (MLPerf's loader)
 
     path = Path(path)
@@ -66,10 +69,8 @@ def image_pixels(path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> int:
     if problem is not None:
         raise DatasetError(f"image {shown_path(path)} {problem}", hint=SKIP_HINT)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own budget decides
-            with Image.open(path) as image:
-                width, height = image.size
+        with Image.open(path) as image:
+            width, height = image.size
     except Image.DecompressionBombError as exc:  # past twice Pillow's own limit, which is above ours
         found = re.search(r"\((\d+) pixels\)", str(exc))
         raise _over_budget(path, int(found.group(1)) if found else max_pixels + 1, "", max_pixels) from None
