@@ -26,7 +26,7 @@ sys.path[:0] = [str(HERE.parent / "src"), str(HERE.parent)]  # edgezoo, and test
 
 
 def table(headers, rows) -> str:
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     return render_table(headers, rows)
 
@@ -70,7 +70,7 @@ def bombs(folder: Path) -> None:
         ("bomb: cv2.imread (MLPerf's loader; before)", f"{_IMPORTS}\n{timed}import cv2\n"
          f"img = cv2.imread({str(bomb)!r})\nassert img.shape == (30000, 30000, 3)\n{done}", "decoded: 2.5 GiB"),
         ("bomb: load_image (header check)", f"{_IMPORTS}\n{sample}{timed}from edgezoo.datasets import load_image\n"
-         f"from edgezoo.errors import DatasetError\ntry:\n    load_image(s({str(bomb)!r}))\nexcept DatasetError:\n"
+         f"from edgezoo.core.errors import DatasetError\ntry:\n    load_image(s({str(bomb)!r}))\nexcept DatasetError:\n"
          f"    pass\nelse:\n    raise SystemExit('not refused')\n{done}", "refused (exit 2 / skipped)"),
         (f"largest accepted ({side}x{side}): load_image", f"{_IMPORTS}\n{sample}{timed}"
          f"from edgezoo.datasets import load_image\nassert load_image(s({str(largest)!r})).shape[0] == {side}\n{done}",
@@ -173,8 +173,8 @@ def json_and_val_map(folder: Path) -> None:
     import numpy as np
 
     from edgezoo.datasets import open_dataset
-    from edgezoo.errors import DatasetError
-    from edgezoo.safe_load import load_json
+    from edgezoo.core.errors import DatasetError
+    from edgezoo.core.safe_load import load_json
 
     rng = np.random.default_rng(0)
     anns = [{"id": i, "image_id": i % 5000, "category_id": 1, "bbox": [1.5, 2.5, 3.5, 4.5], "area": 12.25,

@@ -89,7 +89,8 @@ def test_quantize_dot_writes_beside_the_float_bundle(tmp_path, capsys, monkeypat
 
 def test_a_symlinked_bundle_folder_is_never_swapped(tmp_path):
     """Renamed aside, a link would be 'replaced' and then never deleted (rmtree refuses links): refused instead."""
-    from edgezoo.bundle import BundleError, BundleStaging
+    from edgezoo.bundle.staging import BundleStaging
+    from edgezoo.core.errors import BundleError
 
     real = tmp_path / "elsewhere"
     real.mkdir()

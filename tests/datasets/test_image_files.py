@@ -14,7 +14,7 @@ import pytest
 from edgezoo.cli import main
 from edgezoo.datasets import Sample, load_image, open_dataset
 from edgezoo.datasets.image_files import DECODE_GATE, IN_FLIGHT_PIXELS, MAX_IMAGE_PIXELS, PixelGate, image_pixels
-from edgezoo.errors import DatasetError
+from edgezoo.core.errors import DatasetError
 from tests.datasets.dataset_files import coco_annotations, imagenet_folder, png_bomb, write_jpeg
 
 ENTRIES = [("val/ILSVRC2012_val_00000001.JPEG", 65), ("val/ILSVRC2012_val_00000002.JPEG", 970)]

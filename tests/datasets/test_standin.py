@@ -14,7 +14,7 @@ import pytest
 
 from edgezoo.datasets import DatasetKind, build_standin, load_image, open_dataset
 from edgezoo.datasets.coco_categories import COCO_CATEGORIES
-from edgezoo.errors import DatasetError, DiskFullError
+from edgezoo.core.errors import DatasetError, DiskFullError
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -202,7 +202,7 @@ def test_builds_killed_with_sigkill_are_swept_by_the_next_build(tmp_path):
     import signal
     import time
 
-    from edgezoo.fetch.lock import try_lock
+    from edgezoo.core.locks import try_lock
 
     proc = subprocess.Popen([sys.executable, "-m", "edgezoo", "dataset", "standin", "imagenet", "--out",
                              str(tmp_path / "big"), "--count", "1000"], env={"PYTHONPATH": str(SRC),

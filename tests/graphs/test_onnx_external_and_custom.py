@@ -10,9 +10,9 @@ from onnx import TensorProto, helper
 
 import tiny_models as tm
 from edgezoo.cli import main
-from edgezoo.errors import ModelFileError
+from edgezoo.core.errors import ModelFileError
 from edgezoo.graphs import onnx_model
-from edgezoo.runners import load_runner
+from edgezoo.graphs.runners import load_runner
 
 
 def _external(folder, location="weights.bin"):

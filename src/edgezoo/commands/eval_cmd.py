@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import EdgezooError
-from edgezoo.interrupts import settle
+from edgezoo.core.errors import EdgezooError
+from edgezoo.core.interrupts import settle
 
 MAX_RAY_ACTORS = 4096
 
@@ -81,7 +81,7 @@ def positive_int(value: str | None, option: str, *, maximum: int | None = None) 
 def _card_of(thing: str):
     """The model card THING names: a model id, or a bundle folder's config.yaml session.model_id."""
     from edgezoo import zoo
-    from edgezoo.errors import UnknownModelError
+    from edgezoo.core.errors import UnknownModelError
     from edgezoo.evaluation.subjects import bundle_card
 
     if Path(thing).exists():
@@ -114,7 +114,7 @@ def resolve_subjects(things: list[str], args: argparse.Namespace, dataset: Any) 
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgezoo.bundle import check_out_folder
+    from edgezoo.core.atomic import check_out_folder
     from edgezoo.datasets import open_dataset
     from edgezoo.evaluation.api import evaluate
     from edgezoo.evaluation.report import render_results, results_json

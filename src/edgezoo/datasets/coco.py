@@ -13,8 +13,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from edgezoo.datasets.layout import COCO_IMAGES, Sample
-from edgezoo.errors import DatasetError
-from edgezoo.safe_load import load_json
+from edgezoo.core.errors import DatasetError
+from edgezoo.core.safe_load import load_json
 
 _HINT = ("a COCO instances file has 'images' [{id, file_name, height, width}], 'annotations' "
          "[{id, image_id, category_id, bbox [x, y, w, h], area, iscrowd 0|1}] and 'categories' [{id, name}]")

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import DatasetError
+from edgezoo.core.errors import DatasetError
 
 # 8192 x 8192: larger than any photograph of ImageNet (largest about 5000 x 4000) or COCO (640 x 640). Decoded as
 # BGR uint8 that is 192 MiB, and preprocessing makes a few resized copies of it.

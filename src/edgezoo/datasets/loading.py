@@ -11,7 +11,7 @@ from edgezoo.datasets.image_files import SKIP_HINT, file_problem, image_pixels, 
 from edgezoo.datasets.imagenet import read_val_map
 from edgezoo.datasets.layout import (COCO_ANNOTATIONS, COCO_IMAGES, FULL_SIZE, KIND_OF_LABELS, STANDIN_MARKER,
                                      VAL_MAP, Dataset, DatasetKind, Sample)
-from edgezoo.errors import DatasetError
+from edgezoo.core.errors import DatasetError
 
 _LAYOUTS = (f"ImageNet: {VAL_MAP} with lines 'relative/path.JPEG label' (label 0..999), images under the folder; "
             f"COCO: {COCO_ANNOTATIONS.as_posix()} (COCO instances JSON) and the images under {COCO_IMAGES}/")

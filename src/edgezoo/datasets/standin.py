@@ -24,10 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.core.atomic import replace_folder
+from edgezoo.core.errors import DatasetError, disk_full, is_disk_full
+from edgezoo.core.locks import flocked, try_lock
 from edgezoo.datasets.coco_categories import COCO_CATEGORIES
 from edgezoo.datasets.imagenet import NUM_LABELS
+from edgezoo.datasets.images import photographs
 from edgezoo.datasets.layout import (COCO_ANNOTATIONS, COCO_IMAGES, STANDIN_MARKER, VAL_MAP, DatasetKind)
-from edgezoo.errors import DatasetError, disk_full, is_disk_full
 
 Box = tuple[float, float, float, float]  # x, y, width, height in pixels
 Labeller = Callable[[np.ndarray], Any]  # image_bgr -> ImageNet label, or [(coco category id, [x, y, w, h]), ...]
@@ -81,8 +84,6 @@ def build_standin(kind: DatasetKind | str, out: Path, *, count: int = DEFAULT_CO
                            hint=f"stand-in datasets are small; the default is {DEFAULT_COUNT}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DatasetError(f"seed must be a whole number >= 0, got {seed!r}")
-    from edgezoo.fetch.lock import flocked, try_lock
-
     out = Path(out).absolute()  # `--out .` names the current folder, whose Path has no name
     _check_replaceable(out)
     created = _make_parents(out.parent)
@@ -181,8 +182,6 @@ def _foreign_entry(out: Path) -> Path | None:
 
 def _sweep_killed_builds(folder: Path) -> None:
     """Remove the staging folders of builds that were killed (kill -9, power loss): nobody holds their lock."""
-    from edgezoo.fetch.lock import try_lock
-
     for entry in folder.iterdir():
         if not (entry.name.startswith(".") and _STAGING_MARK in entry.name) or entry.is_symlink() \
                 or not entry.is_dir():
@@ -211,14 +210,10 @@ def _make_parents(folder: Path) -> list[Path]:
 
 
 def _publish(staging: Path, out: Path) -> None:
-    from edgezoo.bundle import replace_folder  # the project's folder swap: the old one back if the rename fails
-
     replace_folder(staging, out)
 
 
 def _images(count: int, seed: int) -> list[_Image]:
-    from edgezoo.images import photographs
-
     sources = dict(photographs(tuple(p.name for p in (*PHOTOS, GRAYSCALE_PHOTO))))
     order = [GRAYSCALE_PHOTO if i == _GRAYSCALE_INDEX else PHOTOS[(i - (i > _GRAYSCALE_INDEX)) % len(PHOTOS)]
              for i in range(count)]

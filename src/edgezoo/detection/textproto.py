@@ -21,7 +21,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import ConfigError
+from edgezoo.core.errors import ConfigError
 
 # Message blocks nest by recursion; pipeline.config and prototxts are under 10 levels deep. A file nested thousands
 # of levels deep is refused with its line instead of exhausting the interpreter's stack.

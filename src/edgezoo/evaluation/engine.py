@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
-from edgezoo.progress import CountBar
+from edgezoo.core.errors import EdgezooError
+from edgezoo.core.progress import CountBar
+from edgezoo.datasets.image_files import decode_slot
 
 
 @dataclass
@@ -46,8 +47,6 @@ def prepare(sample: Any, load: Callable[[Any], np.ndarray], preprocess: Callable
             skip_bad: bool = False) -> tuple[np.ndarray | None, str | None]:
     """(input, None), or (None, reason) for a bad image when `skip_bad` (the one place that decides: the Ray actors
     call it too, so a distributed run skips exactly what a local one does)."""
-    from edgezoo.datasets.image_files import decode_slot
-
     try:
         with decode_slot(sample):  # header checked against the pixel budget; pixels held while decoding
             return preprocess(load(sample)), None

@@ -29,8 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError, disk_full, is_disk_full
-from edgezoo.interrupts import sigint_ends_process
+from edgezoo.bundle.staging import BundleStaging
+from edgezoo.core.atomic import check_out_folder
+from edgezoo.core.errors import DiskFullError, EdgezooError, disk_full, is_disk_full
+from edgezoo.core.interrupts import sigint_ends_process
+from edgezoo.datasets import expect_kind, load_image
+from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, read_accuracy_log
+from edgezoo.evaluation.api import metric_name, score_records
+from edgezoo.evaluation.engine import prepared_inputs
 from edgezoo.evaluation.subjects import Subject
 
 __all__ = ["Scenario", "BenchResult", "run_loadgen", "parse_summary"]
@@ -108,9 +114,6 @@ class _Sut:
 
     # QSL
     def load(self, indices: list[int]) -> None:
-        from edgezoo.datasets import load_image
-        from edgezoo.evaluation.engine import prepared_inputs
-
         wanted = [i for i in indices if i not in self.loaded]
         try:
             tensors = prepared_inputs([self.samples[i] for i in wanted], load_image, self.subject.preprocess,
@@ -169,10 +172,6 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
     """One LoadGen test of `subject` over `dataset`; logs published in `out`. --accuracy: AccuracyOnly + scoring."""
     import mlperf_loadgen as lg
 
-    from edgezoo.bundle import BundleStaging, check_out_folder
-    from edgezoo.datasets import expect_kind
-    from edgezoo.evaluation.api import metric_name, score_records
-
     expect_kind(dataset, subject.card.labels.dataset, subject.what)
     check_out_folder(out)
     total = len(dataset.samples)
@@ -207,8 +206,6 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
             result = BenchResult(subject.what, scenario.value, mode, None if accuracy else valid, figures,
                                  metric=metric_name(subject.card), count=total, out=str(out), summary_lines=lines)
             if accuracy:
-                from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, read_accuracy_log
-
                 logged = read_accuracy_log(staging.dir / ACCURACY_LOG)
                 records = [(sut.samples[r.qsl_idx].index, r.data) for r in logged]
                 result.accuracy = round(score_records(subject, dataset, records), 3)
@@ -225,8 +222,6 @@ def check_logs(folder: Path, out: Path, where: Path, accuracy: bool) -> None:
     """DiskFullError / EdgezooError when LoadGen's logs in `folder` did not get their closing lines (the logger
     ignores failed writes: a full disk gives empty or cut files and a normal return). `where`: the folder to name,
     one that stays when nothing is published."""
-    from edgezoo.errors import DiskFullError
-
     problem = _log_problem(folder, accuracy)
     if problem is None:
         return
@@ -261,8 +256,6 @@ def _log_problem(folder: Path, accuracy: bool) -> str | None:
         return f"{DETAIL} is empty"
     if not detail.endswith("\n") or _DETAIL_END not in detail:
         return f"{DETAIL} is cut short"
-    from edgezoo.evaluation.accuracy_log import ACCURACY_LOG
-
     log = text(ACCURACY_LOG).strip()
     if not (log.startswith("[") and log.endswith("]")):
         return f"{ACCURACY_LOG} is {'empty' if not log else 'cut short'}"

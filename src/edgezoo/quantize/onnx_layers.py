@@ -14,6 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.core.errors import ModelFileError
+from edgezoo.graphs.onnx_model import ort_errors
+from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
+
 # Ops whose float output TIDL requantizes (after fusing a following activation).
 QUANTIZED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "Mul", "BatchNormalization",
                            "AveragePool", "GlobalAveragePool", "Relu", "Clip", "LeakyRelu", "PRelu", "Sigmoid",
@@ -78,8 +82,6 @@ def meta_arch_heads(bundle: Any) -> list[str]:
     """The head tensors a bundle's meta_arch.prototxt decodes ([] when it has none)."""
     from pathlib import Path
 
-    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
-
     prototxt = Path(bundle) / "meta_arch.prototxt"
     if not prototxt.is_file():
         return []
@@ -137,9 +139,6 @@ class Probe:
         for name in names:
             if name not in present:
                 probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-        from edgezoo.errors import ModelFileError
-        from edgezoo.graphs.onnx_model import ort_errors
-
         options = ort.SessionOptions()
         options.log_severity_level = 3
         self.names = list(names)

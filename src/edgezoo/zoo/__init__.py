@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from edgezoo.errors import CardError, UnknownModelError, did_you_mean
-from edgezoo.safe_load import load_yaml
+from edgezoo.core.errors import CardError, UnknownModelError, did_you_mean
+from edgezoo.core.safe_load import load_yaml
 from edgezoo.zoo.schema import (Checksum, FormatSpec, ModelCard, ModelFormat, PublishedFile, RecipeSpec, Target,
                                 Task, TensorSpec, parse_card)
 
