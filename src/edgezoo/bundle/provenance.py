@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgezoo.bundle.reader import MANIFEST, read_manifest
 from edgezoo.core.errors import EdgezooError
-from edgezoo.core.safe_load import load_json
 from edgezoo.fetch.cache import STANDINS, cache_root
 
 
@@ -19,11 +19,9 @@ def is_standin(path: Path) -> bool:
     standins_root = (cache_root() / STANDINS).resolve()
     if resolved.is_relative_to(standins_root):
         return True
-    manifest = resolved.parent / "manifest.json"
-    if manifest.is_file():
-        try:
-            data = load_json(manifest.read_bytes(), str(manifest))
-        except (OSError, EdgezooError):
-            return False
-        return isinstance(data, dict) and bool(data.get("standin"))
-    return False
+    if not (resolved.parent / MANIFEST).is_file():
+        return False
+    try:  # the reader's bounded, link-refusing read; an unreadable manifest says nothing
+        return bool(read_manifest(resolved.parent).get("standin"))
+    except EdgezooError:
+        return False

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgezoo.core.errors import DatasetError
 from edgezoo.datasets.coco import read_annotations
 from edgezoo.datasets.image_files import SKIP_HINT, file_problem, image_pixels, shown_path
 from edgezoo.datasets.imagenet import read_val_map
 from edgezoo.datasets.layout import (COCO_ANNOTATIONS, COCO_IMAGES, FULL_SIZE, KIND_OF_LABELS, STANDIN_MARKER,
                                      VAL_MAP, Dataset, DatasetKind, Sample)
-from edgezoo.core.errors import DatasetError
 
 _LAYOUTS = (f"ImageNet: {VAL_MAP} with lines 'relative/path.JPEG label' (label 0..999), images under the folder; "
             f"COCO: {COCO_ANNOTATIONS.as_posix()} (COCO instances JSON) and the images under {COCO_IMAGES}/")

@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 
 from edgezoo.core.errors import EdgezooError, FetchError, disk_full, fullest_folder, is_disk_full
+from edgezoo.core.progress import step
+from edgezoo.core.safe_load import load_json
 from edgezoo.fetch.cache import ensure_dir, locked, standin_dir
 from edgezoo.fetch.leftovers import sweep
 from edgezoo.fetch.result import Fetched, Source
 from edgezoo.fetch.verify import Digest, hash_file
-from edgezoo.core.progress import step
-from edgezoo.core.safe_load import load_json
 from edgezoo.standins import STANDIN_BANNER, StandinBuilder, StandinVariant, get_builder
 from edgezoo.zoo.schema import Checksum, ModelCard
 
