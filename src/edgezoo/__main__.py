@@ -1,5 +1,3 @@
-import sys
+from edgezoo.cli import console
 
-from edgezoo.cli import main
-
-sys.exit(main())
+console()

@@ -165,7 +165,7 @@ def test_oversized_files_are_not_parsed(tmp_path):
     with pytest.raises(BundleCheckError, match="larger than 16 MiB"):
         read_bundle(folder)
     (folder / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
-    with pytest.raises(BundleCheckError, match="unreadable"):
+    with pytest.raises(BundleCheckError, match="manifest.json: nested more than 64 levels deep"):
         read_bundle(folder)
 
 
@@ -184,7 +184,7 @@ def test_a_folder_without_config_yaml_or_with_broken_yaml(tmp_path):
         read_bundle_preprocess(tmp_path)
     (tmp_path / "config.yaml").write_text("preprocess: [unclosed")
     reseal(tmp_path, "config.yaml")  # consistent with its manifest, so the YAML itself is what is refused
-    with pytest.raises(ConfigError, match=r"config.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"config.yaml:\d+: not valid YAML"):
         read_bundle_preprocess(tmp_path)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(card_config(zoo.get_card("mobilenet-v1"), Target.ONNX)))
     (tmp_path / "model.onnx").write_bytes(b"not loaded: reading a bundle checks it against the manifest only")

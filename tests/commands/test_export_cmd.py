@@ -7,8 +7,6 @@ import fcntl
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import edgezoo
 from edgezoo.cli import main
+from tests.processes import edgezoo_process
 
 
 def _tf_model(dest: Path) -> Path:
@@ -368,10 +366,8 @@ def _export_stuck_on_stdout(argv: list[str], stderr_path: Path) -> tuple[Any, in
     read_end, write_end = os.pipe()
     size = fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
     os.write(write_end, b"x" * size)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(edgezoo.__file__).parents[1])}
-    with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "edgezoo", "export", *argv], stdout=write_end, stderr=err,
-                                env=env)
+    with open(stderr_path, "wb") as err:  # SIGINT at its default in the child, even when this suite ignores it
+        proc = edgezoo_process(["export", *argv], stdout=write_end, stderr=err)
     os.close(write_end)
     return proc, read_end
 

@@ -10,7 +10,7 @@ import pytest
 from edgezoo.core.interrupts import sigint_held, tracking_completed
 
 
-def test_sigint_inside_the_block_is_raised_after_it():
+def test_sigint_inside_the_block_is_raised_after_it(default_sigint):
     finished = []
     with pytest.raises(KeyboardInterrupt):
         with sigint_held():
@@ -33,7 +33,7 @@ def test_completed_bundles_are_seen_by_every_open_tracker(tmp_path):
     assert outer == [tmp_path / "m" / "onnx", tmp_path / "m" / "tflite"]
 
 
-def test_cli_lists_the_bundles_completed_before_a_ctrl_c(tmp_path, monkeypatch, capsys):
+def test_cli_lists_the_bundles_completed_before_a_ctrl_c(tmp_path, monkeypatch, capsys, default_sigint):
     """Any command (demo, ...): exit 130 and the completed bundles named, when the command does not say more."""
     from edgezoo.bundle.staging import BundleStaging
     from edgezoo.cli import main
@@ -49,3 +49,44 @@ def test_cli_lists_the_bundles_completed_before_a_ctrl_c(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert err == f"edgezoo: interrupted; the completed bundles are kept: {tmp_path / 'm' / 'onnx'}\n"
     assert (tmp_path / "m" / "onnx").is_dir()
+
+
+@pytest.mark.parametrize("command, last", [
+    (["eval", "mobilenet-v1", "--standin", "--standin-variant", "reduced", "--offline"], "subset: 4 of 50,000"),
+    (["export", "mobilenet-v1", "--to", "onnx", "--standin", "--standin-variant", "reduced", "--offline"],
+     "1 exported, 0 failed"),
+], ids=["eval-table", "export-report"])
+def test_ctrl_c_after_the_final_output_leaves_the_result(tmp_path, command, last):
+    """Ctrl-C pressed again and again from the moment the final line is out until the process is gone (interpreter
+    teardown: TensorFlow's Session.__del__, thread joins): the exit code stays the command's, no traceback."""
+    import subprocess
+    import time
+
+    from tests.evaluation.eval_helpers import CACHE, labelled_dataset, original
+    from tests.processes import edgezoo_process
+
+    original("mobilenet-v1")  # the stand-in original in the helpers' cache, so the run itself is short
+    data = labelled_dataset("imagenet", "mobilenet-v1", 4)
+    argv = [*command, *(["--dataset", str(data)] if command[0] == "eval" else []), "--out", str(tmp_path / "o")]
+    err_path = tmp_path / "stderr.txt"
+    with err_path.open("wb") as err:
+        proc = edgezoo_process(argv, stdout=subprocess.PIPE, stderr=err, env={"EDGEZOO_CACHE": str(CACHE)})
+    seen = []
+    for line in proc.stdout:
+        seen.append(line.decode())
+        if last in seen[-1]:
+            break
+    sent = 0
+    while proc.poll() is None:  # from the final line to the process's end
+        proc.send_signal(signal.SIGINT)
+        sent += 1
+        time.sleep(0.003)
+    proc.stdout.close()
+    text = err_path.read_text()
+    assert last in "".join(seen), text[-2000:]
+    assert sent > 0 and proc.returncode == 0, (sent, text[-2000:])
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    # A Ctrl-C landing inside the export command after its report (before it returns) gets export's own note.
+    notes = [line for line in text.splitlines() if "interrupted" in line]
+    assert notes in ([], [f"edgezoo: interrupted after the export had completed; the result stands: "
+                          f"{tmp_path / 'o' / 'mobilenet-v1' / 'onnx'}"]), notes

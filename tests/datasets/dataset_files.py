@@ -44,3 +44,22 @@ def coco_folder(root: Path, data: dict, photo: str = "coffee") -> Path:
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     (root / "annotations" / "instances_val2017.json").write_text(json.dumps(data))
     return root
+
+
+def png_bomb(path: Path, width: int, height: int) -> Path:
+    """A real, valid grayscale PNG of `width` x `height` black pixels: a few hundred KB on disk that decodes to
+    width x height x 3 bytes in BGR (a decompression bomb). Written row by row, never held in memory."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    packer = zlib.compressobj(9)
+    rows = max(1, (1 << 22) // (width + 1))  # rows per block handed to zlib: filter byte 0 + the row's pixels
+    blocks = [packer.compress(bytes((width + 1) * min(rows, height - start))) for start in range(0, height, rows)]
+    body = b"".join(blocks) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path

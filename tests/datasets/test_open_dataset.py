@@ -110,6 +110,14 @@ def test_count_must_be_a_positive_whole_number(tmp_path, count):
     (lambda d: {**d, "annotations": [{**d["annotations"][0], "category_id": 99}]}, r"category_id 99 is not in"),
     (lambda d: {**d, "annotations": [{k: v for k, v in d["annotations"][0].items() if k != "area"}]},
      r"'area' must be a number"),
+    # pycocotools would fail with a KeyError after the whole inference, or silently replace a box (mAP changes).
+    (lambda d: {**d, "annotations": [{k: v for k, v in d["annotations"][0].items() if k != "iscrowd"}]},
+     r"annotations\[0\]: 'iscrowd' is missing \(0 or 1\)"),
+    (lambda d: {**d, "annotations": [{**d["annotations"][0], "iscrowd": "no"}]},
+     r"annotations\[0\]: 'iscrowd' must be 0 or 1, got 'no'"),
+    (lambda d: {**d, "annotations": d["annotations"] + [{**d["annotations"][0], "bbox": [5, 5, 9, 9]}]},
+     r"annotations\[1\]: annotation id 1 repeats \(annotations\[0\] has it too\)"),
+    (lambda d: "[" * 100_000 + "]" * 100_000, r"not a COCO annotations file: nested more than 64 levels deep"),
 ])
 def test_annotations_that_are_not_coco(tmp_path, mutate, match):
     root, _ = _coco(tmp_path)
@@ -118,6 +126,14 @@ def test_annotations_that_are_not_coco(tmp_path, mutate, match):
     path.write_text(changed if isinstance(changed, str) else json.dumps(changed))
     with pytest.raises(DatasetError, match=match):
         open_dataset(root)
+
+
+def test_brackets_inside_strings_are_not_nesting(tmp_path):
+    root, images = _coco(tmp_path)
+    path = root / "annotations" / "instances_val2017.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "info": {"description": "[{" * 500 + '\\"[' * 100}}))
+    assert len(open_dataset(root)) == len(images)
 
 
 def test_no_images_at_all(tmp_path):

@@ -150,9 +150,77 @@ def test_cli_builds_and_reports(tmp_path):
 @pytest.mark.parametrize("args, match", [
     (["--count", "0"], "count must be a whole number from 1 to 1000"),
     (["--seed", "-2"], "seed must be a whole number >= 0"),
+    (["--count", "x"], "dataset standin: argument --count: invalid int value: 'x'"),  # argparse's, one line too
 ])
 def test_cli_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, match):
     result = _cli("imagenet", "--out", str(tmp_path / "x"), *args)
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and match in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_out_is_the_current_folder(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    result = subprocess.run([sys.executable, "-m", "edgezoo", "dataset", "standin", "imagenet", "--out", "."],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                            env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "is the current folder" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_a_folder_with_a_marker_and_user_files_is_not_replaced(tmp_path):
+    root = build_standin("imagenet", tmp_path / "ds", count=2)
+    (root / "val" / "my-photo.jpg").write_bytes(b"mine")
+    with pytest.raises(DatasetError, match=r"my-photo.jpg was not written by edgezoo: refusing to replace it"):
+        build_standin("imagenet", root, count=2)
+    assert (root / "val" / "my-photo.jpg").read_bytes() == b"mine"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "STAND-IN.txt").write_text("STAND-IN imagenet dataset built by edgezoo")
+    (other / "results.csv").write_text("mine")
+    with pytest.raises(DatasetError, match=r"results.csv was not written by edgezoo"):
+        build_standin("coco", other, count=2)
+    assert sorted(p.name for p in other.iterdir()) == ["STAND-IN.txt", "results.csv"]
+
+
+def test_a_symlinked_destination_is_refused_and_nothing_left(tmp_path):
+    real = build_standin("imagenet", tmp_path / "real", count=2)
+    before = _files(real)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(DatasetError, match=r"link is a symbolic link .*refusing to replace it"):
+        build_standin("imagenet", link, count=3)
+    assert _files(real) == before and link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]  # no .link.old-* left behind
+
+
+def test_builds_killed_with_sigkill_are_swept_by_the_next_build(tmp_path):
+    """A real `dataset standin` process killed -9 mid-build leaves its staging folder; the next build in the same
+    folder removes it, but never the staging folder of a build that is still running (its lock is held)."""
+    import os
+    import signal
+    import time
+
+    from edgezoo.core.locks import try_lock
+
+    proc = subprocess.Popen([sys.executable, "-m", "edgezoo", "dataset", "standin", "imagenet", "--out",
+                             str(tmp_path / "big"), "--count", "1000"], env={"PYTHONPATH": str(SRC),
+                                                                             "PATH": "/usr/bin:/bin"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".big.standin-*/val/*.JPEG")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (killed,) = tmp_path.glob(".big.standin-*")
+    live = tmp_path / ".other.standin-0123456789ab"
+    live.mkdir()
+    holder = try_lock(live)  # as a running build holds it
+    try:
+        build_standin("imagenet", tmp_path / "small", count=2)
+        assert not killed.exists() and live.is_dir()
+    finally:
+        os.close(holder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.standin-0123456789ab", "small"]

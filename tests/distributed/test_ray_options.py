@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +31,10 @@ def _eval(capsys, *args):
 
 @pytest.mark.parametrize("value, says", [
     ("foo", "not 'auto' nor HOST:PORT"), ("host:99999", "out of range (1..65535)"), (":6379", "not 'auto'"),
-    ("host:port", "not 'auto'"),
+    ("host:port", "not 'auto'"), ("host:\u00b2", "not 'auto' nor HOST:PORT"),
+    ("a..b:6379", "the host name has an empty part"), ("h" * 300 + ":6379", "the host name is 300 characters long"),
+    ("h\u00f4st:6379", "not ASCII"), ("head.-x:6379", "'-x' is not a host name part"),
+    ("a." + "b" * 64 + ":6379", "is not a host name part"),
 ])
 def test_bad_ray_value(tmp_path, capsys, value, says):
     data = labelled_dataset("imagenet", "mobilenet-v1", 4)
@@ -54,6 +62,44 @@ def test_unreachable_cluster_is_one_line_within_the_bound(tmp_path, capsys):
     assert time.monotonic() - start < CONNECT_TIMEOUT_S + 5
     assert code == 2 and f"Ray cluster at {address} cannot be reached" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # the test reads this process's stderr
+        pass
+
+
+@contextlib.contextmanager
+def _server(kind: str) -> Iterator[str]:
+    """A real server on 127.0.0.1 that is not Ray: an HTTP server, or a port that accepts and never says a word."""
+    if kind == "http":
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _QuietHandler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+        return
+    with socket.socket() as listener:  # the kernel completes the handshakes (backlog); nobody ever reads
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("kind, says", [("http", "it answered '<!DOCTYPE HTML>"),
+                                        ("silent", "it says nothing to an HTTP/2 greeting")])
+def test_a_port_that_answers_but_is_not_ray_is_one_line_within_the_bound(tmp_path, capsys, kind, says):
+    data = labelled_dataset("imagenet", "mobilenet-v1", 4)
+    with _server(kind) as address:
+        start = time.monotonic()
+        code, err = _eval(capsys, "mobilenet-v1", "--standin", "--dataset", data, "--out", tmp_path / "o",
+                          "--ray", address)
+        elapsed = time.monotonic() - start
+    assert elapsed < CONNECT_TIMEOUT_S + 5, elapsed  # the README's promise: exit 2 within 5 s
+    assert code == 2 and f"{address} answers, but not as a Ray head ({says}" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
 def test_unreachable_cluster_through_the_api_writes_nothing(tmp_path):

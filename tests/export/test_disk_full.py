@@ -10,7 +10,6 @@ import dataclasses
 import errno
 import hashlib
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 from types import MappingProxyType
@@ -30,30 +29,6 @@ from edgezoo.zoo.schema import RecipeSpec, Target
 
 PAGE = 4096
 EXPORT = ["export", "resnet50", "--to", "tflite", "--standin", "--standin-variant", "reduced", "--offline"]
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """mount(name, size) -> a fresh tmpfs of that size under tmp_path, unmounted afterwards."""
-    mounted: list[Path] = []
-
-    def mount(name: str, size: str) -> Path:
-        where = tmp_path / name
-        where.mkdir()
-        try:
-            done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                                  capture_output=True, text=True)
-            reason = done.stderr.strip() or f"exit {done.returncode}"
-        except OSError as exc:
-            done, reason = None, str(exc)
-        if done is None or done.returncode:
-            pytest.skip(f"cannot mount a {size} tmpfs for a real full disk ({reason}): needs root or CAP_SYS_ADMIN")
-        mounted.append(where)
-        return where
-
-    yield mount
-    for where in mounted:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def _one_line_disk_full(err: str, folder: Path) -> None:

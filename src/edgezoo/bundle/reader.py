@@ -19,7 +19,6 @@ files is used:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from typing import Any
 from edgezoo import zoo
 from edgezoo.bundle.files import CONFIG, MANIFEST, META_ARCH, RUNTIME_OPTIONS
 from edgezoo.core.errors import ConfigError, EdgezooError
+from edgezoo.core.safe_load import load_json, load_yaml
 from edgezoo.preprocessing.bundle import BundlePreprocess, bundle_model_id
 
 __all__ = ["Bundle", "BundleCheckError", "read_bundle", "read_bundle_preprocess", "read_manifest", "check_input_size",
@@ -204,11 +204,11 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         if path.stat().st_size > MAX_MANIFEST_BYTES:
             raise BundleCheckError(f"{path}: larger than {MAX_MANIFEST_BYTES >> 20} MiB, no manifest edgezoo wrote",
                                    hint=_REEXPORT)
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path.read_bytes(), str(path), error=BundleCheckError)  # nesting bounded too
     except FileNotFoundError:
         raise BundleCheckError(f"{folder}: no {MANIFEST}, so this is not a bundle 'edgezoo export' wrote",
                                hint="point at a bundle folder written by 'edgezoo export'") from None
-    except (OSError, ValueError, RecursionError) as exc:
+    except OSError as exc:
         raise BundleCheckError(f"{path}: unreadable ({' '.join(str(exc).split())[:150]})", hint=_REEXPORT) from None
     if not isinstance(data, dict):
         raise BundleCheckError(f"{path}: not a manifest object", hint=_REEXPORT)
@@ -255,8 +255,6 @@ def _model_path(root: Path, name: Any) -> Path:
 
 
 def _read_yaml(root: Path, name: str, *, required: bool) -> Any:
-    import yaml
-
     path = _inside(root, name, str(root / name))
     if not path.is_file():
         if required:
@@ -266,10 +264,10 @@ def _read_yaml(root: Path, name: str, *, required: bool) -> Any:
     if path.stat().st_size > MAX_YAML_BYTES:
         raise ConfigError(f"{path}: larger than {MAX_YAML_BYTES >> 20} MiB, not a file edgezoo wrote",
                           hint=_REEXPORT)
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
+    try:  # a small file may still alias its way to billions of values: load_yaml bounds them and the nesting
+        return load_yaml(path.read_text(encoding="utf-8"), str(path), error=ConfigError)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid YAML: not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 

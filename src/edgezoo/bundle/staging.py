@@ -41,7 +41,7 @@ from typing import Any
 from edgezoo.bundle.files import CONFIG, MANIFEST, RUNTIME_OPTIONS, VERIFY  # noqa: F401 (re-exported)
 from edgezoo.bundle.outputs import OutputFolderError, OutputKind, check_destination, write_marker
 from edgezoo.core.atomic import OLD_MARK, not_a_folder, swap_in
-from edgezoo.core.errors import BundleError, disk_full, fullest_folder, is_disk_full
+from edgezoo.core.errors import BundleError, DiskFullError, disk_full, fullest_folder, is_disk_full
 from edgezoo.core.interrupts import record_completed, sigint_held
 from edgezoo.core.locks import flocked, try_lock
 from edgezoo.core.progress import step
@@ -132,6 +132,19 @@ class BundleStaging:
         self._release()
         if exc is not None and is_disk_full(exc):
             raise disk_full(exc, self._folder_of(exc), "writing the bundle") from None
+        if isinstance(exc, DiskFullError) and exc.folder and \
+                Path(exc.folder).resolve().is_relative_to(self.dir.resolve()):  # named a folder now removed
+            raise exc.naming(self._folder_of(exc)) from None
+
+    @property
+    def kept_parent(self) -> Path:
+        """The nearest folder above the bundle that existed before this staging: the one a message can name (the
+        folders the staging made are removed again when nothing is published)."""
+        return self._created[-1].parent if self._created else self.final.parent
+
+    def discard(self) -> None:
+        """Remove the staging folder (and the parents it created) now, e.g. from a Ctrl-C that ends the process."""
+        self._release()
 
     def _release(self) -> None:
         if self.dir.exists():

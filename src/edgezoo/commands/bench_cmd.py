@@ -9,6 +9,7 @@ from pathlib import Path
 from edgezoo.commands import options
 from edgezoo.commands.eval_cmd import add_original_options, subjects_of
 from edgezoo.core.errors import EdgezooError
+from edgezoo.core.interrupts import settle
 
 # Short enough for a laptop; MLPerf's minimums (600000 ms, and its query counts) are reachable by the options.
 DEFAULT_MIN_DURATION_MS = 2000
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edgezoo.core.atomic import check_out_folder
     from edgezoo.datasets import open_dataset
     from edgezoo.evaluation.loadgen_sut import Scenario, run_loadgen
     from edgezoo.evaluation.subjects import Runtime
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     duration = options.positive_int(args.min_duration_ms, "--min-duration-ms", maximum=MAX_DURATION_MS)
     queries = options.positive_int(args.min_query_count, "--min-query-count", maximum=10_000_000)
     count = options.positive_int(args.count, "--count")
+    check_out_folder(args.out)  # before any model is loaded
     dataset = open_dataset(args.dataset, count=count)
     subjects = subjects_of([args.target], args, dataset)
     chosen = [s for s in subjects if (s.runtime is Runtime.META_ARCH) == args.meta_arch]
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out / subject.card.id / subject.slug / (scenario.value + ("-accuracy" if args.accuracy else ""))
     result = run_loadgen(subject, dataset, out, scenario=scenario, accuracy=args.accuracy,
                          min_duration_ms=duration, min_query_count=queries)
+    settle()  # published: a Ctrl-C while the figures print changes nothing
     if args.json:
         print(dump_json(result))
         return 0

@@ -1,7 +1,7 @@
 """`edgezoo cache list|verify|clean|untrust`: see the cache and repair it without editing JSON.
 
 Each action is a subcommand with its own options. argparse's own errors in these parsers (an unknown action, a
-missing record) are printed as edgezoo's one line, like every other bad input, instead of a usage block.
+missing record) are printed as edgezoo's one line, like every other bad input (cli.Parser).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from edgezoo.core.errors import VerificationFailed
 
@@ -23,7 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="See and repair the cache (EDGEZOO_CACHE) without editing JSON.",
                        epilog="Entries a running edgezoo process is using are never removed; they are reported "
                               "and kept.")
-    _one_line_errors(p)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     a = _action(actions, "list", _list, "every entry with its size and trust state (card checksum, trusted on "
@@ -50,17 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _action(actions: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int],
             summary: str) -> argparse.ArgumentParser:
     a = actions.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
-    _one_line_errors(a)
     a.set_defaults(handler=handler)
     return a
-
-
-def _one_line_errors(parser: argparse.ArgumentParser) -> None:
-    def error(message: str) -> NoReturn:
-        parser.exit(2, f"edgezoo: error: {parser.prog.removeprefix('edgezoo ')}: {message} "
-                       f"-- see '{parser.prog} --help'\n")
-
-    parser.error = error  # type: ignore[method-assign]  # this parser only; the others keep argparse's
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgezoo.commands import options
+from edgezoo.core.interrupts import settle
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,14 +55,17 @@ def subjects_of(things: list[str], args: argparse.Namespace, dataset: Any) -> li
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edgezoo.core.atomic import check_out_folder
     from edgezoo.datasets import open_dataset
     from edgezoo.evaluation.api import evaluate
     from edgezoo.evaluation.report import render_results, results_json
 
     count = options.positive_int(args.count, "--count")
+    check_out_folder(args.out)  # before any model is loaded or image decoded
     actors = options.ray_actors(args)
     dataset = open_dataset(args.dataset, count=count, skip_bad=args.skip_bad)
     subjects = subjects_of(args.things, args, dataset)
     results = evaluate(subjects, dataset, args.out, skip_bad=args.skip_bad, ray=args.ray, ray_actors=actors)
+    settle()  # published: a Ctrl-C while the table prints changes nothing
     print(results_json(results) if args.json else render_results(results))
     return 1 if any(r.passed is False for r in results) else 0

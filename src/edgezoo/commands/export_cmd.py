@@ -62,18 +62,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
-    """--param KEY=VALUE items, values read as YAML (the recipe's ParamSpecs type and check them)."""
-    import yaml
+    """--param KEY=VALUE items, values read as YAML (the recipe's ParamSpecs type and check them); text that is not
+    YAML stays the string it is, and aliases are bounded (edgezoo.core.safe_load)."""
+    from edgezoo.core.safe_load import load_yaml
 
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise EdgezooError(f"--param {item!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            out[key.strip()] = value
+        out[key.strip()] = load_yaml(value, f"--param {key.strip()}", error=EdgezooError,
+                                     text_if_invalid=True) if value.strip() else ""
     return out
 
 
@@ -93,9 +92,11 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, planned: list[Any]) -> int:
     # TensorFlow's C++ INFO lines would bury the report; a user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edgezoo.core.atomic import check_out_folder
     from edgezoo.export import report as export_report
     from edgezoo.export.request import ExportRequest, plan, run_plan
 
+    check_out_folder(args.out)  # `--out FILE` or a read-only folder: said now, not after the conversion
     request = ExportRequest(
         target=args.target, models=tuple(args.models), every_model=args.all, graph=args.graph, inputs=args.inputs,
         outputs=args.outputs, pipeline_config=args.pipeline_config, meta_arch=args.meta_arch, out=args.out,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edgezoo.commands import options
 from edgezoo.core.errors import EdgezooError
+from edgezoo.core.interrupts import settle
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,5 +82,6 @@ def run(args: argparse.Namespace) -> int:
                              sensitivity=args.sensitivity or args.target_drop is not None,
                              target_drop=_points(args.target_drop, "--target-drop"), ray=args.ray,
                              ray_actors=actors, allow_edited=args.allow_edited_bundle)
+    settle()  # published: a Ctrl-C while the report prints changes nothing
     print(result_json(result) if args.json else render_result(result))
     return 0 if result.passed else 1

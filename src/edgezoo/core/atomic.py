@@ -47,6 +47,29 @@ def not_a_folder(path: Path) -> bool:
         return not stat.S_ISDIR(path.stat().st_mode)
     except FileNotFoundError:
         return False
+    except NotADirectoryError:  # a file where a parent folder should be: check_out_folder names it
+        check_out_folder(path.parent, "the output folder")
+        return True
+
+
+def check_out_folder(out: Path, option: str = "--out") -> None:
+    """BundleError, before any work is done, when folders cannot be made under `out`: a file where a folder of the
+    path should be (`--out FILE`), or its nearest existing folder is not writable. Nothing is created."""
+    out = Path(out)
+    hint = f"choose another {option} folder" if option.startswith("--") else "choose another output folder"
+    for folder in (out, *out.parents):
+        try:
+            mode = folder.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # made later; a file above it is found further up
+        except OSError as exc:
+            raise BundleError(f"{option} {out}: {folder} cannot be used ({exc.strerror or exc})", hint=hint) from None
+        if not stat.S_ISDIR(mode):
+            what = "is a file" if folder == out else f"{folder} is a file, not a folder"
+            raise BundleError(f"{option} {out}: {what}", hint=hint)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise BundleError(f"{option} {out}: {folder} is not writable", hint=hint)
+        return
 
 
 def swap_in(src: Path, dest: Path) -> Path | None:
@@ -55,6 +78,9 @@ def swap_in(src: Path, dest: Path) -> Path | None:
     os.replace cannot replace a non-empty folder, hence the two renames. If the second one fails, the old bundle goes
     back where it was.
     """
+    if dest.is_symlink():  # renamed aside, a link would be "replaced" and then never deleted (rmtree refuses links)
+        raise BundleError(f"{dest}: is a symbolic link (to {os.readlink(dest)}); edgezoo replaces only folders",
+                          hint="give the folder itself, or choose another --out")
     if not dest.exists():
         os.replace(src, dest)
         return None

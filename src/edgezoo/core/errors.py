@@ -12,6 +12,19 @@ import errno
 from collections.abc import Iterable
 
 
+# What one error line may hold. Messages quote user input (a --param value, a config field); a value that expands
+# to megabytes must not become a megabyte "line" on the terminal.
+MAX_MESSAGE_CHARS = 2000
+
+
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` on one line, at most about `limit` characters (the cut is said, with how much was left out)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} ... ({len(text) - limit:,} more characters)"
+
+
 class EdgezooError(Exception):
     """Base of all user-facing errors."""
 
@@ -23,9 +36,9 @@ class EdgezooError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        text = " ".join(self.message.split())  # always one line
+        text = clip(str(self.message))  # always one line, and a readable one
         if self.hint:
-            text += f" -- {' '.join(self.hint.split())}"
+            text += f" -- {clip(str(self.hint), MAX_MESSAGE_CHARS // 4)}"
         return text
 
     def with_context(self, context: str) -> "EdgezooError":
@@ -93,6 +106,15 @@ class BundleError(EdgezooError):
 class DiskFullError(EdgezooError):
     """The disk (or quota) ran out while edgezoo was writing; the message names the folder."""
 
+    folder: str = ""  # the folder named (set by disk_full)
+    doing: str = ""
+    reason: str = ""
+
+    def naming(self, folder: object) -> "DiskFullError":
+        """The same error naming another folder (a staging folder is removed before the user reads the message;
+        its staging names the folder that stays)."""
+        return disk_full(OSError(errno.ENOSPC, self.reason), folder, self.doing)
+
 
 def is_disk_full(exc: BaseException) -> bool:
     """True for ENOSPC / EDQUOT ("No space left on device", "Disk quota exceeded")."""
@@ -101,8 +123,11 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def disk_full(exc: OSError, folder: object, doing: str) -> DiskFullError:
     """The one message for a full disk: what edgezoo was doing, in which folder, and what to do."""
-    return DiskFullError(f"no space left on the device while {doing} in {folder} ({exc.strerror or exc})",
-                         hint=f"free space there (df -h {folder}) or point the command at another folder")
+    reason = exc.strerror or str(exc)
+    error = DiskFullError(f"no space left on the device while {doing} in {folder} ({reason})",
+                          hint=f"free space there (df -h {folder}) or point the command at another folder")
+    error.folder, error.doing, error.reason = str(folder), doing, reason
+    return error
 
 
 def fullest_folder(*candidates: object) -> str:

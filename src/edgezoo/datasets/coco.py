@@ -6,7 +6,6 @@ qsl_idx). Each image's height/width come from its entry: scoring turns normalise
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,10 +13,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from edgezoo.core.errors import DatasetError
+from edgezoo.core.safe_load import load_json
 from edgezoo.datasets.layout import COCO_IMAGES, Sample
 
 _HINT = ("a COCO instances file has 'images' [{id, file_name, height, width}], 'annotations' "
-         "[{id, image_id, category_id, bbox [x, y, w, h], area}] and 'categories' [{id, name}]")
+         "[{id, image_id, category_id, bbox [x, y, w, h], area, iscrowd 0|1}] and 'categories' [{id, name}]")
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,10 @@ class CocoIndex:
 def read_annotations(root: Path, path: Path) -> CocoIndex:
     """The samples and category ids of an instances file; DatasetError naming the entry when it is not COCO."""
     try:
-        with path.open("rb") as handle:
-            data = json.load(handle)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not a COCO annotations file: not valid JSON ({exc})", hint=_HINT) from None
+        text = path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read: {exc.strerror}") from None
+    data = load_json(text, f"{path}: not a COCO annotations file", error=DatasetError)
     if not isinstance(data, Mapping):
         raise DatasetError(f"{path}: not a COCO annotations file: the top level is not an object", hint=_HINT)
     images = _list(data, "images", path)
@@ -52,8 +50,15 @@ def read_annotations(root: Path, path: Path) -> CocoIndex:
         image_ids.add(sample.image_id)
         samples.append((sample, where))
     known_categories = set(category_ids)
+    first_of: dict[int, int] = {}  # annotation id -> its first position
     for i, ann in enumerate(annotations):
-        _check_annotation(ann, f"{path}: annotations[{i}]", image_ids, known_categories)
+        where = f"{path}: annotations[{i}]"
+        _check_annotation(ann, where, image_ids, known_categories)
+        # pycocotools indexes annotations by id: a repeated id silently replaces the earlier box and changes mAP.
+        earlier = first_of.setdefault(ann["id"], i)
+        if earlier != i:
+            raise DatasetError(f"{where}: annotation id {ann['id']} repeats (annotations[{earlier}] has it too)",
+                               hint="every annotation needs its own id; " + _HINT)
     return CocoIndex(samples, category_ids)
 
 
@@ -98,6 +103,10 @@ def _check_annotation(ann: Any, where: str, image_ids: set[int], categories: set
                            hint=_HINT)
     if not _finite(ann.get("area")):  # COCOeval compares areas against its small/medium/large ranges
         raise DatasetError(f"{where}: 'area' must be a number, got {ann.get('area')!r}", hint=_HINT)
+    crowd = ann.get("iscrowd")  # COCOeval reads it for every box (a KeyError after the whole inference)
+    if isinstance(crowd, bool) or crowd not in (0, 1):
+        raise DatasetError(f"{where}: 'iscrowd' must be 0 or 1, got {crowd!r}" if "iscrowd" in ann
+                           else f"{where}: 'iscrowd' is missing (0 or 1)", hint=_HINT)
 
 
 def _finite(value: Any) -> bool:

@@ -8,11 +8,11 @@ import numpy as np
 
 from edgezoo.core.errors import DatasetError
 from edgezoo.datasets.coco import read_annotations
+from edgezoo.datasets.image_files import SKIP_HINT, file_problem, image_pixels, shown_path
 from edgezoo.datasets.imagenet import read_val_map
 from edgezoo.datasets.layout import (COCO_ANNOTATIONS, COCO_IMAGES, FULL_SIZE, KIND_OF_LABELS, STANDIN_MARKER,
                                      VAL_MAP, Dataset, DatasetKind, Sample)
 
-SKIP_HINT = "restore it, or pass --skip-bad to leave out missing and corrupt images (they are counted)"
 _LAYOUTS = (f"ImageNet: {VAL_MAP} with lines 'relative/path.JPEG label' (label 0..999), images under the folder; "
             f"COCO: {COCO_ANNOTATIONS.as_posix()} (COCO instances JSON) and the images under {COCO_IMAGES}/")
 
@@ -62,9 +62,11 @@ def open_dataset(root: Path, *, count: int | None = None, skip_bad: bool = False
     for sample, where in listed:
         if count is not None and len(dataset.samples) >= count:
             break
-        if not sample.path.is_file():
+        problem = file_problem(sample.path)
+        if problem is not None:
             if not skip_bad:
-                raise DatasetError(f"image {sample.path} (listed at {where}) is missing", hint=SKIP_HINT)
+                raise DatasetError(f"image {shown_path(sample.path)} (listed at {where}) {problem}",
+                                   hint=SKIP_HINT)
             dataset.skipped.append(sample.path.relative_to(root).as_posix())
             continue
         dataset.samples.append(sample)
@@ -78,13 +80,13 @@ def open_dataset(root: Path, *, count: int | None = None, skip_bad: bool = False
 
 def load_image(sample: Sample) -> np.ndarray:
     """The image as cv2.imread returns it (BGR uint8 HxWx3, grayscale files too): what MLPerf's loaders feed to
-    their preprocessing. DatasetError naming the file when it is missing, cannot be decoded, or is a truncated JPEG
+    their preprocessing. DatasetError naming the file when it is missing, cannot be decoded, is larger than the
+    pixel budget its header declares (a decompression bomb; edgezoo.datasets.image_files), or is a truncated JPEG
     (libjpeg would decode that with grey filler and only a warning, which MLPerf accepts silently)."""
     import cv2  # lazy: OpenCV is heavy
 
     path = Path(sample.path)
-    if not path.is_file():
-        raise DatasetError(f"image {path} is missing", hint=SKIP_HINT)
+    image_pixels(path)  # before anything is decoded
     if _truncated_jpeg(path):
         raise DatasetError(f"image {path} is a truncated JPEG (no end-of-image marker)", hint=SKIP_HINT)
     image = cv2.imread(str(path))

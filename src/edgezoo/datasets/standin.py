@@ -13,6 +13,8 @@ source photograph and carried through the crop, resize and mirror.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Sequence
@@ -24,6 +26,7 @@ import numpy as np
 
 from edgezoo.core.atomic import replace_folder
 from edgezoo.core.errors import DatasetError, disk_full, is_disk_full
+from edgezoo.core.locks import flocked, try_lock
 from edgezoo.datasets.coco_categories import COCO_CATEGORIES
 from edgezoo.datasets.imagenet import NUM_LABELS
 from edgezoo.datasets.images import photographs
@@ -39,6 +42,12 @@ _GRAYSCALE_INDEX = 1
 _IMAGENET_DIR = "val"
 _COCO_FIRST_ID, _COCO_ID_STEP = 100_000, 37  # sparse ids, as COCO's: an index used as an id shows up
 _MIN_VISIBLE = 0.3  # a hand-placed box less visible than this after the crop is dropped
+_STAGING_MARK = ".standin-"  # .<out>.standin-<id>: the folder a build writes into, locked while its run lives
+# What a build writes, and nothing else: a folder holding anything more is not replaced (it is somebody's data).
+_OWN_FILES = {VAL_MAP: None, STANDIN_MARKER: None}
+_OWN_FOLDERS = {_IMAGENET_DIR: re.compile(r"ILSVRC2012_val_\d{8}\.JPEG"), COCO_IMAGES: re.compile(r"\d{12}\.jpg"),
+                COCO_ANNOTATIONS.parts[0]: re.compile(re.escape(COCO_ANNOTATIONS.name))}
+_MARKER_START = "STAND-IN "
 
 
 @dataclass(frozen=True)
@@ -75,25 +84,35 @@ def build_standin(kind: DatasetKind | str, out: Path, *, count: int = DEFAULT_CO
                            hint=f"stand-in datasets are small; the default is {DEFAULT_COUNT}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DatasetError(f"seed must be a whole number >= 0, got {seed!r}")
-    out = Path(out)
+    out = Path(out).absolute()  # `--out .` names the current folder, whose Path has no name
     _check_replaceable(out)
     created = _make_parents(out.parent)
-    staging = out.parent / f".{out.name}.standin-{uuid.uuid4().hex[:12]}"
+    staging = out.parent / f".{out.name}{_STAGING_MARK}{uuid.uuid4().hex[:12]}"
+    owner = None
     try:
-        staging.mkdir()
+        with flocked(out.parent, str(out.parent), quiet=True):  # the folder's lock, as bundles take it
+            _sweep_killed_builds(out.parent)
+            staging.mkdir()
+            owner = try_lock(staging)  # held while this run lives: a sweep never takes a live build
         images = _images(count, seed)
         if kind is DatasetKind.IMAGENET:
             _write_imagenet(staging, images, labeller)
         else:
             _write_coco(staging, images, labeller)
         (staging / STANDIN_MARKER).write_text(_marker_text(kind, count, seed, labeller), encoding="utf-8")
-        _publish(staging, out)
+        with flocked(out.parent, str(out.parent), quiet=True):
+            _check_replaceable(out)  # again: another run may have put something there meanwhile
+            _publish(staging, out)
     except OSError as exc:
         if is_disk_full(exc):
-            raise disk_full(exc, out.parent, "building the stand-in dataset") from None
+            # Named: the nearest folder that stays (those made for the build are removed below).
+            raise disk_full(exc, created[0].parent if created else out.parent,
+                            "building the stand-in dataset") from None
         raise DatasetError(f"{out}: cannot write the stand-in dataset: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if owner is not None:
+            os.close(owner)
         if not out.exists():
             for folder in reversed(created):  # innermost first; only folders this call made
                 try:
@@ -112,13 +131,71 @@ def _kind(kind: DatasetKind | str) -> DatasetKind:
 
 
 def _check_replaceable(out: Path) -> None:
+    """DatasetError unless `out` is free, an empty folder, or a stand-in dataset exactly as a build left it."""
+    hint = "choose another --out (an earlier stand-in there would be replaced)"
+    if out.is_symlink():
+        raise DatasetError(f"{out} is a symbolic link (to {os.readlink(out)}): refusing to replace it",
+                           hint="give the folder itself, or " + hint)
+    here = Path.cwd()
+    if out == here or out in here.parents or out.parent == out:
+        raise DatasetError(f"{out} is the current folder or one above it: refusing to replace it",
+                           hint="give a new folder's name, e.g. --out stand-in-data")
     if not out.exists():
         return
     if not out.is_dir():
         raise DatasetError(f"{out} exists and is not a folder", hint="choose another --out")
-    if any(out.iterdir()) and not (out / STANDIN_MARKER).is_file():
-        raise DatasetError(f"{out} is not empty and not a stand-in dataset: refusing to replace it",
-                           hint="choose another --out (an earlier stand-in there would be replaced)")
+    if not any(out.iterdir()):
+        return
+    if not _is_own_marker(out / STANDIN_MARKER):
+        raise DatasetError(f"{out} is not empty and not a stand-in dataset: refusing to replace it", hint=hint)
+    foreign = _foreign_entry(out)
+    if foreign is not None:
+        raise DatasetError(f"{out} is a stand-in dataset, but {foreign} was not written by edgezoo: refusing to "
+                           f"replace it", hint="move your own files out of it, or " + hint)
+
+
+def _is_own_marker(path: Path) -> bool:
+    try:
+        return path.is_file() and not path.is_symlink() and \
+            path.read_text(encoding="utf-8", errors="replace").startswith(_MARKER_START)
+    except OSError:
+        return False
+
+
+def _foreign_entry(out: Path) -> Path | None:
+    """The first entry of `out` that a stand-in build does not write (by name and kind), or None."""
+    for entry in sorted(out.iterdir()):
+        if entry.is_symlink():
+            return entry
+        if entry.name in _OWN_FILES:
+            if not entry.is_file():
+                return entry
+            continue
+        pattern = _OWN_FOLDERS.get(entry.name)
+        if pattern is None or not entry.is_dir():
+            return entry
+        for inner in sorted(entry.iterdir()):
+            if inner.is_symlink() or not inner.is_file() or not pattern.fullmatch(inner.name):
+                return inner
+    return None
+
+
+def _sweep_killed_builds(folder: Path) -> None:
+    """Remove the staging folders of builds that were killed (kill -9, power loss): nobody holds their lock."""
+    for entry in folder.iterdir():
+        if not (entry.name.startswith(".") and _STAGING_MARK in entry.name) or entry.is_symlink() \
+                or not entry.is_dir():
+            continue
+        try:
+            owner = try_lock(entry)
+        except OSError:
+            continue
+        if owner is None:
+            continue  # a live build
+        try:
+            shutil.rmtree(entry, ignore_errors=True)
+        finally:
+            os.close(owner)
 
 
 def _make_parents(folder: Path) -> list[Path]:

@@ -23,6 +23,9 @@ from typing import Any
 
 from edgezoo.core.errors import ConfigError
 
+# Message blocks nest by recursion; pipeline.config and prototxts are under 10 levels deep. A file nested thousands
+# of levels deep is refused with its line instead of exhausting the interpreter's stack.
+MAX_DEPTH = 64
 _STRING = r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'"""
 _TOKEN = re.compile(rf"""
     (?P<ws>\s+|\#[^\n]*)
@@ -265,7 +268,10 @@ class _Parser:
     def fail(self, tok: _Tok, expected: str, path: str) -> ConfigError:
         return field_error(self.source, tok.line, path, f"expected {expected}, got {tok.text!r}")
 
-    def message(self, path: str, line: int, close: str | None) -> Message:
+    def message(self, path: str, line: int, close: str | None, depth: int = 0) -> Message:
+        if depth > MAX_DEPTH:
+            raise field_error(self.source, line, "", f"message blocks nested more than {MAX_DEPTH} levels deep",
+                              hint="no pipeline.config or prototxt is that deep; the file is damaged")
         msg = Message(path=path, line=line, source_name=self.source)
         while True:
             if close is None and self.peek() is None:
@@ -287,7 +293,7 @@ class _Parser:
             child_path = f"{path}.{name}" if path else name
             nxt = self.take(child_path, "':' or '{'")
             if nxt.text in ("{", "<"):
-                values = [self.message(child_path, tok.line, "}" if nxt.text == "{" else ">")]
+                values = [self.message(child_path, tok.line, "}" if nxt.text == "{" else ">", depth + 1)]
             elif nxt.text != ":":  # protobuf requires the colon before a scalar
                 raise self.fail(nxt, "':' or '{' after the field name", child_path)
             elif (nxt := self.take(child_path, "a value")).text == "[":
@@ -295,15 +301,15 @@ class _Parser:
                 values = []
                 while (item := self.take(child_path, "']'")).text != "]":
                     if item.text != ",":
-                        values.append(self.value(item, child_path, tok.line))
+                        values.append(self.value(item, child_path, tok.line, depth))
             else:
-                values = [self.value(nxt, child_path, tok.line)]
+                values = [self.value(nxt, child_path, tok.line, depth)]
             if values:  # `name: []` is the same as leaving a repeated field out
                 msg.fields.setdefault(name, []).extend(values)
 
-    def value(self, tok: _Tok, path: str, name_line: int) -> Scalar | Message:
+    def value(self, tok: _Tok, path: str, name_line: int, depth: int) -> Scalar | Message:
         if tok.text in ("{", "<"):
-            return self.message(path, name_line, "}" if tok.text == "{" else ">")
+            return self.message(path, name_line, "}" if tok.text == "{" else ">", depth + 1)
         if tok.kind not in ("string", "number", "ident"):
             raise self.fail(tok, "a value or '{'", path)
         text = tok.text

@@ -8,7 +8,6 @@ is the response's bytes as uppercase hex. The accuracy scripts json.load the fil
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 
 from edgezoo.core.atomic import write_text_atomically
 from edgezoo.core.errors import DatasetError
+from edgezoo.core.safe_load import load_json
 
 ACCURACY_LOG = "mlperf_log_accuracy.json"
 
@@ -52,12 +52,14 @@ def read_accuracy_log(path: Path, *, dtype: str = "float32", dedupe: bool = True
     a repeated qsl_idx skipped (dedupe; LoadGen may issue an image more than once). DatasetError when unreadable."""
     path = Path(path)
     try:
-        entries = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read the accuracy log: {exc.strerror}") from None
-    except ValueError as exc:
-        raise DatasetError(f"{path}: not an accuracy log: not valid JSON ({exc})",
-                           hint="LoadGen writes mlperf_log_accuracy.json only when the run completes") from None
+    try:
+        entries = load_json(data, f"{path}: not an accuracy log", error=DatasetError)
+    except DatasetError as exc:
+        exc.hint = "LoadGen writes mlperf_log_accuracy.json only when the run completes"
+        raise
     if not isinstance(entries, list):
         raise DatasetError(f"{path}: not an accuracy log: expected a JSON list of records")
     records, seen = [], set()

@@ -20,6 +20,7 @@ from edgezoo import zoo
 from edgezoo.bundle.outputs import OutputKind, check_destination
 from edgezoo.bundle.reader import read_bundle
 from edgezoo.bundle.staging import BundleStaging
+from edgezoo.core.atomic import check_out_folder
 from edgezoo.core.errors import EdgezooError, UnknownModelError, disk_full, is_disk_full
 from edgezoo.datasets import expect_kind, load_image
 from edgezoo.evaluation import metrics
@@ -140,6 +141,7 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
     `ray`: "auto" or HOST:PORT runs the inference on Ray actors (edgezoo.distributed), same files as locally."""
     for s in subjects:  # every check before anything runs or is written
         expect_kind(dataset, s.card.labels.dataset, s.what)
+    check_out_folder(out)  # an unwritable --out found now, not after the whole inference
     for folder in _folders(subjects, out):
         check_destination(folder, OutputKind.EVAL, inputs_of(subjects, dataset))
     if ray is None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from edgezoo.core.errors import EdgezooError
 from edgezoo.core.progress import CountBar
+from edgezoo.datasets.image_files import decode_slot
 
 
 @dataclass
@@ -47,7 +48,8 @@ def prepare(sample: Any, load: Callable[[Any], np.ndarray], preprocess: Callable
     """(input, None), or (None, reason) for a bad image when `skip_bad` (the one place that decides: the Ray actors
     call it too, so a distributed run skips exactly what a local one does)."""
     try:
-        return preprocess(load(sample)), None
+        with decode_slot(sample):  # header checked against the pixel budget; pixels held while decoding
+            return preprocess(load(sample)), None
     except EdgezooError as exc:
         if not skip_bad:
             raise

@@ -8,13 +8,19 @@ same number. Five warm-up predictions run before the test (as main.py), and time
 expected latency / QPS hints.
 
 LoadGen writes its logs (mlperf_log_summary.txt, _detail.txt, _accuracy.json, _trace.json) into a staging folder
-that is published atomically when the run is over; an interrupted run publishes nothing.
+that is published atomically when the run is over; an interrupted run publishes nothing. LoadGen's logger does not
+report failed writes (a full disk leaves empty or cut logs and a normal return), so the logs are checked for their
+closing lines before anything is read or published.
+
+Ctrl-C during LoadGen's run: its C++ loop cannot be unwound by a Python exception, so the signal ends the process
+right away (staging removed, exit 130; edgezoo.interrupts.sigint_ends_process) instead of after the run.
 """
 
 from __future__ import annotations
 
 import array
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -25,7 +31,9 @@ import numpy as np
 
 from edgezoo.bundle.outputs import OutputKind, check_destination
 from edgezoo.bundle.staging import BundleStaging
-from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.core.atomic import check_out_folder
+from edgezoo.core.errors import DiskFullError, EdgezooError, disk_full, is_disk_full
+from edgezoo.core.interrupts import sigint_ends_process
 from edgezoo.datasets import expect_kind, load_image
 from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, read_accuracy_log
 from edgezoo.evaluation.api import inputs_of, metric_name, score_records
@@ -37,6 +45,12 @@ __all__ = ["Scenario", "BenchResult", "run_loadgen", "parse_summary"]
 
 WARMUP = 5
 SUMMARY = "mlperf_log_summary.txt"
+DETAIL = "mlperf_log_detail.txt"
+# What LoadGen writes last: the summary's closing verdict on errors ("No errors encountered during test." / "N
+# ERRORS encountered. See detailed log.") and the detail log's power_end entry (both modes, both scenarios).
+_SUMMARY_END = "encountered"
+_DETAIL_END = '"key": "power_end"'
+_FREE_FOR_LOGS = 1 << 20  # less free space than this after a cut log: the disk is what failed
 
 
 class Scenario(str, Enum):
@@ -160,6 +174,7 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
     import mlperf_loadgen as lg
 
     expect_kind(dataset, subject.card.labels.dataset, subject.what)
+    check_out_folder(out)
     check_destination(out, OutputKind.BENCH, inputs_of([subject], dataset))  # before the run, not after it
     total = len(dataset.samples)
     # MLPerf main.py: min(count, the model's performance sample count), from the card (500 unless it says otherwise).
@@ -175,18 +190,20 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
             log_settings.log_output.copy_summary_to_stdout = False
             log_settings.enable_trace = False
             settings = _settings(scenario, accuracy, min_duration_ms, min_query_count, perf_count, latency)
-            sut_handle = lg.ConstructSUT(sut.issue, sut.flush)
-            qsl_handle = lg.ConstructQSL(total, perf_count, sut.load, sut.unload)
-            try:
-                lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings)
-            finally:
-                lg.DestroyQSL(qsl_handle)
-                lg.DestroySUT(sut_handle)
+            with sigint_ends_process(staging.discard, "interrupted; LoadGen's run stopped, nothing was published"):
+                sut_handle = lg.ConstructSUT(sut.issue, sut.flush)
+                qsl_handle = lg.ConstructQSL(total, perf_count, sut.load, sut.unload)
+                try:
+                    lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings)
+                finally:
+                    lg.DestroyQSL(qsl_handle)
+                    lg.DestroySUT(sut_handle)
             if sut.error is not None:
                 if isinstance(sut.error, (EdgezooError, KeyboardInterrupt)):
                     raise sut.error
                 raise EdgezooError(f"{subject.what}: failed during the LoadGen run: "
                                    f"{type(sut.error).__name__}: {sut.error}")
+            check_logs(staging.dir, Path(out), staging.kept_parent, accuracy)
             valid, figures, lines = parse_summary((staging.dir / SUMMARY).read_text(encoding="utf-8"))
             result = BenchResult(subject.what, scenario.value, mode, None if accuracy else valid, figures,
                                  metric=metric_name(subject.card), count=total, out=str(out), summary_lines=lines)
@@ -201,6 +218,50 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
         raise EdgezooError(f"{out}: cannot write LoadGen's logs ({exc.strerror or exc})",
                            hint="choose a writable --out folder") from None
     return result
+
+
+def check_logs(folder: Path, out: Path, where: Path, accuracy: bool) -> None:
+    """DiskFullError / EdgezooError when LoadGen's logs in `folder` did not get their closing lines (the logger
+    ignores failed writes: a full disk gives empty or cut files and a normal return). `where`: the folder to name,
+    one that stays when nothing is published."""
+    problem = _log_problem(folder, accuracy)
+    if problem is None:
+        return
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = 0
+    if free < _FREE_FOR_LOGS:
+        raise DiskFullError(f"no space left on the device while LoadGen wrote its logs in {where} ({problem}); "
+                            f"nothing was published", hint=f"free space there (df -h {where}) or point --out at "
+                                                            "another folder")
+    raise EdgezooError(f"{out}: LoadGen's logs are incomplete ({problem}); nothing was published",
+                       hint="check that the --out folder is writable and has space, and run again")
+
+
+def _log_problem(folder: Path, accuracy: bool) -> str | None:
+    """What is wrong with LoadGen's logs in `folder`, or None when each has its closing lines."""
+    def text(name: str) -> str:
+        try:
+            return (folder / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    summary, detail = text(SUMMARY), text(DETAIL)
+    if not summary:
+        return f"{SUMMARY} is empty"
+    if _SUMMARY_END not in summary[-200:] or not summary.endswith("\n"):
+        return f"{SUMMARY} is cut short"
+    if not accuracy and "Result is" not in summary:
+        return f"{SUMMARY} has no 'Result is' line"
+    if not detail:
+        return f"{DETAIL} is empty"
+    if not detail.endswith("\n") or _DETAIL_END not in detail:
+        return f"{DETAIL} is cut short"
+    log = text(ACCURACY_LOG).strip()
+    if not (log.startswith("[") and log.endswith("]")):
+        return f"{ACCURACY_LOG} is {'empty' if not log else 'cut short'}"
+    return None
 
 
 def _warm_up(sut: _Sut) -> float:

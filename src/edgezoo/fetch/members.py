@@ -21,8 +21,9 @@ import json
 import os
 from pathlib import Path
 
-from edgezoo.core.errors import ArchiveError, FetchError, did_you_mean, disk_full, is_disk_full
+from edgezoo.core.errors import ArchiveError, EdgezooError, FetchError, did_you_mean, disk_full, is_disk_full
 from edgezoo.core.progress import step
+from edgezoo.core.safe_load import load_json
 from edgezoo.fetch import tofu
 from edgezoo.fetch.archive import CACHE_NOT_WRITABLE, ArchiveKind, normalise_name
 from edgezoo.fetch.cache import locked, open_for_writing, unpacked_dir
@@ -88,12 +89,12 @@ def _reusable(archive: Fetched, folder: Path, name: str, wanted: list[str]) -> d
     if not folder.is_dir() or not record.is_file():
         return None
     try:
-        data = json.loads(record.read_text(encoding="utf-8"))
+        data = load_json(record.read_bytes(), str(record))
         files = {str(k): int(v) for k, v in data["files"].items()}
         source_sha = str(data["archive_sha256"])
         members = list(data["members"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+    except (OSError, EdgezooError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # damaged: unpacked again
     if source_sha != archive.sha256 or members != wanted:
         return None
     if name in files:

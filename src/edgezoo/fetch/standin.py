@@ -13,8 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edgezoo.core.errors import FetchError, disk_full, fullest_folder, is_disk_full
+from edgezoo.core.errors import EdgezooError, FetchError, disk_full, fullest_folder, is_disk_full
 from edgezoo.core.progress import step
+from edgezoo.core.safe_load import load_json
 from edgezoo.fetch.cache import ensure_dir, locked, standin_dir
 from edgezoo.fetch.leftovers import sweep
 from edgezoo.fetch.result import Fetched, Source
@@ -63,9 +64,9 @@ def _verified(dest: Path, card_id: str, *, quiet: bool = False) -> Digest | None
     if not dest.is_file() or not sidecar.is_file():
         return None
     try:
-        rec = json.loads(sidecar.read_text(encoding="utf-8"))
+        rec = load_json(sidecar.read_bytes(), str(sidecar))
         want_sha, want_size = str(rec["sha256"]), int(rec["size"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, EdgezooError, ValueError, KeyError, TypeError):
         want_sha, want_size = "", -1
     digest = hash_file(dest, _SHA256_ONLY)
     if digest.sha256 == want_sha and digest.size == want_size:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgezoo.core.errors import FetchError
+from edgezoo.core.safe_load import load_json
 from edgezoo.fetch.cache import cache_root, confined, ensure_dir, locked, open_for_writing
 from edgezoo.fetch.verify import Digest
 from edgezoo.zoo.schema import Checksum, HashAlgorithm
@@ -45,11 +46,14 @@ def _key(card_id: str, file_name: str) -> str:
 def _read(path: Path) -> dict[str, dict]:
     if not path.exists():
         return {}
+    hint = "fix or delete it (its hashes will be recorded again on the next fetch)"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise FetchError(f"trust file {path} is unreadable ({exc})",
-                         hint="fix or delete it (its hashes will be recorded again on the next fetch)") from None
+        data = load_json(path.read_bytes(), f"trust file {path}", error=FetchError)
+    except OSError as exc:
+        raise FetchError(f"trust file {path} is unreadable ({exc.strerror or exc})", hint=hint) from None
+    except FetchError as exc:
+        exc.hint = hint
+        raise
     if not isinstance(data, dict):
         raise FetchError(f"trust file {path} is not a JSON object", hint="fix or delete it")
     return data

@@ -31,12 +31,66 @@ def load(path: Path, *, check: bool = True) -> Any:
         raise corrupt(path, KIND, str(exc)) from None
     if not model.graph.node and not model.graph.output:
         raise corrupt(path, KIND, "no graph")
+    _load_external_data(model, path)
     if check:
         try:
             onnx.checker.check_model(model)
         except (onnx.checker.ValidationError, ValueError, RuntimeError) as exc:
             raise corrupt(path, KIND, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     return model
+
+
+def _load_external_data(model: Any, path: Path) -> None:
+    """Weights kept beside the model (ONNX external data, for models over 2 GB or saved that way) read into it,
+    from files inside the model's own folder only; ModelFileError naming the tensor and file otherwise."""
+    from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_model, uses_external_data
+
+    onnx = _onnx()
+    tensors = [t for t in _all_tensors(model) if uses_external_data(t)]
+    if not tensors:
+        return
+    folder = path.parent.resolve()
+    hint = "an ONNX model with external data needs its data files beside it: copy the model's whole folder"
+    for tensor in tensors:
+        location = ExternalDataInfo(tensor).location
+        relative = Path(location)
+        target = (folder / relative).resolve()
+        if not location or relative.is_absolute() or ".." in relative.parts or not target.is_relative_to(folder):
+            raise ModelFileError(f"{path}: tensor {tensor.name!r} keeps its data in {location!r}, outside the model's "
+                                 f"folder: refused", hint="external data must be a file beside the model")
+        if not target.is_file():
+            raise ModelFileError(f"{path}: tensor {tensor.name!r} keeps its data in {location!r}, which is not a "
+                                 f"file in {path.parent}", hint=hint)
+    try:
+        load_external_data_for_model(model, str(folder))
+    except (OSError, ValueError, RuntimeError, onnx.checker.ValidationError) as exc:
+        raise ModelFileError(f"{path}: its external data cannot be read ({' '.join(str(exc).split())[:200]})",
+                             hint=hint) from None
+
+
+def _all_tensors(model: Any) -> Iterable[Any]:
+    """Initializers and tensor attributes of every graph and subgraph (where external data can live)."""
+    graphs = [model.graph]
+    while graphs:
+        graph = graphs.pop()
+        yield from graph.initializer
+        for node in graph.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+                if attr.HasField("g"):
+                    graphs.append(attr.g)
+                graphs.extend(attr.graphs)
+
+
+def ort_errors() -> tuple[type[BaseException], ...]:
+    """What ONNX Runtime raises for a model it cannot load or run: its own exception classes (Fail, InvalidGraph,
+    NotImplemented, ... derive from Exception, not RuntimeError) besides RuntimeError and ValueError."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state  # lazy: ORT is heavy
+
+    own = tuple(kind for kind in vars(state).values() if isinstance(kind, type) and issubclass(kind, Exception))
+    return (RuntimeError, ValueError, *own)
 
 
 def save(model: Any, dest: Path) -> Path:

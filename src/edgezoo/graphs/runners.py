@@ -219,7 +219,7 @@ class OnnxRunner:
         options.log_severity_level = 3
         try:
             session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        except (RuntimeError, ValueError) as exc:  # ORT's Fail/InvalidGraph/NotImplemented derive from RuntimeError
+        except onnx_model.ort_errors() as exc:  # e.g. an operator of a custom domain ORT does not have
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelFileError(f"{self.path}: ONNX Runtime cannot load the model: {first}",
                                  hint="run 'edgezoo check' on it, or re-export it") from None
@@ -237,7 +237,7 @@ class OnnxRunner:
             or self._session(extra)
         try:
             values = session.run(resolved, fed)
-        except (RuntimeError, ValueError) as exc:
+        except onnx_model.ort_errors() as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise RunnerError(f"{self.where}: ONNX Runtime failed to run the model: {first}") from None
         return {n: np.asarray(v) for n, v in zip(wanted, values)}

@@ -20,6 +20,7 @@ from edgezoo.bundle.config import MODEL_NAMES, with_runtime_options
 from edgezoo.bundle.outputs import OutputKind, check_destination
 from edgezoo.bundle.reader import Bundle, check_input_size, read_bundle
 from edgezoo.bundle.staging import CONFIG, MANIFEST, RUNTIME_OPTIONS, BundleStaging, failed_dir
+from edgezoo.core.atomic import check_out_folder
 from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
 from edgezoo.core.progress import step
 from edgezoo.datasets import expect_kind, open_dataset
@@ -118,8 +119,10 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
     if dataset is not None:
         data = open_dataset(dataset, count=count)
         expect_kind(data, card.labels.dataset, str(bundle))
-    final = (Path(out) / card.id if out is not None else bundle.parent) / scheme.value
+    root = Path(out) if out is not None else bundle.resolve().parent  # `quantize .`: beside the bundle, not in it
+    final = (root / card.id if out is not None else root) / scheme.value
     inputs = [p for p in (bundle, calibration, dataset) if p is not None]
+    check_out_folder(root)  # a file in the way, a read-only folder
     check_destination(final, OutputKind.BUNDLE, inputs)  # before calibrating
     preprocess = source.preprocess
     dtype = _input_dtype(source)

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from edgezoo.bundle.reader import META_ARCH, Bundle, read_bundle
+from edgezoo.core.errors import ModelFileError
+from edgezoo.graphs.onnx_model import ort_errors
 from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
 
 # Ops whose float output TIDL requantizes (after fusing a following activation).
@@ -141,7 +143,13 @@ class Probe:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         self.names = list(names)
-        self.session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(probe.SerializeToString(), options,
+                                                providers=["CPUExecutionProvider"])
+        except ort_errors() as exc:  # e.g. an operator of a custom domain
+            raise ModelFileError(f"ONNX Runtime cannot load the model: "
+                                 f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}",
+                                 hint="run 'edgezoo check' on it") from None
         self.feed = self.session.get_inputs()[0].name
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:

@@ -179,7 +179,12 @@ def _run(model: Any, outputs: Sequence[str], seed: int = 0) -> dict[str, np.ndar
     probe = onnx_model.add_outputs(model, [o for o in outputs if o not in onnx_model.output_names(model)])
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    sess = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except onnx_model.ort_errors() as exc:  # e.g. an operator of a custom domain
+        raise RecipeError(f"ONNX Runtime cannot load the model to read its decoding: "
+                          f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}",
+                          hint="run 'edgezoo check' on it: the graph must hold standard ONNX operators only") from None
     rng = np.random.default_rng(seed)
     feed = {}
     for inp in sess.get_inputs():

@@ -5,9 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from edgezoo.core.errors import CardError, UnknownModelError, did_you_mean
+from edgezoo.core.safe_load import load_yaml
 from edgezoo.zoo.parse import parse_card
 from edgezoo.zoo.schema import (Checksum, FormatSpec, ModelCard, ModelFormat, PublishedFile, RecipeSpec, Target,
                                 Task, TensorSpec)
@@ -21,11 +20,10 @@ __all__ = ["CARDS_DIR", "Checksum", "FormatSpec", "ModelCard", "ModelFormat", "P
 def load_card_file(path: Path) -> ModelCard:
     """Load and validate one card file."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise CardError(f"{path.name}: not valid YAML: {' '.join(str(exc).split())}") from None
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CardError(f"{path}: cannot read: {exc.strerror}") from None
+    data = load_yaml(text, path.name, error=CardError)
     return parse_card(data, source=str(path))
 
 
