@@ -101,52 +101,65 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
              ray_actors: int | None = None) -> list[EvalResult]:
     """Each subject over the dataset; the first is the reference for the deltas. Writes OUT/<model>/<what>/.
 
-    `ray`: "auto" or HOST:PORT runs the inference on Ray actors (edgezoo.distributed), same files as locally."""
+    Subjects sharing a model pass (an ONNX SSD bundle's tail and prototxt decoding) are evaluated in one loop: one
+    inference per image for both, the same files as one by one.
+    `ray`: "auto" or HOST:PORT runs the inference on Ray actors (edgezoo.distributed), same files as locally; the
+    actors are started once for the whole evaluation."""
     from edgezoo.datasets import expect_kind
-    from edgezoo.evaluation.engine import run_subject
+    from edgezoo.evaluation.engine import run_group
 
     for s in subjects:  # every check before anything runs or is written
         expect_kind(dataset, s.card.labels.dataset, s.what)
     if ray is None:
-        return _evaluate(subjects, dataset, out, run_subject, workers, skip_bad, progress)
+        return _evaluate(subjects, dataset, out, run_group, workers, skip_bad, progress)
     from edgezoo.distributed import ray_runner
 
-    with ray_runner(ray, actors=ray_actors, progress=progress) as run_one:
-        return _evaluate(subjects, dataset, out, run_one, workers, skip_bad, progress)
+    with ray_runner(ray, actors=ray_actors, progress=progress, subjects=subjects) as run_on_actors:
+        return _evaluate(subjects, dataset, out, run_on_actors, workers, skip_bad, progress)
 
 
-def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_subject: Any, workers: int | None,
+def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_group: Any, workers: int | None,
               skip_bad: bool, progress: bool) -> list[EvalResult]:
-    from edgezoo.bundle import BundleStaging
+    """Group by group (subjects.shared_groups), each subject's results published as soon as its group is done."""
     from edgezoo.datasets import load_image
+    from edgezoo.evaluation.subjects import shared_groups
+
+    folders = _folders(subjects, out)
+    done: dict[int, EvalResult] = {}
+    for group in shared_groups(subjects):
+        runs = run_group([subjects[i] for i in group], dataset.samples, load_image, workers=workers,
+                         skip_bad=skip_bad, progress=progress)
+        for i, run in zip(group, runs):
+            done[i] = _publish(subjects[i], dataset, run, folders[i], done.get(0))
+    return [done[i] for i in range(len(subjects))]
+
+
+def _publish(subject: Subject, dataset: Any, run: Any, folder: Path, first: EvalResult | None) -> EvalResult:
+    """Score one subject's run and publish OUT/<model>/<what>/ atomically; `first`: the reference for the delta."""
+    from edgezoo.bundle import BundleStaging
     from edgezoo.evaluation import metrics
     from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
 
-    results: list[EvalResult] = []
-    for subject, folder in zip(subjects, _folders(subjects, out)):
-        run = run_subject(subject, dataset.samples, load_image, workers=workers, skip_bad=skip_bad,
-                          progress=progress)
-        if not run.records:
-            raise EvalError(f"{subject.what}: no image could be evaluated ({len(run.skipped)} skipped)",
-                            hint="check the dataset's images")
-        skipped = sorted(set(run.skipped) | set(getattr(dataset, "skipped", [])))
-        try:
-            with BundleStaging(folder) as staging:
-                write_accuracy_log(staging.dir / ACCURACY_LOG, run.records)
-                detections = staging.dir / metrics.COCO_RESULTS if subject.task is Task.DETECTION else None
-                value = score_records(subject, dataset, run.records, detections)
-                result = _result(subject, dataset, run, value, skipped, folder)
-                if results and results[0].metric == result.metric:
-                    result.delta = result.value - results[0].value
-                staging.add_json(ACCURACY_JSON, result)
-                staging.commit()
-        except OSError as exc:
-            if is_disk_full(exc):
-                raise disk_full(exc, folder.parent, "writing the evaluation results") from None
-            raise EvalError(f"{folder}: cannot write the results ({exc.strerror or exc})",
-                            hint="choose a writable --out folder") from None
-        results.append(result)
-    return results
+    if not run.records:
+        raise EvalError(f"{subject.what}: no image could be evaluated ({len(run.skipped)} skipped)",
+                        hint="check the dataset's images")
+    skipped = sorted(set(run.skipped) | set(getattr(dataset, "skipped", [])))
+    try:
+        with BundleStaging(folder) as staging:
+            write_accuracy_log(staging.dir / ACCURACY_LOG, run.records)
+            detections = staging.dir / metrics.COCO_RESULTS if subject.task is Task.DETECTION else None
+            value = score_records(subject, dataset, run.records, detections)
+            result = _result(subject, dataset, run, value, skipped, folder)
+            if first is not None and first.metric == result.metric:
+                result.delta = result.value - first.value
+            staging.add_json(ACCURACY_JSON, result)
+            staging.commit()
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full(exc, folder.parent, "writing the evaluation results") from None
+        raise EvalError(f"{folder}: cannot write the results ({exc.strerror or exc})",
+                        hint="choose a writable --out folder") from None
+    return result
 
 
 def _result(subject: Subject, dataset: Any, run: Any, value: float, skipped: list[str], folder: Path) -> EvalResult:

@@ -9,7 +9,6 @@ whatever finishes first.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -38,8 +37,11 @@ class EngineRun:
 
 
 def default_workers() -> int:
-    """One preprocessing thread per core (the runtime's own threads overlap with them while they wait on I/O)."""
-    return max(1, os.cpu_count() or 1)
+    """One preprocessing thread per CPU this process may use (the runtime's own threads overlap with them while
+    they wait on I/O)."""
+    from edgezoo.runners import available_cpus
+
+    return available_cpus()
 
 
 def prepare(sample: Any, load: Callable[[Any], np.ndarray], preprocess: Callable[[np.ndarray], np.ndarray], *,
@@ -96,23 +98,39 @@ def run_subject(subject: Any, samples: Sequence[Any], load: Callable[[Any], np.n
     Records carry `sample.index` (MLPerf's qsl_idx: the val_map line / annotations position, kept when images are
     skipped, so MLPerf's accuracy scripts score them against the unmodified dataset); `load(sample)` decodes one
     image (BGR uint8)."""
-    result = EngineRun()
-    bar = CountBar(label or subject.what, len(samples), enabled=progress)
+    return run_group([subject], samples, load, workers=workers, skip_bad=skip_bad, progress=progress,
+                     label=label)[0]
+
+
+def run_group(subjects: Sequence[Any], samples: Sequence[Any], load: Callable[[Any], np.ndarray], *,
+              workers: int | None = None, skip_bad: bool = False, progress: bool = True,
+              label: str | None = None) -> list[EngineRun]:
+    """run_subject for subjects sharing one preprocessing (subjects.shared_groups): each image decoded and
+    preprocessed once, each distinct model pass run once (subjects.predict_shared); one EngineRun per subject, as
+    run_subject would give it on its own (the loop's wall time is the group's)."""
+    from edgezoo.evaluation.subjects import predict_shared
+
+    results = [EngineRun() for _ in subjects]
+    bar = CountBar(label or " + ".join(s.what for s in subjects), len(samples), enabled=progress)
     start = time.perf_counter()
     try:
-        inputs = prepared_inputs(samples, load, subject.preprocess, workers=workers, skip_bad=skip_bad)
+        inputs = prepared_inputs(samples, load, subjects[0].preprocess, workers=workers, skip_bad=skip_bad)
         for sample, tensor, reason in inputs:
             if tensor is None:
-                result.skipped.append(reason or str(sample.path))
+                for result in results:
+                    result.skipped.append(reason or str(sample.path))
             else:
                 t0 = time.perf_counter()
-                record = subject.predict(tensor, sample.index)
-                result.infer_seconds += time.perf_counter() - t0
-                result.records.append((sample.index, record))
+                records = predict_shared(subjects, tensor, sample.index)
+                seconds = time.perf_counter() - t0
+                for result, record in zip(results, records):
+                    result.infer_seconds += seconds
+                    result.records.append((sample.index, record))
             bar.update(1)
     except BaseException:
         bar.close(failed=True)
         raise
-    result.seconds = time.perf_counter() - start
+    for result in results:
+        result.seconds = time.perf_counter() - start
     bar.close()
-    return result
+    return results
