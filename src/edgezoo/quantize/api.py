@@ -136,44 +136,45 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
     preprocess = BundlePreprocess.from_config(config, str(bundle / "config.yaml"))
     dtype = _input_dtype(model)
     calib = load_calibration(calibration, frames, preprocess.apply, dtype)
-    final = (Path(out) / card.id if out is not None else bundle.parent) / scheme.value
-    result = QuantizeResult(card.id, scheme.value, int(scale), final, len(calib), 0.0, is_standin(model),
-                            max_drop=max_drop)
-    try:
-        with BundleStaging(final) as staging:
-            t0 = time.perf_counter()
-            artifact, preview, state = _quantize(scheme, bundle, model, manifest, calib.inputs, staging.workdir,
-                                                 scale, result)
-            result.calibration_seconds = round(time.perf_counter() - t0, 3)
-            if data is not None:
-                with _predictor(ray, ray_actors) as predict:
+    # Ray's actors start in the background while this process calibrates (they serve every measuring pass).
+    with _predictor(ray if data is not None else None, ray_actors, model) as predict:
+        final = (Path(out) / card.id if out is not None else bundle.parent) / scheme.value
+        result = QuantizeResult(card.id, scheme.value, int(scale), final, len(calib), 0.0, is_standin(model),
+                                max_drop=max_drop)
+        try:
+            with BundleStaging(final) as staging:
+                t0 = time.perf_counter()
+                artifact, preview, state = _quantize(scheme, bundle, model, manifest, calib.inputs, staging.workdir,
+                                                     scale, result)
+                result.calibration_seconds = round(time.perf_counter() - t0, 3)
+                if data is not None:
                     _measure(result, bundle, model, artifact, preview, state, data, preprocess, dtype, calib.inputs,
                              staging.workdir, scale, sensitivity, target_drop, predict)
-            names = result.sixteen_bit.names if result.sixteen_bit and result.sixteen_bit.reached else None
-            header += f"# quantized: {scheme.value}, scale type {int(scale)}, {len(calib)} calibration frames\n"
-            files = [staging.add_file(artifact, _MODEL_NAMES[model.suffix.lower()])]
-            if preview is not None:
-                files.append(staging.add_file(preview, PREVIEW_MODEL))
-            options = runtime_options(base_options, scheme, scale, len(calib), names)
-            files.append(staging.add_yaml(RUNTIME_OPTIONS, options, header=header, compact=False))
-            # config.yaml stands alone for TI's loader: the float bundle's, with THESE options inline.
-            files.append(staging.add_yaml(CONFIG, with_runtime_options(_without_inline_options(config), options),
-                                          header=header))
-            result.passed = max_drop is None or result.drop is None or result.drop <= max_drop
-            dest = final if result.passed else failed_dir(final)
-            result.bundle = dest
-            staging.add_json(REPORT, result)
-            staging.add_json("manifest.json", {
-                **manifest, "quantization": {"scheme": scheme.value, "scale_type": int(scale), "float_bundle":
-                                             str(bundle), "calibration": str(calibration), "frames": len(calib),
-                                             "files": [f.name for f in files]},
-                "outputs": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files]})
-            staging.commit(dest)
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise disk_full(exc, final.parent, "writing the quantized bundle") from None
-        raise QuantizeError(f"{final}: cannot write the quantized bundle ({exc.strerror or exc})",
-                            hint="choose a writable --out folder") from None
+                names = result.sixteen_bit.names if result.sixteen_bit and result.sixteen_bit.reached else None
+                header += f"# quantized: {scheme.value}, scale type {int(scale)}, {len(calib)} calibration frames\n"
+                files = [staging.add_file(artifact, _MODEL_NAMES[model.suffix.lower()])]
+                if preview is not None:
+                    files.append(staging.add_file(preview, PREVIEW_MODEL))
+                options = runtime_options(base_options, scheme, scale, len(calib), names)
+                files.append(staging.add_yaml(RUNTIME_OPTIONS, options, header=header, compact=False))
+                # config.yaml stands alone for TI's loader: the float bundle's, with THESE options inline.
+                files.append(staging.add_yaml(CONFIG, with_runtime_options(_without_inline_options(config), options),
+                                              header=header))
+                result.passed = max_drop is None or result.drop is None or result.drop <= max_drop
+                dest = final if result.passed else failed_dir(final)
+                result.bundle = dest
+                staging.add_json(REPORT, result)
+                staging.add_json("manifest.json", {
+                    **manifest, "quantization": {"scheme": scheme.value, "scale_type": int(scale), "float_bundle":
+                                                 str(bundle), "calibration": str(calibration), "frames": len(calib),
+                                                 "files": [f.name for f in files]},
+                    "outputs": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files]})
+                staging.commit(dest)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full(exc, final.parent, "writing the quantized bundle") from None
+            raise QuantizeError(f"{final}: cannot write the quantized bundle ({exc.strerror or exc})",
+                                hint="choose a writable --out folder") from None
     return result
 
 
@@ -217,15 +218,16 @@ def _scale_type(scheme: Scheme, power_of_2: bool, scale_type: ScaleType | int | 
     return chosen
 
 
-def _predictor(ray: str | None, actors: int | None) -> Any:
-    """A context yielding ScoringSet's predict: None (here, in this process) or Ray actors' for the whole run."""
+def _predictor(ray: str | None, actors: int | None, model: Path) -> Any:
+    """A context yielding ScoringSet's predict: None (here, in this process) or one pool of Ray actors' for the
+    whole run."""
     import contextlib
 
     if ray is None:
         return contextlib.nullcontext()
     from edgezoo.distributed import ray_predictor
 
-    return ray_predictor(ray, actors=actors)
+    return ray_predictor(ray, actors=actors, model_paths=[model])
 
 
 def _input_dtype(model: Path) -> str:
