@@ -113,3 +113,17 @@ def test_skipped_images_are_the_local_ones(ray_cluster, tmp_path):
     on_ray = evaluate(subjects, dataset, tmp_path / "ray", skip_bad=True, ray=ray_cluster.address, progress=False)
     assert local[0].skipped == on_ray[0].skipped == 1 and on_ray[0].skipped_files == local[0].skipped_files
     assert_same_results(tmp_path / "local", tmp_path / "ray")
+
+
+def test_actors_larger_than_every_node_are_refused(ray_cluster, tmp_path):
+    """--threads 2 asks actors of 2 CPUs; the two nodes have one each (2 CPUs in all, but never on one node)."""
+    import pytest
+
+    from edgezoo.distributed import ClusterError
+
+    dataset = open_dataset(labelled_dataset("imagenet", "mobilenet-v1", 4))
+    with pytest.raises(ClusterError, match=r"--threads 2: each actor needs 2 CPUs on one node, and no node of the "
+                                           r"cluster has that many \(at most 1\)"):
+        evaluate(bundle_subjects(bundle("mobilenet-v1", "tflite")), dataset, tmp_path / "o",
+                 ray=ray_cluster.address, ray_threads=2, progress=False)
+    assert not (tmp_path / "o").exists()

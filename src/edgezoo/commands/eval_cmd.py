@@ -29,8 +29,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip missing or corrupt images (counted in the table and accuracy.json) instead of stopping")
+    add_threads_option(p, ray=True)
     add_ray_options(p, "the inference")
     p.set_defaults(handler=run)
+
+
+def add_threads_option(p: argparse.ArgumentParser, *, ray: bool = False) -> None:
+    """--threads (shared with `bench`); checked by threads(args)."""
+    p.add_argument("--threads", metavar="N",
+                   help="threads of the runtime (default: every CPU this process may use)"
+                        + ("; with --ray, the CPUs and threads of each actor (default 1)" if ray else ""))
+
+
+def threads(args: argparse.Namespace) -> int | None:
+    """--threads checked (1..MAX_THREADS), or None: the runtime's default (every CPU this process may use)."""
+    from edgezoo.runners import MAX_THREADS
+
+    return positive_int(args.threads, "--threads", maximum=MAX_THREADS)
 
 
 def add_ray_options(p: argparse.ArgumentParser, what: str) -> None:
@@ -92,9 +107,10 @@ def _card_of(thing: str):
                            hint=exc.hint or "see 'edgezoo list'") from None
 
 
-def resolve_subjects(things: list[str], args: argparse.Namespace, dataset: Any) -> list[Any]:
+def resolve_subjects(things: list[str], args: argparse.Namespace, dataset: Any,
+                     threads: int | None = None) -> list[Any]:
     """Model ids -> original subjects, folders -> bundle subjects (in the order given), each checked against the
-    dataset's kind before any model is loaded or built."""
+    dataset's kind before any model is loaded or built; their runtimes on `threads` (None: every CPU)."""
     from edgezoo.datasets import expect_kind
     from edgezoo.evaluation.subjects import bundle_subjects, original_subjects
 
@@ -104,10 +120,10 @@ def resolve_subjects(things: list[str], args: argparse.Namespace, dataset: Any) 
     subjects = []
     for thing, card in zip(things, cards):
         if Path(thing).exists():
-            subjects += bundle_subjects(Path(thing))
+            subjects += bundle_subjects(Path(thing), threads=threads)
         else:
             subjects += original_subjects(card, standin=args.standin, variant=args.standin_variant,
-                                          mirror=args.mirror, offline=args.offline)
+                                          mirror=args.mirror, offline=args.offline, threads=threads)
     return subjects
 
 
@@ -118,9 +134,16 @@ def run(args: argparse.Namespace) -> int:
     from edgezoo.evaluation.report import render_results, results_json
 
     count = positive_int(args.count, "--count")
+    n_threads = threads(args)
     actors = ray_actors(args)
     dataset = open_dataset(args.dataset, count=count, skip_bad=args.skip_bad)
-    subjects = resolve_subjects(args.things, args, dataset)
-    results = evaluate(subjects, dataset, args.out, skip_bad=args.skip_bad, ray=args.ray, ray_actors=actors)
+    # With --ray the models run in the actors (on --threads each); the driver's copies only describe them.
+    subjects = resolve_subjects(args.things, args, dataset, 1 if args.ray is not None else n_threads)
+    try:
+        results = evaluate(subjects, dataset, args.out, skip_bad=args.skip_bad, ray=args.ray, ray_actors=actors,
+                           ray_threads=n_threads)
+    finally:
+        for subject in subjects:
+            subject.close()
     print(results_json(results) if args.json else render_results(results))
     return 1 if any(r.passed is False for r in results) else 0

@@ -101,6 +101,11 @@ class Session:
     cpus: int
     nodes: int
     startup_s: float
+    node_cpus: tuple[int, ...] = ()  # each live node's CPUs (an actor's CPUs must fit on one node)
+
+    def actors_of(self, cpus: int) -> int:
+        """How many actors of `cpus` CPUs the cluster can place at once."""
+        return sum(n // cpus for n in self.node_cpus) if self.node_cpus else self.cpus // cpus
 
 
 @contextlib.contextmanager
@@ -179,5 +184,6 @@ def _authentication_failed(exc: BaseException) -> bool:
 
 def _describe(ray: Any, target: RayTarget, startup_s: float) -> Session:
     cpus = int(ray.cluster_resources().get("CPU", 0))
-    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-    return Session(target, cpus, nodes, startup_s)
+    alive = [node for node in ray.nodes() if node.get("Alive")]
+    node_cpus = tuple(int(node.get("Resources", {}).get("CPU", 0)) for node in alive)
+    return Session(target, cpus, len(alive), startup_s, node_cpus)

@@ -92,19 +92,26 @@ def run_on_ray(subjects: Sequence[Any], samples: Sequence[Any], pool: ActorPool,
 
 
 @contextlib.contextmanager
-def ray_pool(target: str, *, actors: int | None = None, progress: bool = True,
+def ray_pool(target: str, *, actors: int | None = None, threads: int | None = None, progress: bool = True,
              preload: Sequence[str] = ()) -> Iterator[ActorPool]:
-    """A Ray session on `target` and one pool of actors (at most one per CPU) for a whole run."""
+    """A Ray session on `target` and one pool of actors for a whole run: `actors` (default: as many as the cluster's
+    CPUs hold) of `threads` CPUs each (default 1), whose runtimes run that many threads."""
     parsed = parse_ray_target(target)
+    cpus = threads or 1
     with ray_session(parsed) as session:
-        count = max(1, session.cpus)
-        if actors and actors > count:  # one CPU per actor: the others would wait for a CPU until START_TIMEOUT_S
-            step(f"Ray: --ray-actors {actors}, but the cluster has {count} CPU(s): using {count}")
+        count = session.actors_of(cpus)
+        if count < 1:
+            largest = max(session.node_cpus, default=session.cpus)
+            raise ClusterError(f"--threads {cpus}: each actor needs {cpus} CPUs on one node, and no node of the "
+                               f"cluster has that many (at most {largest})",
+                               hint=f"use --threads {max(1, largest)} or fewer")
+        if actors and actors > count:  # the others would wait for CPUs until START_TIMEOUT_S
+            step(f"Ray: --ray-actors {actors}, but the cluster has {session.cpus} CPU(s): using {count}")
         count = min(actors or count, count)
         if progress:
-            step(f"Ray {parsed}: {session.nodes} node(s), {session.cpus} CPU(s), {count} actor(s); "
-                 f"ready in {session.startup_s:.1f} s")
-        with ActorPool(count, preload=preload) as pool:
+            step(f"Ray {parsed}: {session.nodes} node(s), {session.cpus} CPU(s), {count} actor(s)"
+                 f"{f' of {cpus} CPUs' if cpus > 1 else ''}; ready in {session.startup_s:.1f} s")
+        with ActorPool(count, cpus=cpus, preload=preload) as pool:
             yield pool
             if progress:
                 step(f"Ray: {pool.starts} actor(s) started for this run ({pool.died} died)")
@@ -119,12 +126,13 @@ def _report(stats: PoolStats, what: str) -> None:
 
 
 @contextlib.contextmanager
-def ray_runner(target: str, *, actors: int | None = None, progress: bool = True,
+def ray_runner(target: str, *, actors: int | None = None, threads: int | None = None, progress: bool = True,
                subjects: Sequence[Any] = ()) -> Iterator[Callable[..., list[EngineRun]]]:
     """One pool of actors for a whole evaluation, yielding a drop-in for engine.run_group (same arguments; images
     are always decoded with datasets.load_image, in the actors). `subjects`: those the run will evaluate (their
     runtimes are imported by the actors while they start)."""
-    with ray_pool(target, actors=actors, progress=progress, preload=preload_modules(subjects)) as pool:
+    with ray_pool(target, actors=actors, threads=threads, progress=progress,
+                  preload=preload_modules(subjects)) as pool:
         def run(group: Sequence[Any], samples: Sequence[Any], load: Any = None, *, workers: int | None = None,
                 skip_bad: bool = False, progress: bool = progress, label: str | None = None) -> list[EngineRun]:
             stats = PoolStats()

@@ -98,13 +98,13 @@ def _folders(subjects: Sequence[Subject], out: Path) -> list[Path]:
 
 def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: int | None = None,
              skip_bad: bool = False, progress: bool = True, ray: str | None = None,
-             ray_actors: int | None = None) -> list[EvalResult]:
+             ray_actors: int | None = None, ray_threads: int | None = None) -> list[EvalResult]:
     """Each subject over the dataset; the first is the reference for the deltas. Writes OUT/<model>/<what>/.
 
     Subjects sharing a model pass (an ONNX SSD bundle's tail and prototxt decoding) are evaluated in one loop: one
     inference per image for both, the same files as one by one.
     `ray`: "auto" or HOST:PORT runs the inference on Ray actors (edgezoo.distributed), same files as locally; the
-    actors are started once for the whole evaluation."""
+    actors are started once for the whole evaluation, each with `ray_threads` CPUs and runtime threads (default 1)."""
     from edgezoo.datasets import expect_kind
     from edgezoo.evaluation.engine import run_group
 
@@ -114,7 +114,8 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
         return _evaluate(subjects, dataset, out, run_group, workers, skip_bad, progress)
     from edgezoo.distributed import ray_runner
 
-    with ray_runner(ray, actors=ray_actors, progress=progress, subjects=subjects) as run_on_actors:
+    with ray_runner(ray, actors=ray_actors, threads=ray_threads, progress=progress,
+                    subjects=subjects) as run_on_actors:
         return _evaluate(subjects, dataset, out, run_on_actors, workers, skip_bad, progress)
 
 
