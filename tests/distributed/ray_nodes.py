@@ -1,7 +1,8 @@
 """A real two-node Ray cluster on 127.0.0.1 for the tests, started with `ray start` and always stopped.
 
-Token authentication is ON, as on a user's cluster (Ray's default): the nodes and the driver share one token, as
-README's cluster instructions say, kept in the cluster's own folder (RAY_AUTH_TOKEN_PATH) rather than ~/.ray.
+Token authentication is ON, as on a user's cluster (Ray's default), set up as README's cluster instructions say:
+the token made by `ray get-auth-token --generate` (into a home folder of the cluster's own, not this user's
+~/.ray), every node and the driver in token mode with RAY_AUTH_TOKEN_PATH pointing at it.
 
 Scoped so it never touches other Ray instances on the machine: its own temp dir, ports picked free, every node in
 a process group of its own (`ray start` in a new session), and stopping kills those groups and the processes whose
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -78,7 +78,7 @@ class Cluster:
 
     @property
     def token_path(self) -> Path:
-        return self.temp_dir / "auth_token"
+        return self.temp_dir / "home" / ".ray" / "auth_token"  # where `ray get-auth-token --generate` writes
 
     def pids(self) -> set[int]:
         """Every process of this cluster: the nodes' groups and, transitively, their children."""
@@ -127,11 +127,13 @@ def two_node_cluster() -> Iterator[Cluster]:
     port = free_port()
     # Short path: Ray's unix sockets live under it (108-byte limit).
     cluster = Cluster(f"127.0.0.1:{port}", Path(tempfile.mkdtemp(prefix="ezr-", dir="/tmp")))
-    # The token `ray get-auth-token --generate` would write (256 random bits as hex), readable by its owner only.
-    fd = os.open(cluster.token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
     try:
+        env = {k: v for k, v in cluster_env(cluster.token_path).items() if not k.startswith("RAY_AUTH")}
+        home = str(cluster.token_path.parents[1])
+        made = subprocess.run([RAY, "get-auth-token", "--generate"], env={**env, "HOME": home},
+                              capture_output=True, text=True, timeout=START_TIMEOUT_S)
+        if made.returncode != 0 or not cluster.token_path.is_file():
+            raise RuntimeError(f"ray get-auth-token --generate failed:\n{made.stderr[-3000:]}")
         _start_node(cluster, ["--head", "--port", str(port), "--temp-dir", str(cluster.temp_dir),
                               "--include-dashboard=false", "--ray-client-server-port", str(free_port())])
         _start_node(cluster, ["--address", cluster.address])
