@@ -233,7 +233,8 @@ def _predictor(ray: str | None, actors: int | None, model: Path) -> Any:
 def _input_dtype(model: Path) -> str:
     from edgezoo.runners import load_runner
 
-    return "uint8" if load_runner(model).inputs[0].dtype == "uint8" else "float32"
+    with load_runner(model, threads=1) as runner:  # only its input is read
+        return "uint8" if runner.inputs[0].dtype == "uint8" else "float32"
 
 
 @dataclass
