@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def table(headers, rows) -> str:
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     return render_table(headers, rows)
 

@@ -77,7 +77,7 @@ def test_parse_ray_target():
 def test_auto_starts_a_private_ray_and_stops_it(tmp_path):
     """In a process of its own: a local Ray switches its process to token auth, which would leak into the other
     tests' driver (this process). One actor with every CPU of this machine (--threads): the local run's records."""
-    from edgezoo.runners import available_cpus
+    from edgezoo.graphs.runners import available_cpus
 
     data = labelled_dataset("imagenet", "mobilenet-v1", 6)
     folder = bundle("mobilenet-v1", "tflite")

@@ -69,7 +69,7 @@ def test_bad_option_values_are_one_line_errors(tmp_path, capsys):
 
 
 def test_offline_runs_on_every_cpu_by_default_and_on_threads_when_asked(tmp_path, capsys, monkeypatch):
-    from edgezoo import runners
+    from edgezoo.graphs import runners
 
     seen: list[int] = []
     real = runners.check_threads

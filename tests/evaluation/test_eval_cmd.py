@@ -117,7 +117,7 @@ def test_bad_threads(tmp_path, capsys, value, match):
 @pytest.fixture
 def thread_counts(monkeypatch):
     """The thread count every runtime was loaded with (the runners' own check, observed, not replaced)."""
-    from edgezoo import runners
+    from edgezoo.graphs import runners
 
     seen: list[int] = []
     real = runners.check_threads
@@ -131,7 +131,7 @@ def thread_counts(monkeypatch):
 
 
 def test_threads_default_to_the_cpus_and_follow_the_option(tmp_path, capsys, thread_counts):
-    from edgezoo.runners import available_cpus
+    from edgezoo.graphs.runners import available_cpus
 
     data = labelled_dataset("imagenet", "mobilenet-v1", COUNT)
     things = [bundle("mobilenet-v1", "tflite"), bundle("mobilenet-v1", "onnx")]

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 
 MAX_RAY_ACTORS = 4096
 
@@ -43,7 +43,7 @@ def add_threads_option(p: argparse.ArgumentParser, *, ray: bool = False) -> None
 
 def threads(args: argparse.Namespace) -> int | None:
     """--threads checked (1..MAX_THREADS), or None: the runtime's default (every CPU this process may use)."""
-    from edgezoo.runners import MAX_THREADS
+    from edgezoo.graphs.runners import MAX_THREADS
 
     return positive_int(args.threads, "--threads", maximum=MAX_THREADS)
 
@@ -95,7 +95,7 @@ def positive_int(value: str | None, option: str, *, maximum: int | None = None) 
 def _card_of(thing: str):
     """The model card THING names: a model id, or a bundle folder's config.yaml session.model_id."""
     from edgezoo import zoo
-    from edgezoo.errors import UnknownModelError
+    from edgezoo.core.errors import UnknownModelError
     from edgezoo.evaluation.subjects import bundle_card
 
     if Path(thing).exists():

@@ -31,8 +31,8 @@ from typing import Any
 
 from edgezoo.distributed.cluster import ClusterError
 from edgezoo.distributed.worker import Worker
-from edgezoo.errors import EdgezooError
-from edgezoo.progress import CountBar
+from edgezoo.core.errors import EdgezooError
+from edgezoo.core.progress import CountBar
 
 IN_FLIGHT = 2  # shards per actor: one running, one queued behind it
 SHARDS_PER_ACTOR = 4  # the default shard size aims at this many shards per actor

@@ -2,7 +2,7 @@
 
 For each subject, OUT/<model>/<what>/ receives `mlperf_log_accuracy.json` (LoadGen's format), the COCO detections
 JSON for detectors (`coco-results.json`, as MLPerf's accuracy-coco.py names it) and `accuracy.json` (the result).
-The folder is staged and published atomically once the scoring is done (edgezoo.bundle.BundleStaging): an
+The folder is staged and published atomically once the scoring is done (edgezoo.bundle.staging.BundleStaging): an
 interrupted or failed evaluation publishes nothing, so a folder holds either a complete result or no result from
 that run.
 """
@@ -16,8 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError, disk_full, is_disk_full
-from edgezoo.evaluation.subjects import Subject
+from edgezoo.bundle.staging import BundleStaging
+from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.datasets import expect_kind, load_image
+from edgezoo.evaluation import metrics
+from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
+from edgezoo.evaluation.engine import run_group
+from edgezoo.evaluation.on_ray import ray_runner
+from edgezoo.evaluation.subjects import Subject, shared_groups
 from edgezoo.zoo.schema import ModelCard, Task
 
 __all__ = ["EvalResult", "EvalError", "evaluate", "score_records", "target_percent"]
@@ -71,8 +77,6 @@ def target_percent(card: ModelCard) -> float:
 def score_records(subject: Subject, dataset: Any, records: Sequence[tuple[int, np.ndarray]],
                   detections_json: Path | None = None) -> float:
     """The metric in percent from accuracy-log records, as MLPerf's accuracy scripts compute it."""
-    from edgezoo.evaluation import metrics
-
     if subject.task is Task.CLASSIFICATION:
         value, _good, _total = metrics.imagenet_top1(records, dataset)
         return float(value)
@@ -105,14 +109,10 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
     inference per image for both, the same files as one by one.
     `ray`: "auto" or HOST:PORT runs the inference on Ray actors (edgezoo.distributed), same files as locally; the
     actors are started once for the whole evaluation, each with `ray_threads` CPUs and runtime threads (default 1)."""
-    from edgezoo.datasets import expect_kind
-    from edgezoo.evaluation.engine import run_group
-
     for s in subjects:  # every check before anything runs or is written
         expect_kind(dataset, s.card.labels.dataset, s.what)
     if ray is None:
         return _evaluate(subjects, dataset, out, run_group, workers, skip_bad, progress)
-    from edgezoo.distributed import ray_runner
 
     with ray_runner(ray, actors=ray_actors, threads=ray_threads, progress=progress,
                     subjects=subjects) as run_on_actors:
@@ -122,9 +122,6 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
 def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_group: Any, workers: int | None,
               skip_bad: bool, progress: bool) -> list[EvalResult]:
     """Group by group (subjects.shared_groups), each subject's results published as soon as its group is done."""
-    from edgezoo.datasets import load_image
-    from edgezoo.evaluation.subjects import shared_groups
-
     folders = _folders(subjects, out)
     done: dict[int, EvalResult] = {}
     for group in shared_groups(subjects):
@@ -137,10 +134,6 @@ def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_group: A
 
 def _publish(subject: Subject, dataset: Any, run: Any, folder: Path, first: EvalResult | None) -> EvalResult:
     """Score one subject's run and publish OUT/<model>/<what>/ atomically; `first`: the reference for the delta."""
-    from edgezoo.bundle import BundleStaging
-    from edgezoo.evaluation import metrics
-    from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
-
     if not run.records:
         raise EvalError(f"{subject.what}: no image could be evaluated ({len(run.skipped)} skipped)",
                         hint="check the dataset's images")

@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
-from edgezoo.progress import CountBar
+from edgezoo.core.errors import EdgezooError
+from edgezoo.core.progress import CountBar
+from edgezoo.evaluation.subjects import predict_shared
+from edgezoo.graphs.runners import available_cpus
 
 
 @dataclass
@@ -47,8 +49,6 @@ class EngineRun:
 def default_workers() -> int:
     """One preprocessing thread per CPU this process may use (the runtime's own threads overlap with them while
     they wait on I/O)."""
-    from edgezoo.runners import available_cpus
-
     return available_cpus()
 
 
@@ -130,8 +130,6 @@ def run_group(subjects: Sequence[Any], samples: Sequence[Any], load: Callable[[A
     """run_subject for subjects sharing one preprocessing (subjects.shared_groups): each image decoded and
     preprocessed once, each distinct model pass run once (subjects.predict_shared); one EngineRun per subject, as
     run_subject would give it on its own (the loop's wall time is the group's)."""
-    from edgezoo.evaluation.subjects import predict_shared
-
     results = [EngineRun() for _ in subjects]
     bar = CountBar(label or " + ".join(s.what for s in subjects), len(samples), enabled=progress)
     start = time.perf_counter()

@@ -33,7 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
+from edgezoo import fetch, zoo
+from edgezoo.bundle.provenance import is_standin
+from edgezoo.core.errors import EdgezooError
+from edgezoo.graphs.runners import load_runner
+from edgezoo.preprocessing.bundle import BundlePreprocess, bundle_model_id, read_bundle_config as read_config
+from edgezoo.preprocessing.mlperf import mlperf_preprocess
+from edgezoo.ssd import ssd_surgery
+from edgezoo.standins import StandinVariant
+from edgezoo.verify import detectors
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Task
 
 __all__ = ["Subject", "SubjectSource", "SubjectError", "Runtime", "ModelPass", "original_subjects", "bundle_subjects",
@@ -89,8 +97,6 @@ def build_subjects(sources: Sequence[SubjectSource], *, threads: int | None = No
                 bundles[source.path] = bundle_subjects(Path(source.path), threads=threads)
             built.append(bundles[source.path][source.position])
         else:
-            from edgezoo import zoo
-
             built.append(_original_subject(zoo.get_card(source.card_id), Path(source.path), source.standin,
                                            threads))
     return built
@@ -209,8 +215,6 @@ def _detection_decode(decoder: Any, threshold: float | None) -> Callable[[dict],
 
 def _original_file(card: ModelCard, *, standin: bool, variant: Any, mirror: str | None, offline: bool) -> Path:
     """The card's original model: the frozen graph when it has one (MLPerf's TF path), else the ONNX."""
-    from edgezoo import fetch
-
     fmt = ModelFormat.TF if ModelFormat.TF in card.formats else ModelFormat.ONNX
     spec = card.formats[fmt]
     kwargs = dict(mirror=mirror, offline=offline, standin=standin, variant=variant)
@@ -235,17 +239,11 @@ def original_subjects(card: ModelCard, *, standin: bool = False, variant: Any = 
                       offline: bool = False, threads: int | None = None) -> list[Subject]:
     """The card's original model, ready to evaluate (fetched or built as a stand-in). `threads`: the runtime's
     (default: the CPUs this process may use)."""
-    from edgezoo.standins import StandinVariant
-
     path = _original_file(card, standin=standin, variant=StandinVariant(variant), mirror=mirror, offline=offline)
     return [_original_subject(card, path, standin, threads)]
 
 
 def _original_subject(card: ModelCard, path: Path, standin: bool, threads: int | None = None) -> Subject:
-    from edgezoo.datasets import mlperf_preprocess
-    from edgezoo.runners import load_runner
-    from edgezoo.verify.detectors import outputs_decoder, outputs_runner
-
     def preprocess(image_bgr: np.ndarray) -> np.ndarray:
         return mlperf_preprocess(image_bgr, card.id)
 
@@ -255,8 +253,8 @@ def _original_subject(card: ModelCard, path: Path, standin: bool, threads: int |
         output = runner.outputs[0].name
         forward, decode = ModelPass(runner, [output]), _classification_decode(output, card.labels.offset, argmax)
     else:
-        runner = outputs_runner(path, card, threads=threads)
-        decoder = outputs_decoder(runner, card)
+        runner = detectors.outputs_runner(path, card, threads=threads)
+        decoder = detectors.outputs_decoder(runner, card)
         forward = ModelPass(runner, decoder.fetch)
         decode = _detection_decode(decoder, MLPERF_SCORE_THRESHOLD.get(card.id))
     label = f"{card.id} (original{', stand-in' if standin else ''})"
@@ -271,8 +269,6 @@ def _original_subject(card: ModelCard, path: Path, standin: bool, threads: int |
 
 def read_bundle_config(folder: Path) -> dict[str, Any]:
     """config.yaml of a bundle, checked for what evaluation needs."""
-    from edgezoo.datasets.bundle_preprocess import read_bundle_config as read_config
-
     folder = Path(folder)
     if not folder.is_dir():
         raise SubjectError(f"{folder}: not a model id nor a bundle folder",
@@ -286,10 +282,6 @@ def read_bundle_config(folder: Path) -> dict[str, Any]:
 
 
 def _card_from_config(config: dict[str, Any], config_path: Path) -> ModelCard:
-    from edgezoo import zoo
-
-    from edgezoo.datasets.bundle_preprocess import bundle_model_id
-
     model_id = bundle_model_id(config)
     if not model_id:
         raise SubjectError(f"{config_path}: session.model_id is missing, so the metric and target are unknown",
@@ -304,8 +296,6 @@ def bundle_card(folder: Path) -> ModelCard:
 
 def _bundle_preprocess(config: dict[str, Any], folder: Path, input_info: Any) -> Callable[[np.ndarray], np.ndarray]:
     """config.yaml's preprocessing, producing the dtype the model's input takes."""
-    from edgezoo.datasets import BundlePreprocess
-
     pre = BundlePreprocess.from_config(config, str(folder / "config.yaml"))
     dtype = "uint8" if input_info.dtype == "uint8" else "float32"
     return lambda image_bgr: pre.apply(image_bgr, dtype=dtype)
@@ -315,10 +305,6 @@ def bundle_subjects(folder: Path, *, threads: int | None = None) -> list[Subject
     """A bundle's artifact (and, for an ONNX SSD with a meta_arch.prototxt, the prototxt's decoding too, on the same
     model pass: one inference, decoded both ways). `threads`: the runtime's (default: the CPUs this process may use;
     a model ending in TFLite_Detection_PostProcess always runs on one, see verify.detectors)."""
-    from edgezoo.provenance import is_standin
-    from edgezoo.runners import load_runner
-    from edgezoo.verify import detectors
-
     folder = Path(folder)
     config = read_bundle_config(folder)
     card = _card_from_config(config, folder / "config.yaml")
@@ -334,7 +320,7 @@ def bundle_subjects(folder: Path, *, threads: int | None = None) -> list[Subject
 
     def subjects_of(runner: Any, decoded: list[tuple[str, str, Runtime, list[str], Callable]]) -> list[Subject]:
         """One model pass (and one preprocessing) for every decoding of this runner's outputs."""
-        forward = ModelPass(runner, [n for *_, fetch, _ in decoded for n in fetch])
+        forward = ModelPass(runner, [n for *_, names, _ in decoded for n in names])
         preprocess = _bundle_preprocess(config, folder, runner.inputs[0])
         return [Subject(what, kind, card, run, model_path, standin, preprocess, forward, decode,
                         card.labels.map == "coco80to90", SubjectSource(str(folder.resolve()), position=i))
@@ -347,8 +333,6 @@ def bundle_subjects(folder: Path, *, threads: int | None = None) -> list[Subject
         return subjects_of(runner, [(name, slug, runtime, [output], _classification_decode(output, offset, False))])
     prototxt = folder / "meta_arch.prototxt"
     if runtime is Runtime.LITERT:
-        from edgezoo.graphs import ssd_surgery
-
         if ssd_surgery.read_postprocess_ops(model_path):
             runner = detectors.postprocess_runner(model_path)
             decoder = detectors.postprocess_decoder(runner)

@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgezoo.errors import ModelFileError
+from edgezoo.core.errors import ModelFileError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import tensor_not_found
+from edgezoo.core.errors import tensor_not_found
 from edgezoo.graphs import base_name, corrupt, ensure_readable
 
 KIND = "TF frozen graph (.pb)"

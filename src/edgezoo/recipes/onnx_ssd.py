@@ -30,8 +30,25 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import RecipeError
+from edgezoo.bundle.config import outputs_postprocess
+from edgezoo.bundle.provenance import is_standin
+from edgezoo.core.errors import RecipeError
+from edgezoo.datasets.images import verification_images
+from edgezoo.detection.codings import CodeType
+from edgezoo.graphs import onnx_model
+from edgezoo.recipes.base import RecipeOutput
 from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
+from edgezoo.ssd.onnx_heads import find_heads, head_notes, sanitize_head_names
+from edgezoo.ssd.onnx_ssd_decode import read_decode, replace_priors
+from edgezoo.tidl.meta_arch import prior_fit
+from edgezoo.tidl.meta_arch.head_split import scale_groups, split_heads
+from edgezoo.tidl.meta_arch.prior_fold import fold_size_ratios, permute_anchors
+from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam, save_meta_arch
+from edgezoo.tidl.meta_arch.validate import check_meta_arch
+from edgezoo.verify.detection import compare_detectors, detection_tolerances
+from edgezoo.verify.detectors import load_detector
+from edgezoo.verify.meta_arch import parity_loss, verify_with_prototxt
+from edgezoo.zoo.schema import Preprocess
 
 PROTOTXT = "meta_arch.prototxt"
 PRIOR_EXACT = 1e-4  # normalised units: closer than this, TIDL's priors are the graph's
@@ -70,8 +87,6 @@ class Conversion:
 
 
 def _static_image(model: Any, where: str) -> tuple[int, int]:
-    from edgezoo.graphs import onnx_model
-
     for inp in onnx_model.graph_inputs(model):
         dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
         if len(dims) == 4:
@@ -97,14 +112,6 @@ def _thresholds(params: Mapping[str, Any], decode: Any, priors: int, where: str)
 
 def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     """Steps 1-4 of the module docstring on a model whose input is already static."""
-    from edgezoo.graphs import onnx_model
-    from edgezoo.graphs.onnx_heads import find_heads, sanitize_head_names
-    from edgezoo.graphs.onnx_ssd_decode import read_decode, replace_priors
-    from edgezoo.tidl.meta_arch import prior_fit
-    from edgezoo.tidl.meta_arch.prior_fold import fold_size_ratios, permute_anchors
-    from edgezoo.tidl.meta_arch.head_split import scale_groups, split_heads
-    from edgezoo.tidl.meta_arch.prototxt import CodeType
-
     image = _static_image(model, where)
     model = onnx_model.infer_shapes(model)
     heads = find_heads(model, params.get("num_classes"), where=where)
@@ -170,8 +177,6 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
 
 def _meta(heads: Any, fits: list[Any], image: tuple[int, int], outputs: list[str], decode: Any,
           variances: tuple[float, ...], t: Mapping[str, Any]) -> Any:
-    from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam
-
     return MetaArch(name="ssd", caffe_ssd=(CaffeSsd(
         box_input=tuple(heads.box_inputs), class_input=tuple(heads.class_inputs), output=tuple(outputs),
         in_width=image[1], in_height=image[0], score_converter=decode.score_converter,
@@ -215,26 +220,13 @@ def check_params(params: Mapping[str, Any]) -> None:
 
 def verification_preprocess(ssd: Any, params: Mapping[str, Any]) -> Any:
     """Direct resize to the prototxt's input size, RGB, (x - mean) * scale, NCHW: the user's normalisation."""
-    from edgezoo.zoo.schema import Preprocess
-
     return Preprocess(resize=(ssd.in_height, ssd.in_width), resize_mode="direct", interpolation="linear", crop=None,
                       color="RGB", mean=_rgb(params, "mean"), scale=_rgb(params, "scale"), layout="NCHW")
 
 
 def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any],
                tolerances: Mapping[str, float]) -> Any:
-    """Convert + verify: a RecipeOutput for export_graph's bundle. `model` is the source with a static input."""
-    from edgezoo.graphs import onnx_model
-    from edgezoo.graphs.onnx_heads import head_notes
-    from edgezoo.images import verification_images
-    from edgezoo.provenance import is_standin
-    from edgezoo.recipes.base import RecipeOutput
-    from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
-    from edgezoo.tidl.meta_arch.validate import check_meta_arch
-    from edgezoo.tidl.meta_arch.verify import parity_loss, verify_with_prototxt
-    from edgezoo.verify.detection import compare_detectors, detection_tolerances
-    from edgezoo.verify.detectors import load_detector
-
+    """Convert + verify: a RecipeOutput for export/graph's bundle. `model` is the source with a static input."""
     conv = convert(model, params, source.name)
     model_path = onnx_model.save(conv.model, Path(workdir) / "model.onnx")
     warnings = check_meta_arch(conv.meta, conv.model, where=PROTOTXT)
@@ -262,11 +254,10 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
         loss = parity_loss(model_path, source, {"exact": conv.exact_meta, "chosen": conv.meta}, preprocess=spec)
         notes.append(speed_loss_note(loss))
     report.notes += [n for n in notes if n not in report.notes]
-    from edgezoo.bundle_config import outputs_postprocess
 
     outputs = onnx_model.output_names(conv.model)
     # TIDL's labels are Caffe's class index; label_offset_pred turns them into the graph's own labels (read from
-    # the graph: e.g. -1 when it numbers the foreground classes from 0). export_onnx_ssd adds the rest.
+    # the graph: e.g. -1 when it numbers the foreground classes from 0). export/onnx_ssd adds the rest.
     config = {"postprocess": outputs_postprocess(outputs, yxyx=conv.decode.box_order == "yxyx"),
               "metric": {"label_offset_pred": conv.decode.label_offset}}
     recorded = {"thresholds": {"confidence_threshold": dop.confidence_threshold,

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.report import shortest_float32
-from edgezoo.verify.detection_match import Detections, match_detections
+from edgezoo.core.report import shortest_float32
+from edgezoo.datasets.images import verification_images
+from edgezoo.detection.detections import Detections, match_detections
 from edgezoo.verify.detectors import Detector, Domain, load_detector
 from edgezoo.verify.report import ParityReport
 from edgezoo.verify.tolerances import DETECTION_TOLERANCES
@@ -218,8 +219,6 @@ def verify_detection_models(original: Path, converted: Path, card: ModelCard | N
     try:
         conv = load_detector(Path(converted), spec, card=card, prototxt=prototxt)
         if images is None:
-            from edgezoo.images import verification_images
-
             images = verification_images(count_random=count_random, seed=seed)
         return compare_detectors(ref, conv, images, detection_tolerances(card, tolerances), standin=standin)
     finally:  # a TF session holds the graph's buffers until closed

@@ -9,8 +9,8 @@ Each detector knows its `domain`: the score threshold and the number of slots it
 comparison can restrict both sides to what both can report (and say what falls outside).
 
 This is the one place that reads detections from a model: `*_decoder` functions turn a runner's outputs into
-Detections (verification, evaluation and quantization all use them); `ModelPass` runs a model once for several
-decoders; the `*_detector` functions add the image feed verification uses, on VERIFY_THREADS.
+Detections (verification, evaluation and quantization all use them; evaluation runs a model once for several
+decoders of its outputs); the `*_detector` functions add the image feed verification uses, on VERIFY_THREADS.
 """
 
 from __future__ import annotations
@@ -22,9 +22,17 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError, ModelFileError
-from edgezoo.graphs import TensorInfo, base_name
-from edgezoo.verify.detection_match import Detections
+from edgezoo.core.errors import EdgezooError, ModelFileError
+from edgezoo.detection.pipeline_config import load_pipeline_config
+from edgezoo.graphs import TensorInfo, base_name, onnx_model
+from edgezoo.detection.detections import Detections
+from edgezoo.graphs.runners import load_runner
+from edgezoo.preprocessing.card import preprocess
+from edgezoo.ssd import ssd_surgery
+from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
+from edgezoo.tidl.meta_arch.prototxt import MetaArch, load_meta_arch
+from edgezoo.tidl.meta_arch.validate import check_meta_arch
+from edgezoo.verify import VERIFY_THREADS
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Preprocess
 
 
@@ -99,8 +107,6 @@ def _image_input(info: TensorInfo, where: str) -> tuple[str, str]:
 def image_feed(runner: Any, spec: Preprocess, where: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     """image -> feed for a one-input model, in that input's own layout and dtype (the card's resize and
     normalisation; see preprocess.preprocess's overrides)."""
-    from edgezoo.preprocess import preprocess
-
     if len(runner.inputs) != 1:
         raise ModelFileError(f"{where}: {len(runner.inputs)} inputs; a detector takes one image")
     info = runner.inputs[0]
@@ -151,12 +157,12 @@ def find_outputs(path: Path, names: list[str], card: ModelCard | None = None) ->
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The one adapter: a model pass (runner + the outputs to fetch) and decoders reading Detections from its outputs.
+# The one adapter: decoders reading Detections from a runner's outputs (and the runners they need).
 # Verification wraps them with an image feed (Detector), evaluation with MLPerf's records (evaluation/subjects.py);
 # several decoders on one pass (an ONNX SSD's own tail and its meta_arch.prototxt) share one inference.
 
 # LiteRT 2.3's multi-threaded regular NMS skips foreground class `num_threads` (measured; see
-# graphs/ssd_surgery.litert_regular_nms_skipped_classes): a model ending in TFLite_Detection_PostProcess always runs
+# ssd/ssd_surgery.litert_regular_nms_skipped_classes): a model ending in TFLite_Detection_PostProcess always runs
 # on this many threads, whoever reads it.
 POSTPROCESS_THREADS = 1
 
@@ -172,26 +178,10 @@ class Decoder:
     notes: list[str] = field(default_factory=list)
 
 
-class ModelPass:
-    """One inference of a one-input model for all the decoders reading it: batch -> {output: value}."""
-
-    def __init__(self, runner: Any, decoders: list[Decoder]) -> None:
-        self.runner = runner
-        self.input = runner.inputs[0]
-        self.fetch = list(dict.fromkeys(name for d in decoders for name in d.fetch))
-
-    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        return self.runner.run({self.input.name: batch}, self.fetch)
-
-    def close(self) -> None:
-        self.runner.close()
-
-
 def outputs_runner(path: Path, card: ModelCard | None = None, *, threads: int | None) -> Any:
     """The runner of a model with detection outputs. A frozen graph's sink nodes may not be all its outputs (and its
     runner fetches any tensor by name, with a clean error when missing): the card's names or the OD API's are asked
     for directly."""
-    from edgezoo.runners import load_runner
 
     if path.suffix.lower() == ".pb":
         return load_runner(path, outputs=(_card_outputs(path, card) or OD_API).names(), threads=threads)
@@ -212,7 +202,6 @@ def outputs_decoder(runner: Any, card: ModelCard | None = None, threshold: float
 
 def postprocess_runner(path: Path) -> Any:
     """The runner of a .tflite ending in TFLite_Detection_PostProcess, on POSTPROCESS_THREADS."""
-    from edgezoo.runners import load_runner
 
     return load_runner(path, threads=POSTPROCESS_THREADS)
 
@@ -220,7 +209,6 @@ def postprocess_runner(path: Path) -> Any:
 def postprocess_decoder(runner: Any, label_offset: int | None = None) -> Decoder:
     """A .tflite ending in TFLite_Detection_PostProcess: outputs by the op's output tensors, domain by its
     attributes; classes 0-based among the foreground -> dataset ids (+ 1 when the logits have a background column)."""
-    from edgezoo.graphs import ssd_surgery
 
     path = Path(runner.path)
     ops = ssd_surgery.read_postprocess_ops(path)
@@ -259,10 +247,6 @@ def meta_arch_decoder(onnx_path: Path, prototxt: Path | Any, where: str | None =
 
     Validates the prototxt against the graph first (ConfigError listing every problem). `where`: the prototxt's name
     in messages (default: the file's name). Its `fetch` are the head tensors: the runner must be asked for them."""
-    from edgezoo.graphs import onnx_model
-    from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
-    from edgezoo.tidl.meta_arch.prototxt import MetaArch, load_meta_arch
-    from edgezoo.tidl.meta_arch.validate import check_meta_arch
 
     meta = prototxt if isinstance(prototxt, MetaArch) else load_meta_arch(Path(prototxt))
     where = _prototxt_name(prototxt, where)
@@ -301,7 +285,6 @@ def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
                     threshold: float | None = None, threshold_source: str = "") -> Detector:
     """A model with detection outputs (frozen graph, ONNX or TFLite): the OD API's four, the MLPerf ResNet34-SSD's
     three, or the card's output roles (see find_outputs)."""
-    from edgezoo.verify import VERIFY_THREADS
 
     runner = outputs_runner(Path(path), card, threads=VERIFY_THREADS)
     return _detector(str(path), runner, outputs_decoder(runner, card, threshold, threshold_source), spec)
@@ -318,8 +301,6 @@ def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, 
 
     Validates the prototxt against the graph first (ConfigError listing every problem). `where`: the prototxt's name
     in messages (default: the file's name)."""
-    from edgezoo.runners import load_runner
-    from edgezoo.verify import VERIFY_THREADS
 
     decoder = meta_arch_decoder(Path(onnx_path), prototxt, where)
     runner = load_runner(onnx_path, outputs=decoder.fetch, threads=VERIFY_THREADS)
@@ -331,7 +312,6 @@ def pipeline_config_next_to(path: Path) -> tuple[float, int] | None:
     config = Path(path).with_name("pipeline.config")
     if not config.is_file():
         return None
-    from edgezoo.detection.pipeline_config import load_pipeline_config
 
     try:
         cfg = load_pipeline_config(config)
@@ -347,8 +327,6 @@ def load_detector(path: Path, spec: Preprocess, *, card: ModelCard | None = None
     if prototxt is not None:
         return meta_arch_detector(path, prototxt, spec)
     if path.suffix.lower() == ".tflite":
-        from edgezoo.graphs import ssd_surgery
-
         if ssd_surgery.read_postprocess_ops(path):
             return tflite_postprocess_detector(path, spec)
     slots = None

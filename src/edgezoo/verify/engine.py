@@ -17,8 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError, tensor_not_found
+from edgezoo.core.errors import EdgezooError, tensor_not_found
+from edgezoo.datasets.images import verification_images
 from edgezoo.graphs import TensorInfo, base_name
+from edgezoo.graphs.runners import load_runner
+from edgezoo.verify import VERIFY_THREADS
 from edgezoo.verify import classification as cls
 from edgezoo.verify import tolerances as tol_names
 from edgezoo.verify.feeds import build_feeds
@@ -248,9 +251,6 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
     pairs: explicit {original tensor: converted output} pairs, for names that differ.
     converted_outputs: the converted outputs to compare (default: all of its outputs).
     """
-    from edgezoo.runners import load_runner
-    from edgezoo.verify import VERIFY_THREADS
-
     original, converted = Path(original), Path(converted)
     if task is not None and task not in TASKS:
         raise EdgezooError(f"unknown task {task!r}", hint="tasks: " + ", ".join(TASKS))
@@ -262,8 +262,6 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
                                    images=images, standin=standin, count_random=count_random, seed=seed)
     tol = effective_tolerances(card, tolerances)
     if images is None:
-        from edgezoo.images import verification_images
-
         images = verification_images(count_random=count_random, seed=seed)
 
     runners = []  # closed once their values are read: a TF session holds the graph's buffers
