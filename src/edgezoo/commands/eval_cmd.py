@@ -24,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", type=Path, required=True,
                    help="ImageNet (val_map.txt + images) or COCO (annotations/instances_val2017.json + val2017/)")
     add_model_options(p)
+    p.add_argument("--semantics", choices=("mlperf", "ti", "both"), default="mlperf",
+                   help="whose arithmetic a bundle is evaluated with: mlperf (MLPerf's reference app, default), ti "
+                        "(what TI's edgeai-benchmark computes from the bundle's config.yaml on a PC in float: its "
+                        "crop rounding, uint8 resize, box clipping, detection threshold, label map and scoring) or "
+                        "both (each THING twice, side by side); an original under ti is fed and scored with TI's "
+                        "arithmetic from its card's config, so a bundle's delta is the conversion's own")
     p.add_argument("--count", metavar="N", help="evaluate the first N images only (a subset: no PASS/FAIL)")
     p.add_argument("--out", type=Path, default=Path("evals"), help="output folder (default: evals)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
@@ -113,17 +119,23 @@ def resolve_subjects(things: list[str], args: argparse.Namespace, dataset: Any,
     dataset's kind before any model is loaded or built; their runtimes on `threads` (None: every CPU)."""
     from edgezoo.datasets import expect_kind
     from edgezoo.evaluation.subjects import bundle_subjects, original_subjects
+    from edgezoo.evaluation.ti_subjects import Semantics, ti_bundle_subjects, ti_variants
 
+    semantics = Semantics(getattr(args, "semantics", None) or Semantics.MLPERF.value)
     cards = [_card_of(thing) for thing in things]
     for thing, card in zip(things, cards):
         expect_kind(dataset, card.labels.dataset, thing)
     subjects = []
     for thing, card in zip(things, cards):
         if Path(thing).exists():
-            subjects += bundle_subjects(Path(thing), threads=threads)
+            if semantics is not Semantics.TI:
+                subjects += bundle_subjects(Path(thing), threads=threads)
+            if semantics is not Semantics.MLPERF:
+                subjects += ti_bundle_subjects(Path(thing))
         else:
-            subjects += original_subjects(card, standin=args.standin, variant=args.standin_variant,
+            originals = original_subjects(card, standin=args.standin, variant=args.standin_variant,
                                           mirror=args.mirror, offline=args.offline, threads=threads)
+            subjects += ti_variants(originals, semantics)
     return subjects
 
 

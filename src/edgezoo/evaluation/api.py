@@ -52,12 +52,15 @@ class EvalResult:
     seconds: float
     skipped: int = 0
     skipped_files: list[str] = field(default_factory=list)
-    delta: float | None = None  # value - the first result's value (same metric)
+    delta: float | None = None  # value - the reference's (the first result of the same metric and semantics)
     standin_model: bool = False
     standin_dataset: bool = False
     out: str = ""
+    semantics: str = "mlperf"  # whose arithmetic: "mlperf" (MLPerf's reference app) or "ti" (TI's benchmark)
 
     def verdict(self) -> str:
+        if self.semantics != "mlperf":
+            return "TI's figure: no MLPerf verdict"
         if self.passed is None:
             return f"subset: {self.count:,} of {self.full_size:,}" if self.count < self.full_size or self.skipped \
                 else "stand-in data: no verdict"
@@ -77,6 +80,8 @@ def target_percent(card: ModelCard) -> float:
 def score_records(subject: Subject, dataset: Any, records: Sequence[tuple[int, np.ndarray]],
                   detections_json: Path | None = None) -> float:
     """The metric in percent from accuracy-log records, as MLPerf's accuracy scripts compute it."""
+    if _semantics(subject) != "mlperf":  # TI's scoring (evaluation.ti_subjects)
+        return float(subject.score(dataset, records, detections_json))
     if subject.task is Task.CLASSIFICATION:
         value, _good, _total = metrics.imagenet_top1(records, dataset)
         return float(value)
@@ -86,6 +91,18 @@ def score_records(subject: Subject, dataset: Any, records: Sequence[tuple[int, n
         raise EvalError(f"{dataset.root}: the evaluated images have no ground-truth boxes, so mAP is undefined",
                         hint="evaluate more images (--count) or a dataset with annotations")
     return float(value)
+
+
+def _reference(results: Sequence[EvalResult], result: EvalResult) -> EvalResult | None:
+    """What a result's delta is taken against: the first earlier result of the same metric and semantics (TI's
+    figure of a bundle against TI's figure of its original), else the first result; none for another metric."""
+    if not results or results[0].metric != result.metric:
+        return None
+    return next((r for r in results if r.metric == result.metric and r.semantics == result.semantics), results[0])
+
+
+def _semantics(subject: Subject) -> str:
+    return getattr(subject, "semantics", "mlperf")
 
 
 def _folders(subjects: Sequence[Subject], out: Path) -> list[Path]:
@@ -103,7 +120,8 @@ def _folders(subjects: Sequence[Subject], out: Path) -> list[Path]:
 def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: int | None = None,
              skip_bad: bool = False, progress: bool = True, ray: str | None = None,
              ray_actors: int | None = None, ray_threads: int | None = None) -> list[EvalResult]:
-    """Each subject over the dataset; the first is the reference for the deltas. Writes OUT/<model>/<what>/.
+    """Each subject over the dataset; the first (of the same semantics) is the reference for the deltas. Writes
+    OUT/<model>/<what>/.
 
     Subjects sharing a model pass (an ONNX SSD bundle's tail and prototxt decoding) are evaluated in one loop: one
     inference per image for both, the same files as one by one.
@@ -128,24 +146,27 @@ def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_group: A
         runs = run_group([subjects[i] for i in group], dataset.samples, load_image, workers=workers,
                          skip_bad=skip_bad, progress=progress)
         for i, run in zip(group, runs):
-            done[i] = _publish(subjects[i], dataset, run, folders[i], done.get(0))
+            done[i] = _publish(subjects[i], dataset, run, folders[i], [done[j] for j in sorted(done) if j < i])
     return [done[i] for i in range(len(subjects))]
 
 
-def _publish(subject: Subject, dataset: Any, run: Any, folder: Path, first: EvalResult | None) -> EvalResult:
-    """Score one subject's run and publish OUT/<model>/<what>/ atomically; `first`: the reference for the delta."""
+def _publish(subject: Subject, dataset: Any, run: Any, folder: Path, earlier: Sequence[EvalResult]) -> EvalResult:
+    """Score one subject's run and publish OUT/<model>/<what>/ atomically; `earlier`: the results of the subjects
+    before it (the reference for its delta is among them)."""
     if not run.records:
         raise EvalError(f"{subject.what}: no image could be evaluated ({len(run.skipped)} skipped)",
                         hint="check the dataset's images")
     skipped = sorted(set(run.skipped) | set(getattr(dataset, "skipped", [])))
     try:
         with BundleStaging(folder) as staging:
-            write_accuracy_log(staging.dir / ACCURACY_LOG, run.records)
+            if _semantics(subject) == "mlperf":  # TI's records are not MLPerf's accuracy-log format
+                write_accuracy_log(staging.dir / ACCURACY_LOG, run.records)
             detections = staging.dir / metrics.COCO_RESULTS if subject.task is Task.DETECTION else None
             value = score_records(subject, dataset, run.records, detections)
             result = _result(subject, dataset, run, value, skipped, folder)
-            if first is not None and first.metric == result.metric:
-                result.delta = result.value - first.value
+            reference = _reference(earlier, result)
+            if reference is not None:
+                result.delta = result.value - reference.value
             staging.add_json(ACCURACY_JSON, result)
             staging.commit()
     except OSError as exc:
@@ -161,10 +182,11 @@ def _result(subject: Subject, dataset: Any, run: Any, value: float, skipped: lis
     full = int(dataset.full_size)
     standin_data = bool(getattr(dataset, "standin", False))
     target = target_percent(subject.card)
-    judged = dataset.is_full and count == full and not skipped and not standin_data
+    # Only MLPerf's semantics is judged against MLPerf's target; TI's figure is what TI's benchmark would report.
+    judged = dataset.is_full and count == full and not skipped and not standin_data and _semantics(subject) == "mlperf"
     return EvalResult(
         what=subject.what, model=subject.card.id, runtime=subject.runtime.value, metric=metric_name(subject.card),
         value=round(value, 3), count=count, full_size=full, target=round(target, 4),
         passed=(value >= target) if judged else None, images_per_s=round(run.images_per_s, 2),
         seconds=round(run.seconds, 2), skipped=len(skipped), skipped_files=skipped, standin_model=subject.standin,
-        standin_dataset=standin_data, out=str(folder))
+        standin_dataset=standin_data, out=str(folder), semantics=_semantics(subject))

@@ -1,5 +1,11 @@
 """The accuracy part of `edgezoo demo`: per model, a stand-in dataset labelled by the original, then the original and
-its exported bundles evaluated on it side by side (a few dozen images each, so the demo stays within minutes)."""
+its exported bundles evaluated on it side by side (a few dozen images each, so the demo stays within minutes).
+
+Detectors are shown under both semantics: MLPerf's (the original's reference app: no box clipping, float resize) and
+TI's (what TI's benchmark computes from the bundle's config.yaml, the original fed the same way). An SSD artifact's
+MLPerf figure moves away from its original's where the runtime's post-processing differs from the graph's (the OD
+API graph clips boxes to the image; TFLite_Detection_PostProcess and TIDL do not, TI's pipeline does afterwards);
+under TI's semantics both sides get the same arithmetic, so the delta is the conversion's own."""
 
 from __future__ import annotations
 
@@ -13,7 +19,9 @@ from edgezoo.datasets import build_standin, open_dataset
 from edgezoo.evaluation.api import EvalResult, evaluate
 from edgezoo.evaluation.standin_labels import model_labeller
 from edgezoo.evaluation.subjects import bundle_subjects, original_subjects
+from edgezoo.evaluation.ti_subjects import ti_bundle_subjects, ti_original_subject
 from edgezoo.standins import StandinVariant
+from edgezoo.zoo.schema import Task
 
 # Images per model: enough for informative figures; ResNet34-SSD runs at 1200x1200, so it gets fewer.
 DEMO_COUNT = {"ssd-resnet34-1200": 6}
@@ -42,5 +50,9 @@ def demo_evaluations(exports: Sequence[Any], out: Path, variant: Any) -> list[Ev
         root = build_standin(kind, out / "datasets" / f"{kind}-{model_id}", count=count,
                              labeller=model_labeller(originals[0]))
         subjects = originals + [s for folder in folders for s in bundle_subjects(folder)]
+        if card.task is Task.DETECTION:  # both semantics, MLPerf's and TI's, each bundle's rows together
+            subjects = [*originals, *map(ti_original_subject, originals)]
+            for folder in folders:
+                subjects += [*bundle_subjects(folder), *ti_bundle_subjects(folder)]
         results += evaluate(subjects, open_dataset(root), out / "evals")
     return results

@@ -149,7 +149,7 @@ class _Predictor:
     """Runs in the actor: one model variant built once, then subject.predict on tensors the driver preprocessed."""
 
     def __init__(self, source: Any, threads: int) -> None:
-        self.subject = source.build(threads=threads)
+        (self.subject,) = build_subjects([source], threads=threads)
 
     def __call__(self, item: tuple[int, Any]) -> tuple[int, Any]:
         return item[0], self.subject.predict(item[1], item[0])

@@ -88,6 +88,9 @@ def build_subjects(sources: Sequence[SubjectSource], *, threads: int | None = No
     bundles: dict[str, list[Subject]] = {}
     built = []
     for source in sources:
+        if type(source) is not SubjectSource:  # a layer over subjects (TI's semantics) builds its own
+            built.append(source.build())
+            continue
         if not Path(source.path).exists():
             raise SubjectError(f"{source.path} is not readable on this machine ({os.uname().nodename})",
                                hint="every node must see the models and the dataset at the same paths "
@@ -102,6 +105,10 @@ def build_subjects(sources: Sequence[SubjectSource], *, threads: int | None = No
     return built
 
 
+def _as_is(outputs: Any) -> Any:
+    return outputs
+
+
 @dataclass
 class Subject:
     """One evaluated thing. `what` is what the table shows; `slug` names its folder under the output folder."""
@@ -113,8 +120,9 @@ class Subject:
     model_path: Path
     standin: bool
     preprocess: Callable[[np.ndarray], np.ndarray]
-    forward: ModelPass  # the runtime: batch of one -> outputs (one object for the subjects decoding one pass)
-    decode: Callable[[dict[str, np.ndarray]], np.ndarray]  # outputs -> classification [label] | detection [n, 6]
+    forward: Callable[[np.ndarray], Any]  # the runtime (a ModelPass): batch of one -> outputs; one object for the
+    # subjects decoding one pass
+    decode: Callable[[Any], np.ndarray] = _as_is  # outputs -> classification [label] | detection [n, 6]
     use_inv_map: bool = False  # detection labels are 1..80 and scored through MLPerf's inverse map
     source: SubjectSource | None = None  # how another process (a Ray actor) builds this subject again
 
@@ -127,7 +135,11 @@ class Subject:
 
     def predict(self, tensor: np.ndarray, qsl_idx: int = 0) -> np.ndarray:
         """One preprocessed input -> its accuracy-log record (float32; detection: [n, 7] with qsl_idx first)."""
-        return self.record(self.decode(self.forward(tensor[None])), qsl_idx)
+        return self.finish(self.forward(tensor[None]), qsl_idx)
+
+    def finish(self, outputs: Any, qsl_idx: int) -> np.ndarray:
+        """The record from the model pass's outputs (what predict does after the inference)."""
+        return self.record(self.decode(outputs), qsl_idx)
 
     def record(self, decoded: np.ndarray, qsl_idx: int) -> np.ndarray:
         if self.task is Task.CLASSIFICATION:
@@ -137,7 +149,9 @@ class Subject:
 
     def close(self) -> None:
         """Release the runtime (shared with the other subjects of the same pass: close them together)."""
-        self.forward.close()
+        close = getattr(self.forward, "close", None)
+        if callable(close):
+            close()
 
 
 class ModelPass:
@@ -158,13 +172,19 @@ class ModelPass:
 def predict_shared(subjects: Sequence[Subject], tensor: np.ndarray, qsl_idx: int) -> list[np.ndarray]:
     """Each subject's record for one input, every distinct model pass run once (subjects of one pass decode the
     same outputs: the records are those of subject.predict, one inference fewer per extra subject)."""
-    outputs: dict[int, dict[str, np.ndarray]] = {}
+    users: dict[int, int] = {}
+    for subject in subjects:
+        users[id(subject.forward)] = users.get(id(subject.forward), 0) + 1
+    outputs: dict[int, Any] = {}
     records = []
     for subject in subjects:
         key = id(subject.forward)
+        if users[key] == 1:  # its own pass: predict as it defines it
+            records.append(subject.predict(tensor, qsl_idx))
+            continue
         if key not in outputs:
             outputs[key] = subject.forward(tensor[None])
-        records.append(subject.record(subject.decode(outputs[key]), qsl_idx))
+        records.append(subject.finish(outputs[key], qsl_idx))
     return records
 
 

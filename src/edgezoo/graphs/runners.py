@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgezoo.core.errors import EdgezooError, ModelFileError, tensor_not_found
+from edgezoo.core.native_logs import quiet_native_logs
 from edgezoo.graphs import TensorInfo, base_name, onnx_model, tf_graph, tflite_model
 
 __all__ = ["Runner", "RunnerError", "TensorInfo", "load_runner", "available_cpus", "check_threads",
@@ -341,7 +342,8 @@ class TfliteRunner(_Lifecycle):
                     warnings.simplefilter("ignore", UserWarning)
                     self._interp = Interpreter(model_path=str(self.path), num_threads=self.threads,
                                                experimental_preserve_all_tensors=True)
-                self._interp.allocate_tensors()
+                with quiet_native_logs():
+                    self._interp.allocate_tensors()
             by_name = {o.name: o for o in model_outputs}
             details = {d["name"]: d for d in self._interp.get_tensor_details()}
             self.outputs = [by_name.get(n) or TensorInfo(n, tuple(int(x) for x in details[n]["shape"]),

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgezoo.graphs import TensorInfo, corrupt, ensure_readable
+from edgezoo.core.native_logs import quiet_native_logs
 
 KIND = "TFLite model (.tflite)"
 _IDENTIFIER = b"TFL3"
@@ -38,7 +39,8 @@ def load_interpreter(path: Path, *, num_threads: int | None = None, default_dele
     try:
         interpreter = Interpreter(model_content=data, num_threads=num_threads,
                                   experimental_op_resolver_type=resolver)
-        interpreter.allocate_tensors()
+        with quiet_native_logs():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise corrupt(path, KIND, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     return interpreter

@@ -23,6 +23,11 @@ import numpy as np
 
 from edgezoo import zoo
 from edgezoo.core.errors import DatasetError
+from edgezoo.preprocessing.steps import Arithmetic, bgr_to_rgb, center_crop, check_image, from_planes, planes_of
+from edgezoo.preprocessing.steps import short_side_size as aspect_resize_size
+
+__all__ = ["MlperfPipeline", "ModelPreprocess", "MODEL_PREPROCESS", "mlperf_preprocess", "model_preprocess",
+           "default_layout", "check_image", "aspect_resize_size", "center_crop", "coco_resize", "Arithmetic"]
 
 
 class MlperfPipeline(str, Enum):
@@ -96,44 +101,15 @@ def mlperf_preprocess(image_bgr: np.ndarray, model_id: str, *, layout: str | Non
     return np.ascontiguousarray(out.transpose(2, 0, 1)) if layout == "NCHW" else out
 
 
-def check_image(image: np.ndarray) -> np.ndarray:
-    """A uint8 HxWx3 (BGR) or HxW / HxWx1 (grayscale) array, else DatasetError."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise DatasetError(f"an image must be a uint8 numpy array (as cv2.imread returns), got "
-                           f"{getattr(image, 'dtype', type(image).__name__)}")
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))) or min(image.shape[:2]) < 1:
-        raise DatasetError(f"an image must be HxWx3 (BGR) or HxW (grayscale), got shape {image.shape}")
-    return image
-
-
-def _as_bgr(image: np.ndarray) -> np.ndarray:
-    # cv2.imread never returns one channel; an in-memory grayscale image is given three, as imread would.
-    return _cv2().cvtColor(image, _cv2().COLOR_GRAY2BGR) if image.ndim == 2 or image.shape[2] == 1 else image
-
-
-def aspect_resize_size(height: int, width: int, short_height: int, short_width: int) -> tuple[int, int]:
-    """(h, w) resize_with_aspectratio resizes to: the short side to short_*, the long one scaled and truncated."""
-    if height > width:
-        return int(short_height * height / width), short_width
-    return short_height, int(short_width * width / height)
-
-
-def center_crop(image: np.ndarray, out_height: int, out_width: int) -> np.ndarray:
-    """dataset.center_crop's arithmetic: int() of the half-differences, on both sides."""
-    height, width = image.shape[:2]
-    left, right = int((width - out_width) / 2), int((width + out_width) / 2)
-    top, bottom = int((height - out_height) / 2), int((height + out_height) / 2)
-    return image[top:bottom, left:right]
-
-
 def _classification(image: np.ndarray, spec: ModelPreprocess) -> np.ndarray:
     cv2 = _cv2()
-    rgb = cv2.cvtColor(_as_bgr(image), cv2.COLOR_BGR2RGB)
+    rgb = bgr_to_rgb(image)
     interpolation = cv2.INTER_AREA if spec.pipeline is MlperfPipeline.VGG else cv2.INTER_LINEAR
     short_h, short_w = int(100.0 * spec.height / CROP_PERCENT), int(100.0 * spec.width / CROP_PERCENT)
     h, w = aspect_resize_size(rgb.shape[0], rgb.shape[1], short_h, short_w)
     resized = cv2.resize(rgb, (w, h), interpolation=interpolation)  # on uint8, as MLPerf
-    pixels = center_crop(resized, spec.height, spec.width).astype(np.float32)
+    # dataset.center_crop: int() of the half-differences (steps.Arithmetic.MLPERF)
+    pixels = center_crop(resized, spec.height, spec.width, Arithmetic.MLPERF).astype(np.float32)
     if spec.pipeline is MlperfPipeline.VGG:
         pixels -= np.array(VGG_MEAN, dtype=np.float32)
     else:
@@ -161,9 +137,9 @@ def _imagenet_normalised(pixels: np.ndarray, layout: str) -> np.ndarray:
 
     Each step is the same float32 elementwise operation as MLPerf's broadcast over HxWx3, so the bits are the same;
     on contiguous planes it runs several times faster (1200x1200 images make this the costly step)."""
-    planes = np.ascontiguousarray(pixels.transpose(2, 0, 1))
+    planes = planes_of(pixels)
     planes /= np.float32(255.0)
     for channel, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD)):
         planes[channel] -= np.float32(mean)
-        planes[channel] /= np.float32(std)
-    return planes if layout == "NCHW" else np.ascontiguousarray(planes.transpose(1, 2, 0))
+        planes[channel] /= np.float32(std)  # MLPerf divides by std: not the same bits as times 1 / std
+    return from_planes(planes, layout)

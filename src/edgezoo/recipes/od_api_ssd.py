@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.bundle.config import detector_config
+from edgezoo.bundle.config import MODEL_SHORTLIST, detector_config
 from edgezoo.datasets.images import verification_images
 from edgezoo.detection.anchors import Anchors, check_against_graph, generate_anchors
 from edgezoo.detection.pipeline_config import SsdPipelineConfig, load_pipeline_config
@@ -136,7 +136,8 @@ def bundle_config(ssd: OdApiSsdGraph, target: Target, layout: str, detector: dic
     zoo SSD route's postprocess for the same output convention, and the label offset)."""
     spec = ssd.preprocess
     return {**detector_config(target, ssd.pb.stem, layout, ssd.size, spec.mean, spec.scale, detector),
-            "model_info": {"num_classes": ssd.cfg.num_classes, "feature_extractor": ssd.cfg.feature_extractor}}
+            "model_info": {"num_classes": ssd.cfg.num_classes, "feature_extractor": ssd.cfg.feature_extractor,
+                           "model_shortlist": MODEL_SHORTLIST}}
 
 
 @register("od-api-ssd-tflite", params=TFLITE_PARAMS, precheck=_check_output_slots)
@@ -264,7 +265,7 @@ def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
     top_k = ssd_meta.detection_output_param.nms_param.top_k
 
     # The same tail as the zoo's ONNX route: 1-based labels (background 0), so no offset.
-    tail = tail_ti_config()
+    tail = tail_ti_config(score)
     config = bundle_config(ssd, Target.ONNX, "NCHW", {"postprocess": tail["postprocess"], "metric": tail["metric"]})
     return RecipeOutput(
         model=dest, verify=report, extra_files={"meta_arch.prototxt": prototxt},

@@ -258,7 +258,9 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
     outputs = onnx_model.output_names(conv.model)
     # TIDL's labels are Caffe's class index; label_offset_pred turns them into the graph's own labels (read from
     # the graph: e.g. -1 when it numbers the foreground classes from 0). export/onnx_ssd adds the rest.
-    config = {"postprocess": outputs_postprocess(outputs, yxyx=conv.decode.box_order == "yxyx"),
+    # TI's detection_threshold: the graph's own score threshold, so TI's pipeline keeps what the model keeps.
+    config = {"postprocess": outputs_postprocess(outputs, yxyx=conv.decode.box_order == "yxyx",
+                                                 threshold=conv.decode.score_threshold or 0.0),
               "metric": {"label_offset_pred": conv.decode.label_offset}}
     recorded = {"thresholds": {"confidence_threshold": dop.confidence_threshold,
                                "nms_threshold": dop.nms_param.nms_threshold, "top_k": dop.nms_param.top_k,

@@ -218,7 +218,7 @@ def tidl_runtime_options(opts: SsdTfliteOptions) -> dict[str, Any]:
 
 def _config(opts: SsdTfliteOptions) -> dict[str, Any]:
     """TI's post-processing for the op's outputs: boxes (ymin, xmin, ymax, xmax), classes (0-based), scores, count."""
-    return {"postprocess": detection_postprocess(formatter=YXYX_TO_XYXY),
+    return {"postprocess": detection_postprocess(formatter=YXYX_TO_XYXY, threshold=opts.score_threshold),
             "metric": {"label_offset_pred": shifted_label_map(1, -1, 90)}}
 
 

@@ -265,18 +265,20 @@ def onnx_caffe_meta_recipe(rin: RecipeInput) -> RecipeOutput:
                          "object_detection:meta_layers_names_list": "meta_arch.prototxt",
                          "object_detection:confidence_threshold": score, "object_detection:nms_threshold": iou,
                          "object_detection:top_k": route.figures["priors"], "object_detection:keep_top_k": keep},
-        config=tail_ti_config(),
+        config=tail_ti_config(score),
         params={"score_threshold": score, "iou_threshold": iou, "keep_top_k": keep,
                 "input": INPUT_NAME, "code_type": "CENTER_SIZE_YXHW", "data_layout": "SEPARATED"},
         original=pb, notes=list(route.notes))
 
 
-def tail_ti_config() -> dict[str, Any]:
-    """TI's config for the tail's outputs: boxes (ymin, xmin, ymax, xmax), scores, classes (COCO ids), count."""
+def tail_ti_config(score_threshold: float) -> dict[str, Any]:
+    """TI's config for the tail's outputs: boxes (ymin, xmin, ymax, xmax), scores, classes (COCO ids), count; TI's
+    detection threshold = the tail's own score threshold (TI's pipeline then keeps what the model keeps)."""
     boxes, labels, scores = (onnx_ssd_tail.OUTPUTS.index(n) for n in
                              ("detection_boxes", "detection_classes", "detection_scores"))
     return {"preprocess": {"data_layout": "NCHW"}, "session": {"input_data_layout": "NCHW"},
-            "postprocess": detection_postprocess(formatter=YXYX_TO_XYXY, shuffle_indices=[boxes, labels, scores]),
+            "postprocess": detection_postprocess(formatter=YXYX_TO_XYXY, shuffle_indices=[boxes, labels, scores],
+                                                 threshold=score_threshold),
             "metric": {"label_offset_pred": 0}}
 
 

@@ -72,8 +72,9 @@ def runtime_options(thresholds: Any) -> dict[str, Any]:
 
 
 def _config(outputs: list[str]) -> dict[str, Any]:
-    """TI's post-processing for the model's own outputs (boxes x1y1x2y2 normalised, labels 1..80, scores)."""
-    return {"postprocess": outputs_postprocess(outputs, yxyx=False),
+    """TI's post-processing for the model's own outputs (boxes x1y1x2y2 normalised, labels 1..80, scores), with
+    MLPerf's score threshold as TI's detection_threshold (TI's settings would filter at 0.3)."""
+    return {"postprocess": outputs_postprocess(outputs, yxyx=False, threshold=EXACT_CONFIDENCE),
             "metric": {"label_offset_pred": coco80_label_map()}}
 
 
