@@ -49,7 +49,7 @@ def main() -> None:
     from edgezoo import zoo
     from edgezoo.datasets import build_standin, open_dataset
     from edgezoo.evaluation.subjects import bundle_subjects
-    from edgezoo.export import export_model
+    from edgezoo.export.api import export_model
     from edgezoo.standins import StandinVariant
 
     rows, summary = [], []
