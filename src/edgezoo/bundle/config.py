@@ -74,6 +74,22 @@ def runtime_options(recipe_options: Mapping[str, Any]) -> dict[str, Any]:
     return deep_merge(DEFAULT_RUNTIME_OPTIONS, recipe_options)
 
 
+PROTOTXT = "meta_arch.prototxt"  # the meta-architecture file of an ONNX SSD bundle
+# TIDL's object_detection:meta_arch_type values edgezoo writes.
+META_ARCH_TFLITE_SSD = 1  # a TFLite SSD ending in TFLite_Detection_PostProcess (TIDL reads the op's options)
+META_ARCH_ONNX_SSD = 3  # an ONNX SSD cut at its heads, the rest described by meta_arch.prototxt (caffe_ssd)
+
+
+def ssd_runtime_options(meta_arch_type: int, *, confidence: float, nms: float, top_k: int, keep_top_k: int,
+                        prototxt: str | None = None) -> dict[str, Any]:
+    """TIDL's SSD detection options, the one place they are spelt: the meta-architecture (and its prototxt for an
+    ONNX SSD), the confidence and NMS thresholds, candidates per class before NMS and detections kept after it."""
+    return {"object_detection:meta_arch_type": meta_arch_type,
+            **({"object_detection:meta_layers_names_list": prototxt} if prototxt else {}),
+            "object_detection:confidence_threshold": confidence, "object_detection:nms_threshold": nms,
+            "object_detection:top_k": top_k, "object_detection:keep_top_k": keep_top_k}
+
+
 def with_runtime_options(config: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
     """config.yaml with the runtime options inline in session.runtime_options (TI's loader iterates that mapping)."""
     out = copy.deepcopy(dict(config))

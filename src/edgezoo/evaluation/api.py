@@ -16,17 +16,22 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo import zoo
+from edgezoo.bundle.outputs import OutputKind, check_destination
+from edgezoo.bundle.reader import read_bundle
 from edgezoo.bundle.staging import BundleStaging
-from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.core.errors import EdgezooError, UnknownModelError, disk_full, is_disk_full
+from edgezoo.core.progress import step
 from edgezoo.datasets import expect_kind, load_image
 from edgezoo.evaluation import metrics
 from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
 from edgezoo.evaluation.engine import run_group
 from edgezoo.evaluation.on_ray import ray_runner
-from edgezoo.evaluation.subjects import Subject, shared_groups
+from edgezoo.evaluation.subjects import Subject, bundle_folder, bundle_subjects, original_subjects, shared_groups
+from edgezoo.evaluation.ti_subjects import Semantics, ti_bundle_subjects, ti_variants
 from edgezoo.zoo.schema import ModelCard, Task
 
-__all__ = ["EvalResult", "EvalError", "evaluate", "score_records", "target_percent"]
+__all__ = ["EvalResult", "EvalError", "evaluate", "resolve_subjects", "score_records", "target_percent"]
 
 ACCURACY_JSON = "accuracy.json"
 
@@ -105,6 +110,16 @@ def _semantics(subject: Subject) -> str:
     return getattr(subject, "semantics", "mlperf")
 
 
+def inputs_of(subjects: Sequence[Subject], dataset: Any) -> list[Path]:
+    """What an evaluation reads (models, bundle folders, the dataset): never replaced by what it publishes."""
+    paths = [Path(dataset.root)] if getattr(dataset, "root", None) else []
+    for s in subjects:
+        paths.append(Path(s.model_path))
+        if s.source is not None:
+            paths.append(Path(s.source.path))
+    return paths
+
+
 def _folders(subjects: Sequence[Subject], out: Path) -> list[Path]:
     """OUT/<model>/<what> per subject, made unique when two subjects share a name."""
     seen: dict[Path, int] = {}
@@ -129,6 +144,8 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
     actors are started once for the whole evaluation, each with `ray_threads` CPUs and runtime threads (default 1)."""
     for s in subjects:  # every check before anything runs or is written
         expect_kind(dataset, s.card.labels.dataset, s.what)
+    for folder in _folders(subjects, out):
+        check_destination(folder, OutputKind.EVAL, inputs_of(subjects, dataset))
     if ray is None:
         return _evaluate(subjects, dataset, out, run_group, workers, skip_bad, progress)
 
@@ -141,24 +158,27 @@ def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_group: A
               skip_bad: bool, progress: bool) -> list[EvalResult]:
     """Group by group (subjects.shared_groups), each subject's results published as soon as its group is done."""
     folders = _folders(subjects, out)
+    inputs = inputs_of(subjects, dataset)
     done: dict[int, EvalResult] = {}
     for group in shared_groups(subjects):
         runs = run_group([subjects[i] for i in group], dataset.samples, load_image, workers=workers,
                          skip_bad=skip_bad, progress=progress)
         for i, run in zip(group, runs):
-            done[i] = _publish(subjects[i], dataset, run, folders[i], [done[j] for j in sorted(done) if j < i])
+            earlier = [done[j] for j in sorted(done) if j < i]
+            done[i] = _publish(subjects[i], dataset, run, folders[i], earlier, inputs)
     return [done[i] for i in range(len(subjects))]
 
 
-def _publish(subject: Subject, dataset: Any, run: Any, folder: Path, earlier: Sequence[EvalResult]) -> EvalResult:
+def _publish(subject: Subject, dataset: Any, run: Any, folder: Path, earlier: Sequence[EvalResult],
+             inputs: Sequence[Path]) -> EvalResult:
     """Score one subject's run and publish OUT/<model>/<what>/ atomically; `earlier`: the results of the subjects
-    before it (the reference for its delta is among them)."""
+    before it (the reference for its delta is among them); `inputs`: what the output folder must not be."""
     if not run.records:
         raise EvalError(f"{subject.what}: no image could be evaluated ({len(run.skipped)} skipped)",
                         hint="check the dataset's images")
     skipped = sorted(set(run.skipped) | set(getattr(dataset, "skipped", [])))
     try:
-        with BundleStaging(folder) as staging:
+        with BundleStaging(folder, kind=OutputKind.EVAL, inputs=inputs) as staging:
             if _semantics(subject) == "mlperf":  # TI's records are not MLPerf's accuracy-log format
                 write_accuracy_log(staging.dir / ACCURACY_LOG, run.records)
             detections = staging.dir / metrics.COCO_RESULTS if subject.task is Task.DETECTION else None
@@ -190,3 +210,43 @@ def _result(subject: Subject, dataset: Any, run: Any, value: float, skipped: lis
         passed=(value >= target) if judged else None, images_per_s=round(run.images_per_s, 2),
         seconds=round(run.seconds, 2), skipped=len(skipped), skipped_files=skipped, standin_model=subject.standin,
         standin_dataset=standin_data, out=str(folder), semantics=_semantics(subject))
+
+
+def _card_of(thing: str, allow_edited: bool) -> tuple[ModelCard, Any]:
+    """(card, bundle): the model card THING names and, for a bundle folder (read and checked once by bundle.reader,
+    its notes said once), the bundle."""
+    if Path(thing).exists():
+        bundle = read_bundle(bundle_folder(Path(thing)), allow_edited=allow_edited)
+        for note in bundle.notes:  # what allow_edited let through
+            step(note)
+        return bundle.card(), bundle
+    try:
+        return zoo.get_card(thing), None
+    except UnknownModelError as exc:
+        raise EdgezooError(f"{thing!r} is neither a bundle folder nor a model id ({exc.message})",
+                           hint=exc.hint or "see 'edgezoo list'") from None
+
+
+def resolve_subjects(things: Sequence[str], dataset: Any, *, semantics: str = "mlperf", standin: bool = False,
+                     variant: str = "full", mirror: str | None = None, offline: bool = False,
+                     allow_edited: bool = False, threads: int | None = None) -> list[Subject]:
+    """What `eval` / `bench` were given: model ids -> original subjects (fetched, or stand-ins), folders -> bundle
+    subjects, in the order given, under MLPerf's and/or TI's semantics (`mlperf`, `ti`, `both`); each checked
+    against the dataset's kind before any model is loaded or built. `allow_edited`: --allow-edited-bundle;
+    `threads`: the runtimes' (default: every CPU this process may use)."""
+    chosen = Semantics(semantics)
+    read = [_card_of(thing, allow_edited) for thing in things]
+    for thing, (card, _bundle) in zip(things, read):
+        expect_kind(dataset, card.labels.dataset, thing)
+    subjects: list[Subject] = []
+    for thing, (card, bundle) in zip(things, read):
+        if bundle is not None:
+            if chosen is not Semantics.TI:
+                subjects += bundle_subjects(bundle, shown=Path(thing), threads=threads)
+            if chosen is not Semantics.MLPERF:
+                subjects += ti_bundle_subjects(Path(thing), allow_edited=allow_edited)
+        else:
+            originals = original_subjects(card, standin=standin, variant=variant, mirror=mirror, offline=offline,
+                                          threads=threads)
+            subjects += ti_variants(originals, chosen)
+    return subjects

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgezoo.evaluation.api import EvalResult
 from edgezoo.core.report import dump_json, render_table
+from edgezoo.evaluation.api import EvalResult
 from edgezoo.standins import STANDIN_BANNER
 
 HEADERS = ("what", "semantics", "runtime", "images", "metric", "value %", "delta", "MLPerf target %", "verdict", "images/s")

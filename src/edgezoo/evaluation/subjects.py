@@ -34,10 +34,11 @@ from typing import Any
 import numpy as np
 
 from edgezoo import fetch, zoo
+from edgezoo.bundle.outputs import safe_name
 from edgezoo.bundle.provenance import is_standin
-from edgezoo.core.errors import EdgezooError
+from edgezoo.bundle.reader import CONFIG, META_ARCH, Bundle, check_input_size, read_bundle
+from edgezoo.core.errors import ConfigError, EdgezooError
 from edgezoo.graphs.runners import load_runner
-from edgezoo.preprocessing.bundle import BundlePreprocess, bundle_model_id, read_bundle_config as read_config
 from edgezoo.preprocessing.mlperf import mlperf_preprocess
 from edgezoo.ssd import ssd_surgery
 from edgezoo.standins import StandinVariant
@@ -45,13 +46,12 @@ from edgezoo.verify import detectors
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Task
 
 __all__ = ["Subject", "SubjectSource", "SubjectError", "Runtime", "ModelPass", "original_subjects", "bundle_subjects",
-           "build_subjects", "predict_shared", "shared_groups", "MLPERF_SCORE_THRESHOLD"]
+           "build_subjects", "predict_shared", "shared_groups", "score_threshold"]
 
-# Score thresholds of MLPerf's post-processing (python/main.py SUPPORTED_DATASETS). SSD-MobileNet's TF path keeps
-# every detection the graph returns; ResNet34-SSD follows the PyTorch path ("coco-1200-pt", 0.05). MLPerf's ONNX
-# path for ResNet34 ("coco-1200-onnx") stops at the first score below 0.5: edgezoo does not copy that quirk, it
-# would score the same model ~2 points lower depending on its file format.
-MLPERF_SCORE_THRESHOLD: dict[str, float] = {"ssd-resnet34-1200": 0.05}
+
+def score_threshold(card: ModelCard) -> float | None:
+    """The score threshold of MLPerf's post-processing for the model (its card's mlperf section; None: none)."""
+    return card.mlperf.score_threshold if card.mlperf else None
 
 
 class SubjectError(EdgezooError):
@@ -65,7 +65,8 @@ class Runtime(str, Enum):
     META_ARCH = "ONNX Runtime + caffe_ssd"  # heads in ORT, the prototxt's decoding + NMS in numpy
 
 
-_RUNTIME_BY_SUFFIX = {".pb": Runtime.TENSORFLOW, ".onnx": Runtime.ONNX_RUNTIME, ".tflite": Runtime.LITERT}
+_RUNTIMES = {ModelFormat.TF: Runtime.TENSORFLOW, ModelFormat.ONNX: Runtime.ONNX_RUNTIME,
+             ModelFormat.TFLITE: Runtime.LITERT}
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class SubjectSource:
     card_id: str | None = None  # set for an original
     standin: bool = False
     position: int = 0  # which of bundle_subjects(path)
+    allow_edited: bool = False  # --allow-edited-bundle
+    model: str | None = None  # a model evaluated in the bundle's clothes (bundle_subjects' `model`)
 
     def build(self, threads: int | None = None) -> Subject:
         return build_subjects([self], threads=threads)[0]
@@ -96,9 +99,11 @@ def build_subjects(sources: Sequence[SubjectSource], *, threads: int | None = No
                                hint="every node must see the models and the dataset at the same paths "
                                     "(a shared file system)")
         if source.card_id is None:
-            if source.path not in bundles:
-                bundles[source.path] = bundle_subjects(Path(source.path), threads=threads)
-            built.append(bundles[source.path][source.position])
+            key = (source.path, source.allow_edited, source.model)
+            if key not in bundles:
+                bundles[key] = bundle_subjects(Path(source.path), allow_edited=source.allow_edited,
+                                               model=Path(source.model) if source.model else None, threads=threads)
+            built.append(bundles[key][source.position])
         else:
             built.append(_original_subject(zoo.get_card(source.card_id), Path(source.path), source.standin,
                                            threads))
@@ -246,7 +251,7 @@ def _original_file(card: ModelCard, *, standin: bool, variant: Any, mirror: str 
 def _classification_output(card: ModelCard, path: Path) -> tuple[str, bool]:
     """(output name, is argmax): the argmax when the graph has one (MLPerf's harness reads ArgMax:0 for ResNet50),
     else the probabilities or logits."""
-    fmt = ModelFormat.TF if path.suffix == ".pb" else ModelFormat.ONNX
+    fmt = ModelFormat.of(path)
     outputs = card.formats[fmt].outputs
     for role in ("argmax", "probabilities", "logits"):
         found = next((o for o in outputs if o.role == role), None)
@@ -276,9 +281,9 @@ def _original_subject(card: ModelCard, path: Path, standin: bool, threads: int |
         runner = detectors.outputs_runner(path, card, threads=threads)
         decoder = detectors.outputs_decoder(runner, card)
         forward = ModelPass(runner, decoder.fetch)
-        decode = _detection_decode(decoder, MLPERF_SCORE_THRESHOLD.get(card.id))
+        decode = _detection_decode(decoder, score_threshold(card))
     label = f"{card.id} (original{', stand-in' if standin else ''})"
-    return Subject(label, "original", card, _RUNTIME_BY_SUFFIX[path.suffix], path, standin, preprocess, forward,
+    return Subject(label, "original", card, _RUNTIMES[ModelFormat.of(path)], path, standin, preprocess, forward,
                    decode, use_inv_map=card.labels.map == "coco80to90",
                    source=SubjectSource(str(Path(path).resolve()), card_id=card.id, standin=standin))
 
@@ -287,71 +292,81 @@ def _original_subject(card: ModelCard, path: Path, standin: bool, threads: int |
 # bundles
 
 
-def read_bundle_config(folder: Path) -> dict[str, Any]:
-    """config.yaml of a bundle, checked for what evaluation needs."""
+def read_bundle_config(folder: Path, *, allow_edited: bool = False) -> dict[str, Any]:
+    """config.yaml of a bundle, read and checked by bundle.reader."""
+    return read_bundle(bundle_folder(folder), allow_edited=allow_edited).config
+
+
+def bundle_card(folder: Path, *, allow_edited: bool = False) -> ModelCard:
+    """The zoo card of a bundle (its config.yaml's session.model_id), the bundle read and checked by bundle.reader."""
+    return read_bundle(bundle_folder(folder), allow_edited=allow_edited).card()
+
+
+def bundle_folder(folder: Path) -> Path:
+    """`folder`, when it is a folder (else SubjectError: neither a model id nor a bundle)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SubjectError(f"{folder}: not a model id nor a bundle folder",
                            hint="give a model id (edgezoo list) or a folder written by 'edgezoo export'")
-    config = read_config(folder)
-    if not isinstance(config, dict) or not isinstance(config.get("session"), dict) \
-            or not isinstance(config.get("preprocess"), dict):
-        raise SubjectError(f"{folder / 'config.yaml'}: no 'session' and 'preprocess' sections",
-                           hint="config.yaml must be the one 'edgezoo export' writes")
-    return config
+    return folder
 
 
-def _card_from_config(config: dict[str, Any], config_path: Path) -> ModelCard:
-    model_id = bundle_model_id(config)
-    if not model_id:
-        raise SubjectError(f"{config_path}: session.model_id is missing, so the metric and target are unknown",
-                           hint="only bundles of zoo models can be evaluated")
-    return zoo.get_card(str(model_id))
-
-
-def bundle_card(folder: Path) -> ModelCard:
-    """The zoo card of a bundle (from its config.yaml), without loading its model."""
-    return _card_from_config(read_bundle_config(folder), Path(folder) / "config.yaml")
-
-
-def _bundle_preprocess(config: dict[str, Any], folder: Path, input_info: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """config.yaml's preprocessing, producing the dtype the model's input takes."""
-    pre = BundlePreprocess.from_config(config, str(folder / "config.yaml"))
+def _bundle_preprocess(bundle: Bundle, input_info: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """config.yaml's preprocessing, producing the dtype the model's input takes (sizes checked against it)."""
+    check_input_size(bundle, input_info.shape)
+    pre = bundle.preprocess
     dtype = "uint8" if input_info.dtype == "uint8" else "float32"
     return lambda image_bgr: pre.apply(image_bgr, dtype=dtype)
 
 
-def bundle_subjects(folder: Path, *, threads: int | None = None) -> list[Subject]:
+def _classifier_offset(bundle: Bundle, card: ModelCard) -> int:
+    offset = bundle.label_offset
+    if offset is None:
+        return card.labels.offset
+    if not isinstance(offset, int):
+        raise ConfigError(f"{bundle.folder / CONFIG}: metric.label_offset_pred must be one int for a "
+                          f"classifier, got a {type(offset).__name__}", hint="export the bundle again")
+    return offset
+
+
+def bundle_subjects(folder: Any, *, allow_edited: bool = False, model: Path | None = None,
+                    shown: Path | None = None, threads: int | None = None) -> list[Subject]:
     """A bundle's artifact (and, for an ONNX SSD with a meta_arch.prototxt, the prototxt's decoding too, on the same
-    model pass: one inference, decoded both ways). `threads`: the runtime's (default: the CPUs this process may use;
-    a model ending in TFLite_Detection_PostProcess always runs on one, see verify.detectors)."""
-    folder = Path(folder)
-    config = read_bundle_config(folder)
-    card = _card_from_config(config, folder / "config.yaml")
-    model_path = folder / str(config["session"].get("model_path", ""))
-    if not model_path.is_file():
-        raise SubjectError(f"{folder}: config.yaml names model {model_path.name!r}, which is not in the bundle")
-    runtime = _RUNTIME_BY_SUFFIX.get(model_path.suffix.lower())
+    model pass: one inference, decoded both ways).
+
+    `folder`: a bundle folder or a `bundle.reader.Bundle` already read; `model`: another model file evaluated in
+    the bundle's clothes (quantize's previews and probes); `threads`: the runtime's (default: the CPUs this process
+    may use; a model ending in TFLite_Detection_PostProcess always runs on one, see verify.detectors)."""
+    if isinstance(folder, Bundle):
+        bundle, shown = folder, shown or folder.folder
+    else:
+        shown = bundle_folder(folder)
+        bundle = read_bundle(shown, allow_edited=allow_edited, model=model)
+    card = bundle.card()
+    model_path = bundle.model
+    runtime = _RUNTIMES.get(ModelFormat.of(model_path))
     if runtime is None or runtime is Runtime.TENSORFLOW:
         raise SubjectError(f"{model_path}: not a .tflite or .onnx model")
-    standin = is_standin(model_path)
-    threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
-    name, slug = str(folder), folder.name
+    standin = bundle.standin or is_standin(model_path)
+    threshold = score_threshold(card)
+    name, slug = str(shown), safe_name(bundle.folder.name, bundle.folder)
 
     def subjects_of(runner: Any, decoded: list[tuple[str, str, Runtime, list[str], Callable]]) -> list[Subject]:
         """One model pass (and one preprocessing) for every decoding of this runner's outputs."""
         forward = ModelPass(runner, [n for *_, names, _ in decoded for n in names])
-        preprocess = _bundle_preprocess(config, folder, runner.inputs[0])
+        preprocess = _bundle_preprocess(bundle, runner.inputs[0])
+        model = str(bundle.model_override) if bundle.model_override else None
         return [Subject(what, kind, card, run, model_path, standin, preprocess, forward, decode,
-                        card.labels.map == "coco80to90", SubjectSource(str(folder.resolve()), position=i))
+                        card.labels.map == "coco80to90",
+                        SubjectSource(str(bundle.folder), position=i, allow_edited=bundle.allow_edited, model=model))
                 for i, (what, kind, run, _, decode) in enumerate(decoded)]
 
     if card.task is Task.CLASSIFICATION:
         runner = load_runner(model_path, threads=threads)
-        offset = int((config.get("metric") or {}).get("label_offset_pred", card.labels.offset))
+        offset = _classifier_offset(bundle, card)
         output = runner.outputs[0].name
         return subjects_of(runner, [(name, slug, runtime, [output], _classification_decode(output, offset, False))])
-    prototxt = folder / "meta_arch.prototxt"
+    prototxt = bundle.file(META_ARCH)
     if runtime is Runtime.LITERT:
         if ssd_surgery.read_postprocess_ops(model_path):
             runner = detectors.postprocess_runner(model_path)
@@ -366,9 +381,9 @@ def bundle_subjects(folder: Path, *, threads: int | None = None) -> list[Subject
         decoder = detectors.outputs_decoder(runner, card)
         decoded.append((name, slug, runtime, decoder.fetch, _detection_decode(decoder, threshold)))
     except EdgezooError:
-        if not prototxt.is_file():
+        if prototxt is None:
             raise  # cut at the heads and no prototxt: nothing decodes it
-    if prototxt.is_file():
+    if prototxt is not None:
         meta = detectors.meta_arch_decoder(model_path, prototxt)
         decoded.append((f"{name} + meta_arch.prototxt", f"{slug}-meta-arch", Runtime.META_ARCH, meta.fetch,
                         _detection_decode(meta, threshold)))

@@ -23,11 +23,11 @@ import numpy as np
 
 from edgezoo.bundle.config import card_config
 from edgezoo.bundle.provenance import is_standin
+from edgezoo.bundle.reader import META_ARCH, read_bundle
 from edgezoo.core.errors import EdgezooError
 from edgezoo.datasets.coco_categories import COCO_CATEGORIES
 from edgezoo.evaluation import metrics, ti_scoring
-from edgezoo.evaluation.subjects import (MLPERF_SCORE_THRESHOLD, Runtime, Subject, SubjectError, SubjectSource,
-                                         bundle_card, read_bundle_config)
+from edgezoo.evaluation.subjects import Runtime, Subject, SubjectError, SubjectSource, bundle_folder, score_threshold
 from edgezoo.evaluation.ti_postprocess import TI_SETTINGS_DETECTION_THRESHOLD, TiDetectionPost
 from edgezoo.graphs import onnx_model
 from edgezoo.graphs.runners import load_runner
@@ -62,7 +62,7 @@ class TiSubjectSource(SubjectSource):
             raise SubjectError(f"{self.path} is not readable on this machine",
                                hint="every node must see the models and the dataset at the same paths "
                                     "(a shared file system)")
-        return ti_bundle_subjects(Path(self.path))[self.position]
+        return ti_bundle_subjects(Path(self.path), allow_edited=self.allow_edited)[self.position]
 
 
 @dataclass
@@ -85,27 +85,29 @@ class TiSubject(Subject):
         return ti_scoring.coco_map_percent(records, dataset, self.post, self.label_offset, detections_json)
 
 
-def ti_bundle_subjects(folder: Path) -> list[Subject]:
-    """The bundle's artifact (and its meta_arch.prototxt decoding, when it has one) under TI's semantics."""
+def ti_bundle_subjects(folder: Path, *, allow_edited: bool = False) -> list[Subject]:
+    """The bundle's artifact (and its meta_arch.prototxt decoding, when it has one) under TI's semantics; the
+    bundle read and checked by bundle.reader (model_path confined, files against the manifest, fields bounded)."""
     folder = Path(folder)
-    config = read_bundle_config(folder)
-    card = bundle_card(folder)
+    bundle = read_bundle(bundle_folder(folder), allow_edited=allow_edited)
+    config = bundle.config
+    card = bundle.card()
     where = str(folder / "config.yaml")
-    model_path = folder / str(config["session"].get("model_path", ""))
+    model_path = bundle.model
     runtime = {".onnx": Runtime.ONNX_RUNTIME, ".tflite": Runtime.LITERT}.get(model_path.suffix.lower())
     if not model_path.is_file() or runtime is None:
         raise SubjectError(f"{folder}: config.yaml names model {model_path.name!r}, which is not a .tflite or .onnx "
                            "model in the bundle")
     pre = TiPreprocess.from_config(config, where)
-    offset = (config.get("metric") or {}).get("label_offset_pred", 0 if card.task is Task.DETECTION else
-                                              card.labels.offset)
+    offset = bundle.label_offset if bundle.label_offset is not None else (
+        0 if card.task is Task.DETECTION else card.labels.offset)
     post = TiDetectionPost.from_config(config, where) if card.task is Task.DETECTION else None
     if card.task is Task.CLASSIFICATION and not (isinstance(offset, int) and not isinstance(offset, bool)):
         raise SubjectError(f"{where}: metric.label_offset_pred must be an int for classification, got {offset!r}")
-    standin = is_standin(model_path)
+    standin = bundle.standin or is_standin(model_path)
 
     def subject(what: str, slug: str, run: Runtime, infer: Callable, position: int) -> TiSubject:
-        source = TiSubjectSource(str(folder.resolve()), position=position)
+        source = TiSubjectSource(str(folder.resolve()), position=position, allow_edited=allow_edited)
         return TiSubject(what + TI_SUFFIX, slug + "-ti", card, run, model_path, standin, _feed(pre, model_path),
                          infer, source=source, post=post, label_offset=offset)
 
@@ -113,8 +115,8 @@ def ti_bundle_subjects(folder: Path) -> list[Subject]:
     if card.task is Task.CLASSIFICATION:
         return [subject(str(folder), folder.name, runtime, _top1(raw, offset), 0)]
     subjects = [subject(str(folder), folder.name, runtime, raw, 0)]
-    prototxt = folder / "meta_arch.prototxt"
-    if prototxt.is_file() and runtime is Runtime.ONNX_RUNTIME:
+    prototxt = bundle.file(META_ARCH)
+    if prototxt is not None and runtime is Runtime.ONNX_RUNTIME:
         subjects.append(subject(f"{folder} + meta_arch.prototxt", f"{folder.name}-meta-arch", Runtime.META_ARCH,
                                 _meta_arch_outputs(model_path, prototxt, config), 1))
     return subjects
@@ -233,8 +235,9 @@ def ti_original_subject(original: Subject) -> Subject:
 
     post = None
     if card.task is Task.DETECTION:
-        config["postprocess"] = {"detection_threshold": MLPERF_SCORE_THRESHOLD.get(card.id,
-                                                                                   TI_SETTINGS_DETECTION_THRESHOLD)}
+        threshold = score_threshold(card)
+        config["postprocess"] = {"detection_threshold": TI_SETTINGS_DETECTION_THRESHOLD if threshold is None
+                                 else threshold}
         post = TiDetectionPost.from_config(config)
     base = original.source
     source = None if base is None else TiSubjectSource(base.path, base.card_id, base.standin, base.position)

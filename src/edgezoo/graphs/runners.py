@@ -26,6 +26,7 @@ import numpy as np
 from edgezoo.core.errors import EdgezooError, ModelFileError, tensor_not_found
 from edgezoo.core.native_logs import quiet_native_logs
 from edgezoo.graphs import TensorInfo, base_name, onnx_model, tf_graph, tflite_model
+from edgezoo.zoo.schema import ModelFormat
 
 __all__ = ["Runner", "RunnerError", "TensorInfo", "load_runner", "available_cpus", "check_threads",
            "TFGraphRunner", "OnnxRunner", "TfliteRunner"]
@@ -393,7 +394,7 @@ class TfliteRunner(_Lifecycle):
         return {n: np.array(self._interp.get_tensor(self._all[self._resolve(n)])) for n in wanted}
 
 
-_BY_SUFFIX = {".pb": TFGraphRunner, ".onnx": OnnxRunner, ".tflite": TfliteRunner}
+_RUNNERS = {ModelFormat.TF: TFGraphRunner, ModelFormat.ONNX: OnnxRunner, ModelFormat.TFLITE: TfliteRunner}
 
 
 def load_runner(path: Path, *, outputs: Sequence[str] | None = None,
@@ -405,7 +406,7 @@ def load_runner(path: Path, *, outputs: Sequence[str] | None = None,
     `threads`: the runtime's intra-op threads (default: available_cpus()).
     """
     path = Path(path)
-    cls = _BY_SUFFIX.get(path.suffix.lower())
+    cls = _RUNNERS.get(ModelFormat.of(path))
     if cls is None:
         raise ModelFileError(f"{path}: unknown model format {path.suffix or '(no suffix)'!r}",
                              hint="expected a .pb (TF frozen graph), .onnx or .tflite file")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -119,27 +118,6 @@ class BundlePreprocess:
         planes = planes_of(pixels)
         planes = planes.astype(np.uint8) if dtype == "uint8" else normalize_planes(planes, self.mean, self.scale)
         return from_planes(planes, self.layout)
-
-
-def read_bundle_preprocess(bundle: Path) -> BundlePreprocess:
-    """The preprocessing of a bundle folder; ConfigError when it has no readable config.yaml."""
-    return BundlePreprocess.from_config(read_bundle_config(bundle), str(Path(bundle) / CONFIG_FILE))
-
-
-def read_bundle_config(bundle: Path) -> Any:
-    """A bundle folder's config.yaml, parsed; ConfigError when it is missing or not YAML."""
-    import yaml
-
-    path = Path(bundle) / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"{bundle}: no {CONFIG_FILE}, so its preprocessing is unknown",
-                          hint="point at a bundle folder written by 'edgezoo export' (it holds config.yaml)")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def _size(value: Any, where: str) -> tuple[int, int]:

@@ -17,7 +17,6 @@ image, HWC (or CHW with layout="NCHW", MLPerf's need_transpose), no batch dimens
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
 
@@ -25,18 +24,10 @@ from edgezoo import zoo
 from edgezoo.core.errors import DatasetError
 from edgezoo.preprocessing.steps import Arithmetic, bgr_to_rgb, center_crop, check_image, from_planes, planes_of
 from edgezoo.preprocessing.steps import short_side_size as aspect_resize_size
+from edgezoo.zoo.schema import MlperfPipeline
 
-__all__ = ["MlperfPipeline", "ModelPreprocess", "MODEL_PREPROCESS", "mlperf_preprocess", "model_preprocess",
-           "default_layout", "check_image", "aspect_resize_size", "center_crop", "coco_resize", "Arithmetic"]
-
-
-class MlperfPipeline(str, Enum):
-    """The pre_process_* function of dataset.py a model uses."""
-
-    VGG = "pre_process_vgg"
-    MOBILENET = "pre_process_mobilenet"
-    COCO_MOBILENET = "pre_process_coco_mobilenet"
-    COCO_RESNET34 = "pre_process_coco_resnet34"
+__all__ = ["MlperfPipeline", "ModelPreprocess", "mlperf_preprocess", "model_preprocess", "default_layout",
+           "check_image", "aspect_resize_size", "center_crop", "coco_resize", "Arithmetic"]
 
 
 @dataclass(frozen=True)
@@ -44,19 +35,11 @@ class ModelPreprocess:
     pipeline: MlperfPipeline
     height: int
     width: int
+    mean: tuple[float, ...]  # pre_process_vgg's per-channel mean: the card's
 
 
-# Card id -> what main.py's SUPPORTED_DATASETS gives the model (imagenet, imagenet_mobilenet, coco-300,
-# coco-1200-onnx).
-MODEL_PREPROCESS = {
-    "resnet50-v1.5": ModelPreprocess(MlperfPipeline.VGG, 224, 224),
-    "mobilenet-v1": ModelPreprocess(MlperfPipeline.MOBILENET, 224, 224),
-    "ssd-mobilenet-v1": ModelPreprocess(MlperfPipeline.COCO_MOBILENET, 300, 300),
-    "ssd-resnet34-1200": ModelPreprocess(MlperfPipeline.COCO_RESNET34, 1200, 1200),
-}
 # resize_with_aspectratio's default: the crop is 87.5 % of the resized short side.
 CROP_PERCENT = 87.5
-VGG_MEAN = (123.68, 116.78, 103.94)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -68,13 +51,12 @@ def _cv2():
 
 
 def model_preprocess(model_id: str) -> ModelPreprocess:
-    """The MLPerf pipeline of a zoo model (id or alias)."""
+    """The MLPerf pipeline of a zoo model (id or alias), as its card's mlperf section says."""
     card = zoo.get_card(model_id)
-    try:
-        return MODEL_PREPROCESS[card.id]
-    except KeyError:
+    if card.mlperf is None:
         raise DatasetError(f"{card.id}: MLPerf's reference app has no preprocessing for this model",
-                           hint="models with one: " + ", ".join(MODEL_PREPROCESS)) from None
+                           hint="models with one: " + ", ".join(c.id for c in zoo.all_cards() if c.mlperf))
+    return ModelPreprocess(card.mlperf.preprocess, *card.mlperf.size, mean=card.preprocess.mean)
 
 
 def default_layout(model_id: str) -> str:
@@ -111,7 +93,7 @@ def _classification(image: np.ndarray, spec: ModelPreprocess) -> np.ndarray:
     # dataset.center_crop: int() of the half-differences (steps.Arithmetic.MLPERF)
     pixels = center_crop(resized, spec.height, spec.width, Arithmetic.MLPERF).astype(np.float32)
     if spec.pipeline is MlperfPipeline.VGG:
-        pixels -= np.array(VGG_MEAN, dtype=np.float32)
+        pixels -= np.array(spec.mean, dtype=np.float32)
     else:
         pixels /= 255.0
         pixels -= 0.5

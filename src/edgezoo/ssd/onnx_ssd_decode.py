@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from edgezoo.core.errors import RecipeError
+from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 from edgezoo.graphs import onnx_model
 from edgezoo.ssd.onnx_heads import HeadSet, downstream_ops
-from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 
 FIT_TOLERANCE = 1e-4  # normalised box units: decoded boxes are float32, errors are ~1e-7 when the hypothesis holds
 

@@ -21,6 +21,7 @@ from edgezoo.core.report import render_table, to_jsonable
 from edgezoo.graphs import onnx_model, tflite_model
 from edgezoo.ssd.onnx_heads import find_heads
 from edgezoo.tidl.ops import NodeView, Verdict, onnx_verdict, tflite_verdict
+from edgezoo.zoo.schema import ModelFormat
 
 MAX_SUBGRAPHS = 16  # TIDL offloads at most this many subgraphs
 MAX_NAME_LENGTH = 512  # longer tensor names crash the TIDL import
@@ -290,12 +291,12 @@ def check_model(path: Path, target: str = "tidl") -> CheckReport:
     path = Path(path)
     if target != "tidl":
         raise EdgezooError(f"unknown target {target!r}", hint="targets: tidl")
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
+    fmt = ModelFormat.of(path)
+    if fmt is ModelFormat.ONNX:
         return check_onnx(path)
-    if suffix == ".tflite":
+    if fmt is ModelFormat.TFLITE:
         return check_tflite(path)
-    raise EdgezooError(f"{path}: 'check' reads .onnx and .tflite files, not {suffix or 'files without a suffix'}",
+    raise EdgezooError(f"{path}: 'check' reads .onnx and .tflite files, not {path.suffix or 'files without a suffix'}",
                        hint="convert it first, e.g. 'edgezoo export --graph FILE ... --to onnx'")
 
 
