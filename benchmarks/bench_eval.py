@@ -49,7 +49,11 @@ def short(subject) -> str:
     return subject.what if subject.slug == "original" else f"{subject.card.id}/{subject.slug}"
 
 
-def throughput(subjects, dataset) -> list[tuple]:
+def throughput(subjects, dataset, repeat: int = 1) -> list[tuple]:
+    """Per subject, `repeat` rounds of bare / eval / serial back to back (the machine's load moves between rounds,
+    much less within one); rates and ratios are the medians over the rounds."""
+    import statistics
+
     from edgezoo.datasets import load_image
     from edgezoo.evaluation.engine import default_workers, run_subject
 
@@ -57,14 +61,19 @@ def throughput(subjects, dataset) -> list[tuple]:
     for s in subjects:
         tensors = [s.preprocess(load_image(x)) for x in dataset.samples]
         s.predict(tensors[0])  # warm-up (first-call allocations)
-        t0 = time.perf_counter()
-        for i, x in enumerate(tensors):
-            s.predict(x, i)
-        bare = len(tensors) / (time.perf_counter() - t0)
-        pooled = run_subject(s, dataset.samples, load_image, progress=False).images_per_s
-        serial = run_subject(s, dataset.samples, load_image, workers=0, progress=False).images_per_s
-        rows.append((short(s), s.runtime.value, f"{bare:.1f}", f"{pooled:.1f}", f"{pooled / bare:.2f}",
-                     f"{serial:.1f}", f"{pooled / serial:.2f}", default_workers()))
+        rounds = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            for i, x in enumerate(tensors):
+                s.predict(x, i)
+            bare = len(tensors) / (time.perf_counter() - t0)
+            pooled = run_subject(s, dataset.samples, load_image, progress=False).images_per_s
+            serial = run_subject(s, dataset.samples, load_image, workers=0, progress=False).images_per_s
+            rounds.append((bare, pooled, serial, pooled / bare, pooled / serial))
+        bare, pooled, serial, ratio, gain = (statistics.median(r[k] for r in rounds) for k in range(5))
+        spread = f" ({min(r[3] for r in rounds):.2f}-{max(r[3] for r in rounds):.2f})" if repeat > 1 else ""
+        rows.append((short(s), s.runtime.value, f"{bare:.1f}", f"{pooled:.1f}", f"{ratio:.2f}{spread}",
+                     f"{serial:.1f}", f"{gain:.2f}", default_workers()))
     return rows
 
 
@@ -132,6 +141,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=48)
     parser.add_argument("--skip-loadgen", action="store_true")
     parser.add_argument("--skip-coco", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of bare / eval per subject (medians)")
+    parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args()
     from edgezoo.datasets import build_standin, open_dataset
 
@@ -140,12 +151,14 @@ def main() -> None:
         os.environ.setdefault("EDGEZOO_CACHE", str(root / "cache"))
         datasets = {kind: open_dataset(build_standin(kind, root / kind, count=args.count))
                     for kind in ("imagenet", "coco")}
-        all_subjects = {m: subjects_for(m, args.variant, root / "out") for m in MODELS}
+        all_subjects = {m: subjects_for(m, args.variant, root / "out") for m in args.models.split(",")}
         rows = []
         for model, subjects in all_subjects.items():
-            rows += throughput(subjects, datasets[subjects[0].card.labels.dataset])
+            rows += throughput(subjects, datasets[subjects[0].card.labels.dataset], args.repeat)
+        load = os.getloadavg()
         print(f"\n1+2. eval loop vs bare runtime loop, {args.count} stand-in images, {args.variant} stand-ins, "
-              f"{os.cpu_count()} cores")
+              f"{os.cpu_count()} cores, median of {args.repeat} round(s); load average {load[0]:.1f} / "
+              f"{load[1]:.1f} / {load[2]:.1f} at the end")
         print(table(("what", "runtime", "bare img/s", "eval img/s", "eval/bare", "serial img/s", "pool/serial",
                      "workers"), rows))
         if not args.skip_loadgen:

@@ -43,7 +43,7 @@ def main() -> None:
 
     from edgezoo import zoo
     from edgezoo.datasets import DatasetKind, build_standin, load_image, open_dataset
-    from edgezoo.distributed import PoolStats, map_in_order, parse_ray_target, ray_session
+    from edgezoo.distributed import ActorPool, PoolStats, map_in_order, parse_ray_target, ray_session
     from edgezoo.evaluation.on_ray import run_on_ray
     from edgezoo.distributed.pool import shard_size_for
     from edgezoo.evaluation.engine import run_subject
@@ -67,7 +67,8 @@ def main() -> None:
             for actors in (1, 2):
                 stats = PoolStats()
                 t0 = time.perf_counter()
-                run = run_on_ray(subject, dataset.samples, actors=actors, progress=False, stats=stats)
+                with ActorPool(actors) as pool:
+                    (run,) = run_on_ray([subject], dataset.samples, pool, progress=False, stats=stats)
                 end_to_end = time.perf_counter() - t0
                 assert len(run.records) == len(local.records) and all(  # the same records, in the same order
                     a[0] == b[0] and a[1].tobytes() == b[1].tobytes() for a, b in zip(run.records, local.records))

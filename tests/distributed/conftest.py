@@ -6,16 +6,16 @@ import os
 
 import pytest
 
-from tests.distributed.ray_nodes import Cluster, two_node_cluster
+from tests.distributed.ray_nodes import Cluster, auth_env, two_node_cluster
 
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Cluster:
-    # The driver (this process) must speak the nodes' auth mode; restored afterwards.
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
-    os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    # The driver (this process) joins as a user's client does: token mode and the cluster's token; restored after.
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_USAGE_STATS_ENABLED")}
     try:
         with two_node_cluster() as cluster:
+            os.environ.update(auth_env(cluster.token_path), RAY_USAGE_STATS_ENABLED="0")
             yield cluster
     finally:
         for key, value in saved.items():

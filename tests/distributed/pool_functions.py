@@ -38,3 +38,17 @@ class CpuHolder:
 
     def ping(self) -> bool:
         return True
+
+
+class LoggedModel:
+    """A 'model variant' that logs where and when it is built and closed (one file per event), and adds `offset`."""
+
+    def __init__(self, log_dir: str, name: str, offset: int) -> None:
+        self.log_dir, self.name, self.offset = log_dir, name, offset
+        Path(log_dir, f"built-{name}-{os.getpid()}-{os.urandom(4).hex()}").touch()
+
+    def __call__(self, x: int) -> tuple[int, int]:
+        return x + self.offset, os.getpid()
+
+    def close(self) -> None:
+        Path(self.log_dir, f"closed-{self.name}-{os.getpid()}-{os.urandom(4).hex()}").touch()

@@ -1,5 +1,9 @@
 """A real two-node Ray cluster on 127.0.0.1 for the tests, started with `ray start` and always stopped.
 
+Token authentication is ON, as on a user's cluster (Ray's default), set up as README's cluster instructions say:
+the token made by `ray get-auth-token --generate` (into a home folder of the cluster's own, not this user's
+~/.ray), every node and the driver in token mode with RAY_AUTH_TOKEN_PATH pointing at it.
+
 Scoped so it never touches other Ray instances on the machine: its own temp dir, ports picked free, every node in
 a process group of its own (`ray start` in a new session), and stopping kills those groups and the processes whose
 parent is one of their members (Ray's workers start new groups) -- never `ray stop`, which stops every Ray here.
@@ -32,13 +36,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cluster_env() -> dict[str, str]:
-    """The nodes' (and so the actors') environment: this edgezoo first on the path, no token auth, no telemetry."""
-    env = dict(os.environ)
+def auth_env(token_path: Path) -> dict[str, str]:
+    """What every machine of the cluster (nodes and drivers) sets: token mode and where the shared token is."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
+
+
+def cluster_env(token_path: Path) -> dict[str, str]:
+    """The nodes' (and so the actors') environment: this edgezoo first on the path, token auth, no telemetry."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN", "RAY_ADDRESS")}
     src = Path(edgezoo.__file__).resolve().parents[1]
     # src/ and the repository (test functions are pickled by reference to tests.*)
     env["PYTHONPATH"] = os.pathsep.join([str(src), str(src.parent), *filter(None, [env.get("PYTHONPATH")])])
-    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    env.update(auth_env(token_path), RAY_USAGE_STATS_ENABLED="0")
     return env
 
 
@@ -66,6 +75,10 @@ class Cluster:
     address: str
     temp_dir: Path
     groups: list[int] = field(default_factory=list)  # one process group per node
+
+    @property
+    def token_path(self) -> Path:
+        return self.temp_dir / "home" / ".ray" / "auth_token"  # where `ray get-auth-token --generate` writes
 
     def pids(self) -> set[int]:
         """Every process of this cluster: the nodes' groups and, transitively, their children."""
@@ -96,7 +109,7 @@ def _zombie(pid: int) -> bool:
 
 def _start_node(cluster: Cluster, args: list[str]) -> None:
     proc = subprocess.Popen([RAY, "start", "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
-                             "--disable-usage-stats", *_ports(), *args], env=cluster_env(),
+                             "--disable-usage-stats", *_ports(), *args], env=cluster_env(cluster.token_path),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     cluster.groups.append(proc.pid)  # the session's group outlives `ray start` itself
     try:
@@ -115,6 +128,12 @@ def two_node_cluster() -> Iterator[Cluster]:
     # Short path: Ray's unix sockets live under it (108-byte limit).
     cluster = Cluster(f"127.0.0.1:{port}", Path(tempfile.mkdtemp(prefix="ezr-", dir="/tmp")))
     try:
+        env = {k: v for k, v in cluster_env(cluster.token_path).items() if not k.startswith("RAY_AUTH")}
+        home = str(cluster.token_path.parents[1])
+        made = subprocess.run([RAY, "get-auth-token", "--generate"], env={**env, "HOME": home},
+                              capture_output=True, text=True, timeout=START_TIMEOUT_S)
+        if made.returncode != 0 or not cluster.token_path.is_file():
+            raise RuntimeError(f"ray get-auth-token --generate failed:\n{made.stderr[-3000:]}")
         _start_node(cluster, ["--head", "--port", str(port), "--temp-dir", str(cluster.temp_dir),
                               "--include-dashboard=false", "--ray-client-server-port", str(free_port())])
         _start_node(cluster, ["--address", cluster.address])

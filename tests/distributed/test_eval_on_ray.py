@@ -49,6 +49,7 @@ def test_imagenet_on_two_nodes_equals_local(ray_cluster, tmp_path, capfd):
     assert "2 node(s), 2 CPU(s), 2 actor(s)" in err
     assert "done: 12/12 images" in err and "/s)" in err
     assert err.count("ran on 2 node(s), 2 actor process(es)") == 2
+    assert "Ray: 2 actor(s) started for this run (0 died)" in err  # one pool for both subjects
 
 
 def test_coco_detections_on_two_nodes_equal_local(ray_cluster, tmp_path, capfd):
@@ -64,14 +65,14 @@ def test_coco_detections_on_two_nodes_equal_local(ray_cluster, tmp_path, capfd):
 
 
 def _kill_first_busy_actor(cluster, killed: list[int], stop: threading.Event) -> None:
-    """SIGKILL the first of this cluster's actor processes seen running a shard (its title is ray::_Worker.run)."""
+    """SIGKILL the first of this cluster's actor processes seen running a shard (its title is ray::Worker.run)."""
     while not stop.is_set() and not killed:
         for pid in cluster.pids():
             try:
                 title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
             except OSError:
                 continue
-            if title.startswith(b"ray::_Worker.run"):
+            if title.startswith(b"ray::Worker.run"):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 return
@@ -93,7 +94,8 @@ def test_worker_killed_mid_eval_gives_the_same_files(ray_cluster, tmp_path, capf
         stop.set()
         killer.join()
     assert killed, "no actor was seen running a shard"
-    assert "1 actor(s) died" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "1 actor(s) died" in err and "Ray: 3 actor(s) started for this run (1 died)" in err
     assert_same_results(tmp_path / "local", tmp_path / "ray")
     log = json.loads((tmp_path / "ray" / "mobilenet-v1" / "original" / "mlperf_log_accuracy.json").read_text())
     assert [e["qsl_idx"] for e in log] == list(range(48))  # nothing lost, nothing twice
@@ -111,3 +113,17 @@ def test_skipped_images_are_the_local_ones(ray_cluster, tmp_path):
     on_ray = evaluate(subjects, dataset, tmp_path / "ray", skip_bad=True, ray=ray_cluster.address, progress=False)
     assert local[0].skipped == on_ray[0].skipped == 1 and on_ray[0].skipped_files == local[0].skipped_files
     assert_same_results(tmp_path / "local", tmp_path / "ray")
+
+
+def test_actors_larger_than_every_node_are_refused(ray_cluster, tmp_path):
+    """--threads 2 asks actors of 2 CPUs; the two nodes have one each (2 CPUs in all, but never on one node)."""
+    import pytest
+
+    from edgezoo.distributed import ClusterError
+
+    dataset = open_dataset(labelled_dataset("imagenet", "mobilenet-v1", 4))
+    with pytest.raises(ClusterError, match=r"--threads 2: each actor needs 2 CPUs on one node, and no node of the "
+                                           r"cluster has that many \(at most 1\)"):
+        evaluate(bundle_subjects(bundle("mobilenet-v1", "tflite")), dataset, tmp_path / "o",
+                 ray=ray_cluster.address, ray_threads=2, progress=False)
+    assert not (tmp_path / "o").exists()

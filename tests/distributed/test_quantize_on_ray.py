@@ -39,8 +39,10 @@ def test_sensitivity_and_16bit_set_on_two_nodes_equal_local(ray_cluster, first_l
     assert len(local["scores"]) == 2 and local["scores"][1]["agreement"] is not None
     assert len(local["sensitivity"]) == 3 and all(r["metric_if_float"] is not None for r in local["sensitivity"])
     assert len(local["sixteen_bit"]["tried"]) >= 2
-    # the images were scored by actors on both nodes: float, quantized, 3 probes, the 16-bit search
+    # the images were scored by actors on both nodes: float, quantized, 3 probes, the 16-bit search; all the passes
+    # by the same two actors, started once
     assert "2 node(s), 2 CPU(s), 2 actor(s)" in err and err.count("done: 8/8 images") >= 5 + 1
+    assert "Ray: 2 actor(s) started for this run (0 died)" in err
 
 
 @pytest.mark.parametrize("args, says", [

@@ -122,17 +122,21 @@ def test_parse_ray_target():
 
 def test_auto_starts_a_private_ray_and_stops_it(tmp_path):
     """In a process of its own: a local Ray switches its process to token auth, which would leak into the other
-    tests' driver (this process)."""
+    tests' driver (this process). One actor with every CPU of this machine (--threads): the local run's records."""
+    from edgezoo.graphs.runners import available_cpus
+
     data = labelled_dataset("imagenet", "mobilenet-v1", 6)
     folder = bundle("mobilenet-v1", "tflite")
     assert main(["eval", str(folder), "--dataset", str(data), "--out", str(tmp_path / "local")]) == 0
+    cpus = available_cpus()
     code = ("import sys, ray\nfrom edgezoo.cli import main\n"
             f"rc = main(['eval', {str(folder)!r}, '--dataset', {str(data)!r}, '--out', {str(tmp_path / 'ray')!r}, "
-            "'--ray', '--ray-actors', '1'])\n"
+            f"'--ray', '--ray-actors', '1', '--threads', '{cpus}'])\n"
             "sys.exit(rc or (4 if ray.is_initialized() else 0))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]  # 4: Ray still initialised after the run
-    assert "Ray auto: 1 node(s)" in result.stderr and "1 actor(s)" in result.stderr
+    assert "Ray auto: 1 node(s)" in result.stderr
+    assert f"1 actor(s){f' of {cpus} CPUs' if cpus > 1 else ''}; ready in" in result.stderr
     name = Path("mobilenet-v1") / "tflite" / "mlperf_log_accuracy.json"
     assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes()
 

@@ -66,3 +66,22 @@ def test_bad_option_values_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     with pytest.raises(SystemExit):  # argparse's own choices check
         main(["bench", "x", "--dataset", str(data), "--scenario", "Server"])
+
+
+def test_offline_runs_on_every_cpu_by_default_and_on_threads_when_asked(tmp_path, capsys, monkeypatch):
+    from edgezoo.graphs import runners
+
+    seen: list[int] = []
+    real = runners.check_threads
+    monkeypatch.setattr(runners, "check_threads", lambda threads: seen.append(real(threads)) or seen[-1])
+    data = labelled_dataset("imagenet", "mobilenet-v1", COUNT)
+    for extra, expected in (([], runners.available_cpus()), (["--threads", "1"], 1)):
+        seen.clear()
+        code = main(["bench", str(bundle("mobilenet-v1", "onnx")), "--dataset", str(data), "--scenario", "Offline",
+                     "--min-duration-ms", "200", "--min-query-count", "8", "--out", str(tmp_path), *extra])
+        assert code == 0 and seen and set(seen) == {expected}, (extra, seen)
+    capsys.readouterr()
+    code = main(["bench", str(bundle("mobilenet-v1", "onnx")), "--dataset", str(data), "--scenario", "Offline",
+                 "--threads", "0", "--out", str(tmp_path / "bad")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--threads 0: out of range" in err and len(err.strip().splitlines()) == 1

@@ -104,3 +104,42 @@ def test_dataset_standin_labels_from_a_model_make_its_original_score_everything(
     assert main(["dataset", "standin", "coco", "--out", str(tmp_path / "coco"), "--labels-from", "mobilenet"]) == 2
     assert "predicts imagenet labels, not coco" in capsys.readouterr().err
     assert not (tmp_path / "coco").exists()
+
+
+@pytest.mark.parametrize("value, match", [("0", "--threads 0: out of range (1..1,024)"),
+                                          ("two", "--threads 'two': not a whole number"),
+                                          ("5000", "--threads 5000: out of range")])
+def test_bad_threads(tmp_path, capsys, value, match):
+    _refused(capsys, tmp_path, bundle("mobilenet-v1", "tflite"), "--dataset",
+             labelled_dataset("imagenet", "mobilenet-v1", COUNT), "--threads", value, match=match)
+
+
+@pytest.fixture
+def thread_counts(monkeypatch):
+    """The thread count every runtime was loaded with (the runners' own check, observed, not replaced)."""
+    from edgezoo.graphs import runners
+
+    seen: list[int] = []
+    real = runners.check_threads
+
+    def observed(threads):
+        seen.append(real(threads))
+        return seen[-1]
+
+    monkeypatch.setattr(runners, "check_threads", observed)
+    return seen
+
+
+def test_threads_default_to_the_cpus_and_follow_the_option(tmp_path, capsys, thread_counts):
+    from edgezoo.graphs.runners import available_cpus
+
+    data = labelled_dataset("imagenet", "mobilenet-v1", COUNT)
+    things = [bundle("mobilenet-v1", "tflite"), bundle("mobilenet-v1", "onnx")]
+    code, _, _ = _eval(capsys, *things, "--dataset", data, "--out", tmp_path / "default")
+    assert code == 0 and thread_counts and set(thread_counts) == {available_cpus()}
+    thread_counts.clear()
+    code, _, _ = _eval(capsys, *things, "--dataset", data, "--out", tmp_path / "one", "--threads", "1")
+    assert code == 0 and thread_counts and set(thread_counts) == {1}
+    for slug in ("tflite", "onnx"):  # the same records whatever the threads
+        name = f"mobilenet-v1/{slug}/mlperf_log_accuracy.json"
+        assert (tmp_path / "default" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()

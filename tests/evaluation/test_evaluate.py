@@ -81,15 +81,15 @@ def test_tflite_map_delta_is_mostly_the_unclipped_boxes(coco, tmp_path):
 def test_damaged_artifact_scores_measurably_lower(coco, tmp_path, damage):
     reference = original("ssd-mobilenet-v1")
 
-    def damaged(batch):
-        rows = reference.infer(batch)
+    def damaged(outputs):
+        rows = reference.decode(outputs)
         if damage == "drop":
             return rows[::2]  # every other detection lost
         shifted = rows.copy()
         shifted[:, [1, 3]] += 0.05  # boxes moved right by 5 % of the width
         return shifted
 
-    broken = dataclasses.replace(reference, what="damaged", slug="damaged", infer=damaged)
+    broken = dataclasses.replace(reference, what="damaged", slug="damaged", decode=damaged)
     good, bad = evaluate([reference, broken], coco, tmp_path, progress=False)
     assert bad.value < good.value - 10.0
 
@@ -110,10 +110,10 @@ def test_interrupted_eval_publishes_no_result(coco, tmp_path):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return reference.infer(batch)
+        return reference.forward(batch)
 
     with pytest.raises(KeyboardInterrupt):
-        evaluate([dataclasses.replace(reference, infer=interrupted)], coco, tmp_path, progress=False)
+        evaluate([dataclasses.replace(reference, forward=interrupted)], coco, tmp_path, progress=False)
     assert list(tmp_path.rglob("*")) == []  # no accuracy.json, no half-written log, no staging folder
 
 
@@ -129,3 +129,48 @@ def test_resnet34_onnx_tail_and_prototxt_on_inverse_mapped_labels(tmp_path):
     log = _mlperf_log(tmp_path / "ssd-resnet34-1200" / "original" / "mlperf_log_accuracy.json")
     rows = np.concatenate([d.reshape(-1, 7) for _, d in log])
     assert rows[:, 6].min() >= 1 and rows[:, 6].max() <= 80 and rows[:, 5].min() >= 0.05
+
+
+def test_onnx_ssd_subjects_share_one_inference_and_keep_their_own_files(tmp_path):
+    """The tail and the prototxt decoding of an ONNX SSD bundle come out of one inference per image, and each
+    subject's files are the bytes it writes when evaluated on its own."""
+    dataset = open_dataset(labelled_dataset("coco", "ssd-mobilenet-v1", 6))
+    tail, meta = bundle_subjects(bundle("ssd-mobilenet-v1", "onnx"))
+    assert tail.forward is meta.forward and tail.preprocess is meta.preprocess
+    calls = []
+
+    def counted(batch):
+        calls.append(1)
+        return tail.forward(batch)
+
+    pair = [dataclasses.replace(s, forward=counted) for s in (tail, meta)]
+    evaluate(pair, dataset, tmp_path / "together", progress=False)
+    assert len(calls) == len(dataset.samples)  # one inference per image, not one per subject
+    alone = bundle_subjects(bundle("ssd-mobilenet-v1", "onnx"))  # fresh runners
+    for subject in alone:
+        evaluate([subject], dataset, tmp_path / f"alone-{subject.slug}", progress=False)
+    for subject in alone:
+        for name in ("mlperf_log_accuracy.json", "coco-results.json"):
+            rel = f"ssd-mobilenet-v1/{subject.slug}/{name}"
+            together = (tmp_path / "together" / rel).read_bytes()
+            assert together == (tmp_path / f"alone-{subject.slug}" / rel).read_bytes(), rel
+    assert len(_mlperf_log(tmp_path / "together" / "ssd-mobilenet-v1" / "onnx-meta-arch" /
+                           "mlperf_log_accuracy.json")) == len(dataset.samples)
+
+
+def test_shared_pass_tail_equals_a_session_without_the_head_outputs():
+    """The shared session also outputs the heads: the tail's values must still be those of the model as written
+    (a plain ONNX Runtime session of model.onnx, built here without edgezoo's runner)."""
+    import onnxruntime as ort
+
+    folder = bundle("ssd-mobilenet-v1", "onnx")
+    dataset = open_dataset(labelled_dataset("coco", "ssd-mobilenet-v1", 4))
+    tail, meta = bundle_subjects(folder)
+    plain = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = [o.name for o in plain.get_outputs()]
+    for sample in dataset.samples:
+        batch = tail.preprocess(load_image(sample))[None]
+        shared = tail.forward(batch)
+        assert set(names) < set(shared)  # the heads are fetched too
+        for name, value in zip(names, plain.run(names, {plain.get_inputs()[0].name: batch})):
+            assert np.array_equal(shared[name], value), name

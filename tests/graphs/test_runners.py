@@ -94,3 +94,67 @@ def test_unknown_suffix_and_missing_file(tmp_path):
         load_runner(tmp_path / "model.h5")
     with pytest.raises(ModelFileError, match="no such"):
         load_runner(tmp_path / "model.onnx")
+
+
+def _runtime_threads(runner) -> int:
+    """The thread count the runtime itself was configured with (read back from it, not from the runner)."""
+    from edgezoo.graphs.runners import TFGraphRunner
+
+    if isinstance(runner, TFGraphRunner):
+        return runner._session._config.intra_op_parallelism_threads
+    runner.run({"x": np.zeros((1, 3, tm.H, tm.W), np.float32)})  # ORT: sessions are made on first use
+    (session,) = runner._sessions.values()
+    return session.get_session_options().intra_op_num_threads
+
+
+@pytest.mark.parametrize("kind", ["pb", "onnx", "tflite"])
+def test_threads_default_to_the_cpus_this_process_may_use(models, kind):
+    import os
+
+    from edgezoo.graphs.runners import available_cpus
+
+    assert available_cpus() == len(os.sched_getaffinity(0))
+    default = load_runner(models[kind])
+    assert default.threads == available_cpus()
+    if kind != "tflite":
+        assert _runtime_threads(default) == available_cpus()
+        assert _runtime_threads(load_runner(models[kind], threads=3)) == 3
+    assert load_runner(models[kind], threads=1).threads == 1
+
+
+def test_threads_follow_the_affinity_mask(models):
+    """A process pinned to one CPU (taskset, a container's cpuset) gets one-thread runtimes by default."""
+    import subprocess
+    import sys
+
+    code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
+            "from edgezoo.graphs.runners import available_cpus, load_runner\n"
+            f"r = load_runner({str(models['onnx'])!r}); print(available_cpus(), r.threads)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1", "1"]
+
+
+@pytest.mark.parametrize("threads", [0, -2, 2.5, "2", True, 5000])
+def test_bad_thread_counts_are_refused_before_loading(tmp_path, threads):
+    from edgezoo.graphs.runners import check_threads
+
+    with pytest.raises(RunnerError, match=r"threads .*: not a whole number in 1\.\.1024") as info:
+        load_runner(tmp_path / "absent.onnx", threads=threads)  # refused before the missing file is noticed
+    assert "\n" not in str(info.value)
+    assert check_threads(None) >= 1 and check_threads(7) == 7
+
+
+@pytest.mark.parametrize("kind", ["pb", "onnx", "tflite"])
+def test_close_and_context_manager(models, batch, kind):
+    feed = {"x": batch.transpose(0, 3, 1, 2) if kind == "onnx" else batch}
+    with load_runner(models[kind]) as runner:
+        first = runner.run(feed)
+    with pytest.raises(RunnerError, match="the runner was closed"):
+        runner.run(feed)
+    runner.close()  # idempotent
+    if kind == "pb":
+        assert runner._session._closed
+    again = load_runner(models[kind])  # a fresh runner computes the same values
+    assert all(np.array_equal(first[k], v) for k, v in again.run(feed).items())
+    again.close()

@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--meta-arch", action="store_true",
                    help="ONNX SSD bundle: benchmark the meta_arch.prototxt decoding instead of the ONNX tail")
     add_original_options(p)
+    options.add_threads(p)
     options.add_out(p, Path("benchs"), "output folder; logs go to OUT/<model>/<what>/<scenario>[-accuracy]")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
@@ -56,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
     queries = options.positive_int(args.min_query_count, "--min-query-count", maximum=10_000_000)
     count = options.positive_int(args.count, "--count")
     check_out_folder(args.out)  # before any model is loaded
+    n_threads = options.threads(args)
     dataset = open_dataset(args.dataset, count=count)
-    subjects = subjects_of([args.target], args, dataset)
+    subjects = subjects_of([args.target], args, dataset, n_threads)
     chosen = [s for s in subjects if (s.runtime is Runtime.META_ARCH) == args.meta_arch]
     if not chosen:
         raise EdgezooError(f"{args.target}: --meta-arch needs an ONNX SSD bundle with meta_arch.prototxt"

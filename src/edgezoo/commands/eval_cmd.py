@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip missing or corrupt images (counted in the table and accuracy.json) instead of stopping")
+    options.add_threads(p, ray=True)
     options.add_ray(p, "the inference")
     p.set_defaults(handler=run)
 
@@ -45,12 +46,13 @@ def add_original_options(p: argparse.ArgumentParser) -> None:
     options.add_bundle_check(p)
 
 
-def subjects_of(things: list[str], args: argparse.Namespace, dataset: Any) -> list[Any]:
+def subjects_of(things: list[str], args: argparse.Namespace, dataset: Any, threads: int | None = None) -> list[Any]:
+    """THINGs as subjects, their runtimes on `threads` (None: every CPU this process may use)."""
     from edgezoo.evaluation.api import resolve_subjects
 
     return resolve_subjects(things, dataset, semantics=getattr(args, "semantics", "mlperf"), standin=args.standin,
                             variant=args.standin_variant, mirror=args.mirror, offline=args.offline,
-                            allow_edited=args.allow_edited_bundle)
+                            allow_edited=args.allow_edited_bundle, threads=threads)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,10 +64,17 @@ def run(args: argparse.Namespace) -> int:
 
     count = options.positive_int(args.count, "--count")
     check_out_folder(args.out)  # before any model is loaded or image decoded
+    n_threads = options.threads(args)
     actors = options.ray_actors(args)
     dataset = open_dataset(args.dataset, count=count, skip_bad=args.skip_bad)
-    subjects = subjects_of(args.things, args, dataset)
-    results = evaluate(subjects, dataset, args.out, skip_bad=args.skip_bad, ray=args.ray, ray_actors=actors)
+    # With --ray the models run in the actors (on --threads each); the driver's copies only describe them.
+    subjects = subjects_of(args.things, args, dataset, 1 if args.ray is not None else n_threads)
+    try:
+        results = evaluate(subjects, dataset, args.out, skip_bad=args.skip_bad, ray=args.ray, ray_actors=actors,
+                           ray_threads=n_threads)
+    finally:
+        for subject in subjects:
+            subject.close()
     settle()  # published: a Ctrl-C while the table prints changes nothing
     print(results_json(results) if args.json else render_results(results))
     return 1 if any(r.passed is False for r in results) else 0

@@ -1,5 +1,5 @@
 """Options several commands share, declared once so they read and behave the same everywhere: the models
-(MODEL... / --all), stand-ins, where originals come from, --out, --tolerance and --ray. Values are checked by the
+(MODEL... / --all), stand-ins, where originals come from, --out, --tolerance, --threads and --ray. Values are checked by the
 API the commands call; the checks here are the ones argparse cannot express (a whole number in a range)."""
 
 from __future__ import annotations
@@ -46,6 +46,20 @@ def add_out(p: argparse.ArgumentParser, default: Path | None, what: str = "outpu
 def add_tolerance(p: argparse.ArgumentParser, example: str = "max_abs_error=1e-3") -> None:
     p.add_argument("--tolerance", action="append", default=[], metavar="NAME=VALUE",
                    help=f"override a parity tolerance, e.g. {example} (repeatable)")
+
+
+def add_threads(p: argparse.ArgumentParser, *, ray: bool = False) -> None:
+    """--threads; checked by threads(args)."""
+    p.add_argument("--threads", metavar="N",
+                   help="threads of the runtime (default: every CPU this process may use)"
+                        + ("; with --ray, the CPUs and threads of each actor (default 1)" if ray else ""))
+
+
+def threads(args: argparse.Namespace) -> int | None:
+    """--threads checked (1..MAX_THREADS), or None: the runtime's default (every CPU this process may use)."""
+    from edgezoo.graphs.runners import MAX_THREADS
+
+    return positive_int(args.threads, "--threads", maximum=MAX_THREADS)
 
 
 def add_ray(p: argparse.ArgumentParser, what: str) -> None:

@@ -8,6 +8,8 @@ import ipaddress
 import os
 import re
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -158,6 +160,7 @@ def check_ray_target(value: str) -> RayTarget:
     target = parse_ray_target(value)
     require_ray()
     check_reachable(target)
+    check_authentication(target)
     return target
 
 
@@ -174,6 +177,11 @@ class Session:
     cpus: int
     nodes: int
     startup_s: float
+    node_cpus: tuple[int, ...] = ()  # each live node's CPUs (an actor's CPUs must fit on one node)
+
+    def actors_of(self, cpus: int) -> int:
+        """How many actors of `cpus` CPUs the cluster can place at once."""
+        return sum(n // cpus for n in self.node_cpus) if self.node_cpus else self.cpus // cpus
 
 
 @contextlib.contextmanager
@@ -183,6 +191,7 @@ def ray_session(target: RayTarget, *, connect_timeout: float = CONNECT_TIMEOUT_S
     require_ray()
     check_reachable(target, connect_timeout)
     start = time.perf_counter()
+    check_authentication(target)
     import ray  # lazy: only --ray runs pay for Ray
 
     if ray.is_initialized():  # the caller's own Ray (a notebook, another pass of the same run): use it, keep it
@@ -193,6 +202,8 @@ def ray_session(target: RayTarget, *, connect_timeout: float = CONNECT_TIMEOUT_S
                  log_to_driver=False, logging_level="ERROR", configure_logging=True,
                  runtime_env={"env_vars": actor_env()})
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, AuthenticationError, ValueError ...
+        if _authentication_failed(exc):
+            raise _authentication_error(target) from None
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ClusterError(f"Ray at {target}: cannot join ({first})",
                            hint="is it a Ray head of the same Ray version, with the same RAY_AUTH_MODE / token?") \
@@ -203,7 +214,52 @@ def ray_session(target: RayTarget, *, connect_timeout: float = CONNECT_TIMEOUT_S
         ray.shutdown()
 
 
+# Asks the head for its cluster id as ray.init() does first, in a process of its own: Ray's client logs the refusal
+# on the process's stderr (C++), and ray.init() itself retries a refused token for ~20 s before saying only "Failed
+# to connect". Prints the exception's class name, nothing when the head accepted this client.
+_AUTH_PROBE = """import sys
+from ray._raylet import GcsClient
+try:
+    GcsClient(address=sys.argv[1])
+except Exception as exc:
+    print(type(exc).__name__)
+"""
+
+
+_ACCEPTED: set[str] = set()
+
+
+def check_authentication(target: RayTarget, timeout: float = 2 * CONNECT_TIMEOUT_S) -> None:
+    """ClusterError naming RAY_AUTH_MODE=token when the head refuses this client's authentication (nothing to check
+    for `auto`). A probe that cannot tell (timed out, another error) leaves the verdict to ray.init()."""
+    if target.is_auto or str(target) in _ACCEPTED:
+        return
+    try:
+        probe = subprocess.run([sys.executable, "-c", _AUTH_PROBE, str(target)], capture_output=True, text=True,
+                               timeout=timeout)
+    except (subprocess.TimeoutExpired, OSError):
+        return
+    if probe.stdout.strip() == "AuthenticationError":
+        raise _authentication_error(target)
+    if probe.returncode == 0 and not probe.stdout.strip():
+        _ACCEPTED.add(str(target))  # checked once per process (the CLI's checks, then the session)
+
+
+def _authentication_error(target: RayTarget) -> ClusterError:
+    return ClusterError(f"Ray at {target}: the cluster refused this client's authentication token "
+                        f"(RAY_AUTH_MODE is {os.environ.get('RAY_AUTH_MODE', 'unset')!r} here)",
+                        hint="Ray clusters use token authentication by default: set RAY_AUTH_MODE=token and give "
+                             "the head's token (copy its ~/.ray/auth_token, or set RAY_AUTH_TOKEN / "
+                             "RAY_AUTH_TOKEN_PATH); see README 'On a Ray cluster'")
+
+
+def _authentication_failed(exc: BaseException) -> bool:
+    """Ray's AuthenticationError (a missing, wrong or unsent token), whatever module it is raised from."""
+    return type(exc).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(exc)
+
+
 def _describe(ray: Any, target: RayTarget, startup_s: float) -> Session:
     cpus = int(ray.cluster_resources().get("CPU", 0))
-    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-    return Session(target, cpus, nodes, startup_s)
+    alive = [node for node in ray.nodes() if node.get("Alive")]
+    node_cpus = tuple(int(node.get("Resources", {}).get("CPU", 0)) for node in alive)
+    return Session(target, cpus, len(alive), startup_s, node_cpus)

@@ -22,13 +22,13 @@ from edgezoo.bundle.reader import read_bundle
 from edgezoo.bundle.staging import BundleStaging
 from edgezoo.core.atomic import check_out_folder
 from edgezoo.core.errors import EdgezooError, UnknownModelError, disk_full, is_disk_full
+from edgezoo.core.progress import step
 from edgezoo.datasets import expect_kind, load_image
 from edgezoo.evaluation import metrics
 from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
-from edgezoo.evaluation.engine import run_subject
+from edgezoo.evaluation.engine import run_group
 from edgezoo.evaluation.on_ray import ray_runner
-from edgezoo.core.progress import step
-from edgezoo.evaluation.subjects import Subject, bundle_folder, bundle_subjects, original_subjects
+from edgezoo.evaluation.subjects import Subject, bundle_folder, bundle_subjects, original_subjects, shared_groups
 from edgezoo.evaluation.ti_subjects import Semantics, ti_bundle_subjects, ti_variants
 from edgezoo.zoo.schema import ModelCard, Task
 
@@ -135,51 +135,68 @@ def _folders(subjects: Sequence[Subject], out: Path) -> list[Path]:
 
 def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: int | None = None,
              skip_bad: bool = False, progress: bool = True, ray: str | None = None,
-             ray_actors: int | None = None) -> list[EvalResult]:
-    """Each subject over the dataset; the first (of the same semantics) is the reference for the deltas. Writes OUT/<model>/<what>/.
+             ray_actors: int | None = None, ray_threads: int | None = None) -> list[EvalResult]:
+    """Each subject over the dataset; the first (of the same semantics) is the reference for the deltas. Writes
+    OUT/<model>/<what>/.
 
-    `ray`: "auto" or HOST:PORT runs the inference on Ray actors (edgezoo.distributed), same files as locally."""
+    Subjects sharing a model pass (an ONNX SSD bundle's tail and prototxt decoding) are evaluated in one loop: one
+    inference per image for both, the same files as one by one.
+    `ray`: "auto" or HOST:PORT runs the inference on Ray actors (edgezoo.distributed), same files as locally; the
+    actors are started once for the whole evaluation, each with `ray_threads` CPUs and runtime threads (default 1)."""
     for s in subjects:  # every check before anything runs or is written
         expect_kind(dataset, s.card.labels.dataset, s.what)
     check_out_folder(out)  # an unwritable --out found now, not after the whole inference
     for folder in _folders(subjects, out):
         check_destination(folder, OutputKind.EVAL, inputs_of(subjects, dataset))
     if ray is None:
-        return _evaluate(subjects, dataset, out, run_subject, workers, skip_bad, progress)
+        return _evaluate(subjects, dataset, out, run_group, workers, skip_bad, progress)
 
-    with ray_runner(ray, actors=ray_actors, progress=progress) as run_one:
-        return _evaluate(subjects, dataset, out, run_one, workers, skip_bad, progress)
+    with ray_runner(ray, actors=ray_actors, threads=ray_threads, progress=progress,
+                    subjects=subjects) as run_on_actors:
+        return _evaluate(subjects, dataset, out, run_on_actors, workers, skip_bad, progress)
 
 
-def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_subject: Any, workers: int | None,
+def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_group: Any, workers: int | None,
               skip_bad: bool, progress: bool) -> list[EvalResult]:
-    results: list[EvalResult] = []
-    for subject, folder in zip(subjects, _folders(subjects, out)):
-        run = run_subject(subject, dataset.samples, load_image, workers=workers, skip_bad=skip_bad,
-                          progress=progress)
-        if not run.records:
-            raise EvalError(f"{subject.what}: no image could be evaluated ({len(run.skipped)} skipped)",
-                            hint="check the dataset's images")
-        skipped = sorted(set(run.skipped) | set(getattr(dataset, "skipped", [])))
-        try:
-            with BundleStaging(folder, kind=OutputKind.EVAL, inputs=inputs_of(subjects, dataset)) as staging:
-                if _semantics(subject) == "mlperf":  # TI's records are not MLPerf's accuracy-log format
-                    write_accuracy_log(staging.dir / ACCURACY_LOG, run.records)
-                detections = staging.dir / metrics.COCO_RESULTS if subject.task is Task.DETECTION else None
-                value = score_records(subject, dataset, run.records, detections)
-                result = _result(subject, dataset, run, value, skipped, folder)
-                reference = _reference(results, result)
-                if reference is not None:
-                    result.delta = result.value - reference.value
-                staging.add_json(ACCURACY_JSON, result)
-                staging.commit()
-        except OSError as exc:
-            if is_disk_full(exc):
-                raise disk_full(exc, folder.parent, "writing the evaluation results") from None
-            raise EvalError(f"{folder}: cannot write the results ({exc.strerror or exc})",
-                            hint="choose a writable --out folder") from None
-        results.append(result)
-    return results
+    """Group by group (subjects.shared_groups), each subject's results published as soon as its group is done."""
+    folders = _folders(subjects, out)
+    inputs = inputs_of(subjects, dataset)
+    done: dict[int, EvalResult] = {}
+    for group in shared_groups(subjects):
+        runs = run_group([subjects[i] for i in group], dataset.samples, load_image, workers=workers,
+                         skip_bad=skip_bad, progress=progress)
+        for i, run in zip(group, runs):
+            earlier = [done[j] for j in sorted(done) if j < i]
+            done[i] = _publish(subjects[i], dataset, run, folders[i], earlier, inputs)
+    return [done[i] for i in range(len(subjects))]
+
+
+def _publish(subject: Subject, dataset: Any, run: Any, folder: Path, earlier: Sequence[EvalResult],
+             inputs: Sequence[Path]) -> EvalResult:
+    """Score one subject's run and publish OUT/<model>/<what>/ atomically; `earlier`: the results of the subjects
+    before it (the reference for its delta is among them); `inputs`: what the output folder must not be."""
+    if not run.records:
+        raise EvalError(f"{subject.what}: no image could be evaluated ({len(run.skipped)} skipped)",
+                        hint="check the dataset's images")
+    skipped = sorted(set(run.skipped) | set(getattr(dataset, "skipped", [])))
+    try:
+        with BundleStaging(folder, kind=OutputKind.EVAL, inputs=inputs) as staging:
+            if _semantics(subject) == "mlperf":  # TI's records are not MLPerf's accuracy-log format
+                write_accuracy_log(staging.dir / ACCURACY_LOG, run.records)
+            detections = staging.dir / metrics.COCO_RESULTS if subject.task is Task.DETECTION else None
+            value = score_records(subject, dataset, run.records, detections)
+            result = _result(subject, dataset, run, value, skipped, folder)
+            reference = _reference(earlier, result)
+            if reference is not None:
+                result.delta = result.value - reference.value
+            staging.add_json(ACCURACY_JSON, result)
+            staging.commit()
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full(exc, folder.parent, "writing the evaluation results") from None
+        raise EvalError(f"{folder}: cannot write the results ({exc.strerror or exc})",
+                        hint="choose a writable --out folder") from None
+    return result
 
 
 def _result(subject: Subject, dataset: Any, run: Any, value: float, skipped: list[str], folder: Path) -> EvalResult:
@@ -214,10 +231,11 @@ def _card_of(thing: str, allow_edited: bool) -> tuple[ModelCard, Any]:
 
 def resolve_subjects(things: Sequence[str], dataset: Any, *, semantics: str = "mlperf", standin: bool = False,
                      variant: str = "full", mirror: str | None = None, offline: bool = False,
-                     allow_edited: bool = False) -> list[Subject]:
+                     allow_edited: bool = False, threads: int | None = None) -> list[Subject]:
     """What `eval` / `bench` were given: model ids -> original subjects (fetched, or stand-ins), folders -> bundle
     subjects, in the order given, under MLPerf's and/or TI's semantics (`mlperf`, `ti`, `both`); each checked
-    against the dataset's kind before any model is loaded or built. `allow_edited`: --allow-edited-bundle."""
+    against the dataset's kind before any model is loaded or built. `allow_edited`: --allow-edited-bundle;
+    `threads`: the runtimes' (default: every CPU this process may use)."""
     chosen = Semantics(semantics)
     read = [_card_of(thing, allow_edited) for thing in things]
     for thing, (card, _bundle) in zip(things, read):
@@ -226,10 +244,11 @@ def resolve_subjects(things: Sequence[str], dataset: Any, *, semantics: str = "m
     for thing, (card, bundle) in zip(things, read):
         if bundle is not None:
             if chosen is not Semantics.TI:
-                subjects += bundle_subjects(bundle, shown=Path(thing))
+                subjects += bundle_subjects(bundle, shown=Path(thing), threads=threads)
             if chosen is not Semantics.MLPERF:
                 subjects += ti_bundle_subjects(Path(thing), allow_edited=allow_edited)
         else:
-            originals = original_subjects(card, standin=standin, variant=variant, mirror=mirror, offline=offline)
+            originals = original_subjects(card, standin=standin, variant=variant, mirror=mirror, offline=offline,
+                                          threads=threads)
             subjects += ti_variants(originals, chosen)
     return subjects

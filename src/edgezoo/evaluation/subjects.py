@@ -15,13 +15,17 @@ Subjects:
   graph, ONNX Runtime for ONNX), preprocessed with MLPerf's pipeline for the model;
 - `bundle_subjects(folder)`: an exported bundle, preprocessed as its config.yaml states, through LiteRT or ONNX
   Runtime. An ONNX bundle with a meta_arch.prototxt gives a second subject: the heads decoded by the prototxt's
-  semantics (edgezoo's numpy executor of TIDL's caffe_ssd), since TIDL runs that and not the ONNX tail.
+  semantics (edgezoo's numpy executor of TIDL's caffe_ssd), since TIDL runs that and not the ONNX tail. Both share
+  one model pass (`forward`): the heads and the tail come out of one inference, decoded both ways.
+
+`predict` = `decode(forward(batch))`: the runtime pass and the reading of its outputs (verify.detectors, the one
+adapter that reads detections). Subjects with the same `forward` are evaluated in one loop (`predict_shared`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -34,19 +38,15 @@ from edgezoo.bundle.outputs import safe_name
 from edgezoo.bundle.provenance import is_standin
 from edgezoo.bundle.reader import CONFIG, META_ARCH, Bundle, check_input_size, read_bundle
 from edgezoo.core.errors import ConfigError, EdgezooError
-from edgezoo.graphs import onnx_model, tflite_model
 from edgezoo.graphs.runners import load_runner
 from edgezoo.preprocessing.mlperf import mlperf_preprocess
 from edgezoo.ssd import ssd_surgery
 from edgezoo.standins import StandinVariant
-from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
-from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
-from edgezoo.tidl.meta_arch.validate import check_meta_arch
-from edgezoo.verify.detectors import find_outputs
+from edgezoo.verify import detectors
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Task
 
-__all__ = ["Subject", "SubjectSource", "SubjectError", "Runtime", "original_subjects", "bundle_subjects",
-           "score_threshold"]
+__all__ = ["Subject", "SubjectSource", "SubjectError", "Runtime", "ModelPass", "original_subjects", "bundle_subjects",
+           "build_subjects", "predict_shared", "shared_groups", "score_threshold"]
 
 
 def score_threshold(card: ModelCard) -> float | None:
@@ -81,15 +81,37 @@ class SubjectSource:
     allow_edited: bool = False  # --allow-edited-bundle
     model: str | None = None  # a model evaluated in the bundle's clothes (bundle_subjects' `model`)
 
-    def build(self) -> Subject:
-        if not Path(self.path).exists():
-            raise SubjectError(f"{self.path} is not readable on this machine ({os.uname().nodename})",
+    def build(self, threads: int | None = None) -> Subject:
+        return build_subjects([self], threads=threads)[0]
+
+
+def build_subjects(sources: Sequence[SubjectSource], *, threads: int | None = None) -> list[Subject]:
+    """The subjects of `sources` built in this process; those of one bundle share its model pass, as
+    bundle_subjects made them (an ONNX SSD's tail and prototxt decoding: one inference for both)."""
+    bundles: dict[str, list[Subject]] = {}
+    built = []
+    for source in sources:
+        if type(source) is not SubjectSource:  # a layer over subjects (TI's semantics) builds its own
+            built.append(source.build())
+            continue
+        if not Path(source.path).exists():
+            raise SubjectError(f"{source.path} is not readable on this machine ({os.uname().nodename})",
                                hint="every node must see the models and the dataset at the same paths "
                                     "(a shared file system)")
-        if self.card_id is None:
-            return bundle_subjects(Path(self.path), allow_edited=self.allow_edited,
-                                   model=Path(self.model) if self.model else None)[self.position]
-        return _original_subject(zoo.get_card(self.card_id), Path(self.path), self.standin)
+        if source.card_id is None:
+            key = (source.path, source.allow_edited, source.model)
+            if key not in bundles:
+                bundles[key] = bundle_subjects(Path(source.path), allow_edited=source.allow_edited,
+                                               model=Path(source.model) if source.model else None, threads=threads)
+            built.append(bundles[key][source.position])
+        else:
+            built.append(_original_subject(zoo.get_card(source.card_id), Path(source.path), source.standin,
+                                           threads))
+    return built
+
+
+def _as_is(outputs: Any) -> Any:
+    return outputs
 
 
 @dataclass
@@ -103,7 +125,9 @@ class Subject:
     model_path: Path
     standin: bool
     preprocess: Callable[[np.ndarray], np.ndarray]
-    infer: Callable[[np.ndarray], np.ndarray]  # batch of one -> classification [label] | detection [n, 6]
+    forward: Callable[[np.ndarray], Any]  # the runtime (a ModelPass): batch of one -> outputs; one object for the
+    # subjects decoding one pass
+    decode: Callable[[Any], np.ndarray] = _as_is  # outputs -> classification [label] | detection [n, 6]
     use_inv_map: bool = False  # detection labels are 1..80 and scored through MLPerf's inverse map
     source: SubjectSource | None = None  # how another process (a Ray actor) builds this subject again
 
@@ -111,28 +135,84 @@ class Subject:
     def task(self) -> Task:
         return self.card.task
 
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.decode(self.forward(batch))
+
     def predict(self, tensor: np.ndarray, qsl_idx: int = 0) -> np.ndarray:
         """One preprocessed input -> its accuracy-log record (float32; detection: [n, 7] with qsl_idx first)."""
-        out = self.infer(tensor[None])
+        return self.finish(self.forward(tensor[None]), qsl_idx)
+
+    def finish(self, outputs: Any, qsl_idx: int) -> np.ndarray:
+        """The record from the model pass's outputs (what predict does after the inference)."""
+        return self.record(self.decode(outputs), qsl_idx)
+
+    def record(self, decoded: np.ndarray, qsl_idx: int) -> np.ndarray:
         if self.task is Task.CLASSIFICATION:
-            return np.asarray(out, dtype=np.float32).reshape(1)
-        dets = np.asarray(out, dtype=np.float32).reshape(-1, 6)
+            return np.asarray(decoded, dtype=np.float32).reshape(1)
+        dets = np.asarray(decoded, dtype=np.float32).reshape(-1, 6)
         return np.concatenate([np.full((len(dets), 1), qsl_idx, np.float32), dets], axis=1)
+
+    def close(self) -> None:
+        """Release the runtime (shared with the other subjects of the same pass: close them together)."""
+        close = getattr(self.forward, "close", None)
+        if callable(close):
+            close()
+
+
+class ModelPass:
+    """One inference of a one-input model: batch -> {output: value} for everything its subjects decode."""
+
+    def __init__(self, runner: Any, fetch: Sequence[str]) -> None:
+        self.runner = runner
+        self.input = runner.inputs[0]
+        self.fetch = list(dict.fromkeys(fetch))
+
+    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return self.runner.run({self.input.name: batch}, self.fetch)
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def predict_shared(subjects: Sequence[Subject], tensor: np.ndarray, qsl_idx: int) -> list[np.ndarray]:
+    """Each subject's record for one input, every distinct model pass run once (subjects of one pass decode the
+    same outputs: the records are those of subject.predict, one inference fewer per extra subject)."""
+    users: dict[int, int] = {}
+    for subject in subjects:
+        users[id(subject.forward)] = users.get(id(subject.forward), 0) + 1
+    outputs: dict[int, Any] = {}
+    records = []
+    for subject in subjects:
+        key = id(subject.forward)
+        if users[key] == 1:  # its own pass: predict as it defines it
+            records.append(subject.predict(tensor, qsl_idx))
+            continue
+        if key not in outputs:
+            outputs[key] = subject.forward(tensor[None])
+        records.append(subject.finish(outputs[key], qsl_idx))
+    return records
+
+
+def shared_groups(subjects: Sequence[Subject]) -> list[list[int]]:
+    """Positions of `subjects` grouped by model pass and preprocessing, in first-seen order: each group is
+    evaluated in one loop over the images (one decode + preprocess + inference per image)."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, subject in enumerate(subjects):
+        groups.setdefault((id(subject.forward), id(subject.preprocess)), []).append(i)
+    return list(groups.values())
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # outputs -> records
 
 
-def _classification_infer(runner: Any, output: str, offset: int, argmax: bool) -> Callable[[np.ndarray], np.ndarray]:
-    feed_name = runner.inputs[0].name
-
-    def infer(batch: np.ndarray) -> np.ndarray:
-        value = np.asarray(runner.run({feed_name: batch}, [output])[output])
+def _classification_decode(output: str, offset: int, argmax: bool) -> Callable[[dict], np.ndarray]:
+    def decode(out: dict[str, np.ndarray]) -> np.ndarray:
+        value = np.asarray(out[output])
         index = int(value.reshape(-1)[0]) if argmax else int(np.argmax(value.reshape(-1)))
         return np.array([index + offset], np.float32)
 
-    return infer
+    return decode
 
 
 def _records(boxes_yxyx: np.ndarray, scores: np.ndarray, labels: np.ndarray, threshold: float | None) -> np.ndarray:
@@ -145,60 +225,13 @@ def _records(boxes_yxyx: np.ndarray, scores: np.ndarray, labels: np.ndarray, thr
     return rows.astype(np.float32)
 
 
-def _outputs_infer(runner: Any, path: Path, card: ModelCard, threshold: float | None) -> Callable:
-    """A model with detection outputs (OD API's four or MLPerf ResNet34's three), decoded by the verify adapters."""
-    names = find_outputs(path, [o.name for o in runner.outputs], card)
-    feed_name = runner.inputs[0].name
-    fetch = names.names()
-
-    def infer(batch: np.ndarray) -> np.ndarray:
-        d = names.decode(runner.run({feed_name: batch}, fetch))
+def _detection_decode(decoder: Any, threshold: float | None) -> Callable[[dict], np.ndarray]:
+    """A verify.detectors decoder (the one adapter reading detections) -> MLPerf's rows."""
+    def decode(out: dict[str, np.ndarray]) -> np.ndarray:
+        d = decoder.decode(out)
         return _records(d.boxes, d.scores, d.classes, threshold)
 
-    return infer
-
-
-def _postprocess_tflite_infer(path: Path, threshold: float | None) -> tuple[Callable, Any]:
-    """A .tflite ending in TFLite_Detection_PostProcess: classes 0-based among the foreground -> dataset ids."""
-    (op,) = ssd_surgery.read_postprocess_ops(path)
-    boxes, classes, scores, count = op["outputs"]
-    # One thread: LiteRT 2.3's multi-threaded regular NMS skips a class (see ssd/ssd_surgery).
-    interp = tflite_model.load_interpreter(path, num_threads=1)
-    details = {d["name"]: d for d in interp.get_tensor_details()}
-    index = {name: d["index"] for name, d in details.items()}
-    logits_cols = int(details[op["inputs"][1]]["shape"][-1])
-    # With a background column the class index i is dataset id i + 1 (COCO ids in the 91-class label space).
-    offset = 1 if logits_cols == int(op["attributes"].get("num_classes", 0)) + 1 else 0
-    per_detection = 1 if op["attributes"].get("use_regular_nms") else int(
-        op["attributes"].get("max_classes_per_detection", 1))
-    input_detail = interp.get_input_details()[0]
-
-    def infer(batch: np.ndarray) -> np.ndarray:
-        interp.set_tensor(input_detail["index"], batch.astype(input_detail["dtype"], copy=False))
-        interp.invoke()
-        n = int(np.asarray(interp.get_tensor(index[count])).reshape(-1)[0]) * per_detection
-        return _records(interp.get_tensor(index[boxes]).reshape(-1, 4)[:n],
-                        interp.get_tensor(index[scores]).reshape(-1)[:n],
-                        np.round(interp.get_tensor(index[classes]).reshape(-1)[:n]) + offset, threshold)
-
-    return infer, tflite_model.inputs(interp)[0]
-
-
-def _meta_arch_infer(onnx_path: Path, prototxt: Path, threshold: float | None) -> tuple[Callable, Any]:
-    """The ONNX heads in ONNX Runtime, then the prototxt's decoding + NMS (what TIDL runs)."""
-    ssd = load_meta_arch(prototxt).single_ssd(prototxt.name)
-    check_meta_arch(load_meta_arch(prototxt), onnx_model.load(onnx_path), where=prototxt.name)
-    executor = MetaArchExecutor(ssd, where=prototxt.name)
-    heads = list(dict.fromkeys([*ssd.box_input, *ssd.class_input]))
-    runner = load_runner(onnx_path, outputs=heads)
-    feed_name = runner.inputs[0].name
-
-    def infer(batch: np.ndarray) -> np.ndarray:
-        out = runner.run({feed_name: batch}, heads)
-        raw = executor([out[t] for t in ssd.box_input], [out[t] for t in ssd.class_input])
-        return _records(raw.boxes_xyxy[:, [1, 0, 3, 2]], raw.scores, raw.labels, threshold)
-
-    return infer, runner.inputs[0]
+    return decode
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -228,31 +261,30 @@ def _classification_output(card: ModelCard, path: Path) -> tuple[str, bool]:
 
 
 def original_subjects(card: ModelCard, *, standin: bool = False, variant: Any = "full", mirror: str | None = None,
-                      offline: bool = False) -> list[Subject]:
-    """The card's original model, ready to evaluate (fetched or built as a stand-in)."""
+                      offline: bool = False, threads: int | None = None) -> list[Subject]:
+    """The card's original model, ready to evaluate (fetched or built as a stand-in). `threads`: the runtime's
+    (default: the CPUs this process may use)."""
     path = _original_file(card, standin=standin, variant=StandinVariant(variant), mirror=mirror, offline=offline)
-    return [_original_subject(card, path, standin)]
+    return [_original_subject(card, path, standin, threads)]
 
 
-def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
-    threshold = score_threshold(card)
-
+def _original_subject(card: ModelCard, path: Path, standin: bool, threads: int | None = None) -> Subject:
     def preprocess(image_bgr: np.ndarray) -> np.ndarray:
         return mlperf_preprocess(image_bgr, card.id)
 
     if card.task is Task.CLASSIFICATION:
         output, argmax = _classification_output(card, path)
-        runner = load_runner(path, outputs=[output])
-        infer = _classification_infer(runner, runner.outputs[0].name, card.labels.offset, argmax)
+        runner = load_runner(path, outputs=[output], threads=threads)
+        output = runner.outputs[0].name
+        forward, decode = ModelPass(runner, [output]), _classification_decode(output, card.labels.offset, argmax)
     else:
-        # A frozen graph's sink nodes need not be its outputs: ask for the card's output tensors by name.
-        from_tf = ModelFormat.of(path) is ModelFormat.TF
-        names = [o.name for o in card.formats[ModelFormat.TF].outputs] if from_tf else None
-        runner = load_runner(path, outputs=names)
-        infer = _outputs_infer(runner, path, card, threshold)
+        runner = detectors.outputs_runner(path, card, threads=threads)
+        decoder = detectors.outputs_decoder(runner, card)
+        forward = ModelPass(runner, decoder.fetch)
+        decode = _detection_decode(decoder, score_threshold(card))
     label = f"{card.id} (original{', stand-in' if standin else ''})"
-    return Subject(label, "original", card, _RUNTIMES[ModelFormat.of(path)], path, standin, preprocess, infer,
-                   use_inv_map=card.labels.map == "coco80to90",
+    return Subject(label, "original", card, _RUNTIMES[ModelFormat.of(path)], path, standin, preprocess, forward,
+                   decode, use_inv_map=card.labels.map == "coco80to90",
                    source=SubjectSource(str(Path(path).resolve()), card_id=card.id, standin=standin))
 
 
@@ -298,11 +330,13 @@ def _classifier_offset(bundle: Bundle, card: ModelCard) -> int:
 
 
 def bundle_subjects(folder: Any, *, allow_edited: bool = False, model: Path | None = None,
-                    shown: Path | None = None) -> list[Subject]:
-    """A bundle's artifact (and, for an ONNX SSD with a meta_arch.prototxt, the prototxt's decoding too).
+                    shown: Path | None = None, threads: int | None = None) -> list[Subject]:
+    """A bundle's artifact (and, for an ONNX SSD with a meta_arch.prototxt, the prototxt's decoding too, on the same
+    model pass: one inference, decoded both ways).
 
     `folder`: a bundle folder or a `bundle.reader.Bundle` already read; `model`: another model file evaluated in
-    the bundle's clothes (quantize's previews and probes)."""
+    the bundle's clothes (quantize's previews and probes); `threads`: the runtime's (default: the CPUs this process
+    may use; a model ending in TFLite_Detection_PostProcess always runs on one, see verify.detectors)."""
     if isinstance(folder, Bundle):
         bundle, shown = folder, shown or folder.folder
     else:
@@ -315,38 +349,42 @@ def bundle_subjects(folder: Any, *, allow_edited: bool = False, model: Path | No
         raise SubjectError(f"{model_path}: not a .tflite or .onnx model")
     standin = bundle.standin or is_standin(model_path)
     threshold = score_threshold(card)
-    inv_map = card.labels.map == "coco80to90"
     name, slug = str(shown), safe_name(bundle.folder.name, bundle.folder)
 
-    def subject(what: str, kind: str, run: Runtime, infer: Callable, input_info: Any) -> Subject:
-        source = SubjectSource(str(bundle.folder), position=len(subjects), allow_edited=bundle.allow_edited,
-                               model=str(bundle.model_override) if bundle.model_override else None)
-        return Subject(what, kind, card, run, model_path, standin, _bundle_preprocess(bundle, input_info),
-                       infer, inv_map, source)
+    def subjects_of(runner: Any, decoded: list[tuple[str, str, Runtime, list[str], Callable]]) -> list[Subject]:
+        """One model pass (and one preprocessing) for every decoding of this runner's outputs."""
+        forward = ModelPass(runner, [n for *_, names, _ in decoded for n in names])
+        preprocess = _bundle_preprocess(bundle, runner.inputs[0])
+        model = str(bundle.model_override) if bundle.model_override else None
+        return [Subject(what, kind, card, run, model_path, standin, preprocess, forward, decode,
+                        card.labels.map == "coco80to90",
+                        SubjectSource(str(bundle.folder), position=i, allow_edited=bundle.allow_edited, model=model))
+                for i, (what, kind, run, _, decode) in enumerate(decoded)]
 
-    subjects: list[Subject] = []
     if card.task is Task.CLASSIFICATION:
-        runner = load_runner(model_path)
-        infer = _classification_infer(runner, runner.outputs[0].name, _classifier_offset(bundle, card),
-                                      argmax=False)
-        return [subject(name, slug, runtime, infer, runner.inputs[0])]
+        runner = load_runner(model_path, threads=threads)
+        offset = _classifier_offset(bundle, card)
+        output = runner.outputs[0].name
+        return subjects_of(runner, [(name, slug, runtime, [output], _classification_decode(output, offset, False))])
     prototxt = bundle.file(META_ARCH)
     if runtime is Runtime.LITERT:
         if ssd_surgery.read_postprocess_ops(model_path):
-            infer, info = _postprocess_tflite_infer(model_path, threshold)
+            runner = detectors.postprocess_runner(model_path)
+            decoder = detectors.postprocess_decoder(runner)
         else:
-            runner = load_runner(model_path)
-            infer, info = _outputs_infer(runner, model_path, card, threshold), runner.inputs[0]
-        subjects.append(subject(name, slug, runtime, infer, info))
-    else:
-        runner = load_runner(model_path)
-        try:
-            subjects.append(subject(name, slug, runtime, _outputs_infer(runner, model_path, card, threshold),
-                                    runner.inputs[0]))
-        except EdgezooError:
-            if prototxt is None:
-                raise  # cut at the heads and no prototxt: nothing decodes it
+            runner = load_runner(model_path, threads=threads)
+            decoder = detectors.outputs_decoder(runner, card)
+        return subjects_of(runner, [(name, slug, runtime, decoder.fetch, _detection_decode(decoder, threshold))])
+    runner = load_runner(model_path, threads=threads)
+    decoded = []
+    try:
+        decoder = detectors.outputs_decoder(runner, card)
+        decoded.append((name, slug, runtime, decoder.fetch, _detection_decode(decoder, threshold)))
+    except EdgezooError:
+        if prototxt is None:
+            raise  # cut at the heads and no prototxt: nothing decodes it
     if prototxt is not None:
-        infer, info = _meta_arch_infer(model_path, prototxt, threshold)
-        subjects.append(subject(f"{name} + meta_arch.prototxt", f"{slug}-meta-arch", Runtime.META_ARCH, infer, info))
-    return subjects
+        meta = detectors.meta_arch_decoder(model_path, prototxt)
+        decoded.append((f"{name} + meta_arch.prototxt", f"{slug}-meta-arch", Runtime.META_ARCH, meta.fetch,
+                        _detection_decode(meta, threshold)))
+    return subjects_of(runner, decoded)

@@ -29,13 +29,14 @@ from edgezoo.datasets.coco_categories import COCO_CATEGORIES
 from edgezoo.evaluation import metrics, ti_scoring
 from edgezoo.evaluation.subjects import Runtime, Subject, SubjectError, SubjectSource, bundle_folder, score_threshold
 from edgezoo.evaluation.ti_postprocess import TI_SETTINGS_DETECTION_THRESHOLD, TiDetectionPost
-from edgezoo.graphs import onnx_model, tflite_model
+from edgezoo.graphs import onnx_model
 from edgezoo.graphs.runners import load_runner
 from edgezoo.preprocessing.ti import TiPreprocess
 from edgezoo.ssd import ssd_surgery
 from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
 from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
 from edgezoo.tidl.meta_arch.validate import check_meta_arch
+from edgezoo.verify import detectors
 from edgezoo.zoo.schema import Target, Task
 
 TI_SUFFIX = " [TI]"
@@ -132,18 +133,9 @@ def _feed(pre: Any, model_path: Path) -> Callable[[np.ndarray], np.ndarray]:
 def _raw_outputs(model_path: Path) -> tuple[Callable[[np.ndarray], list[np.ndarray]], Any]:
     """batch -> every output of the model, in the model's output order (what TI's session returns)."""
     if model_path.suffix.lower() == ".tflite" and ssd_surgery.read_postprocess_ops(model_path):
-        # One thread: LiteRT's multi-threaded regular NMS can skip a class (see graphs/ssd_surgery).
-        interp = tflite_model.load_interpreter(model_path, num_threads=1)
-        indices = [d["index"] for d in interp.get_output_details()]
-        detail = interp.get_input_details()[0]
-
-        def run_tflite(batch: np.ndarray) -> list[np.ndarray]:
-            interp.set_tensor(detail["index"], batch.astype(detail["dtype"], copy=False))
-            interp.invoke()
-            return [np.array(interp.get_tensor(i)) for i in indices]
-
-        return run_tflite, tflite_model.inputs(interp)[0]
-    runner = load_runner(model_path)
+        runner = detectors.postprocess_runner(model_path)  # on the threads LiteRT's NMS is right on
+    else:
+        runner = load_runner(model_path)
     names = [o.name for o in runner.outputs]
     feed = runner.inputs[0].name
 

@@ -3,14 +3,20 @@
     runner = load_runner(Path("model.onnx"), outputs=["extra/head:0"])
     runner.inputs, runner.outputs          # [TensorInfo(name, shape, dtype)]
     runner.run({"input:0": batch})         # -> {output name: array}
+    runner.close()                         # or: with load_runner(...) as runner: ...
 
 .pb -> TF frozen GraphDef (tf.compat.v1 Session); .tflite -> LiteRT interpreter; .onnx -> ONNX Runtime (CPU).
 TF names may be given with or without ':0'; ONNX names written by tf2onnx ('x:0') are found from 'x' too.
 Heavy libraries load only when a runner of that kind is created.
+
+Threads: `threads` (the runtime's intra-op threads) defaults to the CPUs this process may use
+(os.sched_getaffinity: a container's or taskset's limit, not the machine's core count). Callers whose figures must
+not depend on the machine pin it (verification: verify.VERIFY_THREADS; a Ray actor: the CPUs it reserved).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,18 +28,37 @@ from edgezoo.core.native_logs import quiet_native_logs
 from edgezoo.graphs import TensorInfo, base_name, onnx_model, tf_graph, tflite_model
 from edgezoo.zoo.schema import ModelFormat
 
-__all__ = ["Runner", "RunnerError", "TensorInfo", "load_runner", "TFGraphRunner", "OnnxRunner", "TfliteRunner"]
+__all__ = ["Runner", "RunnerError", "TensorInfo", "load_runner", "available_cpus", "check_threads",
+           "TFGraphRunner", "OnnxRunner", "TfliteRunner"]
 
-# The CI box has 2 cores shared by several jobs: keep every runtime to that.
-_THREADS = 2
+MAX_THREADS = 1024  # far above any CPU count seen; a typo of extra digits is refused rather than spawned
 
 
 class RunnerError(EdgezooError):
     """A model could not be run with the inputs it was given (missing input, wrong shape or dtype)."""
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity API on this platform
+        return max(1, os.cpu_count() or 1)
+
+
+def check_threads(threads: int | None) -> int:
+    """A runtime thread count: None -> available_cpus(); anything but a whole number in 1..MAX_THREADS is refused."""
+    if threads is None:
+        return available_cpus()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= MAX_THREADS:
+        raise RunnerError(f"threads {threads!r}: not a whole number in 1..{MAX_THREADS}",
+                          hint=f"this process may use {available_cpus()} CPU(s)")
+    return int(threads)
+
+
 class Runner(Protocol):
     path: Path
+    threads: int
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
 
@@ -42,6 +67,40 @@ class Runner(Protocol):
 
     def tensor_names(self) -> list[str]:
         ...
+
+    def close(self) -> None:
+        ...
+
+    def __enter__(self) -> Runner:
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        ...
+
+
+class _Lifecycle:
+    """close() (idempotent) and the context manager; a closed runner refuses to run with a clear error."""
+
+    where: str
+    _closed: bool = False
+
+    def _release(self) -> None:  # what the runtime holds (a session, an interpreter)
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._release()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RunnerError(f"{self.where}: the runner was closed", hint="load the model again")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _match(name: str, names: Sequence[str]) -> str | None:
@@ -111,11 +170,12 @@ def _override_shapes(infos: list[TensorInfo], shapes: Mapping[str, Sequence[int]
 # TF frozen graph
 
 
-class TFGraphRunner:
+class TFGraphRunner(_Lifecycle):
     """A frozen GraphDef in a tf.compat.v1 Session. Tensor names are node names (':k' for outputs past the first)."""
 
     def __init__(self, path: Path, outputs: Sequence[str] | None = None,
-                 inputs: Mapping[str, Sequence[int]] | None = None) -> None:
+                 inputs: Mapping[str, Sequence[int]] | None = None, threads: int | None = None) -> None:
+        self.threads = check_threads(threads)
         tf = tf_graph._tf()
         self.path = Path(path)
         self.where = str(self.path)
@@ -127,7 +187,8 @@ class TFGraphRunner:
         placeholders = tf_graph.placeholders(graph_def)
         sinks = tf_graph.sink_nodes(graph_def)
         del graph_def
-        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=_THREADS, inter_op_parallelism_threads=1)
+        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=self.threads,
+                                          inter_op_parallelism_threads=1)
         # Grappler rewrites (constant folding, fusions) cost ~500 MB and ~0.6 s on ResNet50 for a few runs: a
         # verification run wants the graph as written, cheaply.
         config.graph_options.rewrite_options.disable_meta_optimizer = True
@@ -153,9 +214,13 @@ class TFGraphRunner:
         shown = tensor_name[:-2] if tensor_name.endswith(":0") else tensor_name
         return TensorInfo(shown, shape, t.dtype.as_numpy_dtype.__name__ if t.dtype.is_numpy_compatible else "unknown")
 
+    def _release(self) -> None:
+        self._session.close()  # frees the session's buffers and its thread pools
+
     def run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         import tensorflow as tf
 
+        self._check_open()
         fed = _prepare_feed(feed, self.inputs, self.where)
         names = list(outputs) if outputs else [o.name for o in self.outputs]
         fetches = [self._tensor(n, "output") for n in names]
@@ -170,11 +235,12 @@ class TFGraphRunner:
 # ONNX Runtime
 
 
-class OnnxRunner:
+class OnnxRunner(_Lifecycle):
     """ONNX Runtime on CPU. Intermediate tensors can be asked for; the model is then re-made with them as outputs."""
 
     def __init__(self, path: Path, outputs: Sequence[str] | None = None,
-                 inputs: Mapping[str, Sequence[int]] | None = None) -> None:
+                 inputs: Mapping[str, Sequence[int]] | None = None, threads: int | None = None) -> None:
+        self.threads = check_threads(threads)
         self.path = Path(path)
         self.where = str(self.path)
         self.model = onnx_model.load(self.path)
@@ -214,7 +280,7 @@ class OnnxRunner:
 
         model = onnx_model.add_outputs(self.model, key, self.where) if key else self.model
         options = ort.SessionOptions()
-        options.intra_op_num_threads = _THREADS
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
@@ -226,7 +292,11 @@ class OnnxRunner:
         self._sessions[key] = session
         return session
 
+    def _release(self) -> None:
+        self._sessions.clear()  # ORT frees a session (and its threads) with its last reference
+
     def run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        self._check_open()
         fed = _prepare_feed(feed, self.inputs, self.where)
         wanted = list(outputs) if outputs else [o.name for o in self.outputs]
         resolved = [onnx_model.resolve(self.model, n, self.where, "output") for n in wanted]
@@ -247,14 +317,15 @@ class OnnxRunner:
 # LiteRT
 
 
-class TfliteRunner:
+class TfliteRunner(_Lifecycle):
     """The LiteRT interpreter. Intermediate tensors are readable when asked for at load time."""
 
     def __init__(self, path: Path, outputs: Sequence[str] | None = None,
-                 inputs: Mapping[str, Sequence[int]] | None = None) -> None:
+                 inputs: Mapping[str, Sequence[int]] | None = None, threads: int | None = None) -> None:
+        self.threads = check_threads(threads)
         self.path = Path(path)
         self.where = str(self.path)
-        self._interp = tflite_model.load_interpreter(self.path, num_threads=_THREADS)
+        self._interp = tflite_model.load_interpreter(self.path, num_threads=self.threads)
         self._input_details = {d["name"]: d for d in self._interp.get_input_details()}
         self._output_details = {d["name"]: d for d in self._interp.get_output_details()}
         self._all = {d["name"]: d["index"] for d in self._interp.get_tensor_details()}
@@ -270,7 +341,7 @@ class TfliteRunner:
 
                 with warnings.catch_warnings():  # LiteRT warns that keeping all tensors costs memory: we ask for it
                     warnings.simplefilter("ignore", UserWarning)
-                    self._interp = Interpreter(model_path=str(self.path), num_threads=_THREADS,
+                    self._interp = Interpreter(model_path=str(self.path), num_threads=self.threads,
                                                experimental_preserve_all_tensors=True)
                 with quiet_native_logs():
                     self._interp.allocate_tensors()
@@ -285,13 +356,24 @@ class TfliteRunner:
         """Names that can be asked for as outputs."""
         return list(self._all)
 
+    def tensor_shape(self, name: str) -> tuple[int, ...]:
+        """The static shape of any tensor of the model."""
+        self._check_open()
+        name = self._resolve(name)
+        detail = next(d for d in self._interp.get_tensor_details() if d["name"] == name)
+        return tuple(int(d) for d in detail["shape"])
+
     def _resolve(self, name: str) -> str:
         found = _match(name, list(self._all))
         if found is None:
             raise tensor_not_found(name, list(self._all), self.where, "tensor")
         return found
 
+    def _release(self) -> None:
+        self._interp = None  # the interpreter's arena goes with its last reference
+
     def run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        self._check_open()
         fed = _prepare_feed(feed, self.inputs, self.where)
         resized = False
         for name, value in fed.items():
@@ -316,15 +398,17 @@ _RUNNERS = {ModelFormat.TF: TFGraphRunner, ModelFormat.ONNX: OnnxRunner, ModelFo
 
 
 def load_runner(path: Path, *, outputs: Sequence[str] | None = None,
-                inputs: Mapping[str, Sequence[int]] | None = None) -> Runner:
+                inputs: Mapping[str, Sequence[int]] | None = None, threads: int | None = None) -> Runner:
     """The runner for a model file, chosen by suffix.
 
     `outputs`: tensors to produce by default (intermediates allowed; TF graphs default to their sink nodes).
     `inputs`: input shapes to report instead of the file's own (e.g. a fixed batch for a dynamic graph).
+    `threads`: the runtime's intra-op threads (default: available_cpus()).
     """
     path = Path(path)
     cls = _RUNNERS.get(ModelFormat.of(path))
     if cls is None:
         raise ModelFileError(f"{path}: unknown model format {path.suffix or '(no suffix)'!r}",
                              hint="expected a .pb (TF frozen graph), .onnx or .tflite file")
-    return cls(path, outputs=outputs, inputs=inputs)
+    threads = check_threads(threads)  # before any model is read
+    return cls(path, outputs=outputs, inputs=inputs, threads=threads)

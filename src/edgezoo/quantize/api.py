@@ -11,6 +11,7 @@ larger goes to <scheme>.failed/ and never replaces a good one.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,40 +133,41 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
     for note in source.notes:  # what allow_edited let through
         step(note)
         result.notes.append(note)
-    try:
-        with BundleStaging(final, inputs=inputs) as staging:
-            t0 = time.perf_counter()
-            artifact, preview, state = _quantize(scheme, source, calib.inputs, staging.workdir, scale, result)
-            result.calibration_seconds = round(time.perf_counter() - t0, 3)
-            if data is not None:
-                with _predictor(ray, ray_actors) as predict:
+    # Ray's actors start in the background while this process calibrates (they serve every measuring pass).
+    with _predictor(ray if data is not None else None, ray_actors, model) as predict:
+        try:
+            with BundleStaging(final, inputs=inputs) as staging:
+                t0 = time.perf_counter()
+                artifact, preview, state = _quantize(scheme, source, calib.inputs, staging.workdir, scale, result)
+                result.calibration_seconds = round(time.perf_counter() - t0, 3)
+                if data is not None:
                     _measure(result, source, artifact, preview, state, data, preprocess, dtype, calib.inputs,
                              staging.workdir, scale, sensitivity, target_drop, predict)
-            names = result.sixteen_bit.names if result.sixteen_bit and result.sixteen_bit.reached else None
-            header += f"# quantized: {scheme.value}, scale type {int(scale)}, {len(calib)} calibration frames\n"
-            files = [staging.add_file(artifact, MODEL_NAMES[Target(ModelFormat.of(model).value)])]
-            if preview is not None:
-                files.append(staging.add_file(preview, PREVIEW_MODEL))
-            options = runtime_options(base_options, scheme, scale, len(calib), names)
-            files.append(staging.add_yaml(RUNTIME_OPTIONS, options, header=header, compact=False))
-            # config.yaml stands alone for TI's loader: the float bundle's, with THESE options inline.
-            files.append(staging.add_yaml(CONFIG, with_runtime_options(_without_inline_options(config), options),
-                                          header=header))
-            result.passed = max_drop is None or result.drop is None or result.drop <= max_drop
-            dest = final if result.passed else failed_dir(final)
-            result.bundle = dest
-            staging.add_json(REPORT, result)
-            staging.add_json(MANIFEST, {
-                **manifest, "quantization": {"scheme": scheme.value, "scale_type": int(scale), "float_bundle":
-                                             str(bundle), "calibration": str(calibration), "frames": len(calib),
-                                             "files": [f.name for f in files]},
-                "outputs": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files]})
-            staging.commit(dest)
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise disk_full(exc, final.parent, "writing the quantized bundle") from None
-        raise QuantizeError(f"{final}: cannot write the quantized bundle ({exc.strerror or exc})",
-                            hint="choose a writable --out folder") from None
+                names = result.sixteen_bit.names if result.sixteen_bit and result.sixteen_bit.reached else None
+                header += f"# quantized: {scheme.value}, scale type {int(scale)}, {len(calib)} calibration frames\n"
+                files = [staging.add_file(artifact, MODEL_NAMES[Target(ModelFormat.of(model).value)])]
+                if preview is not None:
+                    files.append(staging.add_file(preview, PREVIEW_MODEL))
+                options = runtime_options(base_options, scheme, scale, len(calib), names)
+                files.append(staging.add_yaml(RUNTIME_OPTIONS, options, header=header, compact=False))
+                # config.yaml stands alone for TI's loader: the float bundle's, with THESE options inline.
+                files.append(staging.add_yaml(CONFIG, with_runtime_options(_without_inline_options(config), options),
+                                              header=header))
+                result.passed = max_drop is None or result.drop is None or result.drop <= max_drop
+                dest = final if result.passed else failed_dir(final)
+                result.bundle = dest
+                staging.add_json(REPORT, result)
+                staging.add_json(MANIFEST, {
+                    **manifest, "quantization": {"scheme": scheme.value, "scale_type": int(scale), "float_bundle":
+                                                 str(bundle), "calibration": str(calibration), "frames": len(calib),
+                                                 "files": [f.name for f in files]},
+                    "outputs": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files]})
+                staging.commit(dest)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full(exc, final.parent, "writing the quantized bundle") from None
+            raise QuantizeError(f"{final}: cannot write the quantized bundle ({exc.strerror or exc})",
+                                hint="choose a writable --out folder") from None
     return result
 
 
@@ -189,20 +191,18 @@ def _scale_type(scheme: Scheme, power_of_2: bool, scale_type: ScaleType | int | 
     return chosen
 
 
-def _predictor(ray: str | None, actors: int | None) -> Any:
-    """A context yielding ScoringSet's predict: None (here, in this process) or Ray actors' for the whole run."""
-    import contextlib
-
+def _predictor(ray: str | None, actors: int | None, model: Path) -> Any:
+    """A context yielding ScoringSet's predict: None (here, in this process) or one pool of Ray actors' for the
+    whole run."""
     if ray is None:
         return contextlib.nullcontext()
-
-    return ray_predictor(ray, actors=actors)
+    return ray_predictor(ray, actors=actors, model_paths=[model])
 
 
 def _input_dtype(bundle: Bundle) -> str:
     """The dtype calibration frames take; the config's image size checked against the model's input first."""
-
-    info = load_runner(bundle.model).inputs[0]
+    with load_runner(bundle.model, threads=1) as runner:  # only its input is read
+        info = runner.inputs[0]
     check_input_size(bundle, info.shape)
     return "uint8" if info.dtype == "uint8" else "float32"
 

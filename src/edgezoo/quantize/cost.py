@@ -44,13 +44,14 @@ class ScoringSet:
         self.dataset = dataset
         self.samples = list(dataset.samples)
         self.inputs = [preprocess(load_image(sample)) for sample in self.samples]
+        # One list for every pass: Ray sends its tensors to the actors once (distributed.ray_predictor).
+        self.items = [(s.index, x) for s, x in zip(self.samples, self.inputs)]
         self.predict = predict
 
     def records(self, subject: Any) -> list[tuple[int, np.ndarray]]:
-        items = [(s.index, x) for s, x in zip(self.samples, self.inputs)]
         if self.predict is not None:
-            return self.predict(subject, items)
-        return [(index, subject.predict(x, index)) for index, x in items]
+            return self.predict(subject, self.items)
+        return [(index, subject.predict(x, index)) for index, x in self.items]
 
 
 def score(subject: Any, scoring: ScoringSet, reference: list[tuple[int, np.ndarray]] | None = None,

@@ -215,7 +215,13 @@ def verify_detection_models(original: Path, converted: Path, card: ModelCard | N
                         threshold_source="pipeline.config" if original_threshold is not None else "")
     if original_slots is not None:
         ref.domain.slots = original_slots
-    conv = load_detector(Path(converted), spec, card=card, prototxt=prototxt)
-    if images is None:
-        images = verification_images(count_random=count_random, seed=seed)
-    return compare_detectors(ref, conv, images, detection_tolerances(card, tolerances), standin=standin)
+    conv = None
+    try:
+        conv = load_detector(Path(converted), spec, card=card, prototxt=prototxt)
+        if images is None:
+            images = verification_images(count_random=count_random, seed=seed)
+        return compare_detectors(ref, conv, images, detection_tolerances(card, tolerances), standin=standin)
+    finally:  # a TF session holds the graph's buffers until closed
+        for detector in (ref, conv):
+            if detector is not None:
+                detector.close()

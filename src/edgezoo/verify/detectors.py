@@ -7,6 +7,10 @@
 - an ONNX cut at the SSD heads plus a caffe_ssd meta-architecture prototxt, decoded by the reference executor.
 Each detector knows its `domain`: the score threshold and the number of slots its output can hold, so that the
 comparison can restrict both sides to what both can report (and say what falls outside).
+
+This is the one place that reads detections from a model: `*_decoder` functions turn a runner's outputs into
+Detections (verification, evaluation and quantization all use them; evaluation runs a model once for several
+decoders of its outputs); the `*_detector` functions add the image feed verification uses, on VERIFY_THREADS.
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ import numpy as np
 from edgezoo.core.errors import EdgezooError, ModelFileError
 from edgezoo.detection.detections import Detections
 from edgezoo.detection.pipeline_config import load_pipeline_config
-from edgezoo.graphs import TensorInfo, base_name, onnx_model, tflite_model
+from edgezoo.graphs import TensorInfo, base_name, onnx_model
 from edgezoo.graphs.runners import load_runner
 from edgezoo.preprocessing.card import preprocess
 from edgezoo.ssd import ssd_surgery
 from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
 from edgezoo.tidl.meta_arch.prototxt import MetaArch, load_meta_arch
 from edgezoo.tidl.meta_arch.validate import check_meta_arch
+from edgezoo.verify import VERIFY_THREADS
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Preprocess
 
 
@@ -79,6 +84,11 @@ class Detector:
     domain: Domain
     description: str = ""
     notes: list[str] = field(default_factory=list)
+    runner: Any = None  # what close() releases
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
 
 
 def _image_input(info: TensorInfo, where: str) -> tuple[str, str]:
@@ -145,33 +155,60 @@ def find_outputs(path: Path, names: list[str], card: ModelCard | None = None) ->
     return OutputNames(**resolved, order=wanted.order)
 
 
-def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
-                    threshold: float | None = None, threshold_source: str = "") -> Detector:
-    """A model with detection outputs (frozen graph, ONNX or TFLite): the OD API's four, the MLPerf ResNet34-SSD's
-    three, or the card's output roles (see find_outputs)."""
+# ----------------------------------------------------------------------------------------------------------------
+# The one adapter: decoders reading Detections from a runner's outputs (and the runners they need).
+# Verification wraps them with an image feed (Detector), evaluation with MLPerf's records (evaluation/subjects.py);
+# several decoders on one pass (an ONNX SSD's own tail and its meta_arch.prototxt) share one inference.
+
+# LiteRT 2.3's multi-threaded regular NMS skips foreground class `num_threads` (measured; see
+# ssd/ssd_surgery.litert_regular_nms_skipped_classes): a model ending in TFLite_Detection_PostProcess always runs
+# on this many threads, whoever reads it.
+POSTPROCESS_THREADS = 1
+
+
+@dataclass
+class Decoder:
+    """How one detector reads its detections from a pass's outputs, and what limits them."""
+
+    fetch: list[str]  # the outputs it reads
+    decode: Callable[[dict[str, np.ndarray]], Detections]
+    domain: Domain
+    description: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def outputs_runner(path: Path, card: ModelCard | None = None, *, threads: int | None) -> Any:
+    """The runner of a model with detection outputs. A frozen graph's sink nodes may not be all its outputs (and its
+    runner fetches any tensor by name, with a clean error when missing): the card's names or the OD API's are asked
+    for directly."""
     if ModelFormat.of(path) is ModelFormat.TF:
-        # A graph's runner fetches any tensor by name (a clean error when missing); its sink nodes may not be all
-        # the outputs, so the card's names or the OD API's are asked for directly.
-        outputs = _card_outputs(path, card) or OD_API
-        runner = load_runner(path, outputs=outputs.names())
-    else:
-        runner = load_runner(path)
-        outputs = find_outputs(path, [o.name for o in runner.outputs], card)
-    feed = image_feed(runner, spec, str(path))
+        return load_runner(path, outputs=(_card_outputs(path, card) or OD_API).names(), threads=threads)
+    return load_runner(path, threads=threads)
+
+
+def outputs_decoder(runner: Any, card: ModelCard | None = None, threshold: float | None = None,
+                    threshold_source: str = "") -> Decoder:
+    """The OD API's four outputs, the MLPerf ResNet34-SSD's three, or the card's output roles (see find_outputs)."""
+    path = Path(runner.path)
+    outputs = find_outputs(path, [o.name for o in runner.outputs], card)
     slots_shape = next((o.shape for o in runner.outputs if o.name == outputs.scores), ())
     slots = slots_shape[-1] if slots_shape and isinstance(slots_shape[-1], int) and slots_shape[-1] > 0 else None
-    fetch = outputs.names()
-
-    def run(image: np.ndarray) -> Detections:
-        return outputs.decode(runner.run(feed(image), fetch))
-
-    domain = Domain(threshold, slots, threshold_source, nms="per-class")
     described = ", ".join(outputs.names()) + (" (boxes x, y order)" if outputs.order == "xyxy" else "")
-    return Detector(str(path), run, domain, f"detection outputs ({described})")
+    return Decoder(outputs.names(), outputs.decode, Domain(threshold, slots, threshold_source, nms="per-class"),
+                   f"detection outputs ({described})")
 
 
-def tflite_postprocess_detector(path: Path, spec: Preprocess, label_offset: int | None = None) -> Detector:
-    """A .tflite ending in TFLite_Detection_PostProcess: outputs by the op's output tensors, domain by its attributes."""
+def postprocess_runner(path: Path) -> Any:
+    """The runner of a .tflite ending in TFLite_Detection_PostProcess, on POSTPROCESS_THREADS."""
+
+    return load_runner(path, threads=POSTPROCESS_THREADS)
+
+
+def postprocess_decoder(runner: Any, label_offset: int | None = None) -> Decoder:
+    """A .tflite ending in TFLite_Detection_PostProcess: outputs by the op's output tensors, domain by its
+    attributes; classes 0-based among the foreground -> dataset ids (+ 1 when the logits have a background column)."""
+
+    path = Path(runner.path)
     ops = ssd_surgery.read_postprocess_ops(path)
     if len(ops) != 1:
         raise ModelFileError(f"{path}: {len(ops)} TFLite_Detection_PostProcess ops, expected exactly one")
@@ -179,18 +216,12 @@ def tflite_postprocess_detector(path: Path, spec: Preprocess, label_offset: int 
     attrs = op["attributes"]
     boxes_name, classes_name, scores_name, count_name = op["outputs"]
     if label_offset is None:
-        # Classes are indexes among the foreground classes: with a background column, dataset id = index + 1.
-        cls_tensor = next((t for t in _tensor_shapes(path) if t[0] == op["inputs"][1]), None)
-        columns = int(cls_tensor[1][-1]) if cls_tensor else attrs.get("num_classes", 0) + 1
+        shape = runner.tensor_shape(op["inputs"][1])
+        columns = int(shape[-1]) if shape else attrs.get("num_classes", 0) + 1
         label_offset = 1 if columns == attrs.get("num_classes", 0) + 1 else 0
     per_detection = int(attrs.get("max_classes_per_detection", 1)) if not attrs.get("use_regular_nms") else 1
-    # One thread on purpose: LiteRT 2.3's multi-threaded regular NMS skips foreground class `num_threads`
-    # (measured; see ssd/ssd_surgery.litert_regular_nms_skipped_classes).
-    runner = _SingleThreadTflite(path)
-    feed = image_feed(runner, spec, str(path))
 
-    def run(image: np.ndarray) -> Detections:
-        out = runner.run(feed(image), op["outputs"])
+    def decode(out: dict[str, np.ndarray]) -> Detections:
         n = int(np.asarray(out[count_name]).reshape(-1)[0]) * per_detection  # slots past it are garbage
         return Detections(np.asarray(out[boxes_name]).reshape(-1, 4)[:n], np.asarray(out[scores_name]).reshape(-1)[:n],
                           np.round(np.asarray(out[classes_name]).reshape(-1)[:n]).astype(np.int64) + label_offset)
@@ -202,50 +233,27 @@ def tflite_postprocess_detector(path: Path, spec: Preprocess, label_offset: int 
     desc = (f"TFLite_Detection_PostProcess: {'regular' if regular else 'fast'} NMS, max_detections "
             f"{attrs['max_detections']}, score >= {attrs['nms_score_threshold']:.4g}, IoU > "
             f"{attrs['nms_iou_threshold']:.4g}, detections_per_class {attrs.get('detections_per_class')}")
-    return Detector(str(path), run, domain, desc)
+    return Decoder(list(op["outputs"]), decode, domain, desc)
 
 
-class _SingleThreadTflite:
-    """LiteRT on one thread, reading output tensors by name (the shared runner uses two threads)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._interp = tflite_model.load_interpreter(path, num_threads=1)
-        self.inputs = tflite_model.inputs(self._interp)
-        self._index = {d["name"]: d["index"] for d in self._interp.get_tensor_details()}
-        self._inputs = {d["name"]: d for d in self._interp.get_input_details()}
-
-    def run(self, feed: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
-        for name, value in feed.items():
-            detail = self._inputs[name]
-            if tuple(detail["shape"]) != value.shape:
-                raise EdgezooError(f"{self.path}: input {name} expects {list(detail['shape'])}, got {list(value.shape)}")
-            self._interp.set_tensor(detail["index"], value.astype(detail["dtype"]))
-        self._interp.invoke()
-        return {n: np.array(self._interp.get_tensor(self._index[n])) for n in outputs}
+def _prototxt_name(prototxt: Path | Any, where: str | None) -> str:
+    return where or (Path(prototxt).name if isinstance(prototxt, (str, Path)) else "meta_arch.prototxt")
 
 
-def _tensor_shapes(path: Path) -> list[tuple[str, list[int]]]:
-    interp = tflite_model.load_interpreter(path)
-    return [(d["name"], [int(x) for x in d["shape"]]) for d in interp.get_tensor_details()]
-
-
-def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, where: str | None = None) -> Detector:
-    """An ONNX cut at the SSD heads, decoded by the caffe_ssd prototxt's semantics (numpy reference executor).
+def meta_arch_decoder(onnx_path: Path, prototxt: Path | Any, where: str | None = None) -> Decoder:
+    """The SSD heads of an ONNX decoded by a caffe_ssd prototxt's semantics (numpy reference executor).
 
     Validates the prototxt against the graph first (ConfigError listing every problem). `where`: the prototxt's name
-    in messages (default: the file's name)."""
+    in messages (default: the file's name). Its `fetch` are the head tensors: the runner must be asked for them."""
+
     meta = prototxt if isinstance(prototxt, MetaArch) else load_meta_arch(Path(prototxt))
-    where = where or ("meta_arch.prototxt" if isinstance(prototxt, MetaArch) else Path(prototxt).name)
+    where = _prototxt_name(prototxt, where)
     ssd = meta.single_ssd(where)
     warnings = check_meta_arch(meta, onnx_model.load(onnx_path), where=where)
     executor = MetaArchExecutor(ssd, where=where)
     heads = list(dict.fromkeys(list(ssd.box_input) + list(ssd.class_input)))
-    runner = load_runner(onnx_path, outputs=heads)
-    feed = image_feed(runner, spec, str(onnx_path))
 
-    def run(image: np.ndarray) -> Detections:
-        out = runner.run(feed(image), heads)
+    def decode(out: dict[str, np.ndarray]) -> Detections:
         return executor([out[t] for t in ssd.box_input], [out[t] for t in ssd.class_input]).detections()
 
     dop = ssd.detection_output_param
@@ -253,8 +261,48 @@ def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, 
     conf = dop.confidence_threshold if dop is not None else None
     domain = Domain(conf, keep, "prototxt confidence_threshold (score > threshold)",
                     nms="per-class (Caffe: top_k before NMS)")
-    return Detector(f"{onnx_path.name} + {where}", run, domain, "caffe_ssd meta-architecture (reference executor)",
-                    notes=[f"prototxt {p.severity}: {p}" for p in warnings])
+    return Decoder(heads, decode, domain, "caffe_ssd meta-architecture (reference executor)",
+                   notes=[f"prototxt {p.severity}: {p}" for p in warnings])
+
+
+def _detector(name: str, runner: Any, decoder: Decoder, spec: Preprocess) -> Detector:
+    """image -> Detections: the adapter fed one image in the model's own input layout and dtype."""
+    feed = image_feed(runner, spec, str(runner.path))
+
+    def run(image: np.ndarray) -> Detections:
+        return decoder.decode(runner.run(feed(image), decoder.fetch))
+
+    return Detector(name, run, decoder.domain, decoder.description, notes=list(decoder.notes), runner=runner)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Verification's detectors (runtimes pinned to VERIFY_THREADS)
+
+
+def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
+                    threshold: float | None = None, threshold_source: str = "") -> Detector:
+    """A model with detection outputs (frozen graph, ONNX or TFLite): the OD API's four, the MLPerf ResNet34-SSD's
+    three, or the card's output roles (see find_outputs)."""
+
+    runner = outputs_runner(Path(path), card, threads=VERIFY_THREADS)
+    return _detector(str(path), runner, outputs_decoder(runner, card, threshold, threshold_source), spec)
+
+
+def tflite_postprocess_detector(path: Path, spec: Preprocess, label_offset: int | None = None) -> Detector:
+    """A .tflite ending in TFLite_Detection_PostProcess (on POSTPROCESS_THREADS)."""
+    runner = postprocess_runner(Path(path))
+    return _detector(str(path), runner, postprocess_decoder(runner, label_offset), spec)
+
+
+def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, where: str | None = None) -> Detector:
+    """An ONNX cut at the SSD heads, decoded by the caffe_ssd prototxt's semantics (numpy reference executor).
+
+    Validates the prototxt against the graph first (ConfigError listing every problem). `where`: the prototxt's name
+    in messages (default: the file's name)."""
+
+    decoder = meta_arch_decoder(Path(onnx_path), prototxt, where)
+    runner = load_runner(onnx_path, outputs=decoder.fetch, threads=VERIFY_THREADS)
+    return _detector(f"{Path(onnx_path).name} + {_prototxt_name(prototxt, where)}", runner, decoder, spec)
 
 
 def pipeline_config_next_to(path: Path) -> tuple[float, int] | None:

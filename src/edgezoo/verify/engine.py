@@ -20,6 +20,7 @@ from edgezoo.core.errors import EdgezooError, tensor_not_found
 from edgezoo.datasets.images import verification_images
 from edgezoo.graphs import TensorInfo, base_name
 from edgezoo.graphs.runners import load_runner
+from edgezoo.verify import VERIFY_THREADS
 from edgezoo.verify import classification as cls
 from edgezoo.verify import tolerances as tol_names
 from edgezoo.verify.detection import verify_detection_models
@@ -251,28 +252,37 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
     if images is None:
         images = verification_images(count_random=count_random, seed=seed)
 
-    conv_runner = load_runner(converted, outputs=converted_outputs)
-    orig_probe = load_runner(original)
-    roles = _roles(card)
-    where = f"{converted.name} vs {original.name}"
-    out_pairs, unmatched = pair_outputs(orig_probe.outputs, orig_probe.tensor_names(), conv_runner.outputs, pairs,
-                                        loose_classes=task in (None, "classification"), where=where)
-    if not out_pairs:
-        raise EdgezooError(
-            f"{where}: no output of the converted model has a counterpart in the original "
-            f"(converted: {', '.join(o.name for o in conv_runner.outputs)}; "
-            f"original: {', '.join(o.name for o in orig_probe.outputs)})",
-            hint="name the pairs with --pair ORIGINAL_TENSOR=CONVERTED_OUTPUT")
-    orig_names = list(dict.fromkeys(p.original for p in out_pairs))
-    orig_runner = orig_probe
-    if ModelFormat.of(original) is ModelFormat.TFLITE and not set(orig_names) <= {o.name for o in orig_probe.outputs}:
-        # LiteRT keeps intermediate tensors only when told so at load time; the other runners fetch any tensor.
-        orig_runner = load_runner(original, outputs=orig_names)
-    spec = preprocess or (card.preprocess if card is not None else None)
-    feeds = build_feeds(orig_runner.inputs, conv_runner.inputs, images, spec, seed=seed)
-    orig_values = _run_all(orig_runner, feeds.original, orig_names, feeds.batch)
-    conv_values = _run_all(conv_runner, feeds.converted, list(dict.fromkeys(p.converted for p in out_pairs)),
-                           feeds.batch)
+    runners = []  # closed once their values are read: a TF session holds the graph's buffers
+    try:
+        conv_runner = load_runner(converted, outputs=converted_outputs, threads=VERIFY_THREADS)
+        runners.append(conv_runner)
+        orig_probe = load_runner(original, threads=VERIFY_THREADS)
+        runners.append(orig_probe)
+        roles = _roles(card)
+        where = f"{converted.name} vs {original.name}"
+        out_pairs, unmatched = pair_outputs(orig_probe.outputs, orig_probe.tensor_names(), conv_runner.outputs, pairs,
+                                            loose_classes=task in (None, "classification"), where=where)
+        if not out_pairs:
+            raise EdgezooError(
+                f"{where}: no output of the converted model has a counterpart in the original "
+                f"(converted: {', '.join(o.name for o in conv_runner.outputs)}; "
+                f"original: {', '.join(o.name for o in orig_probe.outputs)})",
+                hint="name the pairs with --pair ORIGINAL_TENSOR=CONVERTED_OUTPUT")
+        orig_names = list(dict.fromkeys(p.original for p in out_pairs))
+        orig_runner = orig_probe
+        if ModelFormat.of(original) is ModelFormat.TFLITE and \
+                not set(orig_names) <= {o.name for o in orig_probe.outputs}:
+            # LiteRT keeps intermediate tensors only when told so at load time; the other runners fetch any tensor.
+            orig_runner = load_runner(original, outputs=orig_names, threads=VERIFY_THREADS)
+            runners.append(orig_runner)
+        spec = preprocess or (card.preprocess if card is not None else None)
+        feeds = build_feeds(orig_runner.inputs, conv_runner.inputs, images, spec, seed=seed)
+        orig_values = _run_all(orig_runner, feeds.original, orig_names, feeds.batch)
+        conv_values = _run_all(conv_runner, feeds.converted, list(dict.fromkeys(p.converted for p in out_pairs)),
+                               feeds.batch)
+    finally:
+        for runner in runners:
+            runner.close()
     task = task or _detect_task(out_pairs, orig_values, conv_values, roles)
 
     report = ParityReport(original=str(original), converted=str(converted), task=task, standin=standin,
