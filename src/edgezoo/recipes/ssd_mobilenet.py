@@ -251,6 +251,7 @@ def _litert_thread_warning(workdir: Path, report: Any, notes: list[str]) -> None
 def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.detection.pipeline_config import load_pipeline_config
     from edgezoo.graphs import ssd_surgery
+    from edgezoo.recipes.params import chosen_limits
     from edgezoo.verify.detection import verify_detection_models
 
     card = _card(rin)
@@ -264,7 +265,8 @@ def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
     convert_seconds = time.monotonic() - t0
     report = verify_detection_models(pb, model, card, rin.tolerances, standin=rin.standin,
                                      original_threshold=cfg.nms.score_threshold,
-                                     original_slots=cfg.nms.max_total_detections)
+                                     original_slots=cfg.nms.max_total_detections,
+                                     chosen=chosen_limits(rin.params, TFLITE_PARAMS))
     report.metrics["surgery"] = {**figures, "convert_seconds": round(convert_seconds, 3)}
     if opts.nms == "regular":
         _litert_thread_warning(rin.workdir, report, notes)

@@ -213,7 +213,8 @@ def onnx_caffe_meta_recipe(rin: Any) -> Any:
     from edgezoo.detection.pipeline_config import load_pipeline_config
     from edgezoo.graphs import onnx_model
     from edgezoo.recipes.base import RecipeOutput
-    from edgezoo.recipes.ssd_mobilenet import _card, config_member, graph_anchor_tensor
+    from edgezoo.recipes.params import chosen_limits
+    from edgezoo.recipes.ssd_mobilenet import ONNX_PARAMS, _card, config_member, graph_anchor_tensor
     from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
     from edgezoo.verify.detection import compare_detectors, detection_tolerances
     from edgezoo.verify.detectors import meta_arch_detector, od_api_detector
@@ -257,8 +258,10 @@ def onnx_caffe_meta_recipe(rin: Any) -> Any:
     original = od_api_detector(pb, spec, card, cfg.nms.score_threshold, "pipeline.config")
     original.domain.slots = cfg.nms.max_total_detections
     tidl = meta_arch_detector(dest, route.meta, spec)
-    report = compare_detectors(original, tidl, _images(), tol, standin=rin.standin)
-    ort = compare_detectors(original, od_api_detector(dest, spec), _images(), tol, standin=rin.standin)
+    chosen = chosen_limits(rin.params, ONNX_PARAMS)
+    report = compare_detectors(original, tidl, _images(), tol, standin=rin.standin, chosen=chosen)
+    ort = compare_detectors(original, od_api_detector(dest, spec), _images(), tol, standin=rin.standin,
+                            chosen=chosen)
     for check in ort.checks:
         report.add(f"onnx_runtime: {check.name}", check.value, check.limit, check.kind)
     report.metrics["onnx_runtime"] = ort.metrics["detection"]

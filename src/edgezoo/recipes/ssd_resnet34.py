@@ -118,6 +118,7 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     from edgezoo.tidl.meta_arch.priors import compare_priors
     from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
     from edgezoo.tidl.meta_arch.validate import check_meta_arch
+    from edgezoo.recipes.params import chosen_limits
     from edgezoo.tidl.meta_arch.verify import verify_with_prototxt
     from edgezoo.verify.tolerances import DETECTION, known
 
@@ -153,7 +154,7 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     # Only the detection tolerances apply here (the card's may list others for other routes).
     tolerances = {k: v for k, v in rin.tolerances.items() if k in known(DETECTION)}
     report = verify_with_prototxt(model_path, prototxt, original=source, card=card, tolerances=tolerances,
-                                  standin=rin.standin, meta=meta)
+                                  standin=rin.standin, meta=meta, chosen=chosen_limits(rin.params, PARAMS))
 
     notes = head_notes(heads)
     notes += [f"prototxt warning: {w}" for w in warnings]
