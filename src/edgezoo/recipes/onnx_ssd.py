@@ -82,9 +82,21 @@ def _static_image(model: Any, where: str) -> tuple[int, int]:
     raise RecipeError(f"{where}: no 4-D image input", hint="an SSD takes an NCHW image")
 
 
-def _thresholds(params: Mapping[str, Any], decode: Any, priors: int, where: str) -> dict[str, Any]:
-    graph = {"confidence_threshold": decode.score_threshold, "nms_threshold": decode.iou_threshold,
-             "keep_top_k": decode.total if decode.total is not None else decode.per_class, "top_k": priors}
+def graph_limits(decode: Any, priors: int, classes: int) -> dict[str, Any]:
+    """The prototxt's thresholds and limits that reproduce the graph: top_k = the candidates it keeps per class
+    before NMS (every prior unless it has a TopK there), keep_top_k = its overall cap, else what its per-class
+    limit allows over all foreground classes (capped at the slot budget)."""
+    foreground = classes - (1 if decode.background_label_id >= 0 else 0)
+    keep = decode.total
+    if keep is None:
+        keep = min(MAX_DETECTION_SLOTS, (decode.per_class or priors) * foreground)
+    return {"confidence_threshold": decode.score_threshold, "nms_threshold": decode.iou_threshold,
+            "keep_top_k": keep, "top_k": decode.candidates if decode.candidates is not None else priors}
+
+
+def _thresholds(params: Mapping[str, Any], decode: Any, priors: int, where: str, classes: int = 0
+                ) -> dict[str, Any]:
+    graph = graph_limits(decode, priors, classes)
     out = {}
     for name, value in graph.items():
         given = params.get(name)
@@ -109,7 +121,7 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     model = onnx_model.infer_shapes(model)
     heads = find_heads(model, params.get("num_classes"), where=where)
     model, heads = sanitize_head_names(model, heads)
-    decode = read_decode(model, heads, where)
+    decode = read_decode(model, heads, where, image=image)
     v = decode.variances  # (x, y, w, h)
     variances = (v[1], v[0], v[3], v[2]) if decode.code_type is CodeType.CENTER_SIZE_YXHW else v
     original_heads = heads
@@ -117,9 +129,10 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
                                         [h.boxes_per_location for h in heads.heads], heads.layout)
     groups = [scale_groups(np.median(p[..., 2:].reshape(-1, p.shape[2], 2), axis=0) * np.array(image[::-1]))
               for p in per_head]
-    notes = [f"decoding read from the graph: priors {', '.join(t.name for t in decode.prior_tensors)} "
-             f"({len(decode.priors)}), {decode.code_type.name}, variances {list(variances)}, "
-             f"{decode.score_converter.name} scores, NMS {decode.nms_node} (fit error {decode.fit_error:.2g})"]
+    notes = [f"decoding measured on the graph's own tail ({decode.decoded}): {len(decode.priors)} priors held in "
+             f"{', '.join(t.name for t in decode.prior_tensors) or 'computed tensors'}, {decode.code_type.name}, "
+             f"variances {list(variances)}, {decode.score_converter.name} scores, NMS {decode.nms_node} (measured "
+             f"model exact to {decode.fit_error:.2g})", *decode.notes]
     if any(len(g) > 1 for g in groups):
         model, heads = split_heads(model, heads, groups)
         notes.append("heads with boxes of several scales split into one head per scale (one prior_box_param "
@@ -157,11 +170,12 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
                 whole[:, :, list(g), :] = new_priors[k]
                 k += 1
             rejoined.append(whole)
-        model = replace_priors(model, decode, prior_fit.join_heads(rejoined, original_heads.layout))
+        model = replace_priors(model, decode, prior_fit.join_heads(rejoined, original_heads.layout),
+                               heads=original_heads)
     notes.append("prior fit per head (deviation from the graph's priors before any rewrite): " + "; ".join(
         f"{f.head}: {f.deviation:.2g}" for f in fits))
-    thresholds = _thresholds(params, decode, len(decode.priors), where)
-    exact = _thresholds({}, decode, len(decode.priors), where)
+    thresholds = _thresholds(params, decode, len(decode.priors), where, heads.num_classes)
+    exact = _thresholds({}, decode, len(decode.priors), where, heads.num_classes)
     outputs = onnx_model.output_names(model)
     meta = _meta(heads, fits, image, outputs, decode, variances, thresholds)
     exact_meta = meta if thresholds == exact else _meta(heads, fits, image, outputs, decode, variances, exact)
@@ -221,6 +235,18 @@ def verification_preprocess(ssd: Any, params: Mapping[str, Any]) -> Any:
                       color="RGB", mean=_rgb(params, "mean"), scale=_rgb(params, "scale"), layout="NCHW")
 
 
+def original_detector(path: Path, conv: Conversion, spec: Any) -> Any:
+    """The original (or the rewritten model.onnx, which keeps its outputs) as a detector: its outputs and limits as
+    probing its post-processing found them, so it is compared at its own threshold and overall cap."""
+    from edgezoo.verify.detectors import od_api_detector
+
+    d = conv.decode
+    detector = od_api_detector(Path(path), spec, threshold=d.score_threshold, outputs=d.outputs,
+                               threshold_source="the graph's own score threshold")
+    detector.domain.slots = d.total
+    return detector
+
+
 def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any],
                tolerances: Mapping[str, float]) -> Any:
     """Convert + verify: a RecipeOutput for export_graph's bundle. `model` is the source with a static input."""
@@ -229,11 +255,11 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
     from edgezoo.images import verification_images
     from edgezoo.provenance import is_standin
     from edgezoo.recipes.base import RecipeOutput
+    from edgezoo.recipes.params import chosen_limits
     from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
     from edgezoo.tidl.meta_arch.validate import check_meta_arch
     from edgezoo.tidl.meta_arch.verify import parity_loss, verify_with_prototxt
     from edgezoo.verify.detection import compare_detectors, detection_tolerances
-    from edgezoo.verify.detectors import load_detector
 
     conv = convert(model, params, source.name)
     model_path = onnx_model.save(conv.model, Path(workdir) / "model.onnx")
@@ -241,12 +267,14 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
     prototxt = save_meta_arch(conv.meta, Path(workdir) / PROTOTXT)
     standin = is_standin(source)
     spec = verification_preprocess(conv.meta.single_ssd(), params)
+    reference = original_detector(source, conv, spec)
     report = verify_with_prototxt(model_path, prototxt, original=source, tolerances=tolerances, standin=standin,
-                                  meta=conv.meta, preprocess=spec)
+                                  meta=conv.meta, preprocess=spec, chosen=chosen_limits(params, PARAMS),
+                                  reference=reference)
     # The rewritten graph's own outputs (permuted heads, folded sizes, rewritten prior constants) must still be the
     # original's: they are what ONNX Runtime users of model.onnx get.
     tol = detection_tolerances(None, tolerances)
-    own = compare_detectors(load_detector(source, spec), load_detector(model_path, spec), verification_images(),
+    own = compare_detectors(reference, original_detector(model_path, conv, spec), verification_images(),
                             tol, standin=standin)
     for check in own.checks:
         report.add(f"model_onnx_{check.name}", check.value, check.limit, check.kind)
@@ -259,7 +287,8 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
                  "BEFORE NMS, the original caps AFTER it" if dop.nms_param.top_k == len(conv.decode.priors) else ""))
     loss = None
     if conv.meta is not conv.exact_meta:
-        loss = parity_loss(model_path, source, {"exact": conv.exact_meta, "chosen": conv.meta}, preprocess=spec)
+        loss = parity_loss(model_path, source, {"exact": conv.exact_meta, "chosen": conv.meta}, preprocess=spec,
+                           reference=reference)
         notes.append(speed_loss_note(loss))
     report.notes += [n for n in notes if n not in report.notes]
     from edgezoo.bundle_config import outputs_postprocess

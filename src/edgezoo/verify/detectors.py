@@ -34,6 +34,7 @@ class OutputNames:
     scores: str
     count: str | None  # None: every row is a detection
     order: str = "yxyx"  # "yxyx" (OD API, TIDL) or "xyxy" (PyTorch / MLPerf ResNet34-SSD)
+    scale: tuple[float, float] = (1.0, 1.0)  # box units per normalised unit along x, y (torchvision: pixels)
 
     def names(self) -> list[str]:
         return [n for n in (self.boxes, self.classes, self.scores, self.count) if n]
@@ -47,6 +48,8 @@ class OutputNames:
             boxes, scores, classes = boxes[:n], scores[:n], classes[:n]
         if self.order == "xyxy":
             boxes = boxes[:, [1, 0, 3, 2]]
+        if self.scale != (1.0, 1.0):
+            boxes = boxes / np.array([self.scale[1], self.scale[0], self.scale[1], self.scale[0]])
         return Detections(boxes, scores, np.round(classes).astype(np.int64))
 
 
@@ -142,12 +145,16 @@ def find_outputs(path: Path, names: list[str], card: ModelCard | None = None) ->
 
 
 def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
-                    threshold: float | None = None, threshold_source: str = "") -> Detector:
+                    threshold: float | None = None, threshold_source: str = "",
+                    outputs: OutputNames | None = None) -> Detector:
     """A model with detection outputs (frozen graph, ONNX or TFLite): the OD API's four, the MLPerf ResNet34-SSD's
-    three, or the card's output roles (see find_outputs)."""
+    three, the card's output roles (see find_outputs), or `outputs` as found by other means (an ONNX SSD's outputs
+    identified by probing its post-processing)."""
     from edgezoo.runners import load_runner
 
-    if path.suffix.lower() == ".pb":
+    if outputs is not None:
+        runner = load_runner(path, outputs=outputs.names())
+    elif path.suffix.lower() == ".pb":
         # A graph's runner fetches any tensor by name (a clean error when missing); its sink nodes may not be all
         # the outputs, so the card's names or the OD API's are asked for directly.
         outputs = _card_outputs(path, card) or OD_API
