@@ -56,7 +56,7 @@ def export_onnx_ssd(path: Path, *, inputs: Mapping[str, Sequence[int]] | None = 
     final = Path(out_dir) / path.stem / Target.ONNX.value
     started, t0 = _now(), time.monotonic()
     with BundleStaging(final) as staging, own_outputs(staging.workdir):
-        output = export_ssd(path, model, staging.workdir, typed, tolerances or {})
+        output = export_ssd(path, model, staging.workdir, typed, tolerances or {}, explicit=set(params or {}))
         manifest = {
             "recipe": {"name": "generic-onnx-ssd-meta-arch", "params": {"inputs": dict(fixed), **typed,
                                                                          **output.params}},
@@ -64,9 +64,8 @@ def export_onnx_ssd(path: Path, *, inputs: Mapping[str, Sequence[int]] | None = 
             "sources": [{"file": path.name, "path": str(path.resolve()), "size": path.stat().st_size,
                          "sha256": sha256_file(path), "source": "user", "standin": output.verify.standin}],
         }
-        image = onnx_model.graph_inputs(model)[0]  # static by now (checked or fixed by --inputs)
-        size = [d.dim_value for d in image.type.tensor_type.shape.dim][2:]
-        config = detector_config(Target.ONNX, path.stem, "NCHW", size, typed["mean"], typed["scale"],
+        pre = output.params["preprocess"]  # the converted model's input: layout, size, pixel normalisation
+        config = detector_config(Target.ONNX, path.stem, pre["layout"], pre["size"], pre["mean"], pre["scale"],
                                  output.config)
         result = publish_bundle(staging, final, path.stem, Target.ONNX, output, config, manifest,
                                 output.verify.standin, None, started)

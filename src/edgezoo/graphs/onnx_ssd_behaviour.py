@@ -104,7 +104,7 @@ def _find_roles(r1: dict[str, np.ndarray], r2: dict[str, np.ndarray], labels: tu
             s = first / ref
             if np.allclose(s[0], s[2], rtol=1e-4) and np.allclose(s[1], s[3], rtol=1e-4) and s[0] > 0 and s[1] > 0:
                 boxes, order = name, candidate
-                scale = (float(s[0]), float(s[1])) if candidate == "xyxy" else (float(s[1]), float(s[0]))
+                scale = (_snap(s[0]), _snap(s[1])) if candidate == "xyxy" else (_snap(s[1]), _snap(s[0]))
                 break
         if boxes:
             break
@@ -131,6 +131,11 @@ def _find_roles(r1: dict[str, np.ndarray], r2: dict[str, np.ndarray], labels: tu
         raise RecipeError(f"{where}: cannot tell the scores and labels among the outputs ({', '.join(r1)})",
                           hint="the graph's outputs must hold the detections' scores and labels")
     return OutputRoles(boxes, scores, label, count, order, scale), int(round(float(np.asarray(r1[label]).reshape(-1)[0])))
+
+
+def _snap(v: float) -> float:
+    """A units factor read off float32 boxes (1.0000001, 319.99997): to 5 significant digits."""
+    return float(f"{float(v):.5g}")
 
 
 def _count(out: dict[str, np.ndarray], roles: OutputRoles) -> int:
@@ -230,7 +235,7 @@ def probe_behaviour(model: Any, heads: Any, decode: Any, limits: Any, where: str
                     f"the limits read (per class {limits.per_class}, candidates {limits.candidates}, overall "
                     f"{total})", got)
     if unreadable:
-        raise RecipeError(f"{where}: could not read for sure: {'; '.join(unreadable)}",
+        raise RecipeError(f"{where}: could not read for sure: {'; '.join(dict.fromkeys(unreadable))}",
                           hint="give the value(s) as the option(s) named")
     from edgezoo.verify.detectors import OutputNames
 

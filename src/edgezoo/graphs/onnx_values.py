@@ -4,8 +4,8 @@ Exporters write limits as expressions, not constants: PyTorch's `k = min(200, n)
 `TopK(k = Reshape(Gather(Reshape(Min(200, Cast(Gather(Shape(x), 0))), [1]), 0), [1]))`. Reading "the first constant
 found" there gives the Reshape's shape constant 1. `upper_bound` evaluates such an expression instead, by value:
 constants are themselves, a Shape is the tensor's static dims (a dimension only known at run time, such as the
-number of boxes NonMaxSuppression kept, is unbounded: inf), and Min/Max/Add/Mul/Gather/Concat/Cast/Reshape/
-Unsqueeze/Squeeze/Slice/Identity compute on those. Only the data input of Reshape/Unsqueeze/Squeeze is read, never
+number of boxes NonMaxSuppression kept, is unbounded: inf), and Min/Max/ReduceMin/ReduceMax/Add/Mul/Gather/Concat/
+Cast/Reshape/Unsqueeze/Squeeze/Slice/Identity compute on those. Only the data input of Reshape/Unsqueeze/Squeeze is read, never
 the shape or axes. An op outside that set makes the value unknown (None): callers refuse rather than guess.
 
 Works across If/Loop subgraphs (tensor names are looked up in every graph of the model).
@@ -169,6 +169,12 @@ def upper_bound(g: GraphIndex, tensor: str, depth: int = 0) -> np.ndarray | None
         except ValueError:
             return None
         return out
+    if op in ("ReduceMin", "ReduceMax"):
+        data = arg(0)
+        shape = g.shapes.get(node.input[0])
+        if data is None or not data.size or (shape is not None and len(shape) > 1):
+            return None  # a 1-D vector reduced to its extreme: torch.min(tensor([k, n]))
+        return np.asarray([data.min() if op == "ReduceMin" else data.max()])
     if op == "Concat":
         parts = [arg(i) for i in range(len(node.input))]
         return None if any(p is None for p in parts) else np.concatenate(parts)  # type: ignore[arg-type]

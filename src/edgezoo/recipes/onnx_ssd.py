@@ -23,7 +23,7 @@ TIDL runs up to its heads + the caffe_ssd prototxt for the rest, proven on real 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,19 +67,7 @@ class Conversion:
     fits: list[Any]  # HeadFit per head
     folded: Any  # FoldResult | None
     notes: list[str]
-
-
-def _static_image(model: Any, where: str) -> tuple[int, int]:
-    from edgezoo.graphs import onnx_model
-
-    for inp in onnx_model.graph_inputs(model):
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
-        if len(dims) == 4:
-            if any(d is None or d <= 0 for d in dims):
-                raise RecipeError(f"{where}: input {inp.name!r} has no static shape ({dims})",
-                                  hint=f"give it one: --inputs {inp.name}:1x3xHxW")
-            return dims[2], dims[3]
-    raise RecipeError(f"{where}: no 4-D image input", hint="an SSD takes an NCHW image")
+    input_cut: Any = None  # graphs.onnx_ssd_input.InputCut: the converted model's input, preprocessing cut off
 
 
 def graph_limits(decode: Any, priors: int, classes: int) -> dict[str, Any]:
@@ -117,8 +105,11 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     from edgezoo.tidl.meta_arch.head_split import scale_groups, split_heads
     from edgezoo.tidl.meta_arch.prototxt import CodeType
 
-    image = _static_image(model, where)
-    model = onnx_model.infer_shapes(model)
+    from edgezoo.graphs.onnx_ssd_input import prepare_input
+
+    cut = prepare_input(onnx_model.infer_shapes(model), where)
+    image = cut.size
+    model = cut.model
     heads = find_heads(model, params.get("num_classes"), where=where)
     model, heads = sanitize_head_names(model, heads)
     decode = read_decode(model, heads, where, image=image)
@@ -132,7 +123,7 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     notes = [f"decoding measured on the graph's own tail ({decode.decoded}): {len(decode.priors)} priors held in "
              f"{', '.join(t.name for t in decode.prior_tensors) or 'computed tensors'}, {decode.code_type.name}, "
              f"variances {list(variances)}, {decode.score_converter.name} scores, NMS {decode.nms_node} (measured "
-             f"model exact to {decode.fit_error:.2g})", *decode.notes]
+             f"model exact to {decode.fit_error:.2g})", *decode.notes, *cut.notes]
     if any(len(g) > 1 for g in groups):
         model, heads = split_heads(model, heads, groups)
         notes.append("heads with boxes of several scales split into one head per scale (one prior_box_param "
@@ -179,7 +170,7 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     outputs = onnx_model.output_names(model)
     meta = _meta(heads, fits, image, outputs, decode, variances, thresholds)
     exact_meta = meta if thresholds == exact else _meta(heads, fits, image, outputs, decode, variances, exact)
-    return Conversion(model, meta, exact_meta, heads, decode, fits, folded, notes)
+    return Conversion(model, meta, exact_meta, heads, decode, fits, folded, notes, cut)
 
 
 def _meta(heads: Any, fits: list[Any], image: tuple[int, int], outputs: list[str], decode: Any,
@@ -227,29 +218,70 @@ def check_params(params: Mapping[str, Any]) -> None:
     _rgb(params, "scale")
 
 
-def verification_preprocess(ssd: Any, params: Mapping[str, Any]) -> Any:
-    """Direct resize to the prototxt's input size, RGB, (x - mean) * scale, NCHW: the user's normalisation."""
+def verification_preprocess(conv: Conversion, params: Mapping[str, Any], explicit: Collection[str] = ()
+                            ) -> tuple[Any, Any]:
+    """(original's, converted model's) preprocessing: direct resize to the input size, RGB, (x - mean) * scale.
+    The original takes the user's normalisation (--param mean/scale); without it, a graph that normalises its input
+    itself says what it takes ([0, 1] for torchvision's). The converted model takes that composed with the
+    preprocessing cut off."""
     from edgezoo.zoo.schema import Preprocess
 
-    return Preprocess(resize=(ssd.in_height, ssd.in_width), resize_mode="direct", interpolation="linear", crop=None,
-                      color="RGB", mean=_rgb(params, "mean"), scale=_rgb(params, "scale"), layout="NCHW")
+    cut = conv.input_cut
+    mean, scale = _rgb(params, "mean"), _rgb(params, "scale")
+    implied = cut.original_default()
+    if implied is not None and not {"mean", "scale"} & set(explicit):
+        mean, scale = implied
+    c_mean, c_scale = cut.pixels(mean, scale)
+
+    def spec(m: tuple[float, ...], s: tuple[float, ...], layout: str) -> Any:
+        return Preprocess(resize=cut.size, resize_mode="direct", interpolation="linear", crop=None, color="RGB",
+                          mean=m, scale=s, layout=layout)
+
+    return spec(mean, scale, cut.original_layout), spec(c_mean, c_scale, cut.layout)
 
 
-def original_detector(path: Path, conv: Conversion, spec: Any) -> Any:
+def original_detector(path: Path, conv: Conversion, spec: Any, transform: Any = None) -> Any:
     """The original (or the rewritten model.onnx, which keeps its outputs) as a detector: its outputs and limits as
     probing its post-processing found them, so it is compared at its own threshold and overall cap."""
     from edgezoo.verify.detectors import od_api_detector
 
     d = conv.decode
     detector = od_api_detector(Path(path), spec, threshold=d.score_threshold, outputs=d.outputs,
-                               threshold_source="the graph's own score threshold")
+                               threshold_source="the graph's own score threshold", transform=transform)
     detector.domain.slots = d.total
     return detector
 
 
+def converted_feed(source: Path, conv: Conversion, original_spec: Any) -> Any:
+    """image -> the converted model's input as the ORIGINAL's own preprocessing computes it (None when nothing was
+    cut off): both models then see bit-identical tensors, so parity measures the conversion alone -- config.yaml's
+    mean/scale give the same values to float rounding, which an untrained network can amplify."""
+    cut = conv.input_cut
+    if cut.cut is None:
+        return None
+    import onnxruntime as ort
+
+    from edgezoo.graphs import onnx_model
+    from edgezoo.preprocess import preprocess
+
+    prefix = onnx_model.cut(onnx_model.load(source), [cut.cut])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(prefix.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    dtype = "uint8" if session.get_inputs()[0].type == "tensor(uint8)" else "float32"
+
+    def transform(image: np.ndarray) -> np.ndarray:
+        x = preprocess(image, original_spec, dtype=dtype, layout=cut.original_layout)
+        return session.run([cut.cut], {name: x})[0]
+
+    return transform
+
+
 def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any],
-               tolerances: Mapping[str, float]) -> Any:
-    """Convert + verify: a RecipeOutput for export_graph's bundle. `model` is the source with a static input."""
+               tolerances: Mapping[str, float], explicit: Collection[str] = ()) -> Any:
+    """Convert + verify: a RecipeOutput for export_graph's bundle. `model` is the source with a static input;
+    `explicit`: the parameter names the user gave."""
     from edgezoo.graphs import onnx_model
     from edgezoo.graphs.onnx_heads import head_notes
     from edgezoo.images import verification_images
@@ -266,15 +298,16 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
     warnings = check_meta_arch(conv.meta, conv.model, where=PROTOTXT)
     prototxt = save_meta_arch(conv.meta, Path(workdir) / PROTOTXT)
     standin = is_standin(source)
-    spec = verification_preprocess(conv.meta.single_ssd(), params)
-    reference = original_detector(source, conv, spec)
+    original_spec, spec = verification_preprocess(conv, params, explicit)
+    reference = original_detector(source, conv, original_spec)
+    feed = converted_feed(source, conv, original_spec)
     report = verify_with_prototxt(model_path, prototxt, original=source, tolerances=tolerances, standin=standin,
                                   meta=conv.meta, preprocess=spec, chosen=chosen_limits(params, PARAMS),
-                                  reference=reference)
+                                  reference=reference, transform=feed)
     # The rewritten graph's own outputs (permuted heads, folded sizes, rewritten prior constants) must still be the
     # original's: they are what ONNX Runtime users of model.onnx get.
     tol = detection_tolerances(None, tolerances)
-    own = compare_detectors(reference, original_detector(model_path, conv, spec), verification_images(),
+    own = compare_detectors(reference, original_detector(model_path, conv, spec, feed), verification_images(),
                             tol, standin=standin)
     for check in own.checks:
         report.add(f"model_onnx_{check.name}", check.value, check.limit, check.kind)
@@ -288,7 +321,7 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
     loss = None
     if conv.meta is not conv.exact_meta:
         loss = parity_loss(model_path, source, {"exact": conv.exact_meta, "chosen": conv.meta}, preprocess=spec,
-                           reference=reference)
+                           reference=reference, transform=feed)
         notes.append(speed_loss_note(loss))
     report.notes += [n for n in notes if n not in report.notes]
     from edgezoo.bundle_config import outputs_postprocess
@@ -307,7 +340,10 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
                            "deviation_per_head": [f.deviation for f in conv.fits],
                            "permuted_heads": [f.head for f in conv.fits if f.permuted],
                            "folded_boxes": [] if conv.folded is None else conv.folded.anchors},
-                "speed_setting_parity": loss}
+                "speed_setting_parity": loss,
+                "preprocess": {"layout": conv.input_cut.layout, "size": list(conv.input_cut.size),
+                               "mean": list(spec.mean), "scale": list(spec.scale),
+                               "input": conv.input_cut.input, "cut_at": conv.input_cut.cut}}
     return RecipeOutput(model=model_path, verify=report, cut=outputs,
                         cut_reason="original outputs kept; TIDL replaces the part after the heads",
                         extra_files={PROTOTXT: prototxt}, runtime_options=runtime_options(conv.meta),

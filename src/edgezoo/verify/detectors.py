@@ -90,14 +90,19 @@ def _image_input(info: TensorInfo, where: str) -> tuple[str, str]:
     return layout, "uint8" if info.dtype == "uint8" else "float32"
 
 
-def image_feed(runner: Any, spec: Preprocess, where: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+def image_feed(runner: Any, spec: Preprocess, where: str,
+               transform: Callable[[np.ndarray], np.ndarray] | None = None
+               ) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     """image -> feed for a one-input model, in that input's own layout and dtype (the card's resize and
-    normalisation; see preprocess.preprocess's overrides)."""
+    normalisation; see preprocess.preprocess's overrides). `transform`: image -> the input tensor itself, instead
+    (a converted model whose preprocessing was cut off is fed exactly what the original's computes)."""
     from edgezoo.preprocess import preprocess
 
     if len(runner.inputs) != 1:
         raise ModelFileError(f"{where}: {len(runner.inputs)} inputs; a detector takes one image")
     info = runner.inputs[0]
+    if transform is not None:
+        return lambda image: {info.name: transform(image)}
     layout, dtype = _image_input(info, where)
     return lambda image: {info.name: preprocess(image, spec, dtype=dtype, layout=layout)}
 
@@ -146,7 +151,8 @@ def find_outputs(path: Path, names: list[str], card: ModelCard | None = None) ->
 
 def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
                     threshold: float | None = None, threshold_source: str = "",
-                    outputs: OutputNames | None = None) -> Detector:
+                    outputs: OutputNames | None = None,
+                    transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Detector:
     """A model with detection outputs (frozen graph, ONNX or TFLite): the OD API's four, the MLPerf ResNet34-SSD's
     three, the card's output roles (see find_outputs), or `outputs` as found by other means (an ONNX SSD's outputs
     identified by probing its post-processing)."""
@@ -162,7 +168,7 @@ def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
     else:
         runner = load_runner(path)
         outputs = find_outputs(path, [o.name for o in runner.outputs], card)
-    feed = image_feed(runner, spec, str(path))
+    feed = image_feed(runner, spec, str(path), transform)
     slots_shape = next((o.shape for o in runner.outputs if o.name == outputs.scores), ())
     slots = slots_shape[-1] if slots_shape and isinstance(slots_shape[-1], int) and slots_shape[-1] > 0 else None
     fetch = outputs.names()
@@ -241,7 +247,8 @@ def _tensor_shapes(path: Path) -> list[tuple[str, list[int]]]:
     return [(d["name"], [int(x) for x in d["shape"]]) for d in interp.get_tensor_details()]
 
 
-def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, where: str | None = None) -> Detector:
+def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, where: str | None = None,
+                       transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Detector:
     """An ONNX cut at the SSD heads, decoded by the caffe_ssd prototxt's semantics (numpy reference executor).
 
     Validates the prototxt against the graph first (ConfigError listing every problem). `where`: the prototxt's name
@@ -259,7 +266,7 @@ def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, 
     executor = MetaArchExecutor(ssd, where=where)
     heads = list(dict.fromkeys(list(ssd.box_input) + list(ssd.class_input)))
     runner = load_runner(onnx_path, outputs=heads)
-    feed = image_feed(runner, spec, str(onnx_path))
+    feed = image_feed(runner, spec, str(onnx_path), transform)
 
     def run(image: np.ndarray) -> Detections:
         out = runner.run(feed(image), heads)

@@ -56,12 +56,14 @@ def verify_with_prototxt(onnx_path: Path, prototxt_path: Path, *, original: Path
                          count_random: int = 2, seed: int = 0, standin: bool | None = None,
                          images: Sequence[tuple[str, np.ndarray]] | None = None,
                          meta: Any = None, preprocess: Preprocess | None = None,
-                         chosen: Mapping[str, Any] | None = None, reference: Any = None) -> ParityReport:
+                         chosen: Mapping[str, Any] | None = None, reference: Any = None,
+                         transform: Any = None) -> ParityReport:
     """Validate, execute and compare; see the module docstring. `original` defaults to `onnx_path` itself. `meta`
     (a parsed MetaArch) overrides the file's contents (the recipe passes the one it generated and wrote);
     `preprocess` overrides the card's (a user's own model has no card); `chosen`: the output limits the user set
     (verify.detection.compare_detectors); `reference`: the original as a ready Detector (its outputs and limits
-    found by other means than a card)."""
+    found by other means than a card); `transform`: image -> the converted model's input tensor
+    (verify.detectors.image_feed)."""
     from edgezoo.images import verification_images
     from edgezoo.provenance import is_standin
     from edgezoo.verify import tolerances as tol_names
@@ -79,7 +81,8 @@ def verify_with_prototxt(onnx_path: Path, prototxt_path: Path, *, original: Path
     meta = meta if meta is not None else load_meta_arch(prototxt_path)
     ssd = meta.single_ssd(prototxt_path.name)
     spec = preprocess if preprocess is not None else _preprocess(card, ssd)
-    converted = meta_arch_detector(onnx_path, meta, spec, where=prototxt_path.name)  # validates the prototxt
+    converted = meta_arch_detector(onnx_path, meta, spec, where=prototxt_path.name,  # validates the prototxt
+                                   transform=transform)
     original = onnx_path if original is None else Path(original)
     if reference is None:
         reference = load_detector(original, spec, card=card)
@@ -128,7 +131,8 @@ def with_ssd(meta: Any, **changes: Any) -> Any:
 
 def parity_loss(onnx_path: Path, original: Path, metas: Mapping[str, Any], *, card: ModelCard | None = None,
                 images: Sequence[tuple[str, np.ndarray]] | None = None, match_iou: float = 0.5,
-                preprocess: Preprocess | None = None, reference: Any = None) -> dict[str, dict[str, float]]:
+                preprocess: Preprocess | None = None, reference: Any = None,
+                transform: Any = None) -> dict[str, dict[str, float]]:
     """Per prototxt setting (label -> MetaArch): how many of the original's detections -- all of them, at the
     original's own threshold, no common-domain restriction -- its detections reproduce (same class, IoU >=
     match_iou). This is what a speed setting (TI's top_k 200 / confidence 0.3) costs against the exact defaults."""
@@ -139,7 +143,8 @@ def parity_loss(onnx_path: Path, original: Path, metas: Mapping[str, Any], *, ca
     first = next(iter(metas.values()))
     spec = preprocess if preprocess is not None else _preprocess(card, first.single_ssd())
     reference = reference if reference is not None else load_detector(Path(original), spec, card=card)
-    detectors = {label: meta_arch_detector(Path(onnx_path), meta, spec) for label, meta in metas.items()}
+    detectors = {label: meta_arch_detector(Path(onnx_path), meta, spec, transform=transform)
+                 for label, meta in metas.items()}
     totals = {label: {"original": 0, "converted": 0, "matched": 0} for label in metas}
     for _, image in (list(images) if images is not None else verification_images(2, 0)):
         ref = reference.run(image)
