@@ -5,7 +5,10 @@ SSD, converted, verified and bundled like the zoo's SSD-MobileNet.
 
 `graph` is the frozen graph, the OD API export folder holding it (frozen_inference_graph.pb and pipeline.config, at
 the top or one folder down, as in the published tarballs) or that folder as a .tar.gz / .tgz (unpacked with the
-project's safe unpacker, only those two members). `pipeline_config` overrides the one found beside the graph.
+project's safe unpacker, only those two members). A TF2 export (exporter_main_v2.py: saved_model/ + pipeline.config,
+the folder, its saved_model/ or saved_model.pb) is taken through its serving function frozen to a GraphDef
+(graphs/tf_saved_model.py): the same routes then apply, without the OD API installed. `pipeline_config` overrides
+the one found beside the graph.
 Options are validated before anything is read or written; the bundle lands in <out>/<name>/<target>/.
 """
 
@@ -19,6 +22,7 @@ from typing import Any
 
 from edgezoo.bundle import BundleStaging, sha256_file
 from edgezoo.bundle_config import deep_merge
+from edgezoo.bundle_naming import bundle_name
 from edgezoo.errors import ModelFileError
 from edgezoo.export import ExportResult, _now, publish_bundle
 from edgezoo.recipes.base import RecipeInput
@@ -26,9 +30,10 @@ from edgezoo.recipes.od_api_ssd import CONFIG, GRAPH
 from edgezoo.zoo.schema import Target
 
 RECIPES = {Target.TFLITE: "od-api-ssd-tflite", Target.ONNX: "od-api-ssd-onnx"}
+SAVED_MODEL = "saved_model.pb"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
-_HINT = "give the OD API export folder (frozen_inference_graph.pb + pipeline.config), its .tar.gz, or the .pb " \
-        "with --pipeline-config"
+_HINT = "give the OD API export folder (frozen_inference_graph.pb + pipeline.config, or TF2's saved_model/ + " \
+        "pipeline.config), its .tar.gz, or the .pb with --pipeline-config"
 
 
 def is_archive(path: Path) -> bool:
@@ -64,17 +69,37 @@ def _from_archive(archive: Path, scratch: Path) -> tuple[Path | None, Path | Non
             scratch / "unpacked" / wanted[CONFIG] if CONFIG in wanted else None)
 
 
-def locate_sources(graph: Path, pipeline_config: Path | None, scratch: Path) -> tuple[Path, Path, str]:
-    """(frozen graph, pipeline.config, model name) for a --graph value; ModelFileError (exit 2) when incomplete."""
+def _from_saved_model(folder: Path, config: Path | None, scratch: Path) -> tuple[Path, Path | None, str, Path]:
+    """A TF2 export folder (or its saved_model/): its serving function frozen into `scratch`."""
+    from edgezoo.graphs.tf_saved_model import freeze_serving, is_saved_model_dir
+
+    saved = folder if is_saved_model_dir(folder) else folder / "saved_model"
+    if not is_saved_model_dir(saved):
+        raise ModelFileError(f"--graph {folder}: no {GRAPH} and no saved_model/ in the folder (top level or one "
+                             "folder down)", hint=_HINT)
+    export = saved.parent if saved.name == "saved_model" else saved
+    if config is None:
+        config = _in_folder(export, CONFIG)
+    scratch.mkdir(parents=True, exist_ok=True)
+    pb = freeze_serving(saved, scratch / GRAPH)
+    return pb, config, export.resolve().name, saved / SAVED_MODEL
+
+
+def locate_sources(graph: Path, pipeline_config: Path | None, scratch: Path) -> tuple[Path, Path, str, Path]:
+    """(frozen graph, pipeline.config, model name, the file the graph came from) for a --graph value;
+    ModelFileError (exit 2) when incomplete. The last is the frozen graph itself, or a TF2 export's
+    saved_model.pb (the frozen graph is then made from it in `scratch`)."""
     graph = Path(graph)
     if not graph.exists():
         raise ModelFileError(f"--graph {graph}: no such file or folder", hint=_HINT)
+    if graph.name == SAVED_MODEL and graph.is_file():
+        graph = graph.parent
+    origin = None
     if graph.is_dir():
         pb, config = _in_folder(graph, GRAPH), _in_folder(graph, CONFIG)
         name = graph.resolve().name
         if pb is None:
-            raise ModelFileError(f"--graph {graph}: no {GRAPH} in the folder (top level or one folder down)",
-                                 hint=_HINT)
+            pb, config, name, origin = _from_saved_model(graph, config, scratch)
     elif is_archive(graph):
         pb, config = _from_archive(graph, scratch)
         name = graph.name[: -len(next(s for s in ARCHIVE_SUFFIXES if graph.name.lower().endswith(s)))]
@@ -93,7 +118,7 @@ def locate_sources(graph: Path, pipeline_config: Path | None, scratch: Path) -> 
     if config is None:
         raise ModelFileError(f"--graph {graph}: no {CONFIG} found beside the frozen graph",
                              hint="give it with --pipeline-config PATH")
-    return pb, config, name or "od-api-ssd"
+    return pb, config, name or "od-api-ssd", origin or pb
 
 
 def _describe(path: Path, role: str, given: Path) -> dict[str, Any]:
@@ -117,17 +142,26 @@ def export_od_api(graph: Path, pipeline_config: Path | None, target: Target | st
     tol_names.check_values(tolerances or {})
     started, t0 = _now(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="edgezoo-odapi-") as tmp:
-        pb, config, name = locate_sources(Path(graph), pipeline_config, Path(tmp))
+        pb, config, name, source = locate_sources(Path(graph), pipeline_config, Path(tmp))
+        described = [_describe(source, source.name if source == pb else f"saved_model/{SAVED_MODEL}", Path(graph)),
+                     _describe(config, CONFIG, Path(graph))]
+        name, renamed = bundle_name(out_dir, name, target.value, [d["sha256"] for d in described])
         final = Path(out_dir) / name / target.value
         with BundleStaging(final) as staging:
             rin = RecipeInput(card=None, target=target, sources={GRAPH: pb, CONFIG: config}, params=typed,
                               workdir=staging.workdir, standin=standin, tolerances=dict(tolerances or {}))
             output = recipe(rin)
             output.verify.standin = output.verify.standin or standin
+            output.verify.original = str(source)
+            if source != pb:
+                output.notes.append(f"TF2 export: the serving function of {source.parent} frozen to a GraphDef "
+                                    "(variables as constants) is what was converted and verified against")
+            if renamed:
+                output.notes.append(renamed)
             manifest = {
                 "recipe": {"name": recipe.name, "params": {**typed, **output.params}},
                 "model": {"id": name, "title": f"{name} (TF OD API SSD)", "task": "detection", "card": None},
-                "sources": [_describe(pb, GRAPH, Path(graph)), _describe(config, CONFIG, Path(graph))],
+                "sources": described,
             }
             config = deep_merge(output.config, {"session": {"model_id": name}})
             result = publish_bundle(staging, final, name, target, output, config, manifest, standin, None, started)

@@ -53,10 +53,15 @@ def export_onnx_ssd(path: Path, *, inputs: Mapping[str, Sequence[int]] | None = 
     model = onnx_model.load(path)
     if fixed:
         model = _fix_inputs(model, fixed)
-    final = Path(out_dir) / path.stem / Target.ONNX.value
+    from edgezoo.bundle_naming import bundle_name
+
+    name, renamed = bundle_name(out_dir, path.stem, Target.ONNX.value, [sha256_file(path)])
+    final = Path(out_dir) / name / Target.ONNX.value
     started, t0 = _now(), time.monotonic()
     with BundleStaging(final) as staging, own_outputs(staging.workdir):
         output = export_ssd(path, model, staging.workdir, typed, tolerances or {}, explicit=set(params or {}))
+        if renamed:
+            output.notes.append(renamed)
         manifest = {
             "recipe": {"name": "generic-onnx-ssd-meta-arch", "params": {"inputs": dict(fixed), **typed,
                                                                          **output.params}},
@@ -67,7 +72,7 @@ def export_onnx_ssd(path: Path, *, inputs: Mapping[str, Sequence[int]] | None = 
         pre = output.params["preprocess"]  # the converted model's input: layout, size, pixel normalisation
         config = detector_config(Target.ONNX, path.stem, pre["layout"], pre["size"], pre["mean"], pre["scale"],
                                  output.config)
-        result = publish_bundle(staging, final, path.stem, Target.ONNX, output, config, manifest,
+        result = publish_bundle(staging, final, name, Target.ONNX, output, config, manifest,
                                 output.verify.standin, None, started)
     result.seconds = time.monotonic() - t0
     return result

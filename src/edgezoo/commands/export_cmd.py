@@ -157,7 +157,8 @@ def _run(args: argparse.Namespace, plan: _Plan) -> int:
         from edgezoo.export_graph import export_graph
         from edgezoo.export_od_api import is_archive
 
-        beside = not (args.inputs or args.outputs) and args.graph.with_name("pipeline.config").is_file()
+        beside = not (args.inputs or args.outputs) and (args.graph.with_name("pipeline.config").is_file()
+                                                        or args.graph.name == "saved_model.pb")
         if args.pipeline_config is not None or args.graph.is_dir() or is_archive(args.graph) or beside:
             return _export_od_api(args, params, flags, tolerances)
         if flags:
