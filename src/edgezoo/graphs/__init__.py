@@ -79,7 +79,7 @@ def corrupt(path: Path, kind: str, detail: str) -> ModelFileError:
         return ModelFileError(f"{path}: not a valid {kind} file (truncated or corrupt: {detail})",
                               hint="delete it and fetch it again")
     # A user's own file: nothing to fetch; it is either not what it claims to be or was cut short.
-    return ModelFileError(f"{path}: not a valid {kind} file ({detail})",
+    return ModelFileError(f"{path}: not a valid {kind} file (truncated or corrupt: {detail})",
                           hint=f"check that it is a {kind}; if it was cut short, export or copy it again")
 
 
