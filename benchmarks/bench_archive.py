@@ -1,4 +1,4 @@
-"""Issue 8 figures (cases 1, 9): what safe unpacking costs, and how fast archive bombs are refused.
+"""Figures: what safe unpacking costs, and how fast archive bombs are refused.
 
 Usage: .venv/bin/python benchmarks/bench_archive.py [--runs N] [--workdir DIR]
 
@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT / "tests" / "fetch"))  # the archive builders the te
 from archives import tgz_of_zeros, zip_of_zeros  # noqa: E402
 from timing import median_ms  # noqa: E402
 
-from edgezoo.errors import ArchiveError  # noqa: E402
+from edgezoo.core.errors import ArchiveError  # noqa: E402
 from edgezoo.fetch.archive import scan, unpack  # noqa: E402
-from edgezoo.report import render_table  # noqa: E402
+from edgezoo.core.report import render_table  # noqa: E402
 
 MiB, GiB = 1 << 20, 1 << 30
 MEMBERS = {"mobilenet/frozen.pb": 17 * MiB, "mobilenet/model.tflite": 17 * MiB,

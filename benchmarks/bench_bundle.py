@@ -1,5 +1,5 @@
 """What the bundle's safety costs: the folder lock, a full staging + commit cycle, and cleaning stale staging
-folders left by killed runs (issue 8, items 7 and 11).
+folders left by killed runs.
 
 Usage: .venv/bin/python benchmarks/bench_bundle.py [--runs N]
 Prints a table of median wall times (ms) over N runs, in a temporary folder under the current one.
@@ -20,9 +20,9 @@ from pathlib import Path
 
 from timing import median_ms
 
-from edgezoo.bundle import BundleStaging, clean_stale
-from edgezoo.fetch.lock import flocked
-from edgezoo.report import render_table
+from edgezoo.bundle.staging import BundleStaging, clean_stale
+from edgezoo.core.locks import flocked
+from edgezoo.core.report import render_table
 
 MODEL_BYTES = 1 << 20  # a 1 MiB "model"
 

@@ -65,7 +65,7 @@ def main() -> None:
     from edgezoo.fetch import resolve_file
     from edgezoo.fetch.cache_admin import clean, clean_plan, list_cache, verify_cache
     from edgezoo.fetch.leftovers import sweep
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     try:
         entries = _fill(work / "published" / "bench", args.files, args.mb)

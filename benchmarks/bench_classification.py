@@ -1,4 +1,4 @@
-"""Issue 3 figures: classification export on the FULL-size stand-ins, side by side with the bare converter.
+"""Figures: classification export on the FULL-size stand-ins, side by side with the bare converter.
 
 Usage: .venv/bin/python benchmarks/bench_classification.py [--variant full|reduced] [--runs N]
 
@@ -6,9 +6,9 @@ Per model and target, each measured run is a fresh child process (so peak memory
 child from os.wait4). Inside the child, TensorFlow / ONNX / ORT / LiteRT are imported before the clock starts, for
 both sides, so the timings compare the work, not the imports. Stand-ins are built (and cached) before timing.
 
-- export: `edgezoo.export.export_model` = convert + verify (6 images through original and converted) + bundle;
+- export: `edgezoo.export.api.export_model` = convert + verify (6 images through original and converted) + bundle;
 - bare:   what a user runs by hand on the same input file, without any verification:
-          resnet50 -> tflite: TFLiteConverter.from_frozen_graph (the seed's snippet);
+          resnet50 -> tflite: TFLiteConverter.from_frozen_graph (the plain converter call);
           * -> onnx: onnx.load, batch dim set to 1, infer_shapes, onnx.utils.Extractor to the cut the export chose;
           mobilenet -> tflite: the published .tflite is used as is, so the bare step is a file copy.
 Parity figures come from the export's own report: max abs error on the logits (for mobilenet -> tflite, the
@@ -42,7 +42,7 @@ def _preload() -> None:
 
 def _child_export(model: str, target: str, variant: str, out: Path) -> dict:
     from edgezoo import zoo
-    from edgezoo.export import export_model
+    from edgezoo.export.api import export_model
     from edgezoo.standins import StandinVariant
 
     t0 = time.perf_counter()
@@ -165,7 +165,7 @@ def main() -> None:
                      f"{first['top1']:.0%} ({first['distinct_top1']}/{first['images']} distinct)",
                      "PASS" if first["passed"] else "FAIL"])
         print(f"  {model} -> {target}: export {e:.1f} s, bare {b:.2f} s", file=sys.stderr, flush=True)
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     print(f"Classification export vs bare converter, {args.variant} stand-ins, median of {args.runs} run(s), "
           f"{os.cpu_count()} cores")

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgezoo.report import render_table
+from edgezoo.core.report import render_table
 
 
 def _time(cmd: list[str], runs: int) -> list[float]:

@@ -70,7 +70,7 @@ def throughput(args: argparse.Namespace) -> None:
     from fetch_cards import file_entry, make_card
 
     from edgezoo.fetch import fetch_file
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     server = None
     try:
@@ -142,10 +142,10 @@ def stalls(args: argparse.Namespace) -> None:
     from fetch_cards import file_entry, make_card
     from loopback_server import LoopbackServer, sized
 
-    from edgezoo.errors import EdgezooError
+    from edgezoo.core.errors import EdgezooError
     from edgezoo.fetch import fetch_file
     from edgezoo.fetch.policy import SETTINGS, RetryPolicy
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     default = RetryPolicy()
     for name in _TIME_SETTINGS:  # the defaults, or every time threshold scaled

@@ -1,4 +1,4 @@
-"""Issue 9 figures: evaluation throughput, parallel preprocessing, LoadGen, COCO scoring time.
+"""Figures: evaluation throughput, parallel preprocessing, LoadGen, COCO scoring time.
 
 Usage: .venv/bin/python benchmarks/bench_eval.py [--variant full|reduced] [--count N] [--skip-loadgen] [--skip-coco]
 Prints four tables (stand-in models exported into a temp folder; stand-in datasets with the builder's own labels):
@@ -24,7 +24,7 @@ MODELS = ("mobilenet-v1", "resnet50-v1.5", "ssd-mobilenet-v1")
 
 
 def table(headers, rows) -> str:
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     return render_table(headers, rows)
 
@@ -33,7 +33,7 @@ def subjects_for(model_id: str, variant: str, out: Path):
     """The original and every bundle the card has a recipe for, exported on stand-ins."""
     from edgezoo import zoo
     from edgezoo.evaluation.subjects import bundle_subjects, original_subjects
-    from edgezoo.export import export_model
+    from edgezoo.export.api import export_model
     from edgezoo.standins import StandinVariant
 
     card = zoo.get_card(model_id)

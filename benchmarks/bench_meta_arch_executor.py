@@ -29,10 +29,10 @@ def resnet34_rows(out: Path, runs: int) -> list[list[object]]:
     import onnx
     import onnxruntime as ort
 
-    from edgezoo.export import export_model
-    from edgezoo.images import verification_images
-    from edgezoo.preprocess import preprocess
-    from edgezoo.runners import load_runner
+    from edgezoo.export.api import export_model
+    from edgezoo.datasets.images import verification_images
+    from edgezoo.preprocessing.card import preprocess
+    from edgezoo.graphs.runners import load_runner
     from edgezoo.standins import StandinVariant
     from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
     from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
@@ -128,7 +128,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--fpn-classes", type=int, default=3, help="classes the per-class loop is timed on")
     args = ap.parse_args()
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     print(f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, numpy {np.__version__}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,4 @@
-"""Issue 10 (ONNX half) figures: `export --graph model.onnx --to onnx --meta-arch ssd` on ResNet34-SSD stand-ins.
+"""Figures: `export --graph model.onnx --to onnx --meta-arch ssd` on ResNet34-SSD stand-ins.
 
 Usage: .venv/bin/python benchmarks/bench_onnx_ssd.py [--variant reduced|full]
 Prints three tables:
@@ -43,8 +43,8 @@ def _norm() -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from edgezoo.export_onnx_ssd import export_onnx_ssd
-    from edgezoo.report import render_table
+    from edgezoo.export.onnx_ssd import export_onnx_ssd
+    from edgezoo.core.report import render_table
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--variant", choices=("reduced", "full"), default="reduced")

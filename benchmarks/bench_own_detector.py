@@ -1,4 +1,4 @@
-"""Issue 10 (part A) figures: users' own TF OD API SSDs -> TFLite and ONNX + prototxt, on the stand-in variants.
+"""Figures: users' own TF OD API SSDs -> TFLite and ONNX + prototxt, on the stand-in variants.
 
 Usage: .venv/bin/python benchmarks/bench_own_detector.py [--variants classes3,fpn,...]
 For every stand-in variant (standins/od_api_ssd.py: 3 and 20 classes, 320x320, non-square, reduce_boxes false,
@@ -20,8 +20,8 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgezoo.export_od_api import export_od_api
-    from edgezoo.report import render_table
+    from edgezoo.export.od_api import export_od_api
+    from edgezoo.core.report import render_table
     from edgezoo.standins.od_api_ssd import VARIANTS, write_export
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,4 +1,4 @@
-"""Issue 11 figures: `edgezoo quantize` per zoo model on stand-ins and stand-in datasets labelled by the original.
+"""Figures: `edgezoo quantize` per zoo model on stand-ins and stand-in datasets labelled by the original.
 
 Usage: .venv/bin/python benchmarks/bench_quantize.py [--variant full|reduced] [--count N] [--frames N]
        [--models a,b] [--sensitivity-model mobilenet-v1]
@@ -34,7 +34,7 @@ SCHEMES = {  # model -> [(float target, scheme, options)]
 
 
 def table(headers, rows) -> str:
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     return render_table(headers, rows)
 
@@ -44,7 +44,7 @@ def prepare(model_id: str, variant: str, count: int, out: Path) -> tuple[dict[st
     from edgezoo.datasets import build_standin
     from edgezoo.evaluation.standin_labels import model_labeller
     from edgezoo.evaluation.subjects import original_subjects
-    from edgezoo.export import export_model
+    from edgezoo.export.api import export_model
     from edgezoo.standins import StandinVariant
 
     card = zoo.get_card(model_id)

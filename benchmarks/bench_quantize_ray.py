@@ -1,4 +1,4 @@
-"""Issue 12 figures: `edgezoo quantize --ray` (the --dataset passes on Ray actors) vs the local run.
+"""Figures: `edgezoo quantize --ray` (the --dataset passes on Ray actors) vs the local run.
 
 Usage: .venv/bin/python benchmarks/bench_quantize_ray.py [--variant reduced|full] [--count N] [--ray auto|HOST:PORT]
 Prints one table: the TIDL preview of MobileNet with --sensitivity (float, quantized and one probe per layer, each

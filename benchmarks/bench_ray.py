@@ -1,4 +1,4 @@
-"""Issue 12 figures: `edgezoo eval --ray` throughput vs the single-process eval, Ray start-up, scaling projection.
+"""Figures: `edgezoo eval --ray` throughput vs the single-process eval, Ray start-up, scaling projection.
 
 Usage: .venv/bin/python benchmarks/bench_ray.py [--model mobilenet-v1] [--target tflite] [--variant full|reduced]
                                                 [--count N] [--address HOST:PORT]
@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def table(headers, rows) -> str:
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     return render_table(headers, rows)
 
@@ -43,11 +43,12 @@ def main() -> None:
 
     from edgezoo import zoo
     from edgezoo.datasets import DatasetKind, build_standin, load_image, open_dataset
-    from edgezoo.distributed import PoolStats, map_in_order, parse_ray_target, ray_session, run_on_ray
+    from edgezoo.distributed import PoolStats, map_in_order, parse_ray_target, ray_session
+    from edgezoo.evaluation.on_ray import run_on_ray
     from edgezoo.distributed.pool import shard_size_for
     from edgezoo.evaluation.engine import run_subject
     from edgezoo.evaluation.subjects import bundle_subjects
-    from edgezoo.export import export_model
+    from edgezoo.export.api import export_model
     from edgezoo.standins import StandinVariant
 
     cores = os.cpu_count() or 1

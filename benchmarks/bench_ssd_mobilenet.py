@@ -1,4 +1,4 @@
-"""Issue 4 figures: SSD-MobileNet v1 on the FULL-size stand-in (or --variant reduced).
+"""Figures: SSD-MobileNet v1 on the FULL-size stand-in (or --variant reduced).
 
 Usage: .venv/bin/python benchmarks/bench_ssd_mobilenet.py [--variant full|reduced] [--runs N]
 
@@ -71,7 +71,7 @@ def _rin(src: dict[str, Path], workdir: Path, target: str):
 
 
 def table(headers, rows) -> str:
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     return render_table(headers, rows)
 
@@ -108,9 +108,10 @@ def bench_export(src, root, runs):
 def bench_latency(src, outputs, runs):
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgezoo import images, zoo
-    from edgezoo.preprocess import preprocess
-    from edgezoo.runners import load_runner
+    from edgezoo import zoo
+    from edgezoo.datasets import images
+    from edgezoo.preprocessing.card import preprocess
+    from edgezoo.graphs.runners import load_runner
     from edgezoo.standins.ssd_mobilenet import OUTPUTS
 
     card = zoo.get_card("ssd-mobilenet-v1")
@@ -147,10 +148,11 @@ def bench_postprocess(outputs, runs, root):
 
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgezoo import images, zoo
+    from edgezoo import zoo
+    from edgezoo.datasets import images
     from edgezoo.detection.tflite_postprocess import PostProcessParams, detection_postprocess
-    from edgezoo.graphs import ssd_surgery
-    from edgezoo.preprocess import preprocess
+    from edgezoo.ssd import ssd_surgery
+    from edgezoo.preprocessing.card import preprocess
 
     card = zoo.get_card("ssd-mobilenet-v1")
     with warnings.catch_warnings():
@@ -196,15 +198,16 @@ def bench_postprocess(outputs, runs, root):
 def _naive_parity(src):
     """A 'usual' hand-written caffe_ssd on the UNMODIFIED heads: layer 0 one min_size (60) with ratios 2/0.5,
     layers 1-5 min/max with aspect_ratio 2, 3 and flip (Caffe order, 1/3)."""
-    from edgezoo import images, zoo
+    from edgezoo import zoo
+    from edgezoo.datasets import images
     from edgezoo.detection.anchors import layer_scales
     from edgezoo.detection.pipeline_config import load_pipeline_config
     from edgezoo.graphs import onnx_model
-    from edgezoo.preprocess import preprocess
+    from edgezoo.preprocessing.card import preprocess
     from edgezoo.recipes.ssd_mobilenet_onnx import _cut_input
     from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
-    from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, NmsParam,
-                                            PriorBoxParam, ScoreConverter)
+    from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
+    from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, NmsParam, PriorBoxParam
     from edgezoo.verify.detection import compare_detectors, detection_tolerances
     from edgezoo.verify.detectors import Detector, Domain, od_api_detector
     import onnxruntime as ort

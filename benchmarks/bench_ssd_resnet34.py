@@ -1,4 +1,4 @@
-"""Issue 5 figures: ResNet34-SSD1200 -> ONNX + meta_arch.prototxt on the stand-ins.
+"""Figures: ResNet34-SSD1200 -> ONNX + meta_arch.prototxt on the stand-ins.
 
 Usage: .venv/bin/python benchmarks/bench_ssd_resnet34.py [--runs N] [--skip-full]
 Prints four tables:
@@ -29,7 +29,7 @@ TI_SAMPLE = HERE / "data" / "ti_ssd_resnet34_1200_sample.prototxt"
 
 
 def export_times(variants, out: Path):
-    from edgezoo.export import export_model
+    from edgezoo.export.api import export_model
     from edgezoo.fetch import fetch_file
     from edgezoo.standins import StandinVariant
     from edgezoo.zoo import get_card
@@ -54,9 +54,9 @@ def postprocess_times(bundle: Path, runs: int):
     import onnx
     import onnxruntime as ort
 
-    from edgezoo.images import verification_images
-    from edgezoo.preprocess import preprocess
-    from edgezoo.runners import load_runner
+    from edgezoo.datasets.images import verification_images
+    from edgezoo.preprocessing.card import preprocess
+    from edgezoo.graphs.runners import load_runner
     from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
     from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
     from edgezoo.zoo import get_card
@@ -106,11 +106,11 @@ def parity_rows(result):
 def ti_sample(model_path: Path):
     import onnx
 
-    from edgezoo.graphs.onnx_heads import find_heads
+    from edgezoo.ssd.onnx_heads import find_heads
     from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, compare_priors
     from edgezoo.tidl.meta_arch.prototxt import load_meta_arch, save_meta_arch
     from edgezoo.tidl.meta_arch.validate import validate_meta_arch
-    from edgezoo.tidl.meta_arch.verify import verify_with_prototxt
+    from edgezoo.verify.meta_arch import verify_with_prototxt
     from edgezoo.zoo import get_card
 
     card = get_card("ssd-resnet34-1200")
@@ -134,7 +134,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--skip-full", action="store_true", help="reduced stand-in only (fast)")
     args = ap.parse_args()
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["EDGEZOO_CACHE"] = str(Path(tmp) / "cache")

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgezoo.report import render_table
+from edgezoo.core.report import render_table
 from edgezoo.standins import StandinVariant, get_builder
 
 

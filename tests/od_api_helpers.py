@@ -36,6 +36,6 @@ def config_copy(variant: str, dest: Path, edit: tuple[str, str] | None = None, t
 @functools.lru_cache(maxsize=None)
 def exported(variant: str, target: str):
     """export_od_api's result for a variant (ExportResult), bundle under the shared temp root."""
-    from edgezoo.export_od_api import export_od_api
+    from edgezoo.export.od_api import export_od_api
 
     return export_od_api(export_folder(variant), None, target, out_dir=_ROOT / "out", standin=True)

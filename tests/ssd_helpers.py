@@ -115,8 +115,8 @@ def reduced_onnx_bundle() -> Path:
     writes it -- without fetching and converting again."""
     import copy
 
-    from edgezoo.bundle import BundleStaging
-    from edgezoo.export import publish_bundle
+    from edgezoo.bundle.staging import BundleStaging
+    from edgezoo.export.api import publish_bundle
     from edgezoo.standins import StandinVariant
     from edgezoo.zoo.schema import Target
 

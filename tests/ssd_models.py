@@ -78,7 +78,7 @@ def generated_meta(model_path: Path, thresholds=None):
     """The caffe_ssd meta-architecture generated for a ResNet34-SSD stand-in from its heads and the card's spec."""
     import onnx
 
-    from edgezoo.graphs.onnx_heads import find_heads
+    from edgezoo.ssd.onnx_heads import find_heads
     from edgezoo.tidl.meta_arch.generate import Thresholds, meta_arch_from_heads
     from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec
     from edgezoo.zoo import get_card

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from edgezoo import __version__
-from edgezoo.errors import EdgezooError, disk_full, is_disk_full
-from edgezoo.interrupts import report_interrupt, tracking_completed
+from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.core.interrupts import report_interrupt, tracking_completed
 
 # Order = order in --help.
 COMMAND_MODULES = ("zoo_cmds", "fetch_cmd", "cache_cmd", "export_cmd", "quantize_cmd", "verify_cmd", "check_cmd",

@@ -128,7 +128,7 @@ def _big_input_onnx(dest, side: int):
 
 def test_feed_memory_budget_names_the_size(tmp_path, capsys):
     """2048 x 2048 x 3 float32 is 48 MiB per image per model: the photographs + 30 random images need 3,264 MiB."""
-    from edgezoo.images import PHOTOGRAPHS
+    from edgezoo.datasets.images import PHOTOGRAPHS
     from edgezoo.verify.feeds import FEED_BUDGET_BYTES
 
     model = _big_input_onnx(tmp_path / "big.onnx", 2048)

@@ -42,7 +42,7 @@ def test_frozen_graph_vs_bundle_with_its_prototxt_passes(files, capsys):
 
 def test_planted_prior_size_in_the_prototxt_exits_1(files, tmp_path, capsys):
     from edgezoo.tidl.meta_arch.prototxt import load_meta_arch, save_meta_arch
-    from edgezoo.tidl.meta_arch.verify import with_ssd
+    from edgezoo.verify.meta_arch import with_ssd
 
     meta = load_meta_arch(files["prototxt"])
     priors = list(meta.single_ssd().prior_box_param)

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgezoo.images import photographs
+from edgezoo.datasets.images import photographs
 
 
 def photo_bgr(name: str) -> np.ndarray:

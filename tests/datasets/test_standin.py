@@ -14,7 +14,7 @@ import pytest
 
 from edgezoo.datasets import DatasetKind, build_standin, load_image, open_dataset
 from edgezoo.datasets.coco_categories import COCO_CATEGORIES
-from edgezoo.errors import DatasetError, DiskFullError
+from edgezoo.core.errors import DatasetError, DiskFullError
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

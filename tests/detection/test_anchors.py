@@ -7,7 +7,7 @@ import pytest
 
 from edgezoo.detection.anchors import (box_specs, check_against_graph, generate_anchors, ssd_feature_map_sizes)
 from edgezoo.detection.pipeline_config import parse_pipeline_config
-from edgezoo.errors import ConfigError
+from edgezoo.core.errors import ConfigError
 from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from edgezoo.detection.pipeline_config import load_pipeline_config, parse_pipeline_config
 from edgezoo.detection.textproto import parse
-from edgezoo.errors import ConfigError
+from edgezoo.core.errors import ConfigError
 from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from edgezoo.detection.tflite_postprocess import PostProcessParams, decode_boxes, detection_postprocess
-from edgezoo.errors import ConfigError
-from edgezoo.graphs import ssd_surgery
+from edgezoo.core.errors import ConfigError
+from edgezoo.ssd import ssd_surgery
 
 N, C = 64, 6  # anchors, foreground classes
 

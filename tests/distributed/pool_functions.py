@@ -6,7 +6,7 @@ import os
 import signal
 from pathlib import Path
 
-from edgezoo.errors import DatasetError
+from edgezoo.core.errors import DatasetError
 
 
 def square_factory(log_dir: str, die_at: int | None):

@@ -10,7 +10,7 @@ import pytest
 
 from edgezoo.cli import main
 from edgezoo.quantize import quantize_bundle
-from edgezoo.quantize import onnx_layers
+from edgezoo.quantize import api as quantize_api
 from tests.quantize.quant_helpers import bundle, labelled_dataset, photo_folder
 
 # quantize.json fields that differ between two runs by design: where the bundle was written, the calibration time.
@@ -20,8 +20,8 @@ RUN_FIELDS = {"bundle", "calibration_seconds"}
 @pytest.fixture
 def first_layers(monkeypatch):
     """The preview and its probes over the first 3 TIDL layers (the rest stays float): 3 probes, not 29."""
-    real = onnx_layers.quant_layers
-    monkeypatch.setattr(onnx_layers, "quant_layers", lambda *args, **kw: real(*args, **kw)[:3])
+    real = quantize_api.quant_layers  # patched where quantize looks it up
+    monkeypatch.setattr(quantize_api, "quant_layers", lambda *args, **kw: real(*args, **kw)[:3])
 
 
 def test_sensitivity_and_16bit_set_on_two_nodes_equal_local(ray_cluster, first_layers, tmp_path, capfd):

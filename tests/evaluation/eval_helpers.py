@@ -33,7 +33,7 @@ def helper_cache():
 @functools.lru_cache(maxsize=None)
 def bundle(model_id: str, target: str) -> Path:
     from edgezoo import zoo
-    from edgezoo.export import export_model
+    from edgezoo.export.api import export_model
     from edgezoo.standins import StandinVariant
 
     with helper_cache():

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from edgezoo.errors import DatasetError
+from edgezoo.core.errors import DatasetError
 from edgezoo.evaluation.accuracy_log import read_accuracy_log, write_accuracy_log
 
 

@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from edgezoo.datasets import load_image, mlperf_preprocess, open_dataset
+from edgezoo.datasets import load_image, open_dataset
+from edgezoo.preprocessing.mlperf import mlperf_preprocess
 from edgezoo.evaluation import metrics
 from edgezoo.evaluation.api import evaluate
 from edgezoo.evaluation.engine import run_subject
@@ -25,7 +26,7 @@ def _mlperf_log(path):
 
 
 def test_tflite_top1_is_its_agreement_with_the_labels(tmp_path):
-    from edgezoo.runners import load_runner
+    from edgezoo.graphs.runners import load_runner
 
     root = labelled_dataset("imagenet", "mobilenet-v1", COUNT)
     folder = bundle("mobilenet-v1", "tflite")

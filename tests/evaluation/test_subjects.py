@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 from edgezoo.evaluation.subjects import Runtime, bundle_subjects
 from tests.evaluation.eval_helpers import bundle, original
 
@@ -17,7 +17,7 @@ def _photo_bgr():
 
 
 def test_classification_record_is_argmax_plus_offset():
-    from edgezoo.runners import load_runner
+    from edgezoo.graphs.runners import load_runner
 
     subject = original("mobilenet-v1")
     tensor = subject.preprocess(_photo_bgr())

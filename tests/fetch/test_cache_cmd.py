@@ -21,10 +21,9 @@ from fetch_cards import card_dict, file_entry, make_card
 from loopback_server import sized
 
 from edgezoo.cli import main
-from edgezoo.errors import NetworkError
+from edgezoo.core.errors import NetworkError
 from edgezoo.fetch import cache_root, fetch_file, fetch_member
-from edgezoo.fetch.cache import published_path
-from edgezoo.fetch.lock import locked, try_locked
+from edgezoo.fetch.cache import locked, published_path, try_locked
 from edgezoo.fetch.tofu import forget, trust_path, trusted
 from edgezoo.standins import register
 

@@ -12,7 +12,7 @@ from archives import tar, tar_info, zip_
 from fetch_cards import file_entry, make_card
 
 from edgezoo.cli import main
-from edgezoo.errors import ArchiveError
+from edgezoo.core.errors import ArchiveError
 from edgezoo.fetch import Source, fetch_member, resolve_member
 from edgezoo.fetch.archive import scan, unpack
 from edgezoo.fetch.cache import published_path

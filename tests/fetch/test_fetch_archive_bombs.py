@@ -1,4 +1,4 @@
-"""Archive bombs (issue 8, case 9): declared sizes over the budget are refused before anything is written, no
+"""Archive bombs: declared sizes over the budget are refused before anything is written, no
 member may write more than it declares, and only the members the card names are unpacked."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from archives import SYMLINK, tar, tar_info, tar_link, tgz_of_zeros, zip_, zip_o
 from fetch_cards import file_entry, make_card
 
 from edgezoo.cli import main
-from edgezoo.errors import ArchiveError
+from edgezoo.core.errors import ArchiveError
 from edgezoo.fetch import archive as archive_mod
 from edgezoo.fetch import fetch_member, tofu
 from edgezoo.fetch.archive import MAX_RATIO, Budget, scan, unpack

@@ -1,4 +1,4 @@
-"""A full disk while unpacking (issue 8, case 13): one line saying the disk is full and where, exit 2, no
+"""A full disk while unpacking: one line saying the disk is full and where, exit 2, no
 temporary folder left, and the archive (not at fault) stays cached and trusted."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from archives import tar, tgz_of_zeros
 from fetch_cards import file_entry, make_card
 
 from edgezoo.cli import main
-from edgezoo.errors import DiskFullError
+from edgezoo.core.errors import DiskFullError
 from edgezoo.fetch import archive as archive_mod
 from edgezoo.fetch import fetch_member, tofu
 from edgezoo.fetch.cache import published_path

@@ -1,4 +1,4 @@
-"""Link chains (issue 8, case 1): links that each look harmless but together leave the target are refused by the
+"""Link chains: links that each look harmless but together leave the target are refused by the
 scan, before anything is written; a refused archive trusted on first use is deleted and no longer trusted."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from archives import tar, tar_info, tar_link, zip_, zip_link
 
 from edgezoo.cli import main
-from edgezoo.errors import ArchiveError
+from edgezoo.core.errors import ArchiveError
 from edgezoo.fetch import tofu
 from edgezoo.fetch.archive import EntryKind, scan, unpack
 from edgezoo.fetch.cache import cache_root, published_path

@@ -9,7 +9,7 @@ from fetch_cards import file_entry, make_card, md5
 from loopback_server import sized
 
 from edgezoo.cli import main
-from edgezoo.errors import ChecksumMismatchError, NetworkError, SizeMismatchError
+from edgezoo.core.errors import ChecksumMismatchError, NetworkError, SizeMismatchError
 from edgezoo.fetch import Source, cache_root, fetch_file, resolve_file
 from edgezoo.fetch.cache import part_path, published_path
 from edgezoo.fetch.tofu import trust_path, trusted
@@ -179,7 +179,7 @@ def test_a_stale_part_that_does_not_verify_is_discarded(server):
     assert fetch_file(card, "model.onnx", progress=False).read_bytes() == DATA
 
 
-# Trust on first use never records a body whose end is not proven (issue 8, item 6). The card below has neither a
+# Trust on first use never records a body whose end is not proven. The card below has neither a
 # size nor a checksum, and the server sends no Content-Length: the body ends when the connection closes.
 
 def _tofu_card(url: str):

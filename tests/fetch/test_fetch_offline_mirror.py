@@ -9,7 +9,7 @@ from fetch_cards import file_entry, make_card
 from loopback_server import sized
 
 from edgezoo.cli import main
-from edgezoo.errors import ChecksumMismatchError, MirrorError, OfflineMissError
+from edgezoo.core.errors import ChecksumMismatchError, MirrorError, OfflineMissError
 from edgezoo.fetch import Source, fetch_file, resolve_file
 from edgezoo.fetch.cache import published_path
 

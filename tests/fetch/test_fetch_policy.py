@@ -13,7 +13,7 @@ from fetch_cards import file_entry, make_card
 from loopback_server import sized
 
 from edgezoo.cli import main
-from edgezoo.errors import FetchError, NetworkError
+from edgezoo.core.errors import FetchError, NetworkError
 from edgezoo.fetch import cache_root, fetch_file
 from edgezoo.fetch.cache import part_path, published_path
 from edgezoo.fetch.policy import RetryPolicy

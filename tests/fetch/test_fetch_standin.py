@@ -14,7 +14,7 @@ from fetch_cards import file_entry, make_card
 from loopback_server import sized
 
 from edgezoo.cli import main
-from edgezoo.errors import FetchError
+from edgezoo.core.errors import FetchError
 from edgezoo.fetch import Source, cache_root, fetch_file, fetch_member, fetch_model, resolve_file
 from edgezoo.fetch.standin import sidecar_path
 from edgezoo.standins import StandinVariant, register

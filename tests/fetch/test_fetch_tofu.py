@@ -9,7 +9,7 @@ import pytest
 from fetch_cards import file_entry, make_card
 from loopback_server import sized
 
-from edgezoo.errors import ChecksumMismatchError
+from edgezoo.core.errors import ChecksumMismatchError
 from edgezoo.fetch import Source, fetch_file, resolve_file
 from edgezoo.fetch.cache import published_path
 from edgezoo.fetch.tofu import trust_path, trusted

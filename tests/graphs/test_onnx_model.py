@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import tiny_models as tm
-from edgezoo.errors import ModelFileError, TensorNameError
+from edgezoo.core.errors import ModelFileError, TensorNameError
 from edgezoo.graphs import onnx_model
-from edgezoo.runners import load_runner
+from edgezoo.graphs.runners import load_runner
 
 
 @pytest.fixture(scope="module")

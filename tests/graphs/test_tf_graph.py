@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 import tiny_models as tm
-from edgezoo.errors import ModelFileError, TensorNameError
+from edgezoo.core.errors import ModelFileError, TensorNameError
 from edgezoo.graphs import base_name, tf_graph
 
 

@@ -17,7 +17,7 @@ def photo_folder() -> Path:
     """The four photographs as JPEG files, in a folder of their own."""
     import cv2
 
-    from edgezoo.images import photographs
+    from edgezoo.datasets.images import photographs
 
     folder = Path(tempfile.mkdtemp(prefix="edgezoo-quant-photos-"))
     for name, rgb in photographs():
@@ -29,7 +29,7 @@ def photo_inputs(bundle_folder: Path) -> list[np.ndarray]:
     """The photographs preprocessed as the bundle says, batch dimension included."""
     import cv2
 
-    from edgezoo.datasets import read_bundle_preprocess
+    from edgezoo.preprocessing.bundle import read_bundle_preprocess
 
     pre = read_bundle_preprocess(bundle_folder)
     return [pre.apply(cv2.imread(str(p)))[None] for p in sorted(photo_folder().glob("*.jpg"))]

@@ -41,7 +41,8 @@ def test_tflite_int8_ssd_keeps_the_postprocess_op(tmp_path, capsys):
     import numpy as np
     import yaml
 
-    from edgezoo.graphs import ssd_surgery, tflite_model
+    from edgezoo.graphs import tflite_model
+    from edgezoo.ssd import ssd_surgery
     from tests.quantize.quant_helpers import photo_inputs
 
     src = tmp_path / "out" / "ssd-mobilenet-v1" / "tflite"

@@ -11,10 +11,10 @@ import json
 import pytest
 
 from edgezoo import zoo
-from edgezoo.errors import TensorNameError
-from edgezoo.export import export_model
+from edgezoo.core.errors import TensorNameError
+from edgezoo.export.api import export_model
 from edgezoo.graphs import onnx_model, tflite_model
-from edgezoo.runners import load_runner
+from edgezoo.graphs.runners import load_runner
 from edgezoo.standins import StandinVariant
 from edgezoo.zoo.schema import Target
 
@@ -50,7 +50,7 @@ def _bundle_files(result) -> set[str]:
 
 
 def test_frozen_graph_to_tflite_resnet50_cut_at_logits(bundles):
-    """'frozen-graph-to-tflite': the seed's conversion, verified against the frozen graph."""
+    """'frozen-graph-to-tflite': the classic conversion, verified against the frozen graph."""
     r = bundles[("resnet50", "tflite")]
     assert r.passed and r.recipe == "frozen-graph-to-tflite"
     assert r.bundle.name == "tflite" and r.bundle.parent.name == "resnet50-v1.5"
@@ -152,7 +152,7 @@ def test_tolerance_override_makes_parity_fail_and_keeps_bundle_apart(cache, tmp_
 
 def test_tolerance_out_of_range_is_refused_before_any_work(cache, tmp_path):
     """min_cosine 1.5 used to give 'parity FAILED' and a .failed bundle; it is bad input (exit 2), nothing written."""
-    from edgezoo.errors import EdgezooError
+    from edgezoo.core.errors import EdgezooError
 
     with pytest.raises(EdgezooError, match=r"tolerance min_cosine=1.5 is out of range: .* \[-1, 1\]") as exc:
         export_model(zoo.get_card("resnet50"), Target.TFLITE, out_dir=tmp_path, standin=True,

@@ -39,7 +39,8 @@ def passed_export(variant: str, target: str):
 
 @pytest.mark.parametrize("variant", TFLITE_VARIANTS)
 def test_tflite_parity_and_what_the_op_carries(variant):
-    from edgezoo.graphs import ssd_surgery, tflite_model
+    from edgezoo.graphs import tflite_model
+    from edgezoo.ssd import ssd_surgery
 
     v = VARIANTS[variant]
     result = passed_export(variant, "tflite")
@@ -69,7 +70,8 @@ def test_preprocessing_is_read_off_the_graph():
 @pytest.mark.parametrize("variant", ONNX_VARIANTS)
 def test_onnx_priors_equal_the_anchors_and_parity_both_ways(variant):
     from edgezoo.graphs import onnx_model
-    from edgezoo.tidl.meta_arch.prototxt import ScoreConverter, load_meta_arch
+    from edgezoo.detection.codings import ScoreConverter
+    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
     from edgezoo.tidl.meta_arch.validate import check_meta_arch
 
     v = VARIANTS[variant]
@@ -101,8 +103,8 @@ def test_onnx_priors_equal_the_anchors_and_parity_both_ways(variant):
 
 def test_logit_scale_is_folded_into_the_class_heads():
     """softmax stand-in: logit_scale 2; the ONNX class head outputs are the frozen graph's logits / 2."""
-    from edgezoo.graphs import ssd_surgery
-    from edgezoo.runners import load_runner
+    from edgezoo.ssd import ssd_surgery
+    from edgezoo.graphs.runners import load_runner
 
     result = exported("softmax", "onnx")
     v = VARIANTS["softmax"]
@@ -124,7 +126,8 @@ def test_logit_scale_is_folded_into_the_class_heads():
 
 def test_heads_are_found_by_structure_not_names():
     """Renamed heads and swapped concat names: still found; box vs class told apart although 3 + 1 == 4 columns."""
-    from edgezoo.graphs import od_api_graph, tf_graph
+    from edgezoo.graphs import tf_graph
+    from edgezoo.ssd import od_api_graph
 
     graph_def = tf_graph.load_graph_def(export_folder("classes3") / "frozen_inference_graph.pb")
     mapping = {n.name: n.name.replace("BoxPredictor_", "Head").replace("BoxEncodingPredictor", "A")
@@ -145,8 +148,8 @@ def test_heads_are_found_by_structure_not_names():
 def test_wrong_anchors_fail_parity():
     """The parity check is not trivial: the same TFLite with anchors out of order (interpolated box first) FAILS."""
     from edgezoo.detection.pipeline_config import load_pipeline_config
-    from edgezoo.graphs import ssd_surgery
-    from edgezoo.images import verification_images
+    from edgezoo.ssd import ssd_surgery
+    from edgezoo.datasets.images import verification_images
     from edgezoo.recipes.od_api_ssd import analyse, original_detector
     from edgezoo.recipes.ssd_mobilenet import resolve_options
     from edgezoo.verify.detection import compare_detectors, detection_tolerances

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgezoo.errors import RecipeError
-from edgezoo.graphs import ssd_surgery
+from edgezoo.core.errors import RecipeError
+from edgezoo.ssd import ssd_surgery
 from tests.ssd_helpers import planted_tflite, recipe_input, reduced_source, reduced_tflite_export
 
 RECIPE = "ssd-tf-to-tflite-postprocess"
@@ -51,9 +51,10 @@ def test_outputs_equal_the_numpy_reference_on_the_same_head_tensors(exported):
     """The converted op's outputs == detection_postprocess() on the model's own raw_outputs and anchors."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgezoo import images, zoo
+    from edgezoo import zoo
+    from edgezoo.datasets import images
     from edgezoo.detection.tflite_postprocess import PostProcessParams, detection_postprocess
-    from edgezoo.preprocess import preprocess
+    from edgezoo.preprocessing.card import preprocess
 
     card = zoo.get_card("ssd-mobilenet-v1")
     import warnings
@@ -140,7 +141,7 @@ def test_few_max_detections_warns_and_fast_nms_is_explained(tmp_path):
 
 
 def test_malformed_pipeline_config_is_a_config_error(tmp_path):
-    from edgezoo.errors import ConfigError
+    from edgezoo.core.errors import ConfigError
     from edgezoo.recipes import get_recipe
 
     folder = tmp_path / "src"

@@ -24,7 +24,8 @@ def test_priors_equal_the_tf_anchors(exported):
 
 def test_prototxt_reads_back_and_validates_against_the_model(exported):
     from edgezoo.graphs import onnx_model
-    from edgezoo.tidl.meta_arch.prototxt import CodeType, DataLayout, ScoreConverter, load_meta_arch
+    from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
+    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
     from edgezoo.tidl.meta_arch.validate import check_meta_arch
 
     meta = load_meta_arch(exported.extra_files["meta_arch.prototxt"])
@@ -65,9 +66,10 @@ def test_parity_of_the_prototxt_semantics_and_of_onnx_runtime(exported):
 
 def test_dummy_priors_never_fire(exported):
     """The head-0b dummy prior's class logits are exactly the dummy bias whatever the image."""
-    from edgezoo import images, zoo
-    from edgezoo.preprocess import preprocess
-    from edgezoo.runners import load_runner
+    from edgezoo import zoo
+    from edgezoo.datasets import images
+    from edgezoo.preprocessing.card import preprocess
+    from edgezoo.graphs.runners import load_runner
     from edgezoo.tidl.meta_arch.ssd_caffe_priors import DUMMY_LOGIT
 
     card = zoo.get_card("ssd-mobilenet-v1")
@@ -83,7 +85,7 @@ def _parity_with(exported, change):
     from dataclasses import replace
 
     from edgezoo import zoo
-    from edgezoo.images import verification_images
+    from edgezoo.datasets.images import verification_images
     from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
     from edgezoo.verify.detection import compare_detectors, detection_tolerances
     from edgezoo.verify.detectors import meta_arch_detector, od_api_detector

@@ -9,13 +9,14 @@ import yaml
 
 import ssd_models
 from edgezoo.cli import main
-from edgezoo.errors import RecipeError
-from edgezoo.export import export_model
-from edgezoo.graphs.onnx_heads import rename_tensors
+from edgezoo.core.errors import RecipeError
+from edgezoo.export.api import export_model
+from edgezoo.ssd.onnx_heads import rename_tensors
 from edgezoo.recipes import get_recipe
 from edgezoo.recipes.base import RecipeInput
 from edgezoo.standins import StandinVariant
-from edgezoo.tidl.meta_arch.prototxt import DataLayout, load_meta_arch, save_meta_arch
+from edgezoo.detection.codings import DataLayout
+from edgezoo.tidl.meta_arch.prototxt import load_meta_arch, save_meta_arch
 from edgezoo.tidl.meta_arch.validate import validate_meta_arch
 from edgezoo.zoo import Target, get_card
 
@@ -104,7 +105,7 @@ def test_verify_cli_with_prototxt_exit_codes(tmp_path, card, capsys):
     assert main(args + [str(good)]) == 0
     assert "PASS parity detection" in capsys.readouterr().out
     import dataclasses
-    from edgezoo.tidl.meta_arch.verify import with_ssd
+    from edgezoo.verify.meta_arch import with_ssd
     priors = list(meta.single_ssd().prior_box_param)
     priors[0] = dataclasses.replace(priors[0], min_size=(120.0,))
     perturbed = save_meta_arch(with_ssd(meta, prior_box_param=tuple(priors)), tmp_path / "perturbed.prototxt")

@@ -7,9 +7,10 @@ import tarfile
 import numpy as np
 import pytest
 
-from edgezoo import images, zoo
-from edgezoo.preprocess import preprocess
-from edgezoo.runners import load_runner
+from edgezoo import zoo
+from edgezoo.datasets import images
+from edgezoo.preprocessing.card import preprocess
+from edgezoo.graphs.runners import load_runner
 from edgezoo.standins import StandinVariant, get_builder
 from edgezoo.standins import classification as cls
 

@@ -21,7 +21,7 @@ def graph_def():
 
 @pytest.fixture(scope="module")
 def runner():
-    from edgezoo.runners import load_runner
+    from edgezoo.graphs.runners import load_runner
 
     return load_runner(reduced_source() / "frozen_inference_graph.pb", outputs=list(S.OUTPUTS))
 
@@ -65,7 +65,7 @@ def test_internal_shapes(graph_def):
 
 def test_realistic_detections_on_photographs(runner):
     """Scores cross the 0.3 threshold on real photographs, with counts and classes depending on the image."""
-    from edgezoo import images
+    from edgezoo.datasets import images
 
     counts, classes = [], set()
     for _, image in images.photographs():
@@ -98,10 +98,10 @@ def test_tarball_members(tmp_path, monkeypatch):
 
 def test_published_style_onnx(runner):
     """tf2onnx of the stand-in: opset 10, uint8 NHWC image_tensor:0, NMS inside a Loop, four outputs."""
-    from edgezoo import images
+    from edgezoo.datasets import images
     from edgezoo.graphs import onnx_model
-    from edgezoo.runners import load_runner
-    from edgezoo.verify.detection_match import Detections, match_detections
+    from edgezoo.graphs.runners import load_runner
+    from edgezoo.detection.detections import Detections, match_detections
 
     path = reduced_onnx()
     model = onnx_model.load(path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edgezoo.bundle_config import DEFAULT_RUNTIME_OPTIONS
+from edgezoo.bundle.config import DEFAULT_RUNTIME_OPTIONS
 from edgezoo.cli import main
 from edgezoo.datasets.coco_categories import COCO_CATEGORIES
 from edgezoo.tidl import ti_config
@@ -186,7 +186,7 @@ def test_graph_params_that_cannot_be_used_exit_2_before_anything_is_written(user
 
 
 def test_a_recipe_changing_a_quantization_default_is_stated():
-    from edgezoo.bundle_config import runtime_options_manifest
+    from edgezoo.bundle.config import runtime_options_manifest
 
     stated = runtime_options_manifest({"advanced_options:quantization_scale_type": 1, "deny_list:layer_type": "1"})
     assert stated["recipe_changed"] == {"advanced_options:quantization_scale_type": {

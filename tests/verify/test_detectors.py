@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 
 import ssd_models
-from edgezoo.errors import ModelFileError
-from edgezoo.images import photographs
+from edgezoo.core.errors import ModelFileError
+from edgezoo.datasets.images import photographs
 from edgezoo.verify.detectors import MLPERF_RESNET34, OD_API, find_outputs, image_feed, od_api_detector
 from edgezoo.zoo import get_card
 from tests.ssd_helpers import reduced_source
 
 
 def test_mlperf_resnet34_outputs_are_read_and_boxes_reordered():
-    from edgezoo.preprocess import preprocess
-    from edgezoo.runners import load_runner
+    from edgezoo.preprocessing.card import preprocess
+    from edgezoo.graphs.runners import load_runner
 
     card = get_card("ssd-resnet34")
     model = ssd_models.reduced_standin()
@@ -44,7 +44,7 @@ def test_find_outputs_conventions_and_errors(tmp_path):
 
 
 def test_each_model_is_fed_in_its_own_layout_and_dtype():
-    from edgezoo.runners import load_runner
+    from edgezoo.graphs.runners import load_runner
 
     card = get_card("ssd-mobilenet")
     (_, image), = photographs(("coffee",))

@@ -9,8 +9,8 @@ import pytest
 
 import tiny_models as tm
 from edgezoo import zoo
-from edgezoo.errors import EdgezooError, TensorNameError
-from edgezoo.images import random_images
+from edgezoo.core.errors import EdgezooError, TensorNameError
+from edgezoo.datasets.images import random_images
 from edgezoo.verify.engine import verify_models
 
 

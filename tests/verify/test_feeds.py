@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 from edgezoo.graphs import TensorInfo
-from edgezoo.images import random_images
+from edgezoo.datasets.images import random_images
 from edgezoo.verify.feeds import build_feeds, image_layout, pair_inputs
 
 

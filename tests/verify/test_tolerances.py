@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 from edgezoo.verify import tolerances as tol
 
 

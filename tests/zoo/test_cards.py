@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from edgezoo import zoo
-from edgezoo.errors import CardError, UnknownModelError
+from edgezoo.core.errors import CardError, UnknownModelError
 from edgezoo.zoo.schema import HashAlgorithm, Target, Task
 
 CARD_FILES = sorted(zoo.CARDS_DIR.glob("*.yaml"))

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from edgezoo.commands.eval_cmd import add_model_options, positive_int, resolve_subjects
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 
 # Short enough for a laptop; MLPerf's minimums (600000 ms, and its query counts) are reachable by the options.
 DEFAULT_MIN_DURATION_MS = 2000
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from edgezoo.datasets import open_dataset
     from edgezoo.evaluation.loadgen_sut import Scenario, run_loadgen
     from edgezoo.evaluation.subjects import Runtime
-    from edgezoo.report import dump_json
+    from edgezoo.core.report import dump_json
 
     duration = positive_int(args.min_duration_ms, "--min-duration-ms", maximum=MAX_DURATION_MS)
     queries = positive_int(args.min_query_count, "--min-query-count", maximum=10_000_000)

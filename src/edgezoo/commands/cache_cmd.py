@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from edgezoo.errors import VerificationFailed
+from edgezoo.core.errors import VerificationFailed
 
 if TYPE_CHECKING:
     from edgezoo.fetch.inventory import CacheEntry
@@ -66,7 +66,7 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> None:
 def _list(args: argparse.Namespace) -> int:
     from edgezoo.fetch.cache import cache_root
     from edgezoo.fetch.cache_admin import list_cache
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     entries = list_cache(args.model)
     root = cache_root()
@@ -100,7 +100,7 @@ def _rel(path: Path, root: Path) -> str:
 def _verify(args: argparse.Namespace) -> int:
     from edgezoo.fetch.cache import cache_root
     from edgezoo.fetch.cache_admin import Status, verify_cache
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     results = verify_cache(args.model)
     if not results:
@@ -122,7 +122,7 @@ def _clean(args: argparse.Namespace) -> int:
     from edgezoo.fetch.cache import cache_root
     from edgezoo.fetch.cache_admin import clean, clean_plan
     from edgezoo.fetch.inventory import Trust
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
 
     plan = clean_plan(args.model, stale=args.stale)
     root = cache_root()

@@ -44,7 +44,7 @@ def run_standin(args: argparse.Namespace) -> int:
 def _labeller(model: str, kind: str, variant: str):
     """The labeller the demo uses: MODEL's stand-in original predicts, its predictions become the ground truth."""
     from edgezoo import zoo
-    from edgezoo.errors import EdgezooError
+    from edgezoo.core.errors import EdgezooError
     from edgezoo.evaluation.standin_labels import model_labeller
     from edgezoo.evaluation.subjects import original_subjects
 

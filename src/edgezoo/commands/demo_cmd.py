@@ -11,7 +11,7 @@ import time
 import traceback
 from pathlib import Path
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,8 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # TensorFlow's C++ INFO lines would bury the report; a user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgezoo import export_report, zoo
-    from edgezoo.export import export_model
+    from edgezoo import zoo
+    from edgezoo.export import report as export_report
+    from edgezoo.export.api import export_model
     from edgezoo.recipes import recipe_names
     from edgezoo.standins import STANDIN_BANNER, StandinVariant
 
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _accuracy(results: list, out: Path, variant: object) -> bool:
-    """Accuracy of the originals and the exported bundles on stand-in datasets (issue 9); False on an error."""
+    """Accuracy of the originals and the exported bundles on stand-in datasets; False on an error."""
     from edgezoo.evaluation.demo import demo_evaluations
     from edgezoo.evaluation.report import render_results
 
@@ -92,7 +93,7 @@ def _accuracy(results: list, out: Path, variant: object) -> bool:
 
 
 def _quantization(results: list, out: Path) -> bool:
-    """One classifier through `edgezoo quantize --scheme tidl-preview` (issue 11); False on an error."""
+    """One classifier through `edgezoo quantize --scheme tidl-preview`; False on an error."""
     from edgezoo.quantize.demo import DEMO_MODEL, demo_quantization
     from edgezoo.quantize.report import render_result
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 
 MAX_RAY_ACTORS = 4096
 
@@ -80,7 +80,7 @@ def positive_int(value: str | None, option: str, *, maximum: int | None = None) 
 def _card_of(thing: str):
     """The model card THING names: a model id, or a bundle folder's config.yaml session.model_id."""
     from edgezoo import zoo
-    from edgezoo.errors import UnknownModelError
+    from edgezoo.core.errors import UnknownModelError
     from edgezoo.evaluation.subjects import bundle_card
 
     if Path(thing).exists():

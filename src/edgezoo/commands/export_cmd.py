@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 
 # Recipe options as flags: shortcuts for --param NAME=VALUE, parsed and range-checked by the ParamSpecs of the model's
 # recipe like any --param (recipes/params.py); a model whose recipe does not declare one refuses it.
@@ -130,20 +130,20 @@ class _Plan:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgezoo.interrupts import report_interrupt, tracking_completed
+    from edgezoo.core.interrupts import report_interrupt, tracking_completed
 
     plan = _Plan()
     with tracking_completed() as completed:
         try:
             return _run(args, plan)
-        except KeyboardInterrupt:  # completed bundles stand; see edgezoo.interrupts
+        except KeyboardInterrupt:  # completed bundles stand; see edgezoo.core.interrupts
             return report_interrupt(completed, planned=plan.planned, failed=plan.failed)
 
 
 def _run(args: argparse.Namespace, plan: _Plan) -> int:
     # TensorFlow's C++ INFO lines would bury the report; a user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgezoo import export_report
+    from edgezoo.export import report as export_report
     from edgezoo.standins import StandinVariant
 
     tolerances = parse_assignments(args.tolerance, "tolerance", numeric=True)
@@ -154,8 +154,8 @@ def _run(args: argparse.Namespace, plan: _Plan) -> int:
             raise EdgezooError("--graph exports one file: give no MODEL and no --all with it")
         if args.meta_arch:
             return _export_meta_arch(args, params, flags, tolerances)
-        from edgezoo.export_graph import export_graph
-        from edgezoo.export_od_api import is_archive
+        from edgezoo.export.graph import export_graph
+        from edgezoo.export.od_api import is_archive
 
         beside = not (args.inputs or args.outputs) and (args.graph.with_name("pipeline.config").is_file()
                                                         or args.graph.name == "saved_model.pb")
@@ -218,8 +218,8 @@ def _run(args: argparse.Namespace, plan: _Plan) -> int:
 def _export_od_api(args: argparse.Namespace, params: dict[str, Any], flags: dict[str, Any],
                    tolerances: dict[str, float]) -> int:
     """--graph naming a TF OD API SSD (frozen graph + pipeline.config, export folder or .tar.gz)."""
-    from edgezoo import export_report
-    from edgezoo.export_od_api import export_od_api
+    from edgezoo.export import report as export_report
+    from edgezoo.export.od_api import export_od_api
 
     if args.inputs or args.outputs:
         raise EdgezooError("--inputs/--outputs do not apply to an OD API SSD (its heads and input are found in the "
@@ -236,8 +236,8 @@ def _export_od_api(args: argparse.Namespace, params: dict[str, Any], flags: dict
 def _export_meta_arch(args: argparse.Namespace, params: dict[str, Any], flags: dict[str, Any],
                       tolerances: dict[str, float]) -> int:
     """--graph model.onnx --to onnx --meta-arch ssd (export_onnx_ssd); the TIDL threshold flags apply."""
-    from edgezoo import export_report
-    from edgezoo.export_onnx_ssd import export_onnx_ssd
+    from edgezoo.export import report as export_report
+    from edgezoo.export.onnx_ssd import export_onnx_ssd
     from edgezoo.recipes.onnx_ssd import PARAMS
 
     if args.target != "onnx":
@@ -329,7 +329,7 @@ def _cards(args: argparse.Namespace) -> list[Any]:
 
 
 def _export_one(card: Any, args: argparse.Namespace, variant: Any, params: dict, tolerances: dict) -> Any:
-    from edgezoo.export import export_model
+    from edgezoo.export.api import export_model
 
     return export_model(card, args.target, out_dir=args.out, standin=args.standin, variant=variant,
                         mirror=args.mirror, offline=args.offline, params=params, tolerances=tolerances,

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from edgezoo.errors import EdgezooError, did_you_mean
+from edgezoo.core.errors import EdgezooError, did_you_mean
 
 if TYPE_CHECKING:
     from edgezoo.zoo.schema import ModelCard
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from edgezoo import zoo
     from edgezoo.fetch import Mirror, model_files, resolve_file, resolve_member
-    from edgezoo.report import render_table
+    from edgezoo.core.report import render_table
     from edgezoo.standins import STANDIN_BANNER, StandinVariant
 
     if args.all and args.models:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from edgezoo.commands.eval_cmd import add_ray_options
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +53,7 @@ def _points(value: str | None, option: str) -> float | None:
 
 
 def _choice(value: str, option: str, choices: list[str]) -> str:
-    from edgezoo.errors import did_you_mean
+    from edgezoo.core.errors import did_you_mean
 
     if value not in choices:
         raise EdgezooError(f"{option} {value!r}: unknown", hint=did_you_mean(value, choices) + " one of: "

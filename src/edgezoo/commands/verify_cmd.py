@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 from edgezoo.verify import tolerances
 
 # Each random image is 320 x 400 x 3 bytes before preprocessing and every one is held in memory with its feeds:
@@ -102,7 +102,7 @@ def check_counts(count_random: int, seed: int) -> None:
 
 def render_details(report) -> str:
     """Per-output error statistics and the classification figures, under the check table."""
-    from edgezoo.report import fmt_number, render_table
+    from edgezoo.core.report import fmt_number, render_table
 
     lines = []
     outputs = report.metrics.get("outputs") or {}
@@ -148,9 +148,9 @@ def run(args: argparse.Namespace) -> int:
     chosen = {"--within-limits": True} if args.within_limits else None
     if args.prototxt:
         try:
-            from edgezoo.tidl.meta_arch import verify as meta_verify
+            from edgezoo.verify import meta_arch as meta_verify
         except ModuleNotFoundError as exc:
-            if exc.name != "edgezoo.tidl.meta_arch.verify":
+            if exc.name != "edgezoo.verify.meta_arch":
                 raise
             raise EdgezooError("--prototxt verification is not available in this build") from None
         report = meta_verify.verify_with_prototxt(converted, Path(args.prototxt), original=original, card=card,
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         report = verify_models(original, converted, card=card, task=args.task, tolerances=tolerances,
                                pairs=pairs or None, converted_outputs=outputs, count_random=args.random,
                                seed=args.seed, chosen=chosen)
-    from edgezoo.provenance import is_standin
+    from edgezoo.bundle.provenance import is_standin
 
     if is_standin(original) or is_standin(converted):
         report.standin = True

@@ -6,8 +6,8 @@ import argparse
 import json
 
 from edgezoo import zoo
-from edgezoo.report import render_table
-from edgezoo.zoo.describe import card_to_dict, recipe_parameters
+from edgezoo.core.report import render_table
+from edgezoo.zoo.describe import card_to_dict
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +34,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from edgezoo.recipes import recipe_parameters  # imports the recipe modules: `info` only, never `list`
+
     card = zoo.get_card(args.model)
     data = card_to_dict(card)
     data["recipe_parameters"] = recipe_parameters(card)

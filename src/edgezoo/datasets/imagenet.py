@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from edgezoo.datasets.layout import Sample
-from edgezoo.errors import DatasetError
+from edgezoo.core.errors import DatasetError
 
 NUM_LABELS = 1000
 _LINE_FORMAT = "each line must be 'relative/path.JPEG label' with a label from 0 to 999"

@@ -22,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.core.atomic import replace_folder
 from edgezoo.datasets.coco_categories import COCO_CATEGORIES
 from edgezoo.datasets.imagenet import NUM_LABELS
+from edgezoo.datasets.images import photographs
 from edgezoo.datasets.layout import (COCO_ANNOTATIONS, COCO_IMAGES, STANDIN_MARKER, VAL_MAP, DatasetKind)
-from edgezoo.errors import DatasetError, disk_full, is_disk_full
+from edgezoo.core.errors import DatasetError, disk_full, is_disk_full
 
 Box = tuple[float, float, float, float]  # x, y, width, height in pixels
 Labeller = Callable[[np.ndarray], Any]  # image_bgr -> ImageNet label, or [(coco category id, [x, y, w, h]), ...]
@@ -131,14 +133,10 @@ def _make_parents(folder: Path) -> list[Path]:
 
 
 def _publish(staging: Path, out: Path) -> None:
-    from edgezoo.bundle import replace_folder  # the project's folder swap: the old one back if the rename fails
-
     replace_folder(staging, out)
 
 
 def _images(count: int, seed: int) -> list[_Image]:
-    from edgezoo.images import photographs
-
     sources = dict(photographs(tuple(p.name for p in (*PHOTOS, GRAYSCALE_PHOTO))))
     order = [GRAYSCALE_PHOTO if i == _GRAYSCALE_INDEX else PHOTOS[(i - (i > _GRAYSCALE_INDEX)) % len(PHOTOS)]
              for i in range(count)]

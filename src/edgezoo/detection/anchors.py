@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgezoo.detection.pipeline_config import AnchorGeneratorConfig, AnyAnchorConfig, MultiscaleAnchorConfig
-from edgezoo.errors import ConfigError
+from edgezoo.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgezoo.detection.textproto import Message, parse, read_text_file
-from edgezoo.errors import ConfigError
+from edgezoo.core.errors import ConfigError
 
 _ANCHOR_PATH = "model.ssd.anchor_generator.ssd_anchor_generator"
 

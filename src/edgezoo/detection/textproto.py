@@ -21,7 +21,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import ConfigError
+from edgezoo.core.errors import ConfigError
 
 _STRING = r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'"""
 _TOKEN = re.compile(rf"""

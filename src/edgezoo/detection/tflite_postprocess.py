@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgezoo.errors import ConfigError
+from edgezoo.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 
 AUTO = "auto"
 # How long joining may take before the address is called unreachable: a TCP connect to the head's GCS port. Ray's

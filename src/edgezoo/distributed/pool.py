@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgezoo.distributed.cluster import ClusterError
-from edgezoo.errors import EdgezooError
-from edgezoo.progress import CountBar
+from edgezoo.core.errors import EdgezooError
+from edgezoo.core.progress import CountBar
 
 IN_FLIGHT = 2  # shards per actor: one running, one queued behind it
 SHARDS_PER_ACTOR = 4  # the default shard size aims at this many shards per actor

@@ -16,8 +16,8 @@ from typing import TextIO
 
 import numpy as np
 
-from edgezoo.errors import DatasetError
-from edgezoo.evaluation.atomic_file import write_text_atomically
+from edgezoo.core.errors import DatasetError
+from edgezoo.core.atomic import write_text_atomically
 
 ACCURACY_LOG = "mlperf_log_accuracy.json"
 

@@ -2,7 +2,7 @@
 
 For each subject, OUT/<model>/<what>/ receives `mlperf_log_accuracy.json` (LoadGen's format), the COCO detections
 JSON for detectors (`coco-results.json`, as MLPerf's accuracy-coco.py names it) and `accuracy.json` (the result).
-The folder is staged and published atomically once the scoring is done (edgezoo.bundle.BundleStaging): an
+The folder is staged and published atomically once the scoring is done (edgezoo.bundle.staging.BundleStaging): an
 interrupted or failed evaluation publishes nothing, so a folder holds either a complete result or no result from
 that run.
 """
@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.bundle.staging import BundleStaging
+from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.datasets import expect_kind, load_image
+from edgezoo.evaluation import metrics
+from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
+from edgezoo.evaluation.engine import run_subject
+from edgezoo.evaluation.on_ray import ray_runner
 from edgezoo.evaluation.subjects import Subject
 from edgezoo.zoo.schema import ModelCard, Task
 
@@ -71,8 +77,6 @@ def target_percent(card: ModelCard) -> float:
 def score_records(subject: Subject, dataset: Any, records: Sequence[tuple[int, np.ndarray]],
                   detections_json: Path | None = None) -> float:
     """The metric in percent from accuracy-log records, as MLPerf's accuracy scripts compute it."""
-    from edgezoo.evaluation import metrics
-
     if subject.task is Task.CLASSIFICATION:
         value, _good, _total = metrics.imagenet_top1(records, dataset)
         return float(value)
@@ -102,14 +106,10 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
     """Each subject over the dataset; the first is the reference for the deltas. Writes OUT/<model>/<what>/.
 
     `ray`: "auto" or HOST:PORT runs the inference on Ray actors (edgezoo.distributed), same files as locally."""
-    from edgezoo.datasets import expect_kind
-    from edgezoo.evaluation.engine import run_subject
-
     for s in subjects:  # every check before anything runs or is written
         expect_kind(dataset, s.card.labels.dataset, s.what)
     if ray is None:
         return _evaluate(subjects, dataset, out, run_subject, workers, skip_bad, progress)
-    from edgezoo.distributed import ray_runner
 
     with ray_runner(ray, actors=ray_actors, progress=progress) as run_one:
         return _evaluate(subjects, dataset, out, run_one, workers, skip_bad, progress)
@@ -117,11 +117,6 @@ def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: i
 
 def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_subject: Any, workers: int | None,
               skip_bad: bool, progress: bool) -> list[EvalResult]:
-    from edgezoo.bundle import BundleStaging
-    from edgezoo.datasets import load_image
-    from edgezoo.evaluation import metrics
-    from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
-
     results: list[EvalResult] = []
     for subject, folder in zip(subjects, _folders(subjects, out)):
         run = run_subject(subject, dataset.samples, load_image, workers=workers, skip_bad=skip_bad,

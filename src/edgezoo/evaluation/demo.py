@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgezoo.evaluation.api import EvalResult
+from edgezoo import zoo
+from edgezoo.core.progress import step
+from edgezoo.datasets import build_standin, open_dataset
+from edgezoo.evaluation.api import EvalResult, evaluate
+from edgezoo.evaluation.standin_labels import model_labeller
+from edgezoo.evaluation.subjects import bundle_subjects, original_subjects
+from edgezoo.standins import StandinVariant
 
 # Images per model: enough for informative figures; ResNet34-SSD runs at 1200x1200, so it gets fewer.
 DEMO_COUNT = {"ssd-resnet34-1200": 6}
@@ -18,14 +24,6 @@ SKIP_FULL = {"ssd-resnet34-1200": "1200x1200 input, ~9 s per image and subject o
 
 def demo_evaluations(exports: Sequence[Any], out: Path, variant: Any) -> list[EvalResult]:
     """`exports`: the demo's ExportResults; only bundles that passed parity are evaluated."""
-    from edgezoo import zoo
-    from edgezoo.datasets import build_standin, open_dataset
-    from edgezoo.evaluation.api import evaluate
-    from edgezoo.evaluation.standin_labels import model_labeller
-    from edgezoo.evaluation.subjects import bundle_subjects, original_subjects
-    from edgezoo.progress import step
-    from edgezoo.standins import StandinVariant
-
     bundles: dict[str, list[Path]] = {}
     for export in exports:
         if export.passed:

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
-from edgezoo.progress import CountBar
+from edgezoo.core.errors import EdgezooError
+from edgezoo.core.progress import CountBar
 
 
 @dataclass

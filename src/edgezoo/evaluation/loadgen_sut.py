@@ -23,7 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.bundle.staging import BundleStaging
+from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.datasets import expect_kind, load_image
+from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, read_accuracy_log
+from edgezoo.evaluation.api import metric_name, score_records
+from edgezoo.evaluation.engine import prepared_inputs
 from edgezoo.evaluation.subjects import Subject
 
 __all__ = ["Scenario", "BenchResult", "run_loadgen", "parse_summary"]
@@ -95,9 +100,6 @@ class _Sut:
 
     # QSL
     def load(self, indices: list[int]) -> None:
-        from edgezoo.datasets import load_image
-        from edgezoo.evaluation.engine import prepared_inputs
-
         wanted = [i for i in indices if i not in self.loaded]
         try:
             tensors = prepared_inputs([self.samples[i] for i in wanted], load_image, self.subject.preprocess,
@@ -156,10 +158,6 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
     """One LoadGen test of `subject` over `dataset`; logs published in `out`. --accuracy: AccuracyOnly + scoring."""
     import mlperf_loadgen as lg
 
-    from edgezoo.bundle import BundleStaging
-    from edgezoo.datasets import expect_kind
-    from edgezoo.evaluation.api import metric_name, score_records
-
     expect_kind(dataset, subject.card.labels.dataset, subject.what)
     total = len(dataset.samples)
     # MLPerf main.py: performance_sample_count defaults to min(count, 500); ResNet34-SSD's inputs are 17 MB each, so
@@ -191,8 +189,6 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
             result = BenchResult(subject.what, scenario.value, mode, None if accuracy else valid, figures,
                                  metric=metric_name(subject.card), count=total, out=str(out), summary_lines=lines)
             if accuracy:
-                from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, read_accuracy_log
-
                 logged = read_accuracy_log(staging.dir / ACCURACY_LOG)
                 records = [(sut.samples[r.qsl_idx].index, r.data) for r in logged]
                 result.accuracy = round(score_records(subject, dataset, records), 3)

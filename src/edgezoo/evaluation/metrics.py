@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from edgezoo.datasets.layout import Dataset, DatasetKind, Sample
-from edgezoo.errors import DatasetError
-from edgezoo.evaluation.atomic_file import write_text_atomically
+from edgezoo.core.errors import DatasetError
+from edgezoo.core.atomic import write_text_atomically
 
 DETECTION_FIELDS = 7
 COCO_RESULTS = "coco-results.json"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edgezoo.evaluation.api import EvalResult
-from edgezoo.report import dump_json, render_table
+from edgezoo.core.report import dump_json, render_table
+from edgezoo.standins import STANDIN_BANNER
 
 HEADERS = ("what", "runtime", "images", "metric", "value %", "delta", "MLPerf target %", "verdict", "images/s")
 
@@ -16,8 +17,6 @@ def _delta(result: EvalResult) -> str:
 
 def render_results(results: Sequence[EvalResult]) -> str:
     """STAND-IN first when a stand-in model or dataset was involved, then one row per evaluated thing."""
-    from edgezoo.standins import STANDIN_BANNER
-
     lines = []
     if any(r.standin_model for r in results):
         lines.append(f"{STANDIN_BANNER}: stand-in models (random weights): the figures say nothing about the "

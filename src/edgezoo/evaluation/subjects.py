@@ -29,7 +29,19 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
+from edgezoo import fetch, zoo
+from edgezoo.bundle.provenance import is_standin
+from edgezoo.core.errors import EdgezooError
+from edgezoo.graphs import onnx_model, tflite_model
+from edgezoo.graphs.runners import load_runner
+from edgezoo.preprocessing.bundle import BundlePreprocess, bundle_model_id, read_bundle_config as read_config
+from edgezoo.preprocessing.mlperf import mlperf_preprocess
+from edgezoo.ssd import ssd_surgery
+from edgezoo.standins import StandinVariant
+from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
+from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
+from edgezoo.tidl.meta_arch.validate import check_meta_arch
+from edgezoo.verify.detectors import find_outputs
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Task
 
 __all__ = ["Subject", "SubjectSource", "SubjectError", "Runtime", "original_subjects", "bundle_subjects",
@@ -73,7 +85,6 @@ class SubjectSource:
                                     "(a shared file system)")
         if self.card_id is None:
             return bundle_subjects(Path(self.path))[self.position]
-        from edgezoo import zoo
 
         return _original_subject(zoo.get_card(self.card_id), Path(self.path), self.standin)
 
@@ -133,8 +144,6 @@ def _records(boxes_yxyx: np.ndarray, scores: np.ndarray, labels: np.ndarray, thr
 
 def _outputs_infer(runner: Any, path: Path, card: ModelCard, threshold: float | None) -> Callable:
     """A model with detection outputs (OD API's four or MLPerf ResNet34's three), decoded by the verify adapters."""
-    from edgezoo.verify.detectors import find_outputs
-
     names = find_outputs(path, [o.name for o in runner.outputs], card)
     feed_name = runner.inputs[0].name
     fetch = names.names()
@@ -148,11 +157,9 @@ def _outputs_infer(runner: Any, path: Path, card: ModelCard, threshold: float | 
 
 def _postprocess_tflite_infer(path: Path, threshold: float | None) -> tuple[Callable, Any]:
     """A .tflite ending in TFLite_Detection_PostProcess: classes 0-based among the foreground -> dataset ids."""
-    from edgezoo.graphs import ssd_surgery, tflite_model
-
     (op,) = ssd_surgery.read_postprocess_ops(path)
     boxes, classes, scores, count = op["outputs"]
-    # One thread: LiteRT 2.3's multi-threaded regular NMS skips a class (see graphs/ssd_surgery).
+    # One thread: LiteRT 2.3's multi-threaded regular NMS skips a class (see ssd/ssd_surgery).
     interp = tflite_model.load_interpreter(path, num_threads=1)
     details = {d["name"]: d for d in interp.get_tensor_details()}
     index = {name: d["index"] for name, d in details.items()}
@@ -176,12 +183,6 @@ def _postprocess_tflite_infer(path: Path, threshold: float | None) -> tuple[Call
 
 def _meta_arch_infer(onnx_path: Path, prototxt: Path, threshold: float | None) -> tuple[Callable, Any]:
     """The ONNX heads in ONNX Runtime, then the prototxt's decoding + NMS (what TIDL runs)."""
-    from edgezoo.graphs import onnx_model
-    from edgezoo.runners import load_runner
-    from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
-    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
-    from edgezoo.tidl.meta_arch.validate import check_meta_arch
-
     ssd = load_meta_arch(prototxt).single_ssd(prototxt.name)
     check_meta_arch(load_meta_arch(prototxt), onnx_model.load(onnx_path), where=prototxt.name)
     executor = MetaArchExecutor(ssd, where=prototxt.name)
@@ -203,8 +204,6 @@ def _meta_arch_infer(onnx_path: Path, prototxt: Path, threshold: float | None) -
 
 def _original_file(card: ModelCard, *, standin: bool, variant: Any, mirror: str | None, offline: bool) -> Path:
     """The card's original model: the frozen graph when it has one (MLPerf's TF path), else the ONNX."""
-    from edgezoo import fetch
-
     fmt = ModelFormat.TF if ModelFormat.TF in card.formats else ModelFormat.ONNX
     spec = card.formats[fmt]
     kwargs = dict(mirror=mirror, offline=offline, standin=standin, variant=variant)
@@ -228,16 +227,11 @@ def _classification_output(card: ModelCard, path: Path) -> tuple[str, bool]:
 def original_subjects(card: ModelCard, *, standin: bool = False, variant: Any = "full", mirror: str | None = None,
                       offline: bool = False) -> list[Subject]:
     """The card's original model, ready to evaluate (fetched or built as a stand-in)."""
-    from edgezoo.standins import StandinVariant
-
     path = _original_file(card, standin=standin, variant=StandinVariant(variant), mirror=mirror, offline=offline)
     return [_original_subject(card, path, standin)]
 
 
 def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
-    from edgezoo.datasets import mlperf_preprocess
-    from edgezoo.runners import load_runner
-
     threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
 
     def preprocess(image_bgr: np.ndarray) -> np.ndarray:
@@ -264,8 +258,6 @@ def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
 
 def read_bundle_config(folder: Path) -> dict[str, Any]:
     """config.yaml of a bundle, checked for what evaluation needs."""
-    from edgezoo.datasets.bundle_preprocess import read_bundle_config as read_config
-
     folder = Path(folder)
     if not folder.is_dir():
         raise SubjectError(f"{folder}: not a model id nor a bundle folder",
@@ -279,10 +271,6 @@ def read_bundle_config(folder: Path) -> dict[str, Any]:
 
 
 def _card_from_config(config: dict[str, Any], config_path: Path) -> ModelCard:
-    from edgezoo import zoo
-
-    from edgezoo.datasets.bundle_preprocess import bundle_model_id
-
     model_id = bundle_model_id(config)
     if not model_id:
         raise SubjectError(f"{config_path}: session.model_id is missing, so the metric and target are unknown",
@@ -297,8 +285,6 @@ def bundle_card(folder: Path) -> ModelCard:
 
 def _bundle_preprocess(config: dict[str, Any], folder: Path, input_info: Any) -> Callable[[np.ndarray], np.ndarray]:
     """config.yaml's preprocessing, producing the dtype the model's input takes."""
-    from edgezoo.datasets import BundlePreprocess
-
     pre = BundlePreprocess.from_config(config, str(folder / "config.yaml"))
     dtype = "uint8" if input_info.dtype == "uint8" else "float32"
     return lambda image_bgr: pre.apply(image_bgr, dtype=dtype)
@@ -306,9 +292,6 @@ def _bundle_preprocess(config: dict[str, Any], folder: Path, input_info: Any) ->
 
 def bundle_subjects(folder: Path) -> list[Subject]:
     """A bundle's artifact (and, for an ONNX SSD with a meta_arch.prototxt, the prototxt's decoding too)."""
-    from edgezoo.provenance import is_standin
-    from edgezoo.runners import load_runner
-
     folder = Path(folder)
     config = read_bundle_config(folder)
     card = _card_from_config(config, folder / "config.yaml")
@@ -336,8 +319,6 @@ def bundle_subjects(folder: Path) -> list[Subject]:
         return [subject(name, slug, runtime, infer, runner.inputs[0])]
     prototxt = folder / "meta_arch.prototxt"
     if runtime is Runtime.LITERT:
-        from edgezoo.graphs import ssd_surgery
-
         if ssd_surgery.read_postprocess_ops(model_path):
             infer, info = _postprocess_tflite_infer(model_path, threshold)
         else:

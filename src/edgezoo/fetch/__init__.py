@@ -25,9 +25,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgezoo.core.errors import FetchError
 from edgezoo.fetch.cache import cache_root
+from edgezoo.fetch.members import get_member
 from edgezoo.fetch.mirror import Mirror
+from edgezoo.fetch.published import get_published
 from edgezoo.fetch.result import Fetched, Source
+from edgezoo.fetch.standin import get_standin
 from edgezoo.standins import StandinVariant
 from edgezoo.zoo.schema import ModelCard
 
@@ -46,10 +50,7 @@ def resolve_file(card: ModelCard, file_name: str, *, mirror: str | Path | Mirror
                  progress: bool = True) -> Fetched:
     """Like fetch_file, returning where the bytes came from and their sha256 as well."""
     if standin:
-        from edgezoo.fetch.standin import get_standin
-
         return get_standin(card, file_name, StandinVariant(variant))
-    from edgezoo.fetch.published import get_published
 
     return get_published(card, file_name, mirror=_mirror(mirror), offline=offline, progress=progress)
 
@@ -58,8 +59,6 @@ def resolve_member(card: ModelCard, file_name: str, member: str, *, mirror: str 
                    offline: bool = False, standin: bool = False, variant: StandinVariant = StandinVariant.FULL,
                    progress: bool = True) -> Fetched:
     """Like fetch_member, returning the member's size and sha256 as well."""
-    from edgezoo.fetch.members import get_member
-
     archive = resolve_file(card, file_name, mirror=mirror, offline=offline, standin=standin, variant=variant,
                            progress=progress)
     return get_member(archive, card.file(file_name), member)
@@ -87,8 +86,6 @@ def model_files(card: ModelCard, *, standin: bool = False) -> list[str]:
     if standin:
         names = [n for n in names if card.file(n).standin]
         if not names:
-            from edgezoo.errors import FetchError
-
             raise FetchError(f"{card.id}: none of its files has a stand-in builder",
                              hint="fetch the published files instead (drop --standin)")
     return names

@@ -47,7 +47,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO
 
-from edgezoo.errors import ArchiveError, FetchError, disk_full, is_disk_full
+from edgezoo.core.errors import ArchiveError, FetchError, disk_full, is_disk_full
 
 
 class ArchiveKind(str, Enum):

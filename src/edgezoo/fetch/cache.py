@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from edgezoo.errors import FetchError
+from edgezoo.core.errors import FetchError
+from edgezoo.core.locks import flocked, try_lock
 from edgezoo.standins import StandinVariant
 
 PUBLISHED = "published"
@@ -73,3 +76,24 @@ def _safe_component(name: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
         raise FetchError(f"{name!r} cannot be used as a cache file name", hint="fix the model card")
     return name
+
+
+@contextmanager
+def locked(target: Path, *, quiet: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock for `target` (a cache path) for the duration of the block."""
+    with flocked(lock_path(target), target.name, quiet=quiet):
+        yield
+
+
+@contextmanager
+def try_locked(target: Path) -> Iterator[bool]:
+    """Like `locked` without waiting: yields True holding the lock, or False (holding nothing) when it is taken.
+
+    flock locks belong to open file descriptions, so a lock this very process holds on `target` also reads as
+    taken."""
+    fd = try_lock(lock_path(target))
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            os.close(fd)

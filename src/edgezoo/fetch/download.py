@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from edgezoo import __version__
-from edgezoo.errors import (ChecksumMismatchError, DiskFullError, FetchError, NetworkError, SizeMismatchError,
+from edgezoo.core.errors import (ChecksumMismatchError, DiskFullError, FetchError, NetworkError, SizeMismatchError,
                             SourceNotFoundError, disk_full, is_disk_full)
 from edgezoo.fetch.policy import RetryPolicy, TransientFailure, Watchdog, seconds
 from edgezoo.fetch.verify import CHUNK, Digest, Expected, StreamHasher, check, check_size_so_far, hash_file
-from edgezoo.progress import ProgressBar, step
+from edgezoo.core.progress import ProgressBar, step
 
 __all__ = ["RetryPolicy", "copy_local", "download"]
 

@@ -8,7 +8,7 @@ leaves in a cache folder, and who owns each item while a run is alive:
     .<name>.<random>.tmp/ and .old/  an archive being unpacked (fetch/archive.py, under the lock of <name>)
     .<name>.<pid>.tmp                a JSON record being written (trust.json, *.unpacked.json)  owner: <pid>
 
-Every process that writes one of these holds the inter-process lock of its target (fetch/lock.py) and the kernel
+Every process that writes one of these holds the inter-process lock of its target (core/locks.py) and the kernel
 drops that lock when the process dies, so a free lock means a dead owner. Items are removed while holding those
 locks: a run that starts meanwhile waits, then finds a clean folder rather than a half-removed one.
 
@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from edgezoo.errors import FetchError
-from edgezoo.fetch.cache import PART_SUFFIX
-from edgezoo.fetch.lock import try_locked
-from edgezoo.progress import step
+from edgezoo.core.errors import FetchError
+from edgezoo.fetch.cache import PART_SUFFIX, try_locked
+from edgezoo.core.progress import step
 
 # tempfile.mkdtemp(prefix=".<name>.", suffix=...) adds 8 characters from [a-z0-9_].
 _WORK_DIR = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.(?:build|tmp|old)$")

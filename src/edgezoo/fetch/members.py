@@ -21,14 +21,13 @@ import json
 import os
 from pathlib import Path
 
-from edgezoo.errors import ArchiveError, FetchError, did_you_mean, disk_full, is_disk_full
+from edgezoo.core.errors import ArchiveError, FetchError, did_you_mean, disk_full, is_disk_full
 from edgezoo.fetch import tofu
 from edgezoo.fetch.archive import CACHE_NOT_WRITABLE, ArchiveKind, normalise_name, unpack
-from edgezoo.fetch.cache import unpacked_dir
-from edgezoo.fetch.lock import locked
+from edgezoo.fetch.cache import locked, unpacked_dir
 from edgezoo.fetch.result import Fetched, Source
 from edgezoo.fetch.verify import hash_file
-from edgezoo.progress import step
+from edgezoo.core.progress import step
 from edgezoo.standins import STANDIN_BANNER
 from edgezoo.zoo.schema import Checksum, PublishedFile
 

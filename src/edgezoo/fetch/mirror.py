@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgezoo.errors import MirrorError
+from edgezoo.core.errors import MirrorError
 from edgezoo.zoo.schema import PublishedFile
 
 _HINT = "give a folder (or http(s):// base URL) holding the published files under their file names"

@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass, fields
 
-from edgezoo.errors import FetchError
+from edgezoo.core.errors import FetchError
 
 
 @dataclass(frozen=True)

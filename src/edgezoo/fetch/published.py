@@ -12,16 +12,15 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from edgezoo.errors import (ChecksumMismatchError, EdgezooError, MirrorError, NetworkError, OfflineMissError,
+from edgezoo.core.errors import (ChecksumMismatchError, EdgezooError, MirrorError, NetworkError, OfflineMissError,
                             SizeMismatchError, SourceNotFoundError)
 from edgezoo.fetch import tofu
-from edgezoo.fetch.cache import ensure_dir, part_path, published_path
+from edgezoo.fetch.cache import ensure_dir, locked, part_path, published_path
 from edgezoo.fetch.download import RetryPolicy, copy_local, download
-from edgezoo.fetch.lock import locked
 from edgezoo.fetch.mirror import Mirror
 from edgezoo.fetch.result import Fetched, Source
 from edgezoo.fetch.verify import Digest, Expected, check, hash_file
-from edgezoo.progress import step
+from edgezoo.core.progress import step
 from edgezoo.zoo.schema import ModelCard, PublishedFile
 
 

@@ -13,13 +13,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edgezoo.errors import FetchError, disk_full, fullest_folder, is_disk_full
-from edgezoo.fetch.cache import ensure_dir, standin_dir
+from edgezoo.core.errors import FetchError, disk_full, fullest_folder, is_disk_full
+from edgezoo.fetch.cache import ensure_dir, locked, standin_dir
 from edgezoo.fetch.leftovers import sweep
-from edgezoo.fetch.lock import locked
 from edgezoo.fetch.result import Fetched, Source
 from edgezoo.fetch.verify import Digest, hash_file
-from edgezoo.progress import step
+from edgezoo.core.progress import step
 from edgezoo.standins import STANDIN_BANNER, StandinBuilder, StandinVariant, get_builder
 from edgezoo.zoo.schema import Checksum, ModelCard
 

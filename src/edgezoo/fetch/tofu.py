@@ -14,9 +14,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edgezoo.errors import FetchError
-from edgezoo.fetch.cache import cache_root, ensure_dir
-from edgezoo.fetch.lock import locked
+from edgezoo.core.errors import FetchError
+from edgezoo.fetch.cache import cache_root, ensure_dir, locked
 from edgezoo.fetch.verify import Digest
 from edgezoo.zoo.schema import Checksum, HashAlgorithm
 

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgezoo.errors import ChecksumMismatchError, SizeMismatchError
+from edgezoo.core.errors import ChecksumMismatchError, SizeMismatchError
 from edgezoo.zoo.schema import Checksum, HashAlgorithm
 
 CHUNK = 1 << 20

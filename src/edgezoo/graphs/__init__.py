@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgezoo.errors import ModelFileError
+from edgezoo.core.errors import ModelFileError
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,19 @@ def corrupt(path: Path, kind: str, detail: str) -> ModelFileError:
 
 
 def _in_cache(path: Path) -> bool:
-    """Whether edgezoo's own download cache holds the file (then fetching it again is the remedy)."""
-    from edgezoo.fetch.cache import cache_root
+    """Whether edgezoo's own download cache holds the file (then fetching it again is the remedy). The cache's
+    root as fetch/cache.py defines it ($EDGEZOO_CACHE, else the user cache folder), read here without importing the
+    fetch layer above this one."""
+    import os
 
+    env = os.environ.get("EDGEZOO_CACHE", "").strip()
     try:
-        return Path(path).resolve().is_relative_to(cache_root())
+        if env:
+            root = Path(env).expanduser().resolve()
+        else:
+            import platformdirs
+
+            root = Path(platformdirs.user_cache_dir("edgezoo", appauthor=False)).resolve()
+        return Path(path).resolve().is_relative_to(root)
     except (OSError, RuntimeError):
         return False

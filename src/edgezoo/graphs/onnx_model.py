@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import ModelFileError, tensor_not_found
+from edgezoo.core.errors import ModelFileError, tensor_not_found
 from edgezoo.graphs import TensorInfo, corrupt, ensure_readable
 
 KIND = "ONNX model (.onnx)"

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.graphs import onnx_model
+
 INT64_MAX = np.iinfo(np.int64).max
 _DATA_ONLY = {"Cast", "Identity", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "CastLike"}
 
@@ -40,7 +42,6 @@ class GraphIndex:
     """Producers, consumers, constants and static shapes over a model and its subgraphs."""
 
     def __init__(self, model: Any) -> None:
-        from edgezoo.graphs import onnx_model
 
         self.model = model
         self.producers: dict[str, Any] = {}

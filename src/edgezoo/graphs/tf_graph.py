@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import tensor_not_found
+from edgezoo.core.errors import ModelFileError, tensor_not_found
 from edgezoo.graphs import base_name, corrupt, ensure_readable
 
 KIND = "TF frozen graph (.pb)"
@@ -67,8 +67,6 @@ def is_saved_model(data: bytes) -> bool:
 
 
 def _refuse_saved_model(path: Path, data: bytes) -> None:
-    from edgezoo.errors import ModelFileError
-
     if is_saved_model(data):
         raise ModelFileError(f"{path}: a TF SavedModel (TF2 export), not a frozen graph", hint=SAVED_MODEL_HINT)
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import ModelFileError
+from edgezoo.core.errors import ModelFileError
+from edgezoo.graphs import base_name, tf_graph
 
 SIGNATURE = "serving_default"
 
@@ -24,7 +25,6 @@ def is_saved_model_dir(folder: Path) -> bool:
 def check_user_graph(graph_def: Any, where: str) -> None:
     """The hook where a user's graph is vetted before TF runs any of it (the op allow-list lives with the graph
     loaders); a no-op where that check is not part of this build."""
-    from edgezoo.graphs import tf_graph
 
     check = getattr(tf_graph, "check_user_graph", None)
     if check is not None:
@@ -62,7 +62,6 @@ def _saved_model_graphs(saved_model_dir: Path) -> list[Any]:
 def _without_unused_placeholders(graph_def: Any) -> Any:
     """Freezing lowers control flow and leaves placeholders nothing reads ('unused_control_flow_input_N'): drop
     them, so the image is the graph's one input."""
-    from edgezoo.graphs import base_name
 
     read = {base_name(i.lstrip("^")) for n in graph_def.node for i in n.input}
     unused = [n for n in graph_def.node if n.op == "Placeholder" and n.name not in read]
@@ -76,7 +75,6 @@ def freeze_serving(saved_model_dir: Path, dest: Path) -> Path:
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from edgezoo.graphs import tf_graph
 
     saved_model_dir = Path(saved_model_dir)
     where = str(saved_model_dir)

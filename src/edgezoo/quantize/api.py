@@ -5,7 +5,7 @@
                             config.yaml (the float bundle's preprocessing), manifest.json, quantize.json
 
 Every check (bundle kind, scheme, dataset kind, calibration images) runs before anything is written; the bundle is
-staged and published atomically (edgezoo.bundle.BundleStaging). With `max_drop`, a bundle whose measured drop is
+staged and published atomically (edgezoo.bundle.staging.BundleStaging). With `max_drop`, a bundle whose measured drop is
 larger goes to <scheme>.failed/ and never replaces a good one.
 """
 
@@ -17,11 +17,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.bundle.config import with_runtime_options
+from edgezoo.bundle.provenance import is_standin
+from edgezoo.bundle.staging import CONFIG, RUNTIME_OPTIONS, BundleStaging, failed_dir
+from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.datasets import expect_kind, open_dataset
+from edgezoo.distributed import check_ray_target
+from edgezoo.evaluation.on_ray import ray_predictor
+from edgezoo.evaluation.subjects import bundle_card, read_bundle_config
+from edgezoo.graphs.runners import load_runner
+from edgezoo.preprocessing.bundle import BundlePreprocess
 from edgezoo.quantize.calibration import DEFAULT_FRAMES, load_calibration
-from edgezoo.quantize.cost import Score
+from edgezoo.quantize.cost import Score, ScoringSet, model_subject, score
+from edgezoo.quantize.onnx_layers import backbone_nodes, meta_arch_heads, quant_layers, tensor_ranges
+from edgezoo.quantize.onnx_qdq import quantize_onnx_qdq
 from edgezoo.quantize.schemes import SOURCE_TARGET, ScaleType, Scheme, SchemeError, runtime_options
-from edgezoo.quantize.sensitivity import LayerSensitivity, SixteenBitProposal
+from edgezoo.quantize.sensitivity import (LayerSensitivity, SixteenBitProposal, propose_16bit, rank_layers, save_model,
+                                          sqnr_per_layer)
+from edgezoo.quantize.tflite_int8 import quantize_tflite_int8
+from edgezoo.quantize.tidl_preview import NOT_REPRODUCED, REPRODUCED, build_preview
 
 REPORT = "quantize.json"
 PREVIEW_MODEL = "tidl_preview.onnx"
@@ -98,12 +112,6 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
     `ray`: "auto" or HOST:PORT runs the inference of the measuring passes (float vs quantized, sensitivity probes,
     16-bit search) on Ray actors (edgezoo.distributed), same figures as locally; calibration stays local (one pass
     over a few frames)."""
-    from edgezoo.bundle import CONFIG, RUNTIME_OPTIONS, BundleStaging, failed_dir
-    from edgezoo.bundle_config import with_runtime_options
-    from edgezoo.datasets import BundlePreprocess, expect_kind, open_dataset
-    from edgezoo.evaluation.subjects import bundle_card, read_bundle_config
-    from edgezoo.provenance import is_standin
-
     scheme = Scheme(scheme)
     bundle = Path(bundle)
     if not bundle.is_dir():
@@ -124,7 +132,6 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
         if dataset is None:
             raise QuantizeError("--ray runs the --dataset passes on Ray: it needs --dataset",
                                 hint="pass --dataset DIR, or drop --ray (calibration always runs here)")
-        from edgezoo.distributed import check_ray_target
 
         check_ray_target(ray)
     card = bundle_card(bundle)
@@ -181,8 +188,6 @@ def _read_runtime_options(bundle: Path) -> tuple[dict[str, Any], str]:
     """The float bundle's runtime_options.yaml (the base of the new one) and its comment header."""
     import yaml
 
-    from edgezoo.bundle import RUNTIME_OPTIONS
-
     path = bundle / RUNTIME_OPTIONS
     try:
         text = path.read_text(encoding="utf-8")
@@ -223,14 +228,11 @@ def _predictor(ray: str | None, actors: int | None) -> Any:
 
     if ray is None:
         return contextlib.nullcontext()
-    from edgezoo.distributed import ray_predictor
 
     return ray_predictor(ray, actors=actors)
 
 
 def _input_dtype(model: Path) -> str:
-    from edgezoo.runners import load_runner
-
     return "uint8" if load_runner(model).inputs[0].dtype == "uint8" else "float32"
 
 
@@ -247,23 +249,14 @@ def _quantize(scheme: Scheme, bundle: Path, model: Path, manifest: dict[str, Any
               scale: ScaleType, result: QuantizeResult) -> tuple[Path, Path | None, _PreviewState | None]:
     """(the artifact, the preview model, the preview's inputs), written into the staging work folder."""
     if scheme is Scheme.TFLITE_INT8:
-        from edgezoo.quantize.tflite_int8 import quantize_tflite_int8
-
         return quantize_tflite_int8(bundle, model, manifest, inputs, work / "int8.tflite"), None, None
     if scheme is Scheme.ONNX_QDQ:
-        from edgezoo.quantize.onnx_qdq import quantize_onnx_qdq
-
-        from edgezoo.quantize.onnx_layers import meta_arch_heads
 
         dest = work / "qdq.onnx"
         quantize_onnx_qdq(model, dest, inputs, power_of_2=scale is ScaleType.POWER_OF_2,
                           heads=meta_arch_heads(bundle))
         return dest, None, None
     import onnx
-
-    from edgezoo.quantize.onnx_layers import backbone_nodes, meta_arch_heads, quant_layers, tensor_ranges
-    from edgezoo.quantize.sensitivity import save_model
-    from edgezoo.quantize.tidl_preview import NOT_REPRODUCED, REPRODUCED, build_preview
 
     float_model = onnx.load(str(model))
     heads = meta_arch_heads(bundle)
@@ -283,8 +276,6 @@ def _measure(result: QuantizeResult, bundle: Path, model: Path, artifact: Path, 
              state: _PreviewState | None, data: Any,
              preprocess: Any, dtype: str, calib_inputs: Any, work: Path, scale: ScaleType, sensitivity: bool,
              target_drop: float | None, predict: Any) -> None:
-    from edgezoo.quantize.cost import ScoringSet, model_subject, score
-
     scoring = ScoringSet(data, lambda image: preprocess.apply(image, dtype=dtype), predict)
     float_subject = model_subject(bundle, model, work)
     float_score, float_records = score(float_subject, scoring)
@@ -302,10 +293,6 @@ def _measure(result: QuantizeResult, bundle: Path, model: Path, artifact: Path, 
 def _sensitivity(result: QuantizeResult, bundle: Path, state: _PreviewState, work: Path, scoring: Any,
                  float_value: float, quant_value: float, calib_inputs: Any, scale: ScaleType,
                  target_drop: float | None) -> None:
-    from edgezoo.quantize.cost import model_subject, score
-    from edgezoo.quantize.sensitivity import propose_16bit, rank_layers, save_model, sqnr_per_layer
-    from edgezoo.quantize.tidl_preview import build_preview
-
     float_model, layers, ranges = state.float_model, state.layers, state.ranges
     full = build_preview(float_model, layers, ranges, scale).model
     sqnr = sqnr_per_layer(float_model, full, layers, calib_inputs)

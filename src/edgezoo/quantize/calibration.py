@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
+from edgezoo.datasets import COCO_ANNOTATIONS, VAL_MAP, Sample, load_image, open_dataset
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_FRAMES = 20  # TIDL's advanced_options:calibration_frames default
@@ -32,8 +33,6 @@ class CalibrationSet:
 def list_images(folder: Path) -> list[Path]:
     """The images to calibrate on: a dataset folder's samples in qsl order, else every image file below `folder`
     in sorted order (so the same folder always gives the same frames)."""
-    from edgezoo.datasets import COCO_ANNOTATIONS, VAL_MAP, open_dataset
-
     folder = Path(folder)
     if not folder.is_dir():
         what = "does not exist" if not folder.exists() else "is not a folder"
@@ -49,8 +48,6 @@ def load_calibration(folder: Path, frames: int, preprocess, dtype: str) -> Calib
 
     Too few images is an error saying how many were found and how many are needed; an image that does not decode
     is an error naming it (a calibration set silently missing frames would give other scales)."""
-    from edgezoo.datasets import Sample, load_image
-
     if frames < MIN_FRAMES:
         raise CalibrationError(f"--frames {frames}: at least {MIN_FRAMES} calibration frames are needed")
     files = list_images(folder)

@@ -14,6 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.datasets import load_image
+from edgezoo.evaluation.api import metric_name, score_records
+from edgezoo.evaluation.subjects import bundle_subjects
+from edgezoo.preprocessing.bundle import read_bundle_config
 from edgezoo.zoo.schema import Task
 
 AGREEMENT_SCORE = 0.5  # float detections at or above this score must be found again
@@ -36,9 +40,7 @@ class ScoringSet:
 
     def __init__(self, dataset: Any, preprocess: Any, predict: Any = None) -> None:
         """`predict(subject, [(qsl_idx, tensor)]) -> [(qsl_idx, record)]` runs the inference elsewhere (Ray
-        actors: distributed.ray_predictor); None runs it here."""
-        from edgezoo.datasets import load_image
-
+        actors: evaluation.on_ray.ray_predictor); None runs it here."""
         self.dataset = dataset
         self.samples = list(dataset.samples)
         self.inputs = [preprocess(load_image(sample)) for sample in self.samples]
@@ -54,8 +56,6 @@ class ScoringSet:
 def score(subject: Any, scoring: ScoringSet, reference: list[tuple[int, np.ndarray]] | None = None,
           reference_value: float | None = None) -> tuple[Score, list[tuple[int, np.ndarray]]]:
     """The subject's metric on the set (and delta / agreement against a reference's records and value)."""
-    from edgezoo.evaluation.api import metric_name, score_records
-
     records = scoring.records(subject)
     value = score_records(subject, scoring.dataset, records)
     result = Score(subject.what, subject.runtime.value, metric_name(subject.card), round(value, 3),
@@ -101,9 +101,6 @@ def model_subject(bundle: Path, model_file: Path, workdir: Path) -> Any:
     """The evaluation subject of `model_file` preprocessed and decoded as `bundle` says (the file need not be the
     bundle's own model: a preview or a sensitivity probe is evaluated in its float bundle's clothes)."""
     import yaml
-
-    from edgezoo.datasets.bundle_preprocess import read_bundle_config
-    from edgezoo.evaluation.subjects import bundle_subjects
 
     config = read_bundle_config(bundle)
     view = Path(workdir) / f"view-{model_file.stem}"

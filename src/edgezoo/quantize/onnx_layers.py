@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
+
 # Ops whose float output TIDL requantizes (after fusing a following activation).
 QUANTIZED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "Mul", "BatchNormalization",
                            "AveragePool", "GlobalAveragePool", "Relu", "Clip", "LeakyRelu", "PRelu", "Sigmoid",
@@ -77,8 +79,6 @@ def backbone_nodes(model: Any, heads: Sequence[str]) -> set[str]:
 def meta_arch_heads(bundle: Any) -> list[str]:
     """The head tensors a bundle's meta_arch.prototxt decodes ([] when it has none)."""
     from pathlib import Path
-
-    from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
 
     prototxt = Path(bundle) / "meta_arch.prototxt"
     if not prototxt.is_file():

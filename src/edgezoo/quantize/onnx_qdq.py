@@ -17,6 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.quantize.onnx_layers import backbone_nodes
+
+from edgezoo.quantize.schemes import SchemeError
+
 
 MIN_OPSET = 13
 
@@ -61,8 +65,6 @@ def quantize_onnx_qdq(src: Path, dest: Path, inputs: Sequence[np.ndarray], *, po
     feed = next(i.name for i in model.graph.input if i.name not in {x.name for x in model.graph.initializer})
     nodes = None
     if heads:
-        from edgezoo.quantize.onnx_layers import backbone_nodes
-
         nodes = sorted(backbone_nodes(model, heads))
     if _opset(model) < MIN_OPSET:
         # Per-channel DequantizeLinear (its axis attribute) needs opset 13; older graphs are converted first.
@@ -77,7 +79,6 @@ def quantize_onnx_qdq(src: Path, dest: Path, inputs: Sequence[np.ndarray], *, po
                             nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
                             extra_options={"WeightSymmetric": True, "ActivationSymmetric": power_of_2})
     except Exception as exc:  # ORT's quantizer raises bare exceptions (unsupported ops, shapes, opsets)
-        from edgezoo.quantize.schemes import SchemeError
 
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise SchemeError(f"{src}: ONNX Runtime's static quantization failed: {first}",

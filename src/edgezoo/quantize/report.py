@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from edgezoo.quantize.api import QuantizeResult
-from edgezoo.report import dump_json, render_table
+from edgezoo.core.report import dump_json, render_table
+from edgezoo.standins import STANDIN_BANNER
 
 SENSITIVITY_ROWS = 10  # the table shows the worst layers; quantize.json holds them all
 
@@ -13,8 +14,6 @@ def _signed(value: float | None) -> str:
 
 
 def render_result(result: QuantizeResult) -> str:
-    from edgezoo.standins import STANDIN_BANNER
-
     lines = []
     if result.standin:
         lines.append(f"{STANDIN_BANNER}: stand-in weights: the drops say nothing about the published models' drops")

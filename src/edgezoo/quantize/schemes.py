@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 
 
 class SchemeError(EdgezooError):

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo import zoo
+from edgezoo.detection.pipeline_config import load_pipeline_config
+from edgezoo.graphs import tflite_model
+from edgezoo.graphs.convert import frozen_graph_to_tflite
 from edgezoo.quantize.schemes import SchemeError
+from edgezoo.recipes import ssd_mobilenet
+from edgezoo.ssd import ssd_surgery
 
 
 def source_graph(bundle: Path, manifest: dict) -> Path:
@@ -33,9 +39,6 @@ def source_graph(bundle: Path, manifest: dict) -> Path:
 
 def quantize_tflite_int8(bundle: Path, model: Path, manifest: dict, inputs: Sequence[np.ndarray],
                          dest: Path) -> Path:
-    from edgezoo.convert import frozen_graph_to_tflite
-    from edgezoo.graphs import ssd_surgery, tflite_model
-
     def representative():
         for x in inputs:
             yield [x.astype(np.float32)]
@@ -53,10 +56,6 @@ def _ssd_int8(bundle: Path, pb: Path, manifest: dict, representative: Any, dest:
     """The SSD recipe's surgery again (same pipeline.config, same TFLite_Detection_PostProcess options from the
     manifest), converted with calibration: int8 backbone and heads, the post-processing op float on their
     dequantized outputs (checked against the options as the recipe checks it)."""
-    from edgezoo import zoo
-    from edgezoo.detection.pipeline_config import load_pipeline_config
-    from edgezoo.recipes import ssd_mobilenet
-
     config = next((Path(s["path"]) for s in manifest.get("sources", [])
                    if str(s.get("file", "")).endswith("pipeline.config")), None)
     if config is None or not config.is_file():

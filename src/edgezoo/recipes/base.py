@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgezoo.core.errors import RecipeError
 from edgezoo.verify.report import ParityReport
 from edgezoo.zoo.schema import ModelCard, Target
 
@@ -28,8 +29,6 @@ class RecipeInput:
         if key in self.sources:
             return self.sources[key]
         if self.resolve_source is None:
-            from edgezoo.errors import RecipeError
-
             raise RecipeError(f"source {key!r} was not provided to the recipe")
         return self.resolve_source(file, member)
 

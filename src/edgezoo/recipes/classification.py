@@ -1,4 +1,4 @@
-"""Classification recipes: the seed's ResNet50 and MobileNet v1 conversions, each verified against its original.
+"""Classification recipes: the classic ResNet50 and MobileNet v1 conversions, each verified against its original.
 
 - `frozen-graph-to-tflite`: TFLiteConverter.from_frozen_graph with the card's inputs/outputs (ResNet50: cut at
   resnet_model/dense/BiasAdd, dropping the softmax/ArgMax tail TIDL cannot run). Verified against the frozen graph
@@ -17,10 +17,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import RecipeError
+from edgezoo.core.errors import RecipeError
+from edgezoo.graphs import convert, onnx_model, tf_graph, tflite_model
+from edgezoo.graphs.convert import onnx_fix_and_cut, onnx_simplify
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.params import ParamSpec, ParamType
+from edgezoo.tidl.check import check_model
+from edgezoo.verify.engine import KNOWN_TOLERANCES, verify_models
 from edgezoo.verify.report import ParityReport
 from edgezoo.zoo.schema import FormatSpec, ModelCard, ModelFormat
 
@@ -38,15 +42,11 @@ def _source(rin: RecipeInput, fmt: ModelFormat) -> tuple[Path, FormatSpec]:
 
 def verify(original: Path, converted: Path, rin: RecipeInput, **kwargs: Any) -> ParityReport:
     """The engine's parity check with the card's preprocessing, roles, label offset and the effective tolerances."""
-    from edgezoo.verify.engine import verify_models
-
     return verify_models(original, converted, card=rin.card, tolerances=_known_tolerances(rin.tolerances),
                          standin=rin.standin, **kwargs)
 
 
 def _known_tolerances(tolerances: Mapping[str, float]) -> dict[str, float]:
-    from edgezoo.verify.engine import KNOWN_TOLERANCES
-
     return {k: v for k, v in tolerances.items() if k in KNOWN_TOLERANCES}
 
 
@@ -88,15 +88,12 @@ def _input_shapes(params: Mapping[str, Any], spec: FormatSpec) -> dict[str, list
 # ---------------------------------------------------------------------------------------------------- TFLite
 def convert_frozen_graph(pb: Path, inputs: Mapping[str, Sequence[int]], outputs: Sequence[str], dest: Path) -> Path:
     """from_frozen_graph after checking every name against the graph (wrong names -> the closest ones)."""
-    from edgezoo.convert import frozen_graph_to_tflite
-    from edgezoo.graphs import tf_graph
-
     graph_def = tf_graph.load_graph_def(pb)
     for name in inputs:
         tf_graph.resolve_tensor(graph_def, name, str(pb), "input")
     for name in outputs:
         tf_graph.resolve_tensor(graph_def, name, str(pb), "output")
-    return frozen_graph_to_tflite(pb, inputs, outputs, dest)
+    return convert.frozen_graph_to_tflite(pb, inputs, outputs, dest)
 
 
 @register("frozen-graph-to-tflite", params=TFLITE_PARAMS)
@@ -118,8 +115,6 @@ def tflite_tensor_named(path: Path, name: str, shape: Sequence[int]) -> str | No
     The shape filter matters: the converter also names constants after the op that used them (the squeeze's [2]
     shape tensor is called 'MobilenetV1/Logits/SpatialSqueeze', the activation 'MobilenetV1/Logits/SpatialSqueeze1').
     """
-    from edgezoo.graphs import tflite_model
-
     interp = tflite_model.load_interpreter(path)
     for detail in interp.get_tensor_details():
         parts = detail["name"].split(";")
@@ -168,8 +163,6 @@ def _add_logits_figures(report: ParityReport, original: Path, model: Path, logit
 def auto_cut(model_path: Path) -> tuple[list[str], str, str]:
     """The cut `edgezoo check --target tidl` proposes: (output tensors, reason, note); no tensors when the whole graph
     runs on TIDL."""
-    from edgezoo.tidl.check import check_model  # the TIDL op check
-
     result = check_model(model_path)
     if result.whole_graph or not result.cut:
         return [], "check --target tidl", "check --target tidl: the whole graph runs on TIDL, nothing cut"
@@ -181,9 +174,6 @@ def auto_cut(model_path: Path) -> tuple[list[str], str, str]:
 def _fixed_and_cut(original: Any, params: Mapping[str, Any], simplify: bool, workdir: Path,
                    tag: str) -> tuple[Path, list[str], str, list[str]]:
     """One candidate: batch fixed (+ simplified) + cut. Returns (path, cut, reason, notes)."""
-    from edgezoo.convert import onnx_fix_and_cut, onnx_simplify
-    from edgezoo.graphs import onnx_model
-
     notes: list[str] = []
     model = onnx_fix_and_cut(original, batch=params.get("batch"), outputs=None, where="original")
     if simplify:
@@ -210,8 +200,6 @@ def _fixed_and_cut(original: Any, params: Mapping[str, Any], simplify: bool, wor
 
 @register("onnx-fix-and-cut", params=ONNX_PARAMS)
 def onnx_fix_and_cut_recipe(rin: RecipeInput) -> RecipeOutput:
-    from edgezoo.graphs import onnx_model
-
     if rin.params.get("source") is not None:
         # Another published ONNX of the same model (e.g. ResNet50's opset-8 file): --param source=resnet50_v1.onnx
         src = rin.source(rin.params["source"])

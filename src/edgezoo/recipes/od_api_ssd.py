@@ -1,13 +1,13 @@
 """Recipes for a user's own TF Object Detection API SSD (frozen_inference_graph.pb + pipeline.config, no card).
 
 What the zoo's SSD-MobileNet recipes do, for any OD API SSD: the graph's parts are found by structure
-(graphs/od_api_graph.py), the anchors generated from the pipeline.config (ssd_anchor_generator or
+(ssd/od_api_graph.py), the anchors generated from the pipeline.config (ssd_anchor_generator or
 multiscale_anchor_generator) and checked against the graph's own anchor tensor, the class heads checked against
 num_classes, and the preprocessing read off the graph itself (the affine map from pixels to what the first
 convolution reads), so verification feeds both models the same pixels. A pipeline.config that does not belong to the
 graph is an exit-2 error that says what differs.
 
-- `od-api-ssd-tflite`: TFLite ending in TFLite_Detection_PostProcess (graphs/ssd_surgery.py), parity against the
+- `od-api-ssd-tflite`: TFLite ending in TFLite_Detection_PostProcess (ssd/ssd_surgery.py), parity against the
   frozen graph on photographs.
 - `od-api-ssd-onnx`: heads converted to ONNX (tf2onnx), rewritten so TIDL's Caffe priors equal the TF anchors,
   caffe_ssd prototxt (recipes/ssd_mobilenet_onnx.py); parity of the prototxt's semantics and of ONNX Runtime.
@@ -22,14 +22,25 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.detection.anchors import Anchors
-from edgezoo.detection.pipeline_config import SsdPipelineConfig
-from edgezoo.errors import RecipeError
-from edgezoo.graphs.ssd_surgery import SsdHeads
+from edgezoo.bundle.config import detector_config
+from edgezoo.datasets.images import verification_images
+from edgezoo.detection.anchors import Anchors, check_against_graph, generate_anchors
+from edgezoo.detection.pipeline_config import SsdPipelineConfig, load_pipeline_config
+from edgezoo.core.errors import EdgezooError, RecipeError
+from edgezoo.graphs import onnx_model, tf_graph
+from edgezoo.graphs.convert import frozen_graph_to_onnx
+from edgezoo.graphs.runners import load_runner
+from edgezoo.recipes.ssd_mobilenet_onnx import INPUT_NAME, rewrite, tail_ti_config
+from edgezoo.ssd import od_api_graph, ssd_surgery
+from edgezoo.ssd.ssd_surgery import SsdHeads
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType, chosen_limits
-from edgezoo.recipes.ssd_mobilenet import ONNX_PARAMS, TFLITE_PARAMS, _check_output_slots
+from edgezoo.recipes.ssd_mobilenet import (ONNX_PARAMS, TFLITE_PARAMS, _check_output_slots, _config, check_converted_op,
+                                           graph_anchor_tensor, resolve_options, tidl_runtime_options)
+from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
+from edgezoo.verify.detection import compare_detectors, detection_tolerances
+from edgezoo.verify.detectors import meta_arch_detector, od_api_detector, tflite_postprocess_detector
 from edgezoo.zoo.schema import Preprocess, Target
 
 GRAPH = "frozen_inference_graph.pb"
@@ -59,8 +70,6 @@ class OdApiSsdGraph:
 
 def _preprocess(pb: Path, image_input: str, normalized: str, size: tuple[int, int], where: str) -> Preprocess:
     """The graph's own normalisation, per channel: normalized = (pixel - mean) * scale (RecipeError if not affine)."""
-    from edgezoo.runners import load_runner
-
     runner = load_runner(pb, outputs=[normalized])
     values = []
     for v in _PROBES:
@@ -79,10 +88,6 @@ def _preprocess(pb: Path, image_input: str, normalized: str, size: tuple[int, in
 
 def analyse(pb: Path, cfg: SsdPipelineConfig, notes: list[str]) -> OdApiSsdGraph:
     """Find the graph's parts and check the pipeline.config against them (RecipeError/ConfigError: exit 2)."""
-    from edgezoo.detection.anchors import check_against_graph, generate_anchors
-    from edgezoo.graphs import od_api_graph, ssd_surgery, tf_graph
-    from edgezoo.recipes.ssd_mobilenet import graph_anchor_tensor
-
     where = pb.name
     graph_def = tf_graph.load_graph_def(pb)
     heads = od_api_graph.find_heads(graph_def, where)
@@ -117,14 +122,10 @@ def analyse(pb: Path, cfg: SsdPipelineConfig, notes: list[str]) -> OdApiSsdGraph
 
 
 def _sources(rin: RecipeInput) -> tuple[Path, SsdPipelineConfig]:
-    from edgezoo.detection.pipeline_config import load_pipeline_config
-
     return rin.source(GRAPH), load_pipeline_config(rin.source(CONFIG))
 
 
 def original_detector(ssd: OdApiSsdGraph) -> Any:
-    from edgezoo.verify.detectors import od_api_detector
-
     detector = od_api_detector(ssd.pb, ssd.preprocess, None, ssd.cfg.nms.score_threshold, "pipeline.config")
     detector.domain.slots = ssd.cfg.nms.max_total_detections
     return detector
@@ -133,8 +134,6 @@ def original_detector(ssd: OdApiSsdGraph) -> Any:
 def bundle_config(ssd: OdApiSsdGraph, target: Target, layout: str, detector: dict[str, Any]) -> dict[str, Any]:
     """config.yaml in TI's schema: the graph's measured preprocessing, the route's post-processing (`detector`: the
     zoo SSD route's postprocess for the same output convention, and the label offset)."""
-    from edgezoo.bundle_config import detector_config
-
     spec = ssd.preprocess
     return {**detector_config(target, ssd.pb.stem, layout, ssd.size, spec.mean, spec.scale, detector),
             "model_info": {"num_classes": ssd.cfg.num_classes, "feature_extractor": ssd.cfg.feature_extractor}}
@@ -142,12 +141,6 @@ def bundle_config(ssd: OdApiSsdGraph, target: Target, layout: str, detector: dic
 
 @register("od-api-ssd-tflite", params=TFLITE_PARAMS, precheck=_check_output_slots)
 def od_api_ssd_tflite(rin: RecipeInput) -> RecipeOutput:
-    from edgezoo.graphs import ssd_surgery
-    from edgezoo.images import verification_images
-    from edgezoo.recipes.ssd_mobilenet import _config, check_converted_op, resolve_options, tidl_runtime_options
-    from edgezoo.verify.detection import compare_detectors, detection_tolerances
-    from edgezoo.verify.detectors import tflite_postprocess_detector
-
     pb, cfg = _sources(rin)
     notes: list[str] = []
     opts = resolve_options(rin.params, cfg, notes)
@@ -184,11 +177,6 @@ HEAD_OPSETS = (10, 11, 12)
 
 def heads_to_onnx(ssd: OdApiSsdGraph, workdir: Path) -> Any:
     """Backbone + heads as ONNX: the graph from the normalised input (a new NCHW float input) to the head convs."""
-    from edgezoo.convert import frozen_graph_to_onnx
-    from edgezoo.errors import EdgezooError
-    from edgezoo.graphs import onnx_model, ssd_surgery, tf_graph
-    from edgezoo.recipes.ssd_mobilenet_onnx import INPUT_NAME
-
     probe = ssd_surgery.replace_input(ssd.graph_def, ssd.normalized, [1, *ssd.size, 3], ssd.pb.name, INPUT_NAME)
     heads = [*ssd.heads.box_heads, *ssd.heads.class_heads]
     pb = tf_graph.write_graph_def(tf_graph.cut(probe, heads, ssd.pb.name), workdir / "heads.pb")
@@ -223,10 +211,6 @@ def _speed_setting_loss(ssd: OdApiSsdGraph, dest: Path, meta: Any, report: Any, 
     """The parity the exact defaults (top_k every prior, the config's threshold) reach, next to the chosen ones."""
     from dataclasses import replace
 
-    from edgezoo.images import verification_images
-    from edgezoo.verify.detection import compare_detectors
-    from edgezoo.verify.detectors import meta_arch_detector
-
     ssd_meta = meta.single_ssd()
     dop = ssd_meta.detection_output_param
     priors = int(report.metrics["route"]["priors"])
@@ -245,13 +229,6 @@ def _speed_setting_loss(ssd: OdApiSsdGraph, dest: Path, meta: Any, report: Any, 
 
 @register("od-api-ssd-onnx", params=OWN_ONNX_PARAMS)
 def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
-    from edgezoo.graphs import onnx_model
-    from edgezoo.images import verification_images
-    from edgezoo.recipes.ssd_mobilenet_onnx import INPUT_NAME, rewrite
-    from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
-    from edgezoo.verify.detection import compare_detectors, detection_tolerances
-    from edgezoo.verify.detectors import meta_arch_detector, od_api_detector
-
     pb, cfg = _sources(rin)
     notes: list[str] = []
     score = rin.params.get("score_threshold")
@@ -287,7 +264,6 @@ def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
         notes.append(_speed_setting_loss(ssd, dest, route.meta, report, tol))
     ssd_meta = route.meta.caffe_ssd[0]
     top_k = ssd_meta.detection_output_param.nms_param.top_k
-    from edgezoo.recipes.ssd_mobilenet_onnx import tail_ti_config
 
     # The same tail as the zoo's ONNX route: 1-based labels (background 0), so no offset.
     tail = tail_ti_config()

@@ -2,9 +2,9 @@
 TIDL runs up to its heads + the caffe_ssd prototxt for the rest, proven on real photographs.
 
 1. The input is made static (the graph's own shape, or --inputs), shapes inferred; heads found by structure
-   (graphs.onnx_heads: works with node names equal to output names and reshape targets computed from Shape of the
+   (ssd.onnx_heads: works with node names equal to output names and reshape targets computed from Shape of the
    feature maps), names TIDL cannot take renamed.
-2. The in-graph decoding is read from the graph (graphs.onnx_ssd_decode): priors from its constants, variances,
+2. The in-graph decoding is read from the graph (ssd.onnx_ssd_decode): priors from its constants, variances,
    box coding, score converter, NonMaxSuppression's thresholds and limits.
 3. Per head a prior_box_param is fitted to those priors (tidl.meta_arch.prior_fit) and the deviation measured. Heads
    whose boxes are in another order than Caffe's get their channels permuted; sizes no prior_box_param reproduces
@@ -16,7 +16,7 @@ TIDL runs up to its heads + the caffe_ssd prototxt for the rest, proven on real 
 4. Thresholds: confidence, NMS IoU and keep_top_k from the graph (else options; an option given wins), and
    nms_param.top_k = every prior: Caffe/TIDL cap candidates per class BEFORE NMS, ONNX NonMaxSuppression caps boxes
    AFTER it, so only "every prior" reproduces the original. TI's speed settings (top_k 200, confidence 0.3) stay
-   options, and choosing one measures and says the parity it costs (tidl.meta_arch.verify.parity_loss).
+   options, and choosing one measures and says the parity it costs (verify.meta_arch.parity_loss).
 5. Verified twice against the original: the prototxt's detections (reference executor on the heads) and the
    rewritten model.onnx's own outputs.
 """
@@ -30,8 +30,27 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import RecipeError
-from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
+from edgezoo.bundle.config import outputs_postprocess
+from edgezoo.bundle.provenance import is_standin
+from edgezoo.core.errors import RecipeError
+from edgezoo.datasets.images import verification_images
+from edgezoo.detection.codings import CodeType
+from edgezoo.graphs import onnx_model
+from edgezoo.preprocessing.card import preprocess
+from edgezoo.recipes.base import RecipeOutput
+from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType, chosen_limits
+from edgezoo.ssd.onnx_heads import find_heads, head_notes, sanitize_head_names
+from edgezoo.ssd.onnx_ssd_decode import read_decode, replace_priors
+from edgezoo.ssd.onnx_ssd_input import prepare_input
+from edgezoo.tidl.meta_arch import prior_fit
+from edgezoo.tidl.meta_arch.head_split import scale_groups, split_heads
+from edgezoo.tidl.meta_arch.prior_fold import fold_size_ratios, permute_anchors
+from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam, save_meta_arch
+from edgezoo.tidl.meta_arch.validate import check_meta_arch
+from edgezoo.verify.detection import compare_detectors, detection_tolerances
+from edgezoo.verify.detectors import OutputNames, od_api_detector
+from edgezoo.verify.meta_arch import parity_loss, verify_with_prototxt
+from edgezoo.zoo.schema import Preprocess
 
 PROTOTXT = "meta_arch.prototxt"
 PRIOR_EXACT = 1e-4  # normalised units: closer than this, TIDL's priors are the graph's
@@ -67,7 +86,7 @@ class Conversion:
     fits: list[Any]  # HeadFit per head
     folded: Any  # FoldResult | None
     notes: list[str]
-    input_cut: Any = None  # graphs.onnx_ssd_input.InputCut: the converted model's input, preprocessing cut off
+    input_cut: Any = None  # ssd.onnx_ssd_input.InputCut: the converted model's input, preprocessing cut off
 
 
 def graph_limits(decode: Any, priors: int, classes: int) -> dict[str, Any]:
@@ -97,15 +116,7 @@ def _thresholds(params: Mapping[str, Any], decode: Any, priors: int, where: str,
 
 def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     """Steps 1-4 of the module docstring on a model whose input is already static."""
-    from edgezoo.graphs import onnx_model
-    from edgezoo.graphs.onnx_heads import find_heads, sanitize_head_names
-    from edgezoo.graphs.onnx_ssd_decode import read_decode, replace_priors
-    from edgezoo.tidl.meta_arch import prior_fit
-    from edgezoo.tidl.meta_arch.prior_fold import fold_size_ratios, permute_anchors
-    from edgezoo.tidl.meta_arch.head_split import scale_groups, split_heads
-    from edgezoo.tidl.meta_arch.prototxt import CodeType
 
-    from edgezoo.graphs.onnx_ssd_input import prepare_input
 
     cut = prepare_input(onnx_model.infer_shapes(model), where)
     image = cut.size
@@ -175,7 +186,6 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
 
 def _meta(heads: Any, fits: list[Any], image: tuple[int, int], outputs: list[str], decode: Any,
           variances: tuple[float, ...], t: Mapping[str, Any]) -> Any:
-    from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam
 
     return MetaArch(name="ssd", caffe_ssd=(CaffeSsd(
         box_input=tuple(heads.box_inputs), class_input=tuple(heads.class_inputs), output=tuple(outputs),
@@ -224,7 +234,6 @@ def verification_preprocess(conv: Conversion, params: Mapping[str, Any], explici
     The original takes the user's normalisation (--param mean/scale); without it, a graph that normalises its input
     itself says what it takes ([0, 1] for torchvision's). The converted model takes that composed with the
     preprocessing cut off."""
-    from edgezoo.zoo.schema import Preprocess
 
     cut = conv.input_cut
     mean, scale = _rgb(params, "mean"), _rgb(params, "scale")
@@ -243,10 +252,11 @@ def verification_preprocess(conv: Conversion, params: Mapping[str, Any], explici
 def original_detector(path: Path, conv: Conversion, spec: Any, transform: Any = None) -> Any:
     """The original (or the rewritten model.onnx, which keeps its outputs) as a detector: its outputs and limits as
     probing its post-processing found them, so it is compared at its own threshold and overall cap."""
-    from edgezoo.verify.detectors import od_api_detector
 
     d = conv.decode
-    detector = od_api_detector(Path(path), spec, threshold=d.score_threshold, outputs=d.outputs,
+    r = d.outputs  # the roles probing the post-processing found
+    outputs = OutputNames(r.boxes, r.labels, r.scores, r.count, r.order, r.scale)
+    detector = od_api_detector(Path(path), spec, threshold=d.score_threshold, outputs=outputs,
                                threshold_source="the graph's own score threshold", transform=transform)
     detector.domain.slots = d.total
     return detector
@@ -261,8 +271,6 @@ def converted_feed(source: Path, conv: Conversion, original_spec: Any) -> Any:
         return None
     import onnxruntime as ort
 
-    from edgezoo.graphs import onnx_model
-    from edgezoo.preprocess import preprocess
 
     prefix = onnx_model.cut(onnx_model.load(source), [cut.cut])
     options = ort.SessionOptions()
@@ -280,18 +288,8 @@ def converted_feed(source: Path, conv: Conversion, original_spec: Any) -> Any:
 
 def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any],
                tolerances: Mapping[str, float], explicit: Collection[str] = ()) -> Any:
-    """Convert + verify: a RecipeOutput for export_graph's bundle. `model` is the source with a static input;
+    """Convert + verify: a RecipeOutput for export/graph's bundle. `model` is the source with a static input;
     `explicit`: the parameter names the user gave."""
-    from edgezoo.graphs import onnx_model
-    from edgezoo.graphs.onnx_heads import head_notes
-    from edgezoo.images import verification_images
-    from edgezoo.provenance import is_standin
-    from edgezoo.recipes.base import RecipeOutput
-    from edgezoo.recipes.params import chosen_limits
-    from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
-    from edgezoo.tidl.meta_arch.validate import check_meta_arch
-    from edgezoo.tidl.meta_arch.verify import parity_loss, verify_with_prototxt
-    from edgezoo.verify.detection import compare_detectors, detection_tolerances
 
     conv = convert(model, params, source.name)
     model_path = onnx_model.save(conv.model, Path(workdir) / "model.onnx")
@@ -324,11 +322,10 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
                            reference=reference, transform=feed)
         notes.append(speed_loss_note(loss))
     report.notes += [n for n in notes if n not in report.notes]
-    from edgezoo.bundle_config import outputs_postprocess
 
     outputs = onnx_model.output_names(conv.model)
     # TIDL's labels are Caffe's class index; label_offset_pred turns them into the graph's own labels (read from
-    # the graph: e.g. -1 when it numbers the foreground classes from 0). export_onnx_ssd adds the rest.
+    # the graph: e.g. -1 when it numbers the foreground classes from 0). export/onnx_ssd adds the rest.
     config = {"postprocess": outputs_postprocess(outputs, yxyx=conv.decode.box_order == "yxyx"),
               "metric": {"label_offset_pred": conv.decode.label_offset}}
     recorded = {"thresholds": {"confidence_threshold": dop.confidence_threshold,

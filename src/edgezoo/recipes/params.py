@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from edgezoo.errors import RecipeError, did_you_mean
+from edgezoo.core.errors import RecipeError, did_you_mean
 
 # Detection slots (max_detections, top_k, keep_top_k, detections_per_class): outputs are allocated for this many
 # boxes when the model loads. 100,000 is far above what an SSD can fill (SSD-MobileNet: 1,917 anchors; ResNet34-SSD:

@@ -1,7 +1,7 @@
 """SSD-MobileNet v1 recipes.
 
 `ssd-tf-to-tflite-postprocess`: what TF 1.15 + the Object Detection API's export_tflite_ssd_graph + the custom-op
-conversion did, on TF 2.x from the published frozen graph and pipeline.config alone (graphs/ssd_surgery.py):
+conversion did, on TF 2.x from the published frozen graph and pipeline.config alone (ssd/ssd_surgery.py):
 anchors generated from the config and checked against the graph's anchor tensor, a TFLite_Detection_PostProcess
 with every attribute set, conversion with all four outputs named, then detection parity against the frozen graph
 on real photographs. Options (recorded in the manifest): max_detections (default 4000 as TI's recipe; below 100 a
@@ -22,13 +22,19 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.detection.pipeline_config import SsdPipelineConfig
+from edgezoo.bundle.config import YXYX_TO_XYXY, detection_postprocess, shifted_label_map
+from edgezoo.detection.anchors import check_against_graph, generate_anchors
+from edgezoo.detection.pipeline_config import SsdPipelineConfig, load_pipeline_config
 from edgezoo.detection.tflite_postprocess import PostProcessParams
-from edgezoo.errors import ConfigError, RecipeError
+from edgezoo.core.errors import ConfigError, RecipeError
+from edgezoo.graphs import tf_graph
+from edgezoo.graphs.runners import load_runner
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
-from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
-from edgezoo.report import shortest_float32
+from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType, chosen_limits
+from edgezoo.core.report import shortest_float32
+from edgezoo.ssd import ssd_surgery
+from edgezoo.verify.detection import verify_detection_models
 from edgezoo.zoo.schema import ModelCard, ModelFormat
 
 DEFAULT_MAX_DETECTIONS = 4000
@@ -133,9 +139,6 @@ def config_member(card: ModelCard, archive: str) -> str:
 
 def graph_anchor_tensor(pb: Path, name: str, input_name: str, size: tuple[int, int]) -> np.ndarray | None:
     """The frozen graph's anchor tensor evaluated on a blank image (None when the graph has no such node)."""
-    from edgezoo.graphs import tf_graph
-    from edgezoo.runners import load_runner
-
     graph_def = tf_graph.load_graph_def(pb)
     if name not in {n.name for n in graph_def.node}:
         return None
@@ -148,9 +151,6 @@ def build_tflite(pb: Path, cfg: SsdPipelineConfig, opts: SsdTfliteOptions, card:
                  representative: Any = None) -> tuple[Path, dict[str, Any]]:
     """Surgery + conversion + check of the converted op; returns the .tflite and figures for the report.
     `representative`: calibration frames for int8 (edgezoo quantize --scheme tflite-int8)."""
-    from edgezoo.detection.anchors import check_against_graph, generate_anchors
-    from edgezoo.graphs import ssd_surgery, tf_graph
-
     spec = card.format(ModelFormat.TF)
     size = (cfg.image_height, cfg.image_width)
     normalized = spec.internal.get("normalized_input", "Preprocessor/sub")
@@ -187,8 +187,6 @@ def build_tflite(pb: Path, cfg: SsdPipelineConfig, opts: SsdTfliteOptions, card:
 
 def check_converted_op(model: Path, params: PostProcessParams) -> None:
     """Exactly one TFLite_Detection_PostProcess, carrying the requested attributes, four outputs."""
-    from edgezoo.graphs import ssd_surgery
-
     ops = ssd_surgery.read_postprocess_ops(model)
     if len(ops) != 1:
         raise RecipeError(f"{model.name}: {len(ops)} TFLite_Detection_PostProcess ops after conversion, expected 1")
@@ -220,8 +218,6 @@ def tidl_runtime_options(opts: SsdTfliteOptions) -> dict[str, Any]:
 
 def _config(opts: SsdTfliteOptions) -> dict[str, Any]:
     """TI's post-processing for the op's outputs: boxes (ymin, xmin, ymax, xmax), classes (0-based), scores, count."""
-    from edgezoo.bundle_config import YXYX_TO_XYXY, detection_postprocess, shifted_label_map
-
     return {"postprocess": detection_postprocess(formatter=YXYX_TO_XYXY),
             "metric": {"label_offset_pred": shifted_label_map(1, -1, 90)}}
 
@@ -229,8 +225,6 @@ def _config(opts: SsdTfliteOptions) -> dict[str, Any]:
 def _litert_thread_warning(workdir: Path, report: Any, notes: list[str]) -> None:
     """Measure the installed LiteRT's multi-threaded regular NMS and warn when it loses a class."""
     from importlib import metadata
-
-    from edgezoo.graphs import ssd_surgery
 
     skipped = ssd_surgery.litert_regular_nms_skipped_classes(workdir, threads=2)
     report.metrics["litert_regular_nms_skipped_classes_with_2_threads"] = skipped
@@ -249,11 +243,6 @@ def _litert_thread_warning(workdir: Path, report: Any, notes: list[str]) -> None
 
 @register("ssd-tf-to-tflite-postprocess", params=TFLITE_PARAMS, precheck=_check_output_slots)
 def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
-    from edgezoo.detection.pipeline_config import load_pipeline_config
-    from edgezoo.graphs import ssd_surgery
-    from edgezoo.recipes.params import chosen_limits
-    from edgezoo.verify.detection import verify_detection_models
-
     card = _card(rin)
     spec = card.format(ModelFormat.TF)
     pb = rin.source(spec.file, spec.member)
@@ -278,10 +267,3 @@ def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
                         cut_reason="TFLite SSD ends in TFLite_Detection_PostProcess (TIDL meta_arch_type 1)",
                         runtime_options=tidl_runtime_options(opts), config=_config(opts),
                         params=asdict(opts), original=pb, notes=notes)
-
-
-@register("ssd-mobilenet-onnx-caffe-meta", params=ONNX_PARAMS)
-def ssd_onnx_caffe_meta(rin: RecipeInput) -> RecipeOutput:
-    from edgezoo.recipes.ssd_mobilenet_onnx import onnx_caffe_meta_recipe
-
-    return onnx_caffe_meta_recipe(rin)

@@ -6,7 +6,7 @@
 2. The box-predictor heads (the Convs writing BoxPredictor_i/{BoxEncodingPredictor,ClassPredictor}/BiasAdd) are
    rewritten so TIDL's Caffe priors equal the TF anchors (tidl/meta_arch/ssd_caffe_priors.py): channels permuted into
    Caffe prior order, layer 0 split in two heads, a zero-weight dummy prior where Caffe insists on a ratio-1 box.
-3. An opset-10 post-processing tail (graphs/onnx_ssd_tail.py) makes the model runnable in ONNX Runtime with the
+3. An opset-10 post-processing tail (ssd/onnx_ssd_tail.py) makes the model runnable in ONNX Runtime with the
    published four outputs; TIDL replaces it with its detection layer described by meta_arch.prototxt
    (caffe_ssd, CENTER_SIZE_YXHW, SIGMOID, SEPARATED, variances 1/y_scale, 1/x_scale, 1/h_scale, 1/w_scale).
 4. Verified twice against the frozen graph on real photographs: the prototxt's semantics in numpy (what TIDL
@@ -22,10 +22,24 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import RecipeError
-from edgezoo.graphs import base_name
-from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, MetaArch, NmsParam,
-                                        ScoreConverter)
+from edgezoo.bundle.config import YXYX_TO_XYXY, detection_postprocess
+from edgezoo.core.errors import RecipeError
+from edgezoo.datasets.images import verification_images
+from edgezoo.detection.anchors import check_against_graph, generate_anchors
+from edgezoo.detection.pipeline_config import load_pipeline_config
+from edgezoo.graphs import base_name, onnx_model, tf_graph
+from edgezoo.graphs.onnx_values import GraphIndex
+from edgezoo.recipes import register
+from edgezoo.recipes.base import RecipeInput, RecipeOutput
+from edgezoo.recipes.params import chosen_limits
+from edgezoo.recipes.ssd_mobilenet import ONNX_PARAMS, _card, config_member, graph_anchor_tensor
+from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
+from edgezoo.ssd import onnx_ssd_tail, ssd_surgery
+from edgezoo.tidl.meta_arch import ssd_caffe_priors
+from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam, save_meta_arch
+from edgezoo.verify.detection import compare_detectors, detection_tolerances
+from edgezoo.verify.detectors import meta_arch_detector, od_api_detector
+from edgezoo.zoo.schema import ModelFormat
 
 INPUT_NAME = "normalized_input_image_tensor"
 _KINDS = ("BoxEncodingPredictor", "ClassPredictor")
@@ -49,9 +63,6 @@ class _HeadConv:
 def _constant(model: Any, tensor: str) -> np.ndarray | None:
     """An initializer / Constant, also behind Identity or a Transpose / Reshape of one (shared weights)."""
     from onnx import helper
-
-    from edgezoo.graphs import onnx_model
-    from edgezoo.graphs.onnx_values import GraphIndex
 
     g = GraphIndex(model)
     value = g.constant(tensor)
@@ -77,8 +88,6 @@ def _head_conv(model: Any, head: str, where: str) -> _HeadConv:
     Transpose(0, 2, 3, 1) -> head; on a 1x1 map its optimiser turns that identity Transpose into a Reshape (or
     removes it), an all-zero BiasAdd can be dropped (no bias input) or a bias left as an Add after the Conv."""
     from onnx import helper
-
-    from edgezoo.graphs import onnx_model
 
     tensor = onnx_model.resolve(model, head, where, "head tensor")
     producers = onnx_model.producers(model)
@@ -116,8 +125,6 @@ def _cut_input(model: Any, normalized: str, size: tuple[int, int], where: str) -
     import onnx
     from onnx import TensorProto, helper
 
-    from edgezoo.graphs import onnx_model
-
     tensor = onnx_model.resolve(model, normalized, where, "normalized input")
     consumers = [n for n in model.graph.node if tensor in n.input]
     if not consumers:
@@ -147,9 +154,6 @@ def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str | None, score
     pipeline.config's logit_scale is folded into the class heads (the prototxt has no such field); SOFTMAX scores
     give a SOFTMAX prototxt and tail. `top_k`: nms_param.top_k (default: every prior, the original's semantics)."""
     from onnx import helper, numpy_helper
-
-    from edgezoo.graphs import onnx_model, onnx_ssd_tail
-    from edgezoo.tidl.meta_arch import ssd_caffe_priors
 
     size = (cfg.image_height, cfg.image_width)
     c = cfg.box_coder
@@ -234,8 +238,6 @@ def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str | None, score
 
 
 def _generic_notes(groups: Sequence[Any], cmp: Any, total_priors: int, per_class: int, softmax: bool) -> list[str]:
-    from edgezoo.tidl.meta_arch import ssd_caffe_priors
-
     split = sorted({g.layer for g in groups if g.suffix})
     logit = ssd_caffe_priors.DUMMY_LOGIT
     bias = f"background logit {-logit:g}" if softmax else f"class logit {logit:g}"
@@ -253,19 +255,8 @@ def _generic_notes(groups: Sequence[Any], cmp: Any, total_priors: int, per_class
     ]
 
 
-def onnx_caffe_meta_recipe(rin: Any) -> Any:
-    """The recipe body (registered in recipes/ssd_mobilenet.py)."""
-    from edgezoo.detection.anchors import check_against_graph, generate_anchors
-    from edgezoo.detection.pipeline_config import load_pipeline_config
-    from edgezoo.graphs import onnx_model
-    from edgezoo.recipes.base import RecipeOutput
-    from edgezoo.recipes.params import chosen_limits
-    from edgezoo.recipes.ssd_mobilenet import ONNX_PARAMS, _card, config_member, graph_anchor_tensor
-    from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
-    from edgezoo.verify.detection import compare_detectors, detection_tolerances
-    from edgezoo.verify.detectors import meta_arch_detector, od_api_detector
-    from edgezoo.zoo.schema import ModelFormat
-
+@register("ssd-mobilenet-onnx-caffe-meta", params=ONNX_PARAMS)
+def onnx_caffe_meta_recipe(rin: RecipeInput) -> RecipeOutput:
     card = _card(rin)
     tf_spec, onnx_spec = card.format(ModelFormat.TF), card.format(ModelFormat.ONNX)
     score = rin.params.get("score_threshold")
@@ -279,7 +270,6 @@ def onnx_caffe_meta_recipe(rin: Any) -> Any:
     keep = cfg.nms.max_total_detections if keep is None else keep
     t0 = time.monotonic()
     model = onnx_model.load(onnx_path)
-    from edgezoo.graphs import ssd_surgery, tf_graph
 
     graph_def = tf_graph.load_graph_def(pb)
     size = (cfg.image_height, cfg.image_width)
@@ -330,9 +320,6 @@ def onnx_caffe_meta_recipe(rin: Any) -> Any:
 
 def tail_ti_config() -> dict[str, Any]:
     """TI's config for the tail's outputs: boxes (ymin, xmin, ymax, xmax), scores, classes (COCO ids), count."""
-    from edgezoo.bundle_config import YXYX_TO_XYXY, detection_postprocess
-    from edgezoo.graphs import onnx_ssd_tail
-
     boxes, labels, scores = (onnx_ssd_tail.OUTPUTS.index(n) for n in
                              ("detection_boxes", "detection_classes", "detection_scores"))
     return {"preprocess": {"data_layout": "NCHW"}, "session": {"input_data_layout": "NCHW"},
@@ -341,8 +328,6 @@ def tail_ti_config() -> dict[str, Any]:
 
 
 def _images() -> list[tuple[str, np.ndarray]]:
-    from edgezoo.images import verification_images
-
     return verification_images()
 
 

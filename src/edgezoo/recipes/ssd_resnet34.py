@@ -30,11 +30,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgezoo.errors import ConfigError, RecipeError
+from edgezoo.bundle.config import coco80_label_map, outputs_postprocess
+from edgezoo.core.errors import ConfigError, RecipeError
+from edgezoo.graphs import onnx_model
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
-from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
+from edgezoo.recipes.onnx_ssd import speed_loss_note
+from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType, chosen_limits
 from edgezoo.recipes.ssd_mobilenet import MAX_CLASSES
+from edgezoo.ssd.onnx_heads import find_heads, fix_image_input, head_notes, sanitize_head_names
+from edgezoo.tidl.meta_arch.generate import Thresholds, meta_arch_from_heads
+from edgezoo.tidl.meta_arch.prior_fold import fold_clamped_priors
+from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, compare_priors
+from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
+from edgezoo.tidl.meta_arch.validate import check_meta_arch
+from edgezoo.verify.meta_arch import parity_loss, verify_with_prototxt
+from edgezoo.verify.tolerances import DETECTION, known
 from edgezoo.zoo.schema import ModelFormat
 
 PROTOTXT = "meta_arch.prototxt"
@@ -44,8 +55,6 @@ META_ARCH_TYPE_ONNX_SSD = 3
 
 def _thresholds(params: Mapping[str, Any], priors: int) -> Any:
     """The prototxt's thresholds; top_k not given = every prior (the only value that reproduces the original)."""
-    from edgezoo.tidl.meta_arch.generate import Thresholds
-
     top_k = params["top_k"] if params.get("top_k") is not None else priors
     return Thresholds(confidence_threshold=params["confidence_threshold"], nms_threshold=params["nms_threshold"],
                       top_k=top_k, keep_top_k=params["keep_top_k"])
@@ -64,16 +73,12 @@ def runtime_options(thresholds: Any) -> dict[str, Any]:
 
 def _config(outputs: list[str]) -> dict[str, Any]:
     """TI's post-processing for the model's own outputs (boxes x1y1x2y2 normalised, labels 1..80, scores)."""
-    from edgezoo.bundle_config import coco80_label_map, outputs_postprocess
-
     return {"postprocess": outputs_postprocess(outputs, yxyx=False),
             "metric": {"label_offset_pred": coco80_label_map()}}
 
 
 def _default_boxes(params: Mapping[str, Any], where: str = "recipe params") -> Any:
     """The card's default-box spec (input size, steps, scales, ratios, variances), checked for consistency."""
-    from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec
-
     try:
         return DefaultBoxSpec.from_params(params, where=where)
     except ConfigError as exc:
@@ -112,16 +117,6 @@ PARAMS = (
 
 @register("ssd-onnx-meta-arch", params=PARAMS, precheck=_default_boxes)
 def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
-    from edgezoo.graphs import onnx_model
-    from edgezoo.graphs.onnx_heads import find_heads, fix_image_input, head_notes, sanitize_head_names
-    from edgezoo.tidl.meta_arch.generate import meta_arch_from_heads
-    from edgezoo.tidl.meta_arch.priors import compare_priors
-    from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
-    from edgezoo.tidl.meta_arch.validate import check_meta_arch
-    from edgezoo.recipes.params import chosen_limits
-    from edgezoo.tidl.meta_arch.verify import verify_with_prototxt
-    from edgezoo.verify.tolerances import DETECTION, known
-
     card = rin.card
     if card is None:
         raise RecipeError("ssd-onnx-meta-arch needs a model card (the default-box spec lives there)")
@@ -144,8 +139,6 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     cmp = compare_priors(spec, meta.single_ssd().prior_box_param)
     fold = None
     if rin.params["fold_clamped_priors"]:
-        from edgezoo.tidl.meta_arch.prior_fold import fold_clamped_priors
-
         model, fold = fold_clamped_priors(model, heads, meta.single_ssd(), spec)
 
     workdir = Path(rin.workdir)
@@ -169,9 +162,6 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
                      "heads so TIDL decodes them exactly")
     loss = None
     if thresholds != exact:
-        from edgezoo.recipes.onnx_ssd import speed_loss_note
-        from edgezoo.tidl.meta_arch.verify import parity_loss
-
         exact_meta = meta_arch_from_heads(heads, spec, outputs, exact, where=fmt.file)
         loss = parity_loss(model_path, source, {"exact": exact_meta, "chosen": meta}, card=card)
         notes.append(speed_loss_note(loss))

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from edgezoo.errors import FetchError
-from edgezoo.registry import LazyRegistry
+from edgezoo.core.errors import FetchError
+from edgezoo.core.registry import LazyRegistry
 
 STANDIN_BANNER = "STAND-IN"
 

@@ -19,6 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo import zoo
+from edgezoo.datasets import images
+from edgezoo.graphs.convert import frozen_graph_to_onnx, frozen_graph_to_tflite
+from edgezoo.preprocessing.card import preprocess
 from edgezoo.standins import StandinVariant, register
 from edgezoo.standins.tarball import deterministic_tgz
 from edgezoo.standins.tf_build import FrozenGraphBuilder, Node, write_graph_def
@@ -60,9 +64,6 @@ def calibration_batch(card_id: str, seed: int) -> np.ndarray:
     The verification photographs are included on purpose: calibration must see the kind of input the parity checks
     use, or a shared offset between photographs and synthetic images can give every photograph the same top-1.
     """
-    from edgezoo import images, zoo
-    from edgezoo.preprocess import preprocess
-
     spec = zoo.get_card(card_id).preprocess
     pictures = images.verification_images() + images.random_images(CALIBRATION_EXTRA_RANDOM, seed=seed + 101)
     return np.concatenate([preprocess(img, spec, layout="NHWC") for _, img in pictures]).astype(np.float32)
@@ -138,8 +139,6 @@ def build_resnet50_pb(dest: Path, variant: StandinVariant, seed: int) -> None:
 
 
 def _resnet50_onnx(dest: Path, variant: StandinVariant, seed: int, opset: int) -> None:
-    from edgezoo.convert import frozen_graph_to_onnx
-
     with tempfile.TemporaryDirectory(prefix="edgezoo-standin-") as tmp:
         pb = write_graph_def(build_resnet50_graph(variant, seed), Path(tmp) / "resnet50_v1.pb")
         # As published: tf2onnx --inputs-as-nchw input_tensor:0, symbolic batch, the two published outputs.
@@ -222,8 +221,6 @@ def mobilenet_info_text(variant: StandinVariant) -> str:
 @register("mobilenet-v1-tgz", version=3)
 def build_mobilenet_tgz(dest: Path, variant: StandinVariant, seed: int) -> None:
     """mobilenet_v1_1.0_224.tgz: frozen .pb (TF-slim names), the TFLite converted from it, the info file."""
-    from edgezoo.convert import frozen_graph_to_tflite
-
     with tempfile.TemporaryDirectory(prefix="edgezoo-standin-") as tmp:
         folder = Path(tmp)
         pb = write_graph_def(build_mobilenet_graph(variant, seed), folder / MOBILENET_MEMBERS[0])
@@ -236,8 +233,6 @@ def build_mobilenet_tgz(dest: Path, variant: StandinVariant, seed: int) -> None:
 @register("mobilenet-v1-onnx", version=3)
 def build_mobilenet_onnx(dest: Path, variant: StandinVariant, seed: int) -> None:
     """mobilenet_v1_1.0_224.onnx (opset 8): tf2onnx of the stand-in frozen graph, NCHW input:0."""
-    from edgezoo.convert import frozen_graph_to_onnx
-
     with tempfile.TemporaryDirectory(prefix="edgezoo-standin-") as tmp:
         pb = write_graph_def(build_mobilenet_graph(variant, seed), Path(tmp) / MOBILENET_MEMBERS[0])
         frozen_graph_to_onnx(pb, [MOBILENET_INPUT], [MOBILENET_PREDICTIONS], dest, opset=8,

@@ -24,10 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.datasets import images
+from edgezoo.preprocessing.card import preprocess
 from edgezoo.standins import ssd_tf_ops
 from edgezoo.standins.ssd_mobilenet import (class_bias, head_conv, od_api_postprocess, od_api_resize, slim_conv,
                                             standardised_weights)
 from edgezoo.standins.tf_build import FrozenGraphBuilder, Node, write_graph_def
+from edgezoo.zoo.schema import Preprocess
 
 RESNET_MEAN = (123.68, 116.779, 103.939)  # FPN variants normalise as the OD API's ResNet extractors do
 
@@ -117,10 +120,6 @@ VARIANTS = {v.name: v for v in (
 
 def calibration_images(model: OdApiSsd, seed: int) -> np.ndarray:
     """uint8 [B, H, W, 3]: the verification photographs and seeded images, resized to the model's input."""
-    from edgezoo import images
-    from edgezoo.preprocess import preprocess
-    from edgezoo.zoo.schema import Preprocess
-
     spec = Preprocess(resize=model.size, resize_mode="direct", interpolation="linear", crop=None, color="RGB",
                       mean=(0.0,) * 3, scale=(1.0,) * 3, layout="NHWC", dtype="uint8")
     pictures = images.verification_images() + images.random_images(4, seed=seed + 404)

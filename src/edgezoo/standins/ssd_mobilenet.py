@@ -30,6 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo import zoo
+from edgezoo.core.errors import EdgezooError
+from edgezoo.datasets import images
+from edgezoo.graphs import onnx_model
+from edgezoo.graphs.convert import frozen_graph_to_onnx
+from edgezoo.preprocessing.card import preprocess
 from edgezoo.standins import StandinVariant, register
 from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
 from edgezoo.standins import ssd_tf_ops
@@ -70,9 +76,6 @@ def _tf() -> Any:
 
 def calibration_images(seed: int) -> np.ndarray:
     """uint8 [B, 300, 300, 3]: the verification photographs and seeded images, resized as the card says."""
-    from edgezoo import images, zoo
-    from edgezoo.preprocess import preprocess
-
     spec = zoo.get_card("ssd-mobilenet-v1").preprocess
     pictures = images.verification_images() + images.random_images(6, seed=seed + 404)
     return np.concatenate([preprocess(img, spec, dtype="uint8") for _, img in pictures])
@@ -275,10 +278,6 @@ ONNX_OPSETS = (10, 11, 12)
 
 def convert_graph_to_onnx(pb: Path, dest: Path) -> int:
     """tf2onnx of the frozen graph at the lowest opset that converts it; returns the opset used."""
-    from edgezoo.convert import frozen_graph_to_onnx
-    from edgezoo.errors import EdgezooError
-    from edgezoo.graphs import onnx_model
-
     last: EdgezooError | None = None
     for opset in ONNX_OPSETS:
         try:

@@ -1,16 +1,15 @@
 """Stand-in for resnet34-ssd1200.onnx (the MLPerf ResNet34-SSD1200 PyTorch export).
 
-Shaped like the published file (../shared/reference/models.md, "Structure of the real files"): opset 10, input
-`image` float32 fixed to [1, 3, 1200, 1200]; a ResNet34 backbone (conv1, layer1-3 with layer3 at stride 1) giving
-150x150, then five extra blocks giving 75, 38, 19, 9, 7; on each of the six maps a 3x3 stride-3 pad-1 loc conv
-(boxes x 4) and conf conv (boxes x 81), each reshaped PyTorch-style to [N, 4, -1] / [N, 81, -1] with the batch size
-taken from Shape of the FEATURE MAP (Shape -> Gather -> Unsqueeze -> Concat -> Reshape: plain shape inference cannot
-resolve the reshaped dims) and concatenated into raw loc [1, 4, 15130] and logits [1, 81, 15130] (coordinate-major:
-channel = coord * boxes + box). Then the in-graph post-processing: MLPerf's default boxes as two Constant nodes
-([1, 15130, 2] xy and wh, clamped), variances 0.1/0.2, softmax over 81 classes, NonMaxSuppression in the default
-domain (IoU 0.5, score > 0.05, 200 per class), top 200 overall, labels + 1; outputs `bboxes` [1, n, 4] (x1, y1, x2,
-y2 normalised), `labels` int64 [1, n] (1..80), `scores` [1, n]. Every node's name equals its output tensor's name
-(`Conv_338`), as torch.onnx wrote them.
+Shaped like the published file: opset 10, input `image` float32 fixed to [1, 3, 1200, 1200]; a ResNet34 backbone
+(conv1, layer1-3 with layer3 at stride 1) giving 150x150, then five extra blocks giving 75, 38, 19, 9, 7; on each of
+the six maps a 3x3 stride-3 pad-1 loc conv (boxes x 4) and conf conv (boxes x 81), each reshaped PyTorch-style to
+[N, 4, -1] / [N, 81, -1] with the batch size taken from Shape of the FEATURE MAP (Shape -> Gather -> Unsqueeze ->
+Concat -> Reshape: plain shape inference cannot resolve the reshaped dims) and concatenated into raw loc [1, 4,
+15130] and logits [1, 81, 15130] (coordinate-major: channel = coord * boxes + box). Then the in-graph
+post-processing: MLPerf's default boxes as two Constant nodes ([1, 15130, 2] xy and wh, clamped), variances 0.1/0.2,
+softmax over 81 classes, NonMaxSuppression in the default domain (IoU 0.5, score > 0.05, 200 per class), top 200
+overall, labels + 1; outputs `bboxes` [1, n, 4] (x1, y1, x2, y2 normalised), `labels` int64 [1, n] (1..80), `scores`
+[1, n]. Every node's name equals its output tensor's name (`Conv_338`), as torch.onnx wrote them.
 
 Variants for tests (build_model's keywords; the registered builder makes the published form):
 - naming="numbered": the older PyTorch naming (node `Conv_12`, tensors by number `543`) and symbolic spatial dims;
@@ -39,7 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.preprocessing.card import preprocess
 from edgezoo.standins import StandinVariant, register
+from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes
+from edgezoo.zoo import get_card
 
 INPUT = "image"
 OUTPUTS = ("bboxes", "labels", "scores")
@@ -238,9 +240,6 @@ def _calibration_input() -> np.ndarray:
     """One picture outside the verification set, preprocessed as the card says (direct resize to 1200)."""
     from skimage import data
 
-    from edgezoo.preprocess import preprocess
-    from edgezoo.zoo import get_card
-
     image = np.asarray(data.stereo_motorcycle()[0])[..., :3]
     return preprocess(image, get_card("ssd-resnet34-1200").preprocess)
 
@@ -335,8 +334,6 @@ def _two_scales(boxes: np.ndarray, spec: Any) -> np.ndarray:
 def build_model(variant: StandinVariant, seed: int, *, naming: str = "pytorch", box_order: str = "mlperf",
                 crowded: bool = False) -> Any:
     """The stand-in ONNX ModelProto (calibrated); the keywords select the test variants (module docstring)."""
-    from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes
-
     if naming not in NAMINGS or box_order not in BOX_ORDERS:
         raise ValueError(f"naming {naming!r} / box_order {box_order!r}: expected one of {NAMINGS} / {BOX_ORDERS}")
     spec = DefaultBoxSpec.from_params(SPEC_PARAMS)

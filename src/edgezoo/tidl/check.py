@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
-from edgezoo.report import render_table, to_jsonable
+from edgezoo.core.errors import EdgezooError, RecipeError
+from edgezoo.core.report import render_table, to_jsonable
+from edgezoo.graphs import onnx_model, tflite_model
+from edgezoo.ssd.onnx_heads import find_heads
 from edgezoo.tidl.ops import NodeView, Verdict, onnx_verdict, tflite_verdict
 
 MAX_SUBGRAPHS = 16  # TIDL offloads at most this many subgraphs
@@ -166,8 +168,6 @@ def _constant_value(node: Any) -> np.ndarray | None:
 def check_onnx(path: Path) -> CheckReport:
     from onnx import numpy_helper
 
-    from edgezoo.graphs import onnx_model
-
     path = Path(path)
     model = onnx_model.infer_shapes(onnx_model.load(path))
     opset = onnx_model.opset(model)
@@ -225,10 +225,6 @@ def _recognise_ssd_tail(report: CheckReport, model: Any, nodes: list[_Node], pat
     """An SSD whose decoding is in the graph (heads -> decode -> NonMaxSuppression): TIDL runs the graph up to the
     heads and its caffe_ssd detection layer does the rest. The cut is then the heads alone -- not the backbone
     feature maps that feed Shape for the heads' reshape targets -- and the tail's ops are not TIDL's problem."""
-    from edgezoo.errors import RecipeError
-    from edgezoo.graphs import onnx_model
-    from edgezoo.graphs.onnx_heads import find_heads
-
     if not any(n.op == "NonMaxSuppression" for n in nodes):
         return
     try:
@@ -266,8 +262,6 @@ def _recognise_ssd_tail(report: CheckReport, model: Any, nodes: list[_Node], pat
 
 
 def check_tflite(path: Path) -> CheckReport:
-    from edgezoo.graphs import tflite_model
-
     path = Path(path)
     graph = tflite_model.read_graph(path)
     tensors = graph.tensors[0] if graph.tensors else []

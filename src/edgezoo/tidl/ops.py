@@ -1,6 +1,6 @@
 """TIDL operator support tables (ONNX and TFLite) with the constraints that can be checked from the graph.
 
-Source: TI's published supported-operator table as summarised in ../shared/reference/tidl.md. An operator missing
+Source: TI's published supported-operator table (edgeai-tidl-tools, supported_ops_rts_versions.md). An operator missing
 from the tables is reported as "not in TIDL's supported operator list". Every rule returns a Verdict whose reason says
 exactly which constraint failed, so a user can tell "TIDL cannot run this op" from "TIDL cannot run it like this".
 """

@@ -13,7 +13,7 @@ from enum import Enum
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 from edgezoo.verify.tensors import looks_like_probabilities, softmax
 
 

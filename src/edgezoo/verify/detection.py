@@ -3,7 +3,7 @@
 Both models see the same pixels: each image is resized as the card says (for SSD-MobileNet: directly to 300x300,
 truncated to uint8 as the MLPerf reference does); a uint8 model gets those pixels (its own in-graph resize is then
 an identity), a float model gets them normalised. Each model post-processes on its own (the original's NMS, the
-TFLite op, or a prototxt's semantics). Detections are matched per class by IoU (verify.detection_match).
+TFLite op, or a prototxt's semantics). Detections are matched per class by IoU (detection.detections).
 
 The comparison is never partial: the converted model's output is compared with the original's COMPLETE output at
 the original's own limits (its score threshold and slot count; the converted side is restricted to them, since a
@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.report import shortest_float32
-from edgezoo.verify.detection_match import Detections, match_detections
+from edgezoo.core.report import shortest_float32
+from edgezoo.datasets.images import verification_images
+from edgezoo.detection.detections import Detections, match_detections
 from edgezoo.verify.detectors import Detector, Domain, load_detector
 from edgezoo.verify.report import ParityReport
 from edgezoo.verify.tolerances import DETECTION_TOLERANCES
@@ -283,8 +284,6 @@ def verify_detection_models(original: Path, converted: Path, card: ModelCard | N
         ref.domain.slots = original_slots
     conv = load_detector(Path(converted), spec, card=card, prototxt=prototxt)
     if images is None:
-        from edgezoo.images import verification_images
-
         images = verification_images(count_random=count_random, seed=seed)
     return compare_detectors(ref, conv, images, detection_tolerances(card, tolerances), standin=standin,
                              chosen=chosen)

@@ -18,9 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError, ModelFileError
-from edgezoo.graphs import TensorInfo, base_name
-from edgezoo.verify.detection_match import Detections
+from edgezoo.core.errors import EdgezooError, ModelFileError
+from edgezoo.detection.pipeline_config import load_pipeline_config
+from edgezoo.graphs import TensorInfo, base_name, onnx_model, tflite_model
+from edgezoo.detection.detections import Detections
+from edgezoo.graphs.runners import load_runner
+from edgezoo.preprocessing.card import preprocess
+from edgezoo.ssd import ssd_surgery
+from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
+from edgezoo.tidl.meta_arch.prototxt import MetaArch, load_meta_arch
+from edgezoo.tidl.meta_arch.validate import check_meta_arch
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Preprocess
 
 
@@ -96,8 +103,6 @@ def image_feed(runner: Any, spec: Preprocess, where: str,
     """image -> feed for a one-input model, in that input's own layout and dtype (the card's resize and
     normalisation; see preprocess.preprocess's overrides). `transform`: image -> the input tensor itself, instead
     (a converted model whose preprocessing was cut off is fed exactly what the original's computes)."""
-    from edgezoo.preprocess import preprocess
-
     if len(runner.inputs) != 1:
         raise ModelFileError(f"{where}: {len(runner.inputs)} inputs; a detector takes one image")
     info = runner.inputs[0]
@@ -156,8 +161,6 @@ def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
     """A model with detection outputs (frozen graph, ONNX or TFLite): the OD API's four, the MLPerf ResNet34-SSD's
     three, the card's output roles (see find_outputs), or `outputs` as found by other means (an ONNX SSD's outputs
     identified by probing its post-processing)."""
-    from edgezoo.runners import load_runner
-
     if outputs is not None:
         runner = load_runner(path, outputs=outputs.names())
     elif path.suffix.lower() == ".pb":
@@ -183,8 +186,6 @@ def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
 
 def tflite_postprocess_detector(path: Path, spec: Preprocess, label_offset: int | None = None) -> Detector:
     """A .tflite ending in TFLite_Detection_PostProcess: outputs by the op's output tensors, domain by its attributes."""
-    from edgezoo.graphs import ssd_surgery
-
     ops = ssd_surgery.read_postprocess_ops(path)
     if len(ops) != 1:
         raise ModelFileError(f"{path}: {len(ops)} TFLite_Detection_PostProcess ops, expected exactly one")
@@ -198,7 +199,7 @@ def tflite_postprocess_detector(path: Path, spec: Preprocess, label_offset: int 
         label_offset = 1 if columns == attrs.get("num_classes", 0) + 1 else 0
     per_detection = int(attrs.get("max_classes_per_detection", 1)) if not attrs.get("use_regular_nms") else 1
     # One thread on purpose: LiteRT 2.3's multi-threaded regular NMS skips foreground class `num_threads`
-    # (measured; see graphs/ssd_surgery.litert_regular_nms_skipped_classes).
+    # (measured; see ssd/ssd_surgery.litert_regular_nms_skipped_classes).
     runner = _SingleThreadTflite(path)
     feed = image_feed(runner, spec, str(path))
 
@@ -222,8 +223,6 @@ class _SingleThreadTflite:
     """LiteRT on one thread, reading output tensors by name (the shared runner uses two threads)."""
 
     def __init__(self, path: Path) -> None:
-        from edgezoo.graphs import tflite_model
-
         self.path = path
         self._interp = tflite_model.load_interpreter(path, num_threads=1)
         self.inputs = tflite_model.inputs(self._interp)
@@ -241,8 +240,6 @@ class _SingleThreadTflite:
 
 
 def _tensor_shapes(path: Path) -> list[tuple[str, list[int]]]:
-    from edgezoo.graphs import tflite_model
-
     interp = tflite_model.load_interpreter(path)
     return [(d["name"], [int(x) for x in d["shape"]]) for d in interp.get_tensor_details()]
 
@@ -253,12 +250,6 @@ def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, 
 
     Validates the prototxt against the graph first (ConfigError listing every problem). `where`: the prototxt's name
     in messages (default: the file's name)."""
-    from edgezoo.graphs import onnx_model
-    from edgezoo.runners import load_runner
-    from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
-    from edgezoo.tidl.meta_arch.prototxt import MetaArch, load_meta_arch
-    from edgezoo.tidl.meta_arch.validate import check_meta_arch
-
     meta = prototxt if isinstance(prototxt, MetaArch) else load_meta_arch(Path(prototxt))
     where = where or ("meta_arch.prototxt" if isinstance(prototxt, MetaArch) else Path(prototxt).name)
     ssd = meta.single_ssd(where)
@@ -286,7 +277,6 @@ def pipeline_config_next_to(path: Path) -> tuple[float, int] | None:
     config = Path(path).with_name("pipeline.config")
     if not config.is_file():
         return None
-    from edgezoo.detection.pipeline_config import load_pipeline_config
 
     try:
         cfg = load_pipeline_config(config)
@@ -302,8 +292,6 @@ def load_detector(path: Path, spec: Preprocess, *, card: ModelCard | None = None
     if prototxt is not None:
         return meta_arch_detector(path, prototxt, spec)
     if path.suffix.lower() == ".tflite":
-        from edgezoo.graphs import ssd_surgery
-
         if ssd_surgery.read_postprocess_ops(path):
             return tflite_postprocess_detector(path, spec)
     slots = None

@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError, tensor_not_found
+from edgezoo.core.errors import EdgezooError, tensor_not_found
+from edgezoo.datasets.images import verification_images
 from edgezoo.graphs import TensorInfo, base_name
+from edgezoo.graphs.runners import load_runner
 from edgezoo.verify import classification as cls
 from edgezoo.verify import tolerances as tol_names
 from edgezoo.verify.feeds import build_feeds
@@ -251,8 +253,6 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
     converted_outputs: the converted outputs to compare (default: all of its outputs).
     chosen: detection only: output limits the user chose (verify.detection.compare_detectors).
     """
-    from edgezoo.runners import load_runner
-
     original, converted = Path(original), Path(converted)
     if task is not None and task not in TASKS:
         raise EdgezooError(f"unknown task {task!r}", hint="tasks: " + ", ".join(TASKS))
@@ -265,8 +265,6 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
                                    chosen=chosen)
     tol = effective_tolerances(card, tolerances)
     if images is None:
-        from edgezoo.images import verification_images
-
         images = verification_images(count_random=count_random, seed=seed)
 
     conv_runner = load_runner(converted, outputs=converted_outputs)

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgezoo.errors import EdgezooError
+from edgezoo.core.errors import EdgezooError
 from edgezoo.graphs import TensorInfo, base_name
+from edgezoo.preprocessing.card import preprocess
 from edgezoo.zoo.schema import Preprocess
 
 DEFAULT_SIZE = 224
@@ -123,8 +124,6 @@ class Feeds:
 def build_feeds(original: Sequence[TensorInfo], converted: Sequence[TensorInfo],
                 images: Sequence[tuple[str, np.ndarray]], spec: Preprocess | None, seed: int = 0) -> Feeds:
     """One feed per image for each model. `spec` None = the default preprocessing described above."""
-    from edgezoo.preprocess import preprocess
-
     pairs = pair_inputs(original, converted)
     image_pairs = [(o, c) for o, c in pairs if image_layout(o) and image_layout(c)]
     if spec is None:

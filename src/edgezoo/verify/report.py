@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgezoo.report import fmt_number, render_table, to_jsonable
+from edgezoo.core.report import fmt_number, render_table, to_jsonable
 from edgezoo.standins import STANDIN_BANNER
 
 

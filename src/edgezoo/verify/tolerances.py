@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from edgezoo.errors import EdgezooError, did_you_mean
+from edgezoo.core.errors import EdgezooError, did_you_mean
 
 # Classification / tensors: checked always ...
 DEFAULT_TOLERANCES: dict[str, float] = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from edgezoo.errors import CardError, UnknownModelError, did_you_mean
+from edgezoo.core.errors import CardError, UnknownModelError, did_you_mean
 from edgezoo.zoo.schema import (Checksum, FormatSpec, ModelCard, ModelFormat, PublishedFile, RecipeSpec, Target,
                                 Task, TensorSpec, parse_card)
 

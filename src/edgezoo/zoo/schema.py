@@ -14,7 +14,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
-from edgezoo.errors import CardError
+from edgezoo.core.errors import CardError
 
 
 class Task(str, Enum):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edgezoo.errors import RecipeError
+from edgezoo.core.errors import RecipeError
 from edgezoo.tidl.meta_arch.head_split import scale_groups
 
 R2 = np.sqrt(2)

@@ -4,10 +4,11 @@ import onnx
 import pytest
 
 import ssd_models
-from edgezoo.errors import ConfigError
-from edgezoo.tidl.meta_arch.prototxt import DataLayout, read_meta_arch, write_meta_arch
+from edgezoo.core.errors import ConfigError
+from edgezoo.detection.codings import DataLayout
+from edgezoo.tidl.meta_arch.prototxt import read_meta_arch, write_meta_arch
 from edgezoo.tidl.meta_arch.validate import check_meta_arch, errors_of, validate_meta_arch
-from edgezoo.tidl.meta_arch.verify import with_ssd
+from edgezoo.verify.meta_arch import with_ssd
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +125,7 @@ def test_ti_documentation_sample_against_our_graph(model):
     real head at that position; once mapped, only the nominal steps (92, 171) remain, as warnings."""
     from pathlib import Path
 
-    from edgezoo.graphs.onnx_heads import find_heads
+    from edgezoo.ssd.onnx_heads import find_heads
     from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
 
     sample = Path(__file__).parents[3] / "benchmarks" / "data" / "ti_ssd_resnet34_1200_sample.prototxt"

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from edgezoo.errors import ConfigError
+from edgezoo.core.errors import ConfigError
 from edgezoo.tidl.meta_arch.priors import (DefaultBoxSpec, caffe_aspect_ratios, compare_priors, mlperf_default_boxes,
                                       prior_box_params, priors_per_location, tidl_priors)
 from edgezoo.tidl.meta_arch.prototxt import PriorBoxParam

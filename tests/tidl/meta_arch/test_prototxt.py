@@ -1,8 +1,9 @@
 import pytest
 
-from edgezoo.errors import ConfigError
-from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DataLayout, DetectionOutputParam, MetaArch, NmsParam,
-                                        PriorBoxParam, ScoreConverter, read_meta_arch, write_meta_arch)
+from edgezoo.core.errors import ConfigError
+from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
+from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, DetectionOutputParam, MetaArch, NmsParam, PriorBoxParam,
+                                             read_meta_arch, write_meta_arch)
 
 # TI's documentation sample for the MLPerf ResNet34-SSD1200 (reference/tidl.md), several fields per line.
 TI_SAMPLE = """

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edgezoo.errors import RecipeError
-from edgezoo.graphs.onnx_heads import HeadSet
+from edgezoo.core.errors import RecipeError
+from edgezoo.ssd.onnx_heads import HeadSet
 from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, prior_box_params, priors_per_location
-from edgezoo.tidl.meta_arch.prototxt import (CaffeSsd, CodeType, DetectionOutputParam, MetaArch, NmsParam,
-                                        ScoreConverter)
+from edgezoo.detection.codings import CodeType, ScoreConverter
+from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam
 
 # TIDL / edgeai-benchmark thresholds: accuracy (MLPerf's own post-processing) and TI's speed defaults.
 # top_k: every prior for accuracy (Caffe caps candidates BEFORE NMS, the original caps AFTER it).

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import RecipeError
-from edgezoo.graphs.onnx_heads import Head, HeadSet
-from edgezoo.tidl.meta_arch.prototxt import DataLayout
+from edgezoo.core.errors import RecipeError
+from edgezoo.ssd.onnx_heads import Head, HeadSet
+from edgezoo.detection.codings import DataLayout
 
 AREA_RTOL = 1e-3  # two boxes with areas this close are one scale
 

@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import RecipeError
-from edgezoo.graphs.onnx_heads import HeadSet
+from edgezoo.core.errors import RecipeError
+from edgezoo.ssd.onnx_heads import HeadSet
 from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes, tidl_priors
-from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, CodeType, DataLayout
+from edgezoo.detection.codings import CodeType, DataLayout
+from edgezoo.tidl.meta_arch.prototxt import CaffeSsd
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.errors import ConfigError
+from edgezoo.core.errors import ConfigError
 from edgezoo.tidl.meta_arch.prototxt import PriorBoxParam
 
 COORDS = ("cx", "cy", "w", "h")

@@ -16,36 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 from edgezoo.detection.textproto import Message, convert, field_error, parse, read_text_file
-from edgezoo.errors import ConfigError, did_you_mean
-
-
-class CodeType(IntEnum):
-    """Box coding (the schema default is CORNER, so always set it)."""
-
-    CORNER = 1
-    CENTER_SIZE = 2  # regression order (cx, cy, w, h)
-    CORNER_SIZE = 3
-    CENTER_SIZE_EXP = 4
-    CENTER_SIZE_YXHW = 5  # regression order (cy, cx, h, w) as in the TF OD API
-    YOLO_V5 = 6
-    YOLO_X = 7
-    CODE_TYPE_3DOD = 8
-
-
-class ScoreConverter(IntEnum):
-    IDENTITY = 0
-    SIGMOID = 1
-    SOFTMAX = 2
-
-
-class DataLayout(IntEnum):
-    SEPARATED = 0  # channel = anchor * 4 + coord (usual Caffe / TF heads)
-    INTERLEAVED = 1  # channel = coord * anchors + anchor (MLPerf ResNet34-SSD)
+from edgezoo.core.errors import ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)

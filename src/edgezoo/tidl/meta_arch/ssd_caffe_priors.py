@@ -23,7 +23,8 @@ import numpy as np
 
 from edgezoo.detection.anchors import Anchors
 from edgezoo.detection.pipeline_config import AnyAnchorConfig, MultiscaleAnchorConfig
-from edgezoo.errors import RecipeError
+from edgezoo.core.errors import RecipeError
+from edgezoo.tidl.meta_arch.priors import tidl_priors
 from edgezoo.tidl.meta_arch.prototxt import PriorBoxParam
 
 DUMMY_LOGIT = -20.0
@@ -130,8 +131,6 @@ def prior_groups(cfg: AnyAnchorConfig, anchors: Anchors, image: tuple[int, int],
 
 def group_priors(groups: list[PriorGroup], image: tuple[int, int]) -> list[np.ndarray]:
     """TIDL's priors per group, [H, W, A, 4] (cx, cy, w, h)."""
-    from edgezoo.tidl.meta_arch.priors import tidl_priors
-
     return [tidl_priors(g.param, g.grid, image) for g in groups]
 
 

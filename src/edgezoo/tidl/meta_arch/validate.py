@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edgezoo.errors import ConfigError, closest
+from edgezoo.core.errors import ConfigError, RecipeError, closest
+from edgezoo.graphs import onnx_model
+from edgezoo.ssd.onnx_heads import find_heads, fix_image_input
 from edgezoo.tidl.meta_arch.priors import priors_per_location
 from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, MetaArch
 
@@ -36,8 +38,6 @@ class _Graph:
     """What the checks need from the model: first outputs, node names, outputs, inputs and inferred shapes."""
 
     def __init__(self, model: Any, in_h: int | None, in_w: int | None) -> None:
-        from edgezoo.graphs import onnx_model
-
         self.outputs = onnx_model.output_names(model)
         self.inputs = onnx_model.graph_inputs(model)
         self.first_output: dict[str, Any] = {}
@@ -53,8 +53,6 @@ class _Graph:
         self.input_hw = self._input_hw()
         fixed = model
         if in_h and in_w and self.input_hw != (in_h, in_w):
-            from edgezoo.graphs.onnx_heads import fix_image_input
-
             fixed = fix_image_input(model, in_h, in_w)
         inferred = onnx_model.infer_shapes(fixed)
         self.shapes = {n: onnx_model.info(v).shape for n, v in onnx_model.value_infos(inferred).items()}
@@ -260,9 +258,6 @@ def validate_meta_arch(meta: MetaArch, model: Any) -> list[Problem]:
 def _structural_heads(ssd: CaffeSsd, model: Any) -> Any:
     """The heads found by structure (onnx_heads), or None for a graph already cut at the heads or an unusual one
     (the name checks still apply then)."""
-    from edgezoo.errors import RecipeError
-    from edgezoo.graphs.onnx_heads import find_heads
-
     num_classes = ssd.detection_output_param.num_classes if ssd.detection_output_param else None
     for wanted in dict.fromkeys((num_classes, None)):
         try:
