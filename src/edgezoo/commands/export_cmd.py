@@ -166,6 +166,10 @@ def _run(args: argparse.Namespace, plan: _Plan) -> int:
             raise EdgezooError(f"{flag(name)} applies to {_takers(name)}, not to --graph",
                                hint="--graph takes --param opset=N, nchw=true (.pb -> onnx) or simplify=true "
                                     "(.onnx -> onnx)")
+        if not (args.inputs or args.outputs):
+            from edgezoo.export.od_api import refuse_detector_without_route
+
+            refuse_detector_without_route(args.graph)  # a detector file that has its own route says which
         if not args.outputs:
             raise EdgezooError("--graph needs --outputs NAME[,NAME]")
         plan.planned = 1

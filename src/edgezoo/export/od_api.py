@@ -26,10 +26,13 @@ from edgezoo.bundle.staging import BundleStaging, sha256_file
 from edgezoo.core.errors import ModelFileError
 from edgezoo.export.api import ExportResult, _now, publish_bundle
 from edgezoo.fetch.archive import ArchiveKind, EntryKind, scan, unpack
+from edgezoo.graphs import onnx_model, tf_graph
+from edgezoo.graphs.onnx_values import all_nodes
 from edgezoo.graphs.tf_saved_model import freeze_serving, is_saved_model_dir
 from edgezoo.recipes import get_recipe
 from edgezoo.recipes.base import RecipeInput
 from edgezoo.recipes.od_api_ssd import CONFIG, GRAPH
+from edgezoo.ssd import ssd_surgery
 from edgezoo.verify import tolerances as tol_names
 from edgezoo.zoo.schema import Target
 
@@ -104,6 +107,7 @@ def locate_sources(graph: Path, pipeline_config: Path | None, scratch: Path) -> 
         pb, config = _from_archive(graph, scratch)
         name = graph.name[: -len(next(s for s in ARCHIVE_SUFFIXES if graph.name.lower().endswith(s)))]
     elif graph.suffix == ".pb":
+        refuse_detector_without_route(graph)
         pb = graph
         beside = graph.with_name(CONFIG)
         config = beside if beside.is_file() else None
@@ -119,6 +123,26 @@ def locate_sources(graph: Path, pipeline_config: Path | None, scratch: Path) -> 
         raise ModelFileError(f"--graph {graph}: no {CONFIG} found beside the frozen graph",
                              hint="give it with --pipeline-config PATH")
     return pb, config, name or "od-api-ssd", origin or pb
+
+
+def refuse_detector_without_route(path: Path) -> None:
+    """`--graph FILE` with no --inputs/--outputs: when FILE is a detector the SSD routes take in another form, say
+    which form and how (ModelFileError); otherwise return (the generic route's own message follows)."""
+    path = Path(path)
+    if path.suffix == ".onnx" and path.is_file():
+        model = onnx_model.load(path)
+        if any(n.op_type == "NonMaxSuppression" for n in all_nodes(model)):
+            raise ModelFileError(f"--graph {path}: an ONNX detector with its post-processing (NonMaxSuppression)",
+                                 hint=f"export it for TIDL with --meta-arch ssd: edgezoo export --graph {path} "
+                                      "--to onnx --meta-arch ssd")
+    elif path.suffix == ".pb" and path.is_file():
+        graph_def = tf_graph.load_graph_def(path)
+        if any(n.op == ssd_surgery.POSTPROCESS_OP for n in graph_def.node):
+            raise ModelFileError(f"--graph {path}: export_tflite_ssd_graph's tflite_graph.pb (it ends in "
+                                 f"{ssd_surgery.POSTPROCESS_OP}, which TF cannot run: nothing to verify a "
+                                 "conversion against)", hint="give the export folder exporter.py wrote "
+                                 "(frozen_inference_graph.pb + pipeline.config): edgezoo rebuilds that "
+                                 "post-processing itself (max_detections 4000, regular NMS) and verifies it")
 
 
 def _describe(path: Path, role: str, given: Path) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from edgezoo.ssd.onnx_ssd_decode import read_decode, replace_priors
 from edgezoo.ssd.onnx_ssd_input import prepare_input
 from edgezoo.tidl.meta_arch import prior_fit
 from edgezoo.tidl.meta_arch.head_split import scale_groups, split_heads
-from edgezoo.tidl.meta_arch.prior_fold import fold_size_ratios, permute_anchors
+from edgezoo.tidl.meta_arch.prior_fold import fold_centre_offsets, fold_size_ratios, permute_anchors
 from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam, save_meta_arch
 from edgezoo.tidl.meta_arch.validate import check_meta_arch
 from edgezoo.verify.detection import compare_detectors, detection_tolerances
@@ -151,15 +151,27 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     to_fold = [f for f in fits if f.deviation > PRIOR_EXACT]
     folded = None
     for f in to_fold:
-        if not f.foldable or f.centre_deviation > PRIOR_EXACT:
+        if not f.foldable:
             notes.append(f"head {f.head}: priors differ from TIDL's by {f.deviation:.3g} in a way that cannot be "
-                         "folded into the head (centres, or sizes varying with the location)")
-    foldable = [f for f in to_fold if f.foldable and f.centre_deviation <= PRIOR_EXACT]
+                         "folded into the head (sizes varying with the location)")
+    foldable = [f for f in to_fold if f.foldable]
     if foldable:
         ratios = [f.size_ratios if f in foldable else np.ones_like(f.size_ratios) for f in fits]
         model, folded = fold_size_ratios(model, heads, ratios, variances, decode.code_type)
+        shifted = {}
         for f in foldable:
-            new_priors[f.head] = prior_fit.tidl_priors(f.param, grids[f.head], image)
+            tidl = prior_fit.tidl_priors(f.param, grids[f.head], image)
+            if f.centre_deviation > PRIOR_EXACT:  # e.g. centres clamped to the image at the border
+                g = new_priors[f.head]
+                shifted[f.head] = np.stack([(g[..., 0] - tidl[..., 0]) / (decode.variances[0] * tidl[..., 2]),
+                                            (g[..., 1] - tidl[..., 1]) / (decode.variances[1] * tidl[..., 3])],
+                                           axis=-1)
+            new_priors[f.head] = tidl
+        if shifted:
+            model = fold_centre_offsets(model, heads, shifted, decode.code_type)
+            notes.append("centres no prior_box_param reproduces (heads " + ", ".join(map(str, sorted(shifted))) +
+                         ") added to the box heads' centre regressions as a constant per location (an Add after "
+                         "the conv): TIDL decodes the graph's boxes exactly")
         notes.append(f"sizes no prior_box_param reproduces folded into the box heads ({len(folded.anchors)} boxes, "
                      f"{folded.priors} priors): TIDL decodes the graph's boxes exactly; the graph's prior "
                      "constants now hold TIDL's priors, so model.onnx's own outputs stay the original's")

@@ -139,6 +139,37 @@ def fold_size_ratios(model: Any, heads: HeadSet, ratios: list[np.ndarray], varia
     return out, result
 
 
+def fold_centre_offsets(model: Any, heads: HeadSet, offsets: dict[int, np.ndarray], code: CodeType) -> Any:
+    """A copy of `model` where the box head k of `offsets` adds offsets[k] [H, W, A, 2] (x, y centre, in
+    regression units: (graph centre - TIDL centre) / (variance x TIDL prior size)) to its centre channels: an Add of
+    a constant after the conv, whose output takes the conv's name (the box_input TIDL matches). Centres that differ
+    only at some locations (clamped at the image border) cannot go into a conv's bias; this is exact at each."""
+    from onnx import helper, numpy_helper
+
+    out = _copy(model)
+    x, y, _, _ = _coords(code)
+    nodes = list(out.graph.node)
+    for k, off in offsets.items():
+        head = heads.heads[k]
+        a = head.boxes_per_location
+        fh, fw = head.grid  # type: ignore[misc]
+        const = np.zeros((1, a * 4, fh, fw), np.float32)
+        for anchor in range(a):
+            const[0, _channel(heads.layout, a, anchor, x, 4)] = off[:, :, anchor, 0]
+            const[0, _channel(heads.layout, a, anchor, y, 4)] = off[:, :, anchor, 1]
+        position = next(i for i, n in enumerate(nodes) if n.output and n.output[0] == head.box_tensor)
+        conv = nodes[position]
+        raw = f"{head.box_tensor}__conv"
+        conv.output[0] = raw
+        name = f"{head.box_tensor}__centre_offsets"
+        out.graph.initializer.append(numpy_helper.from_array(const, name))
+        nodes.insert(position + 1, helper.make_node("Add", [raw, name], [head.box_tensor],
+                                                    name=f"{head.box_tensor}__centres"))
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    return out
+
+
 def permute_anchors(model: Any, heads: HeadSet, orders: list[tuple[int, ...]]) -> Any:
     """A copy of `model` whose box and class convs output their boxes in `orders[k]` (new box i = old box
     orders[k][i]) for every head k, both layouts."""
