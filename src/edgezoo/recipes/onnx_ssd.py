@@ -114,16 +114,32 @@ def _thresholds(params: Mapping[str, Any], decode: Any, priors: int, where: str,
     return out
 
 
+OD_API_NAMES = ("Postprocessor/", "BoxPredictor")  # node names tf2onnx keeps from a TF OD API frozen graph
+
+
 def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
-    """Steps 1-4 of the module docstring on a model whose input is already static."""
+    """Steps 1-4 of the module docstring on a model whose input is already static. An ONNX converted from a TF
+    Object Detection API graph that this route cannot take is sent to the frozen graph's own route."""
+    try:
+        return _convert(model, params, where)
+    except RecipeError as exc:
+        if not any(any(mark in n.name for mark in OD_API_NAMES) for n in model.graph.node):
+            raise
+        raise RecipeError(f"{exc.message} (an ONNX converted from a TF Object Detection API graph)",
+                          hint="export its frozen graph instead: edgezoo export --graph frozen_inference_graph.pb "
+                               "--pipeline-config pipeline.config --to onnx (that route rewrites the OD API's "
+                               "anchors and heads for TIDL exactly)") from None
 
 
+def _convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     cut = prepare_input(onnx_model.infer_shapes(model), where)
     image = cut.size
     model = cut.model
     heads = find_heads(model, params.get("num_classes"), where=where)
     model, heads = sanitize_head_names(model, heads)
-    decode = read_decode(model, heads, where, image=image)
+    decode = read_decode(model, heads, where, image=image,
+                         given=[n for n in ("confidence_threshold", "nms_threshold", "top_k", "keep_top_k")
+                                if params.get(n) is not None])
     v = decode.variances  # (x, y, w, h)
     variances = (v[1], v[0], v[3], v[2]) if decode.code_type is CodeType.CENTER_SIZE_YXHW else v
     original_heads = heads
@@ -189,7 +205,10 @@ def convert(model: Any, params: Mapping[str, Any], where: str) -> Conversion:
     notes.append("prior fit per head (deviation from the graph's priors before any rewrite): " + "; ".join(
         f"{f.head}: {f.deviation:.2g}" for f in fits))
     thresholds = _thresholds(params, decode, len(decode.priors), where, heads.num_classes)
-    exact = _thresholds({}, decode, len(decode.priors), where, heads.num_classes)
+    # the exact defaults are the graph's own values (where the graph does not say one, the value given stands in)
+    exact = _thresholds({k: v for k, v in thresholds.items() if graph_limits(decode, len(decode.priors),
+                                                                             heads.num_classes)[k] is None},
+                        decode, len(decode.priors), where, heads.num_classes)
     outputs = onnx_model.output_names(model)
     meta = _meta(heads, fits, image, outputs, decode, variances, thresholds)
     exact_meta = meta if thresholds == exact else _meta(heads, fits, image, outputs, decode, variances, exact)

@@ -22,9 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from edgezoo.core.errors import RecipeError
 from edgezoo.detection.codings import DataLayout
 from edgezoo.graphs import onnx_model
+from edgezoo.graphs.onnx_values import GraphIndex, upper_bound
 
 MAX_NAME = 511  # TIDL's importer crashes on tensor names of 512 characters or more
 _PASS_THROUGH = {"Identity", "Cast", "Dropout"}
@@ -51,6 +54,7 @@ class HeadSet:
     box_concat: str  # output tensor of the Concat gathering the box heads
     class_concat: str
     renamed: Mapping[str, str] = field(default_factory=dict)  # old tensor name -> new name
+    ranks: tuple[int, int] = (3, 3)  # of the box and class concats: 4 for the TF OD API's [N, priors, 1, 4]
 
     @property
     def box_inputs(self) -> list[str]:
@@ -80,13 +84,24 @@ class _Graph:
         self.producers = onnx_model.producers(model)
         self.inits = {i.name: i for i in model.graph.initializer}
         self.shapes = {name: onnx_model.info(vi).shape for name, vi in onnx_model.value_infos(model).items()}
+        self.index = GraphIndex(model)
 
     def shape(self, tensor: str) -> tuple[Any, ...] | None:
         return self.shapes.get(tensor) or None
 
     def const_ints(self, tensor: str) -> list[int | None] | None:
-        """Value of a small int tensor: initializer, Constant, or a PyTorch shape expression
-        (Concat of Unsqueeze(Gather(Shape(x))) and constants); None entries are unknown at export time."""
+        """Value of a small int tensor: initializer, Constant, or a shape expression (PyTorch's Concat of
+        Unsqueeze(Gather(Shape(x))) and constants; tf2onnx's Cast/Slice of Shape); None entries are unknown at
+        export time."""
+        found = self._const_ints(tensor)
+        if found is not None:
+            return found
+        value = upper_bound(self.index, tensor)
+        if value is None:
+            return None
+        return [int(v) if np.isfinite(v) else None for v in value]
+
+    def _const_ints(self, tensor: str) -> list[int | None] | None:
         from onnx import numpy_helper
 
         if tensor in self.inits:
@@ -102,13 +117,13 @@ class _Graph:
                     return [attr.i] if attr.name == "value_int" else list(attr.ints)
             return None
         if node.op_type in _PASS_THROUGH or node.op_type in ("Unsqueeze", "Squeeze"):
-            return self.const_ints(node.input[0])
+            return self._const_ints(node.input[0])
         if node.op_type == "Gather" and (src := self.producers.get(node.input[0])) is not None \
                 and src.op_type == "Shape":
-            idx = self.const_ints(node.input[1])
+            idx = self._const_ints(node.input[1])
             return [None] * len(idx) if idx is not None else None
         if node.op_type == "Concat":
-            parts = [self.const_ints(i) for i in node.input]
+            parts = [self._const_ints(i) for i in node.input]
             if any(p is None for p in parts):
                 return None
             return [v for p in parts for v in p]  # type: ignore[union-attr]
@@ -181,13 +196,26 @@ def _branch(g: _Graph, tensor: str, concat_axis: int, rank: int) -> _Branch | No
     return _Branch(src, transposed, rows)
 
 
+def _concat_rank(g: _Graph, concat: Any) -> int:
+    """The rank of a Concat's output: inferred, else its first input's reshape target (tf2onnx computes targets
+    from Shape, which shape inference cannot always follow), else 3."""
+    out_shape = g.shape(concat.output[0])
+    if out_shape:
+        return len(out_shape)
+    src = _skip(g, g.producers.get(concat.input[0])) if concat.input else None
+    if src is not None and src.op_type == "Reshape":
+        target = g.const_ints(src.input[1])
+        if target:
+            return len(target)
+    return 3
+
+
 def _candidates(g: _Graph) -> list[tuple[Any, DataLayout, list[_Branch]]]:
     found = []
     for node in g.model.graph.node:
         if node.op_type != "Concat" or not node.input:
             continue
-        out_shape = g.shape(node.output[0])
-        rank = len(out_shape) if out_shape else 3
+        rank = _concat_rank(g, node)
         axis = _attr(node, "axis", 0)
         axis = axis + rank if axis < 0 else axis
         if axis not in (1, 2) or (axis == 2 and rank != 3):
@@ -307,7 +335,8 @@ def find_heads(model: Any, num_classes: int | None = None, where: str = "model")
             isinstance(d, int) and d > 0 for d in shape[2:]) else None
         heads.append(Head(k, b.conv.output[0], c.conv.output[0], b.conv.name, c.conv.name, bch // 4, bch, cch,
                           grid))
-    return HeadSet(tuple(heads), n_cls, layout, box_cat.output[0], cls_cat.output[0])
+    return HeadSet(tuple(heads), n_cls, layout, box_cat.output[0], cls_cat.output[0],
+                   ranks=(_concat_rank(g, box_cat), _concat_rank(g, cls_cat)))
 
 
 def fix_image_input(model: Any, height: int, width: int, batch: int = 1) -> Any:

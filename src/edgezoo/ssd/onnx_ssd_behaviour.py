@@ -16,6 +16,7 @@ every other prior certain background. From the outputs:
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -152,14 +153,16 @@ def _grid(k: int) -> list[tuple[float, float, float, float]]:
              0.05 + (i // side) * cell + 0.6 * cell) for i in range(k)]
 
 
-def probe_behaviour(model: Any, heads: Any, decode: Any, limits: Any, where: str) -> Any:
+def probe_behaviour(model: Any, heads: Any, decode: Any, limits: Any, where: str, given: Collection[str] = ()
+                    ) -> Any:
     """`decode` completed with background, label offset and the original's output roles, every limit checked
-    against the graph's behaviour (see the module docstring)."""
-
+    against the graph's behaviour (see the module docstring). `given`: the options the user set (confidence_threshold,
+    nms_threshold, top_k, keep_top_k): theirs is the value used, so the graph's is neither required nor checked."""
+    given = set(given)
     notes = list(decode.notes)
-    unreadable = list(limits.unreadable)
+    unreadable = [u for u in limits.unreadable if not any(f"--{g.replace('_', '-')}" in u for g in given)]
     probe = TailProbe(model, heads.box_concat, heads.class_concat, heads.num_priors, heads.num_classes,
-                      heads.layout is DataLayout.INTERLEAVED)
+                      heads.layout is DataLayout.INTERLEAVED, ranks=heads.ranks)
     converter = decode.score_converter
     c = heads.num_classes
     if c < 3:
@@ -194,7 +197,7 @@ def probe_behaviour(model: Any, heads: Any, decode: Any, limits: Any, where: str
                           "out once)", hint="TIDL's detection layer suppresses per class; export per-class NMS")
     # IoU threshold: nested boxes of IoU just above / below it.
     iou = limits.iou_threshold
-    if iou is not None and 0.05 < iou < 0.95:
+    if iou is not None and 0.05 < iou < 0.95 and "nms_threshold" not in given:
         for target, expected in ((iou + 0.02, 1), (iou - 0.02, 2)):
             r = math.sqrt(target)
             inner = (0.3, 0.3, 0.3 + 0.4 * r, 0.3 + 0.4 * r)
@@ -204,7 +207,9 @@ def probe_behaviour(model: Any, heads: Any, decode: Any, limits: Any, where: str
                                   f"(IoU {target:.3g}: {got} boxes kept)", hint="give --nms-threshold VALUE")
     # Score threshold.
     score = limits.score_threshold
-    if score is not None and not (converter is ScoreConverter.SOFTMAX and background is None):
+    if "confidence_threshold" in given:
+        pass
+    elif score is not None and not (converter is ScoreConverter.SOFTMAX and background is None):
         step = max(1e-4, 1e-3 * score)
         for p, expected in ((score + step, 1), (score - step, 0)):
             if 0 < p < 1 and count([BOX_A], [(fg[0], p)]) != expected:
@@ -214,6 +219,8 @@ def probe_behaviour(model: Any, heads: Any, decode: Any, limits: Any, where: str
     elif score is None and converter is not ScoreConverter.IDENTITY and count([BOX_A], [(fg[0], 1e-3)]) == 0:
         unreadable.append("score threshold (--confidence-threshold): a score of 0.001 is dropped, no threshold read")
     # Limits: well-separated boxes, one class, then several.
+    if {"top_k", "keep_top_k"} & given:
+        return _completed(decode, background, offset, roles, notes, unreadable, where)
     per_class = min(v for v in (limits.per_class, limits.candidates, heads.num_priors) if v is not None)
     total = limits.total
     k = min(per_class + 1, heads.num_priors, _PROBE_MAX)
@@ -233,10 +240,14 @@ def probe_behaviour(model: Any, heads: Any, decode: Any, limits: Any, where: str
             _refuse(where, f"{k} well-separated boxes over {spread} classes: {got} kept, {expected} expected from "
                     f"the limits read (per class {limits.per_class}, candidates {limits.candidates}, overall "
                     f"{total})", got)
+    return _completed(decode, background, offset, roles, notes, unreadable, where)
+
+
+def _completed(decode: Any, background: int | None, offset: int, roles: OutputRoles, notes: list[str],
+               unreadable: list[str], where: str) -> Any:
     if unreadable:
         raise RecipeError(f"{where}: could not read for sure: {'; '.join(dict.fromkeys(unreadable))}",
                           hint="give the value(s) as the option(s) named")
-
     return replace(decode, background_label_id=0 if background == 0 else -1, label_offset=offset,
                    outputs=roles, output_scale=roles.scale, notes=tuple(notes))
 

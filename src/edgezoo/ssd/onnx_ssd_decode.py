@@ -23,7 +23,7 @@ again to prove the decoding now uses the new priors.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,7 +244,7 @@ def measure(model: Any, heads: HeadSet, image: tuple[int, int], where: str) -> _
         raise RecipeError(f"{where}: no decoded boxes ({n} x 4 values) after the box heads",
                           hint="the decoding must produce one box per prior before selecting them")
     probe = TailProbe(model, heads.box_concat, heads.class_concat, n, heads.num_classes,
-                      heads.layout is DataLayout.INTERLEAVED, outputs=names)
+                      heads.layout is DataLayout.INTERLEAVED, outputs=names, ranks=heads.ranks)
     zero_logits = np.zeros((n, heads.num_classes))
     base_all = probe.run(np.zeros((n, 4)), zero_logits)
     moved_all = []
@@ -394,10 +394,11 @@ def _exact_priors(held: dict[str, np.ndarray], measured: np.ndarray) -> np.ndarr
     return exact if float(np.abs(exact - measured).max()) <= 1e-5 * scale else measured
 
 
-def read_decode(model: Any, heads: HeadSet, where: str = "model", image: tuple[int, int] | None = None
-                ) -> GraphDecode:
+def read_decode(model: Any, heads: HeadSet, where: str = "model", image: tuple[int, int] | None = None,
+                given: Collection[str] = ()) -> GraphDecode:
     """The in-graph decoding and selection of `model` (static input shape, shapes inferred) whose heads are
-    `heads`; RecipeError when the graph has no decodable SSD tail, or a limit cannot be read for sure."""
+    `heads`; RecipeError when the graph has no decodable SSD tail, or a limit cannot be read for sure (`given`: the
+    limits the user set as options, which need not be read)."""
 
     n = heads.num_priors
     if n is None:
@@ -409,7 +410,7 @@ def read_decode(model: Any, heads: HeadSet, where: str = "model", image: tuple[i
     base_values: dict[str, np.ndarray] = {}
     if computed:
         probe = TailProbe(model, heads.box_concat, heads.class_concat, n, heads.num_classes,
-                          heads.layout is DataLayout.INTERLEAVED, outputs=computed)
+                          heads.layout is DataLayout.INTERLEAVED, outputs=computed, ranks=heads.ranks)
         base_values = probe.run(np.zeros((n, 4)), np.zeros((n, heads.num_classes)))
     derived, unexplained, held = _derived(model, heads.box_concat, m.tensor, base_values, n, m.priors_graph)
     exact = _exact_priors(held, m.priors_graph)
@@ -424,7 +425,7 @@ def read_decode(model: Any, heads: HeadSet, where: str = "model", image: tuple[i
         total=limits.total, nms_node=limits.nms_node, candidates=limits.candidates, units=m.units,
         decoded=m.tensor, unexplained=tuple(unexplained), notes=tuple(m.notes),
         probe={"loc_columns": m.loc_columns, "image": image, "limits": limits})
-    return probe_behaviour(model, heads, decode, limits, where)
+    return probe_behaviour(model, heads, decode, limits, where, given)
 
 
 def _image_size(model: Any) -> tuple[int, int]:

@@ -129,6 +129,27 @@ def _first_conv_input(model: Any, start: str) -> list[str]:
             return path
 
 
+_SHAPE_PRESERVING = {"Cast", "Identity", "Mul", "Add", "Sub", "Div", "Neg", "Abs", "Relu", "Clip", "Floor"}
+
+
+def _only_shape_read(model: Any, tensor: str) -> bool:
+    """Whether every use of `tensor` reaches only Shape ops through elementwise ops that keep its shape."""
+    users: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    queue, seen = [tensor], set()
+    while queue:
+        for node in users.get(queue.pop(), []):
+            if node.op_type == "Shape" or id(node) in seen:
+                continue
+            if node.op_type not in _SHAPE_PRESERVING:
+                return False
+            seen.add(id(node))
+            queue.extend(node.output)
+    return True
+
+
 def _run(model: Any, feed: Mapping[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
     import onnxruntime as ort
 
@@ -168,7 +189,8 @@ def prepare_input(model: Any, where: str) -> InputCut:
     probed = dict(zip(path, _run(model, {inp.name: np.zeros(shape, dtype)}, path)))
     tensor = next((t for t in reversed(path) if probed[t].ndim == 4), path[0])
     values = []
-    for level in (0.0, top, top / 2):
+    middle = 128.0 if dtype == np.uint8 else top / 2  # a uint8 input cannot hold 127.5
+    for level in (0.0, top, middle):
         out = _run(model, {inp.name: np.full(shape, level, dtype)}, [tensor])[0]
         values.append(out)
     out_shape = values[0].shape
@@ -191,7 +213,7 @@ def prepare_input(model: Any, where: str) -> InputCut:
     x = np.moveaxis(image.astype(np.float64), channel_axis, -1)
     want = x * a + b
     err = float(np.abs(np.moveaxis(got, axis, -1) - want).max())
-    if np.any(np.abs(a) < 1e-12) or not np.allclose(zero + a * top / 2, mid, atol=1e-4, rtol=1e-4) or err > 1e-3:
+    if np.any(np.abs(a) < 1e-12) or not np.allclose(zero + a * middle, mid, atol=1e-4, rtol=1e-4) or err > 1e-3:
         raise RecipeError(f"{where}: the preprocessing in the graph ({inp.name} -> {tensor}) is not a per-channel "
                           f"affine map of the pixels (off by {err:.3g})",
                           hint="export the detector from its normalised input (without the preprocessing)")
@@ -202,12 +224,13 @@ def prepare_input(model: Any, where: str) -> InputCut:
     cut = tail_model(model, {tensor: vi}, outputs)
     still = [n for n in cut.graph.node if inp.name in n.input]
     if still:
-        if any(n.op_type != "Shape" for n in still) or list(out_shape) != list(dims):
+        if not _only_shape_read(cut, inp.name):
             raise RecipeError(f"{where}: the graph reads its image input {inp.name!r} after the preprocessing too "
                               f"({', '.join(sorted({n.op_type for n in still}))})",
                               hint="export the detector from its normalised input")
-        for n in still:
-            n.input[:] = [tensor if i == inp.name else i for i in n.input]
+        # Only the image's shape is read (a batch size, a clip window): the input becomes a constant of its shape.
+        zeros = np.zeros(shape, dtype)
+        cut.graph.initializer.append(onnx.numpy_helper.from_array(zeros, inp.name))
         kept = [i for i in cut.graph.input if i.name != inp.name]
         del cut.graph.input[:]
         cut.graph.input.extend(kept)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgezoo.core.errors import RecipeError
-from edgezoo.graphs.onnx_values import INT64_MAX, GraphIndex, all_nodes, scalar_bound
+from edgezoo.graphs.onnx_values import INT64_MAX, GraphIndex, all_nodes, scalar_bound, upper_bound
 
 _COMPARE = {"Greater": 1, "GreaterOrEqual": 1, "Less": -1, "LessOrEqual": -1}
 _UNLIMITED = INT64_MAX // 2
@@ -164,7 +164,10 @@ def read_limits(model: Any, box_concat: str, class_concat: str, where: str = "mo
 
 def _slice_cap(g: GraphIndex, node: Any) -> tuple[int | None, bool]:
     """A Slice on the detection axis (axis 0 of what NMS selected) from 0 caps the count at its end; a Slice on
-    another axis (a column of the selected triplets, a box coordinate) caps nothing."""
+    another axis (a column of the selected triplets, a box coordinate) or of a shape vector (shape arithmetic)
+    caps nothing."""
+    if upper_bound(g, node.input[0]) is not None:  # the data is a shape expression, not detections
+        return None, True
     axes = g.constant(node.input[3]) if len(node.input) > 3 and node.input[3] else np.array([0])
     if axes is None:
         return None, False
@@ -175,10 +178,12 @@ def _slice_cap(g: GraphIndex, node: Any) -> tuple[int | None, bool]:
     if 0 not in axes:
         return None, True
     pos = axes.index(0)
-    starts, ends = g.constant(node.input[1]), g.constant(node.input[2])
-    if starts is None or ends is None:
+    starts, ends = upper_bound(g, node.input[1]), upper_bound(g, node.input[2])
+    if starts is None or ends is None or len(starts) <= pos or len(ends) <= pos:
         return None, False
-    start, end = int(np.asarray(starts).reshape(-1)[pos]), int(np.asarray(ends).reshape(-1)[pos])
+    start, end = float(starts[pos]), float(ends[pos])
+    if np.isinf(end) or end >= _UNLIMITED:
+        return None, True
     if start != 0 or end < 0:
         return None, False
-    return (None, True) if end >= _UNLIMITED else (end, True)
+    return int(end), True

@@ -87,7 +87,8 @@ class TailProbe:
     """The post-processing of an SSD as a function of its head values (see the module docstring)."""
 
     def __init__(self, model: Any, box_concat: str, class_concat: str, num_priors: int, num_classes: int,
-                 interleaved: bool, outputs: Sequence[str] | None = None, seed: int = 0) -> None:
+                 interleaved: bool, outputs: Sequence[str] | None = None, seed: int = 0,
+                 ranks: tuple[int, int] = (3, 3)) -> None:
         import onnx
         import onnxruntime as ort
 
@@ -96,14 +97,14 @@ class TailProbe:
         infos = onnx_model.value_infos(model)
         given = {}
         self.shapes = {}
-        for name, rows in ((box_concat, 4), (class_concat, num_classes)):
+        for name, rows, rank in ((box_concat, 4, ranks[0]), (class_concat, num_classes, ranks[1])):
             vi = infos.get(name)
             dims = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim] \
                 if vi is not None and vi.type.tensor_type.HasField("shape") else []
             if not dims or any(d is None or d <= 0 for d in dims) or int(np.prod(dims)) != rows * num_priors:
                 # shape inference could not follow the heads' reshapes (targets computed from Shape): the
-                # concatenation of [1, rows, -1] (INTERLEAVED) or [1, -1, rows] (SEPARATED) heads
-                dims = [1, rows, num_priors] if interleaved else [1, num_priors, rows]
+                # concatenation of [1, rows, -1] (INTERLEAVED), [1, -1, rows] or [1, -1, 1, rows] (SEPARATED) heads
+                dims = [1, rows, num_priors] if interleaved else [1, num_priors] + [1] * (rank - 3) + [rows]
             elem = vi.type.tensor_type.elem_type if vi is not None and vi.type.tensor_type.elem_type else 1
             self.shapes[name] = tuple(dims)
             given[name] = onnx.helper.make_tensor_value_info(name, elem, dims)
