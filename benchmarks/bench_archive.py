@@ -29,8 +29,9 @@ from archives import tgz_of_zeros, zip_of_zeros  # noqa: E402
 from timing import median_ms  # noqa: E402
 
 from edgezoo.core.errors import ArchiveError  # noqa: E402
-from edgezoo.fetch.archive import scan, unpack  # noqa: E402
 from edgezoo.core.report import render_table  # noqa: E402
+from edgezoo.fetch.archive import scan  # noqa: E402
+from edgezoo.fetch.unpack import unpack  # noqa: E402
 
 MiB, GiB = 1 << 20, 1 << 30
 MEMBERS = {"mobilenet/frozen.pb": 17 * MiB, "mobilenet/model.tflite": 17 * MiB,

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from timing import median_ms
 
+from edgezoo.core.report import render_table
 from edgezoo.datasets import build_standin, load_image, open_dataset
-from edgezoo.preprocessing.mlperf import mlperf_preprocess
 from edgezoo.evaluation.accuracy_log import read_accuracy_log, write_accuracy_log
 from edgezoo.evaluation.metrics import coco_map_percent
-from edgezoo.core.report import render_table
+from edgezoo.preprocessing.mlperf import mlperf_preprocess
 
 MODELS = ("resnet50-v1.5", "mobilenet-v1", "ssd-mobilenet-v1", "ssd-resnet34-1200")
 

@@ -6,8 +6,10 @@
     local imports       `import` statements of edgezoo modules inside function bodies (commands/ and cli.py
                         shown apart: they keep `edgezoo --help` from loading numpy and friends)
     module cycles       groups of modules that import each other (at module level; with local imports too)
-    files to add model  the files a new MLPerf model touches besides nothing else: its card, its stand-in builder,
-                        its test, every Python table keyed by model id, and a hand-kept list of builder modules
+    files to add model  the files a new MLPerf model touches: its card, its stand-in builder, its test, every Python
+                        table keyed by model id, and a hand-kept list of builder modules
+    modules > 400 lines the package's modules longer than 400 lines (and the longest one)
+    export pipelines    modules that write and publish an export bundle (call publish_bundle)
 
 Usage: python benchmarks/structure_counts.py [REV]   (REV: a commit; default: the working tree)
 Older layouts had flat modules; LEGACY says which layer each belongs to, so their upward imports are counted under the
@@ -87,6 +89,10 @@ def counts(rev: str | None = None) -> dict[str, object]:
     local = {(i.source, i.line) for i in imports if i.local}
     local_cli = {x for x in local if _layer(x[0]) in ("commands", "cli")}
     n_model, model_files = _files_to_add_a_model(files)
+    lengths = {m: text.count("\n") for m, (text, _) in sources.items()}
+    longest = max(lengths, key=lengths.get)
+    writers = sorted(m for m, (text, _) in sources.items()
+                     if re.search(r"(?<!def )\bpublish_bundle\(", text))
     return {
         "flat modules": len(flat) + 1,  # + __init__.py
         "upward imports": len(up_pairs),
@@ -97,6 +103,10 @@ def counts(rev: str | None = None) -> dict[str, object]:
         "module cycles (local imports too)": len(module_cycles(imports, with_local=True)),
         "_cycles": module_cycles(imports, with_local=True),
         "files to add a model": n_model,
+        "modules > 400 lines": sum(n > 400 for n in lengths.values()),
+        "longest module (lines)": f"{longest.removeprefix('edgezoo.')} ({lengths[longest]})",
+        "export pipelines": len(writers),
+        "_writers": writers,
         "_model_files": model_files,
         "_flat": flat,
     }
@@ -117,6 +127,7 @@ def main() -> None:
     for group in figures["_cycles"]:
         print("cycle: " + " <-> ".join(group))
     print("flat modules: " + ", ".join(m.split(".", 1)[1] for m in figures["_flat"]))
+    print("export pipelines: " + ", ".join(w.removeprefix("edgezoo.") for w in figures["_writers"]))
     print("a new model touches: " + "; ".join(figures["_model_files"]))
 
 

@@ -33,3 +33,18 @@ def test_help_and_list_do_not_import_tensorflow():
             "assert not heavy, heavy\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_info_describes_every_recipe_including_the_graph_routes(capsys):
+    """`edgezoo info --recipes`: every registered recipe with its parameters, the --graph routes' too."""
+    assert main(["info", "--recipes", "--json"]) == 0
+    described = {d["recipe"]: d for d in json.loads(capsys.readouterr().out)}
+    routes = {"generic-pb-to-tflite", "generic-pb-to-onnx", "generic-onnx-to-onnx", "generic-onnx-ssd-meta-arch",
+              "od-api-ssd-tflite", "od-api-ssd-onnx", "frozen-graph-to-tflite"}
+    assert routes <= set(described) and all(described[name]["summary"] for name in routes)
+    opset = next(p for p in described["generic-pb-to-onnx"]["params"] if p["name"] == "opset")
+    assert opset["range"] == "[9, 18]" and opset["default"] == "13"
+    assert described["frozen-graph-to-tflite"]["cards"] == ["resnet50-v1.5 (tflite)"]
+    assert main(["info", "generic-onnx-to-onnx"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("generic-onnx-to-onnx: ") and "simplify" in out and "used by: export --graph" in out

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import edgezoo
 from edgezoo import zoo
+import edgezoo
 
 HEAVY = ("tensorflow", "onnxruntime", "tf2onnx", "ai_edge_litert", "cv2", "skimage", "onnx_graphsurgeon", "onnxslim",
          "ray")

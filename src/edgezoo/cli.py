@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from edgezoo import __version__
+from edgezoo.core import native_logs
 from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
 from edgezoo.core.interrupts import report_interrupt, tracking_completed
 
@@ -36,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     # TensorFlow's C++ INFO/WARNING lines (CPU feature notes) drown the progress lines; the user can still override.
-    # TF 2.21 prints its oneDNN notice before reading this, so that one line stays.
+    # TF 2.21 prints its absl and oneDNN notices before reading this: native_logs catches those (and LiteRT's).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    native_logs.install()
     parser = build_parser()
     args = parser.parse_args(argv)
     with tracking_completed() as completed:

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from types import MappingProxyType
 
-import edgezoo
 from edgezoo import zoo
+import edgezoo
 from edgezoo.bundle.staging import STAGING_MARK
 from edgezoo.core.atomic import OLD_MARK
 from edgezoo.export.api import export_model
@@ -72,7 +72,7 @@ def test_two_processes_committing_to_one_folder_both_succeed(tmp_path):
         assert [p.returncode for p in racers] == [0, 0], errors
         manifest = json.loads((final / "manifest.json").read_text())
         assert manifest["sha256"] == hashlib.sha256((final / "model.bin").read_bytes()).hexdigest(), trial
-        assert sorted(p.name for p in final.iterdir()) == ["manifest.json", "model.bin"]
+        assert sorted(p.name for p in final.iterdir()) == [".edgezoo-output.json", "manifest.json", "model.bin"]
         assert sorted(p.name for p in final.parent.iterdir()) == ["tflite"]  # no staging, no old bundle left
 
 

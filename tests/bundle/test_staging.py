@@ -72,7 +72,8 @@ def test_bundle_files_manifest_and_verify(tmp_path):
     assert r.passed and r.bundle == tmp_path / "resnet50-v1.5" / "tflite"
     assert _leftovers(tmp_path) == ["tflite"]  # no staging folder left behind
     names = {p.name for p in r.bundle.iterdir()}
-    assert names == {"model.tflite", "runtime_options.yaml", "config.yaml", "manifest.json", "verify.json"}
+    assert names == {"model.tflite", "runtime_options.yaml", "config.yaml", "manifest.json", "verify.json",
+                     ".edgezoo-output.json"}  # the marker: edgezoo wrote this folder, so it may replace it
 
     manifest = json.loads((r.bundle / "manifest.json").read_text())
     assert list(manifest)[0] == "standin" and manifest["standin"] is True and manifest["banner"] == "STAND-IN"

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from edgezoo.datasets import DatasetKind, expect_kind, load_image, open_dataset
 from edgezoo.core.errors import DatasetError
+from edgezoo.datasets import DatasetKind, expect_kind, load_image, open_dataset
 from tests.datasets.dataset_files import coco_annotations, coco_folder, imagenet_folder, photo_bgr, write_jpeg
 
 ENTRIES = [("val/ILSVRC2012_val_00000001.JPEG", 65), ("val/ILSVRC2012_val_00000002.JPEG", 970),

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
+from edgezoo.core.errors import DatasetError, DiskFullError
 from edgezoo.datasets import DatasetKind, build_standin, load_image, open_dataset
 from edgezoo.datasets.coco_categories import COCO_CATEGORIES
-from edgezoo.core.errors import DatasetError, DiskFullError
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

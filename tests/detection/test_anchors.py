@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgezoo.core.errors import ConfigError
 from edgezoo.detection.anchors import (box_specs, check_against_graph, generate_anchors, ssd_feature_map_sizes)
 from edgezoo.detection.pipeline_config import parse_pipeline_config
-from edgezoo.core.errors import ConfigError
 from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
 
 

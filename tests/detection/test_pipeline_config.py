@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from edgezoo.core.errors import ConfigError
 from edgezoo.detection.pipeline_config import load_pipeline_config, parse_pipeline_config
 from edgezoo.detection.textproto import parse
-from edgezoo.core.errors import ConfigError
 from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgezoo.detection.tflite_postprocess import PostProcessParams, decode_boxes, detection_postprocess
 from edgezoo.core.errors import ConfigError
+from edgezoo.detection.tflite_postprocess import PostProcessParams, decode_boxes, detection_postprocess
 from edgezoo.ssd import ssd_surgery
 
 N, C = 64, 6  # anchors, foreground classes

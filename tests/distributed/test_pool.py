@@ -6,8 +6,8 @@ import functools
 
 import pytest
 
-from edgezoo.distributed import PoolStats, map_in_order, parse_ray_target, ray_session
 from edgezoo.core.errors import DatasetError
+from edgezoo.distributed import PoolStats, map_in_order, parse_ray_target, ray_session
 # Imported under their package name: the actors unpickle them by reference (tests.distributed.*).
 from tests.distributed.pool_functions import CpuHolder, fails_on_three, square_factory
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from edgezoo.datasets import load_image, open_dataset
-from edgezoo.preprocessing.mlperf import mlperf_preprocess
 from edgezoo.evaluation import metrics
 from edgezoo.evaluation.api import evaluate
 from edgezoo.evaluation.engine import run_subject
 from edgezoo.evaluation.subjects import bundle_subjects
+from edgezoo.preprocessing.mlperf import mlperf_preprocess
 from tests.evaluation.eval_helpers import bundle, labelled_dataset, original
 
 COUNT = 12

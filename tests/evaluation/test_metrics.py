@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from edgezoo.datasets import open_dataset
 from edgezoo.core.errors import DatasetError
+from edgezoo.datasets import open_dataset
 from edgezoo.evaluation.metrics import coco_map_percent, imagenet_top1, top1_percent
 from tests.datasets.dataset_files import coco_annotations, coco_folder, imagenet_folder
 

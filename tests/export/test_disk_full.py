@@ -118,13 +118,13 @@ def test_export_yaml_files_do_not_fit_and_the_previous_bundle_stands(tmpfs, caps
     assert sorted(p.name for p in bundle.parent.iterdir()) == ["tflite"]  # staging removed
 
 
-@register("test-disk-full-midway")
+@register("test-disk-full-midway", summary="test recipe: the disk fills while it writes")
 def _fills_the_disk(rin: RecipeInput) -> RecipeOutput:
     (rin.workdir / "model.tflite").write_bytes(b"half")
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what write() raises: no file name
 
 
-@register("test-disk-full-elsewhere")
+@register("test-disk-full-elsewhere", summary="test recipe: another disk fills")
 def _fills_another_disk(rin: RecipeInput) -> RecipeOutput:
     raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), "/scratch/converter/tmp1234.bin")
 

@@ -30,7 +30,8 @@ def test_published_structure_exports_a_verified_bundle(tmp_path, capsys):
     out = capsys.readouterr().out
     bundle = tmp_path / model.stem / "onnx"
     assert {p.name for p in bundle.iterdir()} == {"model.onnx", "meta_arch.prototxt", "runtime_options.yaml",
-                                                   "config.yaml", "manifest.json", "verify.json"}
+                                                   "config.yaml", "manifest.json", "verify.json",
+                                                   ".edgezoo-output.json"}
     ssd = load_meta_arch(bundle / "meta_arch.prototxt").single_ssd()
     convs = [n.output[0] for n in onnx.load(model).graph.node if n.op_type == "Conv" and n.output[0] in
              set(ssd.box_input + ssd.class_input)]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from edgezoo.zoo.schema import ModelCard, parse_card
+from edgezoo.zoo.parse import parse_card
+from edgezoo.zoo.schema import ModelCard
 
 
 def sha256(data: bytes) -> str:

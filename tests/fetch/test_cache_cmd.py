@@ -223,7 +223,7 @@ def _wait_for(predicate, what: str, timeout: float = 60.0) -> None:
 FETCH = """
 import json, sys
 from edgezoo.fetch import fetch_file
-from edgezoo.zoo.schema import parse_card
+from edgezoo.zoo.parse import parse_card
 fetch_file(parse_card(json.loads(sys.argv[1])), "weights.bin", progress=False)
 """
 
@@ -254,7 +254,7 @@ BUILD_AND_HANG = """
 import json, sys, time
 from edgezoo.fetch import fetch_file
 from edgezoo.standins import register
-from edgezoo.zoo.schema import parse_card
+from edgezoo.zoo.parse import parse_card
 
 @register("cache-test-bytes", version=2)
 def build(dest, variant, seed):

@@ -14,7 +14,8 @@ from fetch_cards import file_entry, make_card
 from edgezoo.cli import main
 from edgezoo.core.errors import ArchiveError
 from edgezoo.fetch import Source, fetch_member, resolve_member
-from edgezoo.fetch.archive import scan, unpack
+from edgezoo.fetch.archive import scan
+from edgezoo.fetch.unpack import unpack
 from edgezoo.fetch.cache import published_path
 
 GOOD = b"a harmless file\n"

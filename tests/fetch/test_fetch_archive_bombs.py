@@ -16,9 +16,11 @@ from edgezoo.cli import main
 from edgezoo.core.errors import ArchiveError
 from edgezoo.fetch import archive as archive_mod
 from edgezoo.fetch import fetch_member, tofu
-from edgezoo.fetch.archive import MAX_RATIO, Budget, scan, unpack
+from edgezoo.fetch import unpack as unpack_mod
+from edgezoo.fetch.archive import MAX_RATIO, Budget, scan
 from edgezoo.fetch.cache import published_path
 from edgezoo.fetch.members import record_path
+from edgezoo.fetch.unpack import unpack
 
 MiB, GiB = 1 << 20, 1 << 30
 GOOD = b"a harmless file\n"
@@ -88,10 +90,10 @@ def test_a_zip_that_declares_less_than_it_holds_is_refused_and_leaves_nothing(tm
 def test_the_writer_stops_at_the_declared_size(tmp_path):
     out = tmp_path / "member.bin"
     with pytest.raises(ArchiveError, match="'m.bin': holds more than the 10 bytes it declares"):
-        archive_mod._write_member(io.BytesIO(bytes(5 * MiB)), out, 10, tmp_path / "a.zip", "m.bin")
+        unpack_mod._write_member(io.BytesIO(bytes(5 * MiB)), out, 10, tmp_path / "a.zip", "m.bin")
     assert out.stat().st_size <= 10
     with pytest.raises(ArchiveError, match="holds 3 bytes, not the 10 it declares"):
-        archive_mod._write_member(io.BytesIO(b"abc"), tmp_path / "short.bin", 10, tmp_path / "a.zip", "m.bin")
+        unpack_mod._write_member(io.BytesIO(b"abc"), tmp_path / "short.bin", 10, tmp_path / "a.zip", "m.bin")
 
 
 def test_a_tofu_bomb_through_the_cli_is_refused_deleted_and_untrusted(server, tmp_path, in_zoo, monkeypatch,

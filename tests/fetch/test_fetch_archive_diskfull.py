@@ -14,7 +14,7 @@ from fetch_cards import file_entry, make_card
 
 from edgezoo.cli import main
 from edgezoo.core.errors import DiskFullError
-from edgezoo.fetch import archive as archive_mod
+from edgezoo.fetch import unpack as unpack_mod
 from edgezoo.fetch import fetch_member, tofu
 from edgezoo.fetch.cache import published_path
 
@@ -25,14 +25,14 @@ def test_injected_enospc_while_unpacking_says_the_disk_is_full(server, tmp_path,
     data = tar(tmp_path / "bundle.tgz", [("model/model.pb", bytes(300_000))]).read_bytes()
     in_zoo(make_card(file_entry("bundle.tgz", server.add("bundle.tgz", data), archive="tgz",
                                 members=["model/model.pb"])))  # checksum unknown: trusted on first use
-    real_write = archive_mod._write_member
+    real_write = unpack_mod._write_member
 
     def fills_up(data, path, declared, archive, name):  # writes a part for real, then the disk is full
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data.read(declared // 2))
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(archive_mod, "_write_member", fills_up)
+    monkeypatch.setattr(unpack_mod, "_write_member", fills_up)
     assert main(["fetch", "fetch-test"]) == 2
     err = capsys.readouterr().err
     cached = published_path("fetch-test", "bundle.tgz")
@@ -44,7 +44,7 @@ def test_injected_enospc_while_unpacking_says_the_disk_is_full(server, tmp_path,
     assert sorted(p.name for p in cached.parent.iterdir()) == ["bundle.tgz"]  # temporary folder removed
     assert tofu.trusted("fetch-test", "bundle.tgz") is not None  # the archive was not at fault
 
-    monkeypatch.setattr(archive_mod, "_write_member", real_write)  # space freed: the same command now works
+    monkeypatch.setattr(unpack_mod, "_write_member", real_write)  # space freed: the same command now works
     assert main(["fetch", "fetch-test"]) == 0
     assert (cached.parent / "bundle.tgz.unpacked/model/model.pb").stat().st_size == 300_000
 

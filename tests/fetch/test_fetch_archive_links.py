@@ -13,7 +13,8 @@ from archives import tar, tar_info, tar_link, zip_, zip_link
 from edgezoo.cli import main
 from edgezoo.core.errors import ArchiveError
 from edgezoo.fetch import tofu
-from edgezoo.fetch.archive import EntryKind, scan, unpack
+from edgezoo.fetch.archive import EntryKind, scan
+from edgezoo.fetch.unpack import unpack
 from edgezoo.fetch.cache import cache_root, published_path
 
 GOOD = b"a harmless file\n"

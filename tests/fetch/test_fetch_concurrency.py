@@ -19,7 +19,7 @@ DATA = sized(1_000_000, seed=5)
 SCRIPT = """
 import json, sys
 from edgezoo.fetch import resolve_file
-from edgezoo.zoo.schema import parse_card
+from edgezoo.zoo.parse import parse_card
 r = resolve_file(parse_card(json.loads(sys.argv[1])), "big.bin", progress=False)
 print(json.dumps({"path": str(r.path), "source": r.source.value, "sha256": r.sha256}))
 """

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 
 from edgezoo import zoo
 from edgezoo.bundle.config import card_config
-from edgezoo.preprocessing.bundle import BundlePreprocess, read_bundle_preprocess
-from edgezoo.preprocessing.mlperf import mlperf_preprocess
 from edgezoo.core.errors import ConfigError
+from edgezoo.preprocessing.bundle import BundlePreprocess
+from edgezoo.preprocessing.mlperf import mlperf_preprocess
 from edgezoo.zoo.schema import Target
 from tests.datasets.dataset_files import photo_bgr
 
@@ -49,16 +48,6 @@ def test_reverse_channels_and_layout_are_honoured():
     rgb = mlperf_preprocess(image, "resnet50-v1.5") + np.array([123.68, 116.78, 103.94], dtype=np.float32)
     np.testing.assert_allclose(BundlePreprocess.from_config(config).apply(image), rgb[..., ::-1].transpose(2, 0, 1),
                                atol=1e-4)
-
-
-def test_bundle_without_config_yaml(tmp_path):
-    with pytest.raises(ConfigError, match=r"no config.yaml, so its preprocessing is unknown"):
-        read_bundle_preprocess(tmp_path)
-    (tmp_path / "config.yaml").write_text("preprocess: [unclosed")
-    with pytest.raises(ConfigError, match=r"config.yaml: not valid YAML"):
-        read_bundle_preprocess(tmp_path)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(card_config(zoo.get_card("mobilenet-v1"), Target.ONNX)))
-    assert read_bundle_preprocess(tmp_path).model_id == "mobilenet-v1"
 
 
 @pytest.mark.parametrize("change, match", [

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgezoo.preprocessing.mlperf import mlperf_preprocess
 from edgezoo.core.errors import DatasetError, UnknownModelError
+from edgezoo.preprocessing.mlperf import mlperf_preprocess
 from tests.datasets.dataset_files import photo_bgr
 
 # (photo, its HxW, the size MLPerf resizes it to for 224 crops: short side 256, long side int(256 * long / short))

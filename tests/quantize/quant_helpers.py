@@ -29,7 +29,7 @@ def photo_inputs(bundle_folder: Path) -> list[np.ndarray]:
     """The photographs preprocessed as the bundle says, batch dimension included."""
     import cv2
 
-    from edgezoo.preprocessing.bundle import read_bundle_preprocess
+    from edgezoo.bundle.reader import read_bundle_preprocess
 
     pre = read_bundle_preprocess(bundle_folder)
     return [pre.apply(cv2.imread(str(p)))[None] for p in sorted(photo_folder().glob("*.jpg"))]

@@ -3,7 +3,6 @@ photographs: integer tensors, scales as TIDL's scale types want them, outputs cl
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -99,12 +98,12 @@ def test_power_of_2_bias_scale_is_input_times_weight_scale(qdq):
 
 def test_tflite_int8_is_integer_and_close_to_float(tmp_path):
     from edgezoo.graphs import tflite_model
+    from edgezoo.bundle.reader import read_bundle
     from edgezoo.quantize.tflite_int8 import quantize_tflite_int8
 
     folder = bundle("mobilenet-v1", "tflite")
     inputs = photo_inputs(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    out = quantize_tflite_int8(folder, folder / "model.tflite", manifest, inputs, tmp_path / "int8.tflite")
+    out = quantize_tflite_int8(read_bundle(folder), inputs, tmp_path / "int8.tflite")
     interp = tflite_model.load_interpreter(out, num_threads=1)
     conv_weights = [d for d in interp.get_tensor_details() if "weights" in d["name"].lower() or "Conv2D" in d["name"]]
     assert conv_weights and any(d["dtype"] == np.int8 for d in conv_weights)

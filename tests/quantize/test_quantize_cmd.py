@@ -39,8 +39,8 @@ def test_onnx_qdq_bundle_with_cost(tmp_path, capsys):
     result = json.loads(out)
     folder = src.parent / "onnx-qdq"
     assert result["bundle"] == str(folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "manifest.json", "model.onnx",
-                                                        "quantize.json", "runtime_options.yaml"]
+    assert sorted(p.name for p in folder.iterdir()) == [".edgezoo-output.json", "config.yaml", "manifest.json",
+                                                        "model.onnx", "quantize.json", "runtime_options.yaml"]
     options = yaml.safe_load((folder / "runtime_options.yaml").read_text())
     assert options["advanced_options:quantization_scale_type"] == 4
     assert options["advanced_options:prequantized_model"] == 1 and options["tensor_bits"] == 8

@@ -55,7 +55,7 @@ def test_frozen_graph_to_tflite_resnet50_cut_at_logits(bundles):
     assert r.passed and r.recipe == "frozen-graph-to-tflite"
     assert r.bundle.name == "tflite" and r.bundle.parent.name == "resnet50-v1.5"
     assert _bundle_files(r) == {"model.tflite", "runtime_options.yaml", "config.yaml", "manifest.json",
-                                "verify.json"}
+                                "verify.json", ".edgezoo-output.json"}
     model = r.bundle / "model.tflite"
     ops = set(tflite_model.op_names(model))
     assert not ops & {"SOFTMAX", "ARG_MAX"}, ops  # the tail TIDL cannot run is gone

@@ -10,12 +10,12 @@ import yaml
 import ssd_models
 from edgezoo.cli import main
 from edgezoo.core.errors import RecipeError
+from edgezoo.detection.codings import DataLayout
 from edgezoo.export.api import export_model
-from edgezoo.ssd.onnx_heads import rename_tensors
 from edgezoo.recipes import get_recipe
 from edgezoo.recipes.base import RecipeInput
+from edgezoo.ssd.onnx_heads import rename_tensors
 from edgezoo.standins import StandinVariant
-from edgezoo.detection.codings import DataLayout
 from edgezoo.tidl.meta_arch.prototxt import load_meta_arch, save_meta_arch
 from edgezoo.tidl.meta_arch.validate import validate_meta_arch
 from edgezoo.zoo import Target, get_card
@@ -34,7 +34,8 @@ def test_export_reduced_standin_writes_a_verified_tidl_bundle(tmp_path, card):
     bundle = result.bundle
     assert bundle == tmp_path / "ssd-resnet34-1200" / "onnx"
     assert {p.name for p in bundle.iterdir()} == {"model.onnx", "meta_arch.prototxt", "runtime_options.yaml",
-                                                   "config.yaml", "manifest.json", "verify.json"}
+                                                   "config.yaml", "manifest.json", "verify.json",
+                                                   ".edgezoo-output.json"}
     options = yaml.safe_load((bundle / "runtime_options.yaml").read_text())
     assert options["object_detection:meta_arch_type"] == 3
     assert options["object_detection:meta_layers_names_list"] == "meta_arch.prototxt"

@@ -5,9 +5,9 @@ import pytest
 
 import ssd_models
 from edgezoo.core.errors import RecipeError
+from edgezoo.detection.codings import DataLayout
 from edgezoo.graphs import onnx_model
 from edgezoo.ssd.onnx_heads import find_heads, sanitize_head_names
-from edgezoo.detection.codings import DataLayout
 
 
 def _fixed(model, h=1200, w=1200):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgezoo.detection.tflite_postprocess import PostProcessParams
 from edgezoo.core.errors import ConfigError, RecipeError, TensorNameError
+from edgezoo.detection.tflite_postprocess import PostProcessParams
 from edgezoo.ssd import ssd_surgery
 from tests.ssd_helpers import reduced_source
 

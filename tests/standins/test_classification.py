@@ -9,8 +9,8 @@ import pytest
 
 from edgezoo import zoo
 from edgezoo.datasets import images
-from edgezoo.preprocessing.card import preprocess
 from edgezoo.graphs.runners import load_runner
+from edgezoo.preprocessing.card import preprocess
 from edgezoo.standins import StandinVariant, get_builder
 from edgezoo.standins import classification as cls
 

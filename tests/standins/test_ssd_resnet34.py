@@ -4,8 +4,8 @@ import pytest
 
 import ssd_models
 from edgezoo.datasets.images import photographs
-from edgezoo.preprocessing.card import preprocess
 from edgezoo.graphs.runners import load_runner
+from edgezoo.preprocessing.card import preprocess
 from edgezoo.standins import StandinVariant, get_builder
 from edgezoo.standins.ssd_resnet34 import SPEC_PARAMS
 from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes

@@ -15,6 +15,7 @@ Only the product's own environment is needed at test time (numpy, onnx, onnxrunt
 
 from __future__ import annotations
 
+import atexit
 import functools
 import shutil
 import tempfile
@@ -53,8 +54,9 @@ def materialized(name: str, seed: int = 0) -> Path:
     """Structure `name` materialised once per test process; callers must not modify it."""
     from tests.structures.build import build
 
-    dest = Path(tempfile.mkdtemp(prefix="edgezoo-structure-")) / name
-    return build(structure(name), dest, seed)
+    root = Path(tempfile.mkdtemp(prefix="edgezoo-structure-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # full-size ones are 100+ MB
+    return build(structure(name), root / name, seed)
 
 
 def _root_of(path: Path, name: str) -> Path:

@@ -67,6 +67,17 @@ def _tf1(name: str, what: str, fullsize: bool = False) -> tuple[Structure, Struc
     )
 
 
+def _tf2(name: str, what: str) -> tuple[Structure, Structure]:
+    """A TF2 OD API model as the two SavedModels users convert: exporter_main_v2's and export_tflite_graph_tf2's."""
+    return (
+        Structure(name, Family.OD_API_TF2, f"{what}: the folder exporter_main_v2.py writes (saved_model/ with a "
+                  "uint8 input_tensor [1,H,W,3] signature + pipeline.config)", (Route.TFLITE,)),
+        Structure(name + "-tflite_savedmodel", Family.OD_API_TF2, f"{what}: the SavedModel "
+                  "export_tflite_graph_tf2.py writes (float input [1,H,W,3], TFLite_Detection_PostProcess as a "
+                  "composite function; max_detections 10)", (Route.TFLITE,)),
+    )
+
+
 STRUCTURES: dict[str, Structure] = {s.name: s for s in (
     Structure("nvidia-ssd300-r18-onnxnms", Family.NVIDIA_SSD300,
               "SSD300 written like NVIDIA DeepLearningExamples / MLPerf (ResNet18 trunk, 81 classes, 8732 priors), "
@@ -100,6 +111,10 @@ STRUCTURES: dict[str, Structure] = {s.name: s for s in (
           "(51150 anchors)", fullsize=True),
     *_tf1("tf1-ssd_inception_v2_coco", "ssd_inception_v2_coco (300x300, Inception v2 trunk, 3x3 box predictor "
           "without batch norm)"),
+    *_tf2("tf2-ssd_mobilenet_v2_320x320_coco17", "TF2 Detection Zoo ssd_mobilenet_v2_320x320_coco17 (Keras "
+          "MobileNetV2, resizes to 300x300 despite the name, 1917 anchors)"),
+    *_tf2("tf2-ssd_mobilenet_v2_fpnlite_320x320_coco17", "TF2 Detection Zoo ssd_mobilenet_v2_fpnlite_320x320_coco17 "
+          "(FPN-lite levels 3-7, weight-shared separable heads, 12804 anchors)"),
     Structure("tv-ssd300-vgg16-c21-raw", Family.TORCHVISION,
               "torchvision ssd300_vgg16, 21 classes, exported as is (input [3,300,300]), opset 13", _ONNX,
               fullsize=True),

@@ -66,9 +66,13 @@ class _ClassHead:
         axis = layer.channel_axis
         flat_z = np.concatenate([np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis]) for a in z]).astype(np.float64)
         flat_s = np.concatenate([np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis]) for a in s]).astype(np.float64)
+        # A head fed by a signed map (a separable conv's pointwise half reads the depthwise half directly) has no
+        # energy direction: its priors are plain biases (S = 1).
+        self.energy_prior = bool((flat_s >= 0).all() and flat_s.mean() > 1e-6)
+        if not self.energy_prior:
+            z_ones = [np.ones_like(a) for a in s]
+            s, flat_s = z_ones, np.ones_like(flat_s)
         self.mean_s = float(flat_s.mean())
-        if self.mean_s <= 1e-3 * float(flat_s.std()) + 1e-12:
-            raise ValueError(f"class head {layer.kernel}: its input is not a non-negative feature map")
         self.m = flat_z.mean(axis=0) / self.mean_s  # centring along S: z - m * S has mean 0 per channel
         centred = flat_z - flat_s * self.m
         self.scale = CLASS_STD / np.sqrt(floored(centred.var(axis=0)))
@@ -142,5 +146,9 @@ def _class_priors(classes: list[_ClassHead], values: dict[str, np.ndarray], shap
     beta = offsets(hi)
     for head in classes:
         cols = head.columns_of_channels()
-        add = beta[cols] / head.mean_s - head.m * head.scale
-        set_out_channels(head.layer, values, shapes, head.scale, constant[cols], add=add)
+        if head.energy_prior:
+            add = beta[cols] / head.mean_s - head.m * head.scale
+            set_out_channels(head.layer, values, shapes, head.scale, constant[cols], add=add)
+        else:
+            set_out_channels(head.layer, values, shapes, head.scale,
+                             constant[cols] + beta[cols] - head.m * head.scale)

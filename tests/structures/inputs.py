@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Calibration uses the verification photographs the product itself uses (edgezoo.datasets.images.PHOTOGRAPHS); the checks
-# also look at photographs the refill never saw.
+# Calibration uses the verification photographs the product itself uses (edgezoo.datasets.images.PHOTOGRAPHS);
+# the checks also look at photographs the refill never saw.
 UNSEEN_PHOTOGRAPHS = ("hubble_deep_field", "immunohistochemistry", "retina")
 
 

@@ -78,12 +78,20 @@ def _layers(gd, stripped: set[str], heads: dict) -> tuple[list[Layer], dict[str,
         if kernel is None:
             continue
         ops_of.setdefault(kernel, []).append(n.name)
-        after = n.name + ":0"
+
+        def skip_identity(ref: str) -> str:
+            users = consumers.get(ref, [])
+            while len(users) == 1 and users[0].op == "Identity":
+                ref = users[0].name + ":0"
+                users = consumers.get(ref, [])
+            return ref
+
+        after = skip_identity(n.name + ":0")
         bias = None
         users = consumers.get(after, [])
         if len(users) == 1 and users[0].op == "BiasAdd" and const_of(users[0].input[1]):
             bias = const_of(users[0].input[1])
-            after = users[0].name + ":0"
+            after = skip_identity(users[0].name + ":0")
         users = consumers.get(after, [])
         bn = None
         if len(users) == 1 and users[0].op in _BATCH_NORMS:

@@ -213,3 +213,53 @@ def test_the_checker_finds_what_tis_loader_would_trip_on(zoo_out, change, proble
     config = _config(bundle)
     change(config)
     assert ti_config.problems(config, bundle) == [problem]
+
+
+def _ti_resolve(index: Path, models_path: Path) -> dict[str, dict]:
+    """What edgeai-benchmark's get_configs_from_file does with a configs index: entries relative to --models_path,
+    then a config's bare file names joined with the config's folder."""
+    import os
+
+    configs = yaml.safe_load(index.read_text())["configs"]
+    resolved = {}
+    for model_id, entry in configs.items():
+        path = Path(os.path.abspath(os.path.join(models_path, os.path.normpath(entry))))
+        param = yaml.safe_load(path.read_text())
+        session = param["session"]
+        for key, holder in (("model_path", session), ("object_detection:meta_layers_names_list",
+                                                       session["runtime_options"])):
+            name = holder.get(key)
+            if name is not None and name == os.path.basename(name):
+                holder[key] = str(path.parent / name)
+        resolved[model_id] = param
+    return resolved
+
+
+@pytest.mark.parametrize("name", [b for b in ZOO_BUNDLES if b.endswith("/onnx")])
+def test_ti_package_configs_index_resolves_the_model_and_selects_it(zoo_out, name):
+    """TI's benchmark runs the bundle as it is: the index finds config.yaml, the bare names resolve to the bundle's
+    files, and model_shortlist is within TI's default selection (100)."""
+    bundle = zoo_out / name
+    (model_id, param), = _ti_resolve(bundle / "ti_package" / "configs.yaml", bundle).items()
+    assert model_id == _config(bundle)["session"]["model_id"]
+    session = param["session"]
+    assert Path(session["model_path"]) == bundle / "model.onnx" and Path(session["model_path"]).is_file()
+    meta = session["runtime_options"].get("object_detection:meta_layers_names_list")
+    assert meta is None or Path(meta) == bundle / "meta_arch.prototxt"
+    assert param["model_info"]["model_shortlist"] <= 100
+    run = (bundle / "ti_package" / "RUN.md").read_text()
+    assert '--configs_path "$BUNDLE/ti_package/configs.yaml" --models_path "$BUNDLE"' in run
+    assert run.count("./run_benchmarks_pc.sh AM68A") == 1 and run.count("./run_benchmarks_evm.sh AM68A") == 1
+    outputs = {o["name"] for o in json.loads((bundle / "manifest.json").read_text())["outputs"]}
+    assert {"ti_package/configs.yaml", "ti_package/RUN.md"} <= outputs
+
+
+@pytest.mark.parametrize("name, threshold", [("ssd-resnet34-1200/onnx", 0.05), ("ssd-mobilenet-v1/onnx", 0.3),
+                                             ("ssd-mobilenet-v1/tflite", 0.3)])
+def test_detection_threshold_is_the_models_reference_in_postprocess(zoo_out, name, threshold):
+    """TI filters at postprocess.detection_threshold, else its settings' 0.3: ResNet34-SSD states MLPerf's 0.05,
+    SSD-MobileNet its graph's own 0.3; every bundle is selected by TI's default model_shortlist."""
+    config = _config(zoo_out / name)
+    assert config["postprocess"]["detection_threshold"] == threshold
+    for bundle in ZOO_BUNDLES:
+        assert _config(zoo_out / bundle)["model_info"]["model_shortlist"] <= 100

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from edgezoo.verify.detection import DETECTION_TOLERANCES, common_domain, compare_detectors, detection_tolerances
 from edgezoo.detection.detections import Detections
+from edgezoo.verify.detection import DETECTION_TOLERANCES, common_domain, compare_detectors, detection_tolerances
 from edgezoo.verify.detectors import Detector, Domain
 from tests.ssd_helpers import planted_tflite, reduced_source, reduced_tflite_export
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from edgezoo.core.errors import EdgezooError
-from edgezoo.graphs import TensorInfo
 from edgezoo.datasets.images import random_images
+from edgezoo.graphs import TensorInfo
 from edgezoo.verify.feeds import build_feeds, image_layout, pair_inputs
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from edgezoo.core.errors import EdgezooError
@@ -63,3 +65,15 @@ def test_values_are_range_checked(name, value, valid):
         tol.check_values({name: value}, "model-x")
     text = str(exc.value)
     assert text.startswith(f"model-x: tolerance {name}=") and "out of range" in text and str(tol.RANGES[name]) in text
+
+
+@pytest.mark.parametrize("items, message", [
+    (["max_abs_error"], "--tolerance 'max_abs_error': expected NAME=VALUE"),
+    (["max_abs_error=big"], "'big' is not a number"),
+    (["min_cosine=2"], "min_cosine=2 is out of range"),
+])
+def test_tolerance_assignments_are_parsed_once_for_every_command(items, message):
+    with pytest.raises(EdgezooError, match=re.escape(message)):
+        tol.parse_assignments(items)
+    parsed = tol.parse_assignments(["max_abs_error=1e-3", " match_iou = 0.5"])
+    assert parsed == {"max_abs_error": 1e-3, "match_iou": 0.5}

@@ -52,6 +52,32 @@ def test_mlperf_target_is_the_stated_fraction_of_the_reference(card):
     assert acc.target == pytest.approx(acc.reference * acc.target_fraction, rel=1e-4)
 
 
+def test_mlperf_facts_are_the_reference_apps():
+    """main.py's SUPPORTED_DATASETS: pipeline and input size per model; ResNet34-SSD's 0.05 score threshold and
+    LoadGen's ssd-large sample count; the others keep every detection and main.py's default of 500."""
+    facts = {c.id: (c.mlperf.preprocess.value, c.mlperf.size, c.mlperf.score_threshold,
+                    c.mlperf.performance_sample_count) for c in zoo.all_cards()}
+    assert facts == {
+        "resnet50-v1.5": ("pre_process_vgg", (224, 224), None, 500),
+        "mobilenet-v1": ("pre_process_mobilenet", (224, 224), None, 500),
+        "ssd-mobilenet-v1": ("pre_process_coco_mobilenet", (300, 300), None, 500),
+        "ssd-resnet34-1200": ("pre_process_coco_resnet34", (1200, 1200), 0.05, 64),
+    }
+
+
+def test_a_card_without_an_mlperf_section_has_no_mlperf_preprocessing(monkeypatch):
+    from edgezoo.core.errors import DatasetError
+    from edgezoo.preprocessing.mlperf import model_preprocess
+
+    data = copy.deepcopy(_load(zoo.CARDS_DIR / "mobilenet-v1.yaml"))
+    del data["mlperf"]
+    card = zoo.parse_card(data)
+    assert card.mlperf is None
+    monkeypatch.setattr(zoo, "all_cards", lambda: (card,))
+    with pytest.raises(DatasetError, match="mobilenet-v1: MLPerf's reference app has no preprocessing"):
+        model_preprocess("mobilenet-v1")
+
+
 def _load(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
@@ -68,6 +94,10 @@ def _load(path: Path) -> dict:
     (lambda d: d.__setitem__("colour", 1), "unknown field(s) colour"),
     (lambda d: d["accuracy"].__setitem__("target", 50.0), "accuracy.target: 50.0 is not target_fraction"),
     (lambda d: d["recipes"].__setitem__("tensorrt", {"name": "x"}), "recipes: unknown field(s) tensorrt"),
+    (lambda d: d["mlperf"].__setitem__("preprocess", "pre_process_vgg16"), "mlperf.preprocess: expected one of"),
+    (lambda d: d["mlperf"].__setitem__("size", [224]), "mlperf.size: expected [height, width]"),
+    (lambda d: d["mlperf"].__setitem__("score_threshold", 1.5), "mlperf.score_threshold: expected a score in [0, 1)"),
+    (lambda d: d["mlperf"].__setitem__("performance_sample_count", 0), "mlperf.performance_sample_count: must be >= 1"),
 ])
 def test_a_broken_card_names_its_bad_field(mutate, expected):
     data = copy.deepcopy(_load(zoo.CARDS_DIR / "mobilenet-v1.yaml"))

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edgezoo.core.errors import RecipeError
+from edgezoo.core.report import shortest_float32
 from edgezoo.datasets.coco_categories import COCO_CATEGORIES
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Target
 
@@ -47,6 +48,10 @@ MODEL_NAMES = {Target.TFLITE: "model.tflite", Target.ONNX: "model.onnx"}
 # TI's metric names for the reference accuracy, and the factor to percent (cards hold mAP as MLPerf's fraction).
 _METRIC_KEYS = {"top1": "accuracy_top1%", "map": "accuracy_ap[.5:.95]%"}
 _PERCENT = {"top1": 1.0, "map": 100.0}
+SMALLEST_FLOAT32 = 1e-45  # the smallest positive float32 (a subnormal), shortest decimal
+# model_info.model_shortlist: TI's runs select only configs whose value is <= the settings' (100 by default, 10 for
+# TI's smallest preset); without one, a config is never selected ("completed: 0/0").
+MODEL_SHORTLIST = 10
 # OpenCV's flags, as TI's cv2 backend takes them (null = cv2.INTER_LINEAR).
 CV2_INTERPOLATION: dict[str, int | None] = {"linear": None, "area": 3}
 # TI's box formatter for (ymin, xmin, ymax, xmax) outputs, as TI's SSD-MobileNet config writes it.
@@ -67,6 +72,22 @@ def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, A
 def runtime_options(recipe_options: Mapping[str, Any]) -> dict[str, Any]:
     """runtime_options.yaml: TI's recommended defaults with the recipe's options over them."""
     return deep_merge(DEFAULT_RUNTIME_OPTIONS, recipe_options)
+
+
+PROTOTXT = "meta_arch.prototxt"  # the meta-architecture file of an ONNX SSD bundle
+# TIDL's object_detection:meta_arch_type values edgezoo writes.
+META_ARCH_TFLITE_SSD = 1  # a TFLite SSD ending in TFLite_Detection_PostProcess (TIDL reads the op's options)
+META_ARCH_ONNX_SSD = 3  # an ONNX SSD cut at its heads, the rest described by meta_arch.prototxt (caffe_ssd)
+
+
+def ssd_runtime_options(meta_arch_type: int, *, confidence: float, nms: float, top_k: int, keep_top_k: int,
+                        prototxt: str | None = None) -> dict[str, Any]:
+    """TIDL's SSD detection options, the one place they are spelt: the meta-architecture (and its prototxt for an
+    ONNX SSD), the confidence and NMS thresholds, candidates per class before NMS and detections kept after it."""
+    return {"object_detection:meta_arch_type": meta_arch_type,
+            **({"object_detection:meta_layers_names_list": prototxt} if prototxt else {}),
+            "object_detection:confidence_threshold": confidence, "object_detection:nms_threshold": nms,
+            "object_detection:top_k": top_k, "object_detection:keep_top_k": keep_top_k}
 
 
 def with_runtime_options(config: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,16 +136,31 @@ def session_section(target: Target, model_id: str, layout: str, mean: Sequence[f
             "input_mean": _listify(mean), "input_scale": _listify(scale)}
 
 
+def detection_threshold(score_threshold: float) -> float:
+    """postprocess.detection_threshold reproducing a model's reference score threshold in TI's pipeline.
+
+    TI's DetectionFilter keeps scores >= the config's value, and a missing or 0 value means its settings' 0.3
+    (`threshold or settings`): a reference that keeps every score (0) is written as the smallest positive float32,
+    which keeps every detection with a positive score."""
+    value = shortest_float32(float(score_threshold))
+    return value if value > 0 else SMALLEST_FLOAT32
+
+
 def detection_postprocess(*, formatter: Mapping[str, Any] | None = None, reshape_list: list | None = None,
-                          shuffle_indices: list[int] | None = None, squeeze_axis: int | None = 0) -> dict[str, Any]:
-    """get_transform_detection_base's parameters as TI's model-zoo configs write them (boxes normalised)."""
-    return {"reshape_list": reshape_list, "formatter": dict(formatter) if formatter else None,
-            "resize_with_pad": False, "normalized_detections": True, "shuffle_indices": shuffle_indices,
-            "squeeze_axis": squeeze_axis, "ignore_index": None, "logits_bbox_to_bbox_ls": False, "keypoint": False,
-            "object6dpose": False}
+                          shuffle_indices: list[int] | None = None, squeeze_axis: int | None = 0,
+                          threshold: float | None = None) -> dict[str, Any]:
+    """get_transform_detection_base's parameters as TI's model-zoo configs write them (boxes normalised), with
+    `detection_threshold` = the model's reference score threshold when given (detection_threshold())."""
+    section = {"reshape_list": reshape_list, "formatter": dict(formatter) if formatter else None,
+               "resize_with_pad": False, "normalized_detections": True, "shuffle_indices": shuffle_indices,
+               "squeeze_axis": squeeze_axis, "ignore_index": None, "logits_bbox_to_bbox_ls": False,
+               "keypoint": False, "object6dpose": False}
+    if threshold is not None:
+        section["detection_threshold"] = detection_threshold(threshold)
+    return section
 
 
-def outputs_postprocess(outputs: Sequence[str], *, yxyx: bool) -> dict[str, Any]:
+def outputs_postprocess(outputs: Sequence[str], *, yxyx: bool, threshold: float | None = None) -> dict[str, Any]:
     """TI's post-processing for a detector's own outputs, told apart by name (boxes, labels/classes, scores[, count]):
     TI reshapes in the model's output order, then shuffles into (boxes, labels, scores); yxyx boxes get TI's
     formatter. RecipeError when the names do not say which output is which (TI would misread them)."""
@@ -137,7 +173,7 @@ def outputs_postprocess(outputs: Sequence[str], *, yxyx: bool) -> dict[str, Any]
     reshape = [[-1, 4] if i == order[0] else [-1, 1] for i in range(3)] if len(outputs) == 3 else None
     return detection_postprocess(formatter=YXYX_TO_XYXY if yxyx else None, reshape_list=reshape,
                                  squeeze_axis=None if reshape else 0,
-                                 shuffle_indices=None if order == [0, 1, 2] else order)
+                                 shuffle_indices=None if order == [0, 1, 2] else order, threshold=threshold)
 
 
 def detector_config(target: Target, model_id: str, layout: str, size: Sequence[int], mean: Sequence[float],
@@ -149,7 +185,8 @@ def detector_config(target: Target, model_id: str, layout: str, size: Sequence[i
     own (label_offset_pred as the route states), not COCO ids."""
     return {"task_type": "detection", "dataset_category": "coco", "calibration_dataset": "coco",
             "input_dataset": "coco", "preprocess": preprocess_section(list(size), list(size), layout),
-            "session": session_section(target, model_id, layout, _rgb(mean), _rgb(scale)), **detector}
+            "session": session_section(target, model_id, layout, _rgb(mean), _rgb(scale)),
+            "model_info": {"model_shortlist": MODEL_SHORTLIST}, **detector}
 
 
 def _rgb(values: Sequence[float]) -> list[float]:
@@ -186,7 +223,8 @@ def card_config(card: ModelCard, target: Target) -> dict[str, Any]:
         "postprocess": {},
         "metric": {"label_offset_pred": card.labels.offset},
         "model_info": {"metric_reference": {metric_key: round(card.accuracy.reference * factor, 6)},
-                       "mlperf_target": {metric_key: round(card.accuracy.target * factor, 6)}},
+                       "mlperf_target": {metric_key: round(card.accuracy.target * factor, 6)},
+                       "model_shortlist": MODEL_SHORTLIST},
     }
 
 
@@ -232,7 +270,7 @@ def graph_config(target: Target, model_id: str, inputs: Mapping[str, Sequence[in
         "input_dataset": "imagenet",
         "preprocess": preprocess_section(resize, crop, layout, reverse_channels=reverse),
         "session": session_section(target, model_id, layout, stated["input_mean"], stated["input_scale"]),
-        "postprocess": {}, "metric": {"label_offset_pred": 0}, "model_info": {},
+        "postprocess": {}, "metric": {"label_offset_pred": 0}, "model_info": {"model_shortlist": MODEL_SHORTLIST},
     }, []
 
 

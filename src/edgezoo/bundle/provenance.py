@@ -6,9 +6,10 @@ file is a stand-in from the cache or an artifact exported from one.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from edgezoo.bundle.reader import MANIFEST, read_manifest
+from edgezoo.core.errors import EdgezooError
 from edgezoo.fetch.cache import STANDINS, cache_root
 
 
@@ -18,10 +19,9 @@ def is_standin(path: Path) -> bool:
     standins_root = (cache_root() / STANDINS).resolve()
     if resolved.is_relative_to(standins_root):
         return True
-    manifest = resolved.parent / "manifest.json"
-    if manifest.is_file():
-        try:
-            return bool(json.loads(manifest.read_text(encoding="utf-8")).get("standin"))
-        except (OSError, ValueError):
-            return False
-    return False
+    if not (resolved.parent / MANIFEST).is_file():
+        return False
+    try:  # the reader's bounded, link-refusing read; an unreadable manifest says nothing
+        return bool(read_manifest(resolved.parent).get("standin"))
+    except EdgezooError:
+        return False

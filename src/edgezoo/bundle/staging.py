@@ -18,6 +18,9 @@ finish wins, each run ends with a complete bundle in place. Each run holds an fl
 it lives, so the next run can tell the staging folders of killed runs (kill -9, power loss) from live ones and
 removes them; a swap cut between its two renames gets its old bundle back. Ctrl-C is held back during the swap.
 
+What may be replaced: only a folder edgezoo published, of the same kind (a marker file says which), never an
+input of the running command, and nothing is published inside another output (edgezoo.bundle.outputs).
+
 Parity failures: a bundle that failed verification never replaces anything at <target>/. It goes to
 <target>.failed/ for inspection (replacing an older failed one), so <target>/ only ever holds a verified bundle.
 """
@@ -29,24 +32,23 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from edgezoo.bundle.files import CONFIG, MANIFEST, RUNTIME_OPTIONS, VERIFY  # noqa: F401 (re-exported)
+from edgezoo.bundle.outputs import OutputKind, check_destination, write_marker
 from edgezoo.core.atomic import OLD_MARK, not_a_folder, swap_in
 from edgezoo.core.errors import BundleError, disk_full, fullest_folder, is_disk_full
-from edgezoo.core.locks import flocked, try_lock
 from edgezoo.core.interrupts import record_completed, sigint_held
+from edgezoo.core.locks import flocked, try_lock
 from edgezoo.core.progress import step
 from edgezoo.core.report import to_jsonable
 
 FAILED_SUFFIX = ".failed"
 STAGING_MARK = ".staging-"
-MANIFEST = "manifest.json"
-VERIFY = "verify.json"
-CONFIG = "config.yaml"
-RUNTIME_OPTIONS = "runtime_options.yaml"
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,10 @@ class BundleStaging:
     with an exception, deletes the whole staging folder.
     """
 
-    def __init__(self, final: Path) -> None:
+    def __init__(self, final: Path, *, kind: OutputKind = OutputKind.BUNDLE, inputs: Iterable[Path | str] = ()) -> None:
         self.final = Path(final)
+        self.kind = kind
+        self.inputs = tuple(inputs)  # what this command reads: never replaced by what it publishes
         self.dir = self.final.parent / f".{self.final.name}{STAGING_MARK}{uuid.uuid4().hex[:12]}"
         self.workdir = self.dir / ".work"
         self.committed: Path | None = None
@@ -98,6 +102,7 @@ class BundleStaging:
     def __enter__(self) -> "BundleStaging":
         if not_a_folder(self.final):
             raise BundleError(f"{self.final}: exists and is not a folder", hint="remove it or choose another --out")
+        check_destination(self.final, self.kind, self.inputs)  # before any work: refused now, not at the end
         parent = self.final.parent
         while not parent.exists():
             self._created.append(parent)
@@ -177,7 +182,9 @@ class BundleStaging:
         dest = Path(dest or self.final)
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
+        write_marker(self.dir, self.kind)
         with flocked(self.final.parent, str(self.final.parent), quiet=True):  # one swap at a time per folder
+            check_destination(dest, self.kind, self.inputs)  # again: another process may have put a folder there
             old = None
             try:
                 with sigint_held():  # a swap stopped between its renames would leave no bundle in place
@@ -227,7 +234,3 @@ def clean_stale(folder: Path) -> list[Path]:
     if removed:
         step(f"removed {len(removed)} folder(s) left in {folder} by interrupted runs")
     return removed
-
-
-def read_manifest(bundle: Path) -> dict[str, Any]:
-    return json.loads((Path(bundle) / MANIFEST).read_text(encoding="utf-8"))

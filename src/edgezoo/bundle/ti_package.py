@@ -8,8 +8,15 @@ the folder's contents at the top:
     <run>/model/          the model and its meta-architecture prototxt
     <run>/artifacts/      TIDL's compiled artifacts (empty here: TI's import tools fill it; edgezoo cannot run them)
 
-edgeai-gst-apps and edgeai-benchmark find a model by that layout. The package is written inside the bundle's staging
-folder (<bundle>/ti_package/), so it is published atomically with the bundle or not at all.
+edgeai-gst-apps and edgeai-benchmark find a model by that layout. Beside the run folder:
+
+    configs.yaml          TI's configs index listing the bundle's config.yaml: edgeai-benchmark resolves a config's
+                          bare file names (model.onnx, meta_arch.prototxt) against the config's folder only for
+                          configs listed in an index (relative to --models_path = the bundle folder)
+    RUN.md                TI's exact command lines: import + accuracy on a PC, inference on the device
+
+The package is written inside the bundle's staging folder (<bundle>/ti_package/), so it is published atomically with
+the bundle or not at all.
 """
 
 from __future__ import annotations
@@ -21,11 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from edgezoo.bundle.staging import describe_file
+from edgezoo.tidl.ti_run import run_instructions
 
 PACKAGE_DIR = "ti_package"
 MODEL_FOLDER = "model"
 ARTIFACTS_FOLDER = "artifacts"
 PARAM_FILE = "param.yaml"
+CONFIGS_INDEX = "configs.yaml"
+RUN_FILE = "RUN.md"
 _META_KEY = "object_detection:meta_layers_names_list"
 
 
@@ -47,8 +57,15 @@ def param_yaml(config: Mapping[str, Any]) -> dict[str, Any]:
     return param
 
 
+def configs_index(config: Mapping[str, Any], config_file: str = "config.yaml") -> dict[str, Any]:
+    """TI's configs index (edgeai-modelzoo models/configs.yaml's form): model id -> config, relative to
+    --models_path. TI names the run after the key, so the key is the model id."""
+    return {"configs": {str(config["session"]["model_id"]): config_file}}
+
+
 def write_package(staging: Any, config: Mapping[str, Any], model_files: Sequence[str], header: str = "") -> list[Any]:
-    """Write <staging>/ti_package/<run>/ and <run>.tar.gz from files already staged; their BundleFiles (tarball last).
+    """Write <staging>/ti_package/<run>/ and <run>.tar.gz from files already staged, and beside them the configs
+    index and RUN.md; their BundleFiles (tarball last).
 
     `staging` is the bundle's BundleStaging: param.yaml is formatted like the bundle's other YAML files.
     """
@@ -67,5 +84,8 @@ def write_package(staging: Any, config: Mapping[str, Any], model_files: Sequence
     with tarfile.open(tarball, "w:gz") as tar:
         for member in (PARAM_FILE, MODEL_FOLDER, ARTIFACTS_FOLDER):  # the run folder's contents at the top, as TI's
             tar.add(run / member, arcname=member)
+    written.insert(0, staging.add_yaml(f"{PACKAGE_DIR}/{CONFIGS_INDEX}", configs_index(config), header=header))
+    (root / RUN_FILE).write_text(run_instructions(config, f"{PACKAGE_DIR}/{CONFIGS_INDEX}"), encoding="utf-8")
+    written.insert(1, describe_file(root / RUN_FILE, f"{PACKAGE_DIR}/{RUN_FILE}"))
     written.append(describe_file(tarball, f"{PACKAGE_DIR}/{name}.tar.gz"))
     return written

@@ -6,7 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
-from edgezoo.commands.eval_cmd import add_model_options, positive_int, resolve_subjects
+from edgezoo.commands import options
+from edgezoo.commands.eval_cmd import add_original_options, subjects_of
 from edgezoo.core.errors import EdgezooError
 
 # Short enough for a laptop; MLPerf's minimums (600000 ms, and its query counts) are reachable by the options.
@@ -36,9 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", metavar="N", help="the dataset's first N images form the sample library")
     p.add_argument("--meta-arch", action="store_true",
                    help="ONNX SSD bundle: benchmark the meta_arch.prototxt decoding instead of the ONNX tail")
-    add_model_options(p)
-    p.add_argument("--out", type=Path, default=Path("benchs"),
-                   help="output folder; logs go to OUT/<model>/<what>/<scenario>[-accuracy] (default: benchs)")
+    add_original_options(p)
+    options.add_out(p, Path("benchs"), "output folder; logs go to OUT/<model>/<what>/<scenario>[-accuracy]")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
 
@@ -50,11 +50,11 @@ def run(args: argparse.Namespace) -> int:
     from edgezoo.evaluation.subjects import Runtime
     from edgezoo.core.report import dump_json
 
-    duration = positive_int(args.min_duration_ms, "--min-duration-ms", maximum=MAX_DURATION_MS)
-    queries = positive_int(args.min_query_count, "--min-query-count", maximum=10_000_000)
-    count = positive_int(args.count, "--count")
+    duration = options.positive_int(args.min_duration_ms, "--min-duration-ms", maximum=MAX_DURATION_MS)
+    queries = options.positive_int(args.min_query_count, "--min-query-count", maximum=10_000_000)
+    count = options.positive_int(args.count, "--count")
     dataset = open_dataset(args.dataset, count=count)
-    subjects = resolve_subjects([args.target], args, dataset)
+    subjects = subjects_of([args.target], args, dataset)
     chosen = [s for s in subjects if (s.runtime is Runtime.META_ARCH) == args.meta_arch]
     if not chosen:
         raise EdgezooError(f"{args.target}: --meta-arch needs an ONNX SSD bundle with meta_arch.prototxt"

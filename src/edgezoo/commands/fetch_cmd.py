@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from edgezoo.commands import options
 from edgezoo.core.errors import EdgezooError, did_you_mean
 
 if TYPE_CHECKING:
@@ -17,14 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fetch", help="download, verify and unpack a model's published files (or stand-ins)",
                        description="Download (or copy from --mirror) the files a model's formats use, verify size "
                                    "and checksum, keep them in the cache (EDGEZOO_CACHE) and unpack archives safely.")
-    p.add_argument("models", nargs="*", metavar="MODEL", help="model ids or aliases (see 'edgezoo list')")
-    p.add_argument("--all", action="store_true", help="every model in the zoo")
-    p.add_argument("--mirror", metavar="DIR|URL", help="a folder or base URL holding the files under their names")
-    p.add_argument("--offline", action="store_true", help="never use the network; a cache miss is an error")
-    p.add_argument("--standin", action="store_true",
-                   help="build STAND-IN files (same format and structure, random weights) instead of downloading")
-    p.add_argument("--standin-variant", choices=["full", "reduced"], default="full",
-                   help="stand-in size: full (published layer sizes) or reduced (narrow, for fast tests)")
+    options.add_models(p)
+    options.add_sources(p)
+    options.add_standin(p, "build STAND-IN files instead of downloading")
     p.add_argument("--file", action="append", metavar="NAME", dest="files",
                    help="only this file of the model(s) (repeatable); any file of the card, used or not")
     p.add_argument("--json", action="store_true", help="machine-readable output (full sha256)")

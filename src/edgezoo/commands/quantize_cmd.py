@@ -7,7 +7,7 @@ import math
 import os
 from pathlib import Path
 
-from edgezoo.commands.eval_cmd import add_ray_options
+from edgezoo.commands import options
 from edgezoo.core.errors import EdgezooError
 
 
@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-drop", metavar="X",
                    help="propose the 16-bit layers that bring the drop to X points or less (implies --sensitivity)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    add_ray_options(p, "the --dataset passes (float vs quantized, sensitivity, 16-bit search; needs --dataset; "
+    options.add_bundle_check(p)
+    options.add_ray(p, "the --dataset passes (float vs quantized, sensitivity, 16-bit search; needs --dataset; "
                        "calibration, one cheap pass, stays local)")
     p.set_defaults(handler=run)
 
@@ -63,7 +64,6 @@ def _choice(value: str, option: str, choices: list[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgezoo.commands.eval_cmd import positive_int, ray_actors
     from edgezoo.quantize import Scheme, quantize_bundle
     from edgezoo.quantize.calibration import DEFAULT_FRAMES
     from edgezoo.quantize.report import render_result, result_json
@@ -72,13 +72,14 @@ def run(args: argparse.Namespace) -> int:
     scale_type = None
     if args.scale_type is not None:
         scale_type = int(_choice(str(args.scale_type).strip(), "--scale-type", ["0", "1", "4"]))
-    frames = positive_int(args.frames, "--frames", maximum=10_000) or DEFAULT_FRAMES
-    actors = ray_actors(args)
+    frames = options.positive_int(args.frames, "--frames", maximum=10_000) or DEFAULT_FRAMES
+    actors = options.ray_actors(args)
+    count = options.positive_int(args.count, "--count")
     result = quantize_bundle(args.bundle, args.calibration, scheme=scheme, frames=frames, out=args.out,
                              power_of_2=args.power_of_2, scale_type=scale_type, dataset=args.dataset,
-                             count=positive_int(args.count, "--count"), max_drop=_points(args.max_drop, "--max-drop"),
+                             count=count, max_drop=_points(args.max_drop, "--max-drop"),
                              sensitivity=args.sensitivity or args.target_drop is not None,
                              target_drop=_points(args.target_drop, "--target-drop"), ray=args.ray,
-                             ray_actors=actors)
+                             ray_actors=actors, allow_edited=args.allow_edited_bundle)
     print(result_json(result) if args.json else render_result(result))
     return 0 if result.passed else 1

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from edgezoo.commands import options
 from edgezoo.core.errors import EdgezooError
 from edgezoo.verify import tolerances
 
@@ -49,9 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", choices=("classification", "detection", "tensors"),
                    help="what to compare (default: the card's task, else guessed from the outputs)")
     p.add_argument("--model", metavar="CARD_ID", help="use this zoo card's preprocessing, labels and tolerances")
-    p.add_argument("--tolerance", action="append", default=[], metavar="NAME=VALUE",
-                   help="override one tolerance (repeatable), e.g. max_abs_error=1e-4 or, for detection, "
-                        "match_iou=0.8 (names below)")
+    options.add_tolerance(p, "max_abs_error=1e-4 or, for detection, match_iou=0.8 (names below)")
     p.add_argument("--pair", action="append", default=[], metavar="ORIGINAL=CONVERTED",
                    help="compare this original tensor with this converted output (repeatable)")
     p.add_argument("--outputs", metavar="NAME[,NAME]", help="compare only these converted outputs")
@@ -77,17 +76,6 @@ def _key_values(items: list[str], what: str) -> dict[str, str]:
         if not sep or not key.strip() or not value.strip():
             raise EdgezooError(f"--{what} {item!r}: expected NAME=VALUE")
         out[key.strip()] = value.strip()
-    return out
-
-
-def parse_tolerances(items: list[str]) -> dict[str, float]:
-    out = {}
-    for key, value in _key_values(items, "tolerance").items():
-        try:
-            out[key] = float(value)
-        except ValueError:
-            raise EdgezooError(f"--tolerance {key}={value}: not a number") from None
-    tolerances.check_values(out)
     return out
 
 
@@ -133,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         from edgezoo import zoo
 
         card = zoo.get_card(args.model)
-    tolerances = parse_tolerances(args.tolerance)
+    tolerances = options.tolerances(args)
     check_counts(args.random, args.seed)
     pairs = _key_values(args.pair, "pair")
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()] if args.outputs else None
@@ -147,12 +135,8 @@ def run(args: argparse.Namespace) -> int:
     converted = Path(args.converted) if args.converted else original
     chosen = {"--within-limits": True} if args.within_limits else None
     if args.prototxt:
-        try:
-            from edgezoo.verify import meta_arch as meta_verify
-        except ModuleNotFoundError as exc:
-            if exc.name != "edgezoo.verify.meta_arch":
-                raise
-            raise EdgezooError("--prototxt verification is not available in this build") from None
+        from edgezoo.verify import meta_arch as meta_verify
+
         report = meta_verify.verify_with_prototxt(converted, Path(args.prototxt), original=original, card=card,
                                                   tolerances=tolerances, count_random=args.random, seed=args.seed,
                                                   chosen=chosen)

@@ -1,4 +1,4 @@
-"""`edgezoo list` and `edgezoo info MODEL`."""
+"""`edgezoo list` and `edgezoo info MODEL | RECIPE | --recipes`."""
 
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=run_list)
 
-    p = sub.add_parser("info", help="show one model card")
-    p.add_argument("model", metavar="MODEL", help="model id or alias (see 'edgezoo list')")
+    p = sub.add_parser("info", help="show one model card, or the export recipes and their parameters")
+    p.add_argument("model", metavar="MODEL", nargs="?",
+                   help="model id or alias (see 'edgezoo list'), or a recipe name (see --recipes)")
+    p.add_argument("--recipes", action="store_true",
+                   help="every export recipe (the zoo's and the --graph routes') with its parameters")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=run_info)
 
@@ -33,9 +36,36 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_info(args: argparse.Namespace) -> int:
-    from edgezoo.recipes import recipe_parameters  # imports the recipe modules: `info` only, never `list`
+def _params_table(rows: list[dict[str, str]], indent: str) -> str:
+    table = render_table(["name", "type", "range", "default", "meaning"],
+                         [[p["name"], p["type"], p["range"] or "-", p["default"], p["meaning"]] for p in rows])
+    return "\n".join(indent + line for line in table.splitlines())
 
+
+def _run_recipes(names: list[str] | None, as_json: bool) -> int:
+    from edgezoo.recipes import recipe_descriptions
+
+    described = [d for d in recipe_descriptions() if names is None or d["recipe"] in names]
+    if as_json:
+        print(json.dumps(described, indent=2))
+        return 0
+    for d in described:
+        print(f"{d['recipe']}: {d['summary']}")
+        print(f"  used by: {', '.join(d['cards']) or 'export --graph'}")
+        print(_params_table(d["params"], "  ") if d["params"] else "  parameters: none")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from edgezoo.core.errors import UnknownModelError
+    from edgezoo.recipes import recipe_names, recipe_parameters  # imports the recipe modules: never for `list`
+
+    if args.recipes or args.model is None:
+        if args.model is not None:
+            raise UnknownModelError("--recipes lists every recipe: give no MODEL with it")
+        return _run_recipes(None, args.json)
+    if args.model in recipe_names():
+        return _run_recipes([args.model], args.json)
     card = zoo.get_card(args.model)
     data = card_to_dict(card)
     data["recipe_parameters"] = recipe_parameters(card)
@@ -75,11 +105,9 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"    {target.value}: {recipe.name}{' (' + params + ')' if params else ''}")
     print("  recipe parameters (--param NAME=VALUE):")
     for target, described in data["recipe_parameters"].items():
-        rows = [[p["name"], p["type"], p["range"] or "-", p["default"], p["meaning"]] for p in described["params"]]
-        print(f"    {target} ({described['recipe']}):" + ("" if rows else " none"))
-        if rows:
-            print("\n".join("      " + line for line in render_table(["name", "type", "range", "default",
-                                                                       "meaning"], rows).splitlines()))
+        print(f"    {target} ({described['recipe']}):" + ("" if described["params"] else " none"))
+        if described["params"]:
+            print(_params_table(described["params"], "      "))
     if card.tolerances:
         print("  tolerances: " + ", ".join(f"{k}={v:g}" for k, v in card.tolerances.items()))
     return 0

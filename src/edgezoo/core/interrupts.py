@@ -1,7 +1,7 @@
 """Ctrl-C must not undo finished work.
 
-A bundle is complete the moment it is renamed into place (bundle/staging.py records it here, with Ctrl-C held back for the
-few renames of the swap). When an interrupt arrives later -- while the report prints, or while the next model of a
+A bundle is complete the moment it is renamed into place (bundle/staging.py records it here, with Ctrl-C held back
+for the few renames of the swap). When an interrupt arrives later -- while the report prints, or while the next model of a
 multi-model run converts -- the command reports what completed: if every export it was asked for had completed, the
 run stands (exit 0, or 1 when a parity check failed) with a note; otherwise exit 130 and the message lists the
 bundles that are complete and kept.

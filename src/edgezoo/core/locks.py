@@ -10,19 +10,27 @@ itself, so nothing is added to it. Linux/macOS only.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from edgezoo.core.errors import EdgezooError
 from edgezoo.core.progress import step
 
 
 def _open(path: Path) -> int:
     if path.is_dir():
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # a lock file that is a link is never opened through (it could create or lock a file elsewhere)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise EdgezooError(f"{path} is a link: edgezoo takes no lock through it",
+                           hint=f"delete it ({path}) and run the command again") from None
 
 
 def try_lock(path: Path) -> int | None:

@@ -1,13 +1,14 @@
-"""A name -> entry registry filled by decorators in modules that are imported only when first needed.
+"""A name -> entry registry filled by decorators in the modules of one package, imported only when first needed.
 
 Recipes and stand-in builders register themselves at import time, but importing them at CLI start would cost
-start-up time for nothing; the registry imports its modules on the first lookup instead.
+start-up time for nothing; the registry imports every module of its package on the first lookup instead, so a new
+recipe or builder is a new module and nothing else.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+import pkgutil
 from typing import Generic, TypeVar
 
 from edgezoo.core.errors import EdgezooError, did_you_mean
@@ -16,9 +17,9 @@ T = TypeVar("T")
 
 
 class LazyRegistry(Generic[T]):
-    def __init__(self, kind: str, modules: Sequence[str], error: type[EdgezooError]) -> None:
+    def __init__(self, kind: str, package: str, error: type[EdgezooError]) -> None:
         self.kind = kind  # "recipe", "stand-in builder": used in messages
-        self._modules = tuple(modules)
+        self._package = package
         self._error = error
         self._entries: dict[str, T] = {}
         self._loaded = False
@@ -32,8 +33,9 @@ class LazyRegistry(Generic[T]):
 
     def _load(self) -> None:
         if not self._loaded:
-            for module in self._modules:
-                importlib.import_module(module)
+            package = importlib.import_module(self._package)
+            for module in pkgutil.iter_modules(package.__path__, f"{self._package}."):
+                importlib.import_module(module.name)
             self._loaded = True
 
     def all(self) -> dict[str, T]:

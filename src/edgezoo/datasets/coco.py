@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from edgezoo.datasets.layout import COCO_IMAGES, Sample
 from edgezoo.core.errors import DatasetError
+from edgezoo.datasets.layout import COCO_IMAGES, Sample
 
 _HINT = ("a COCO instances file has 'images' [{id, file_name, height, width}], 'annotations' "
          "[{id, image_id, category_id, bbox [x, y, w, h], area}] and 'categories' [{id, name}]")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from edgezoo.datasets.layout import Sample
 from edgezoo.core.errors import DatasetError
+from edgezoo.datasets.layout import Sample
 
 NUM_LABELS = 1000
 _LINE_FORMAT = "each line must be 'relative/path.JPEG label' with a label from 0 to 999"

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgezoo.core.errors import DatasetError
 from edgezoo.datasets.coco import read_annotations
 from edgezoo.datasets.imagenet import read_val_map
 from edgezoo.datasets.layout import (COCO_ANNOTATIONS, COCO_IMAGES, FULL_SIZE, KIND_OF_LABELS, STANDIN_MARKER,
                                      VAL_MAP, Dataset, DatasetKind, Sample)
-from edgezoo.core.errors import DatasetError
 
 SKIP_HINT = "restore it, or pass --skip-bad to leave out missing and corrupt images (they are counted)"
 _LAYOUTS = (f"ImageNet: {VAL_MAP} with lines 'relative/path.JPEG label' (label 0..999), images under the folder; "

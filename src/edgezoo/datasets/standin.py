@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from edgezoo.core.atomic import replace_folder
+from edgezoo.core.errors import DatasetError, disk_full, is_disk_full
 from edgezoo.datasets.coco_categories import COCO_CATEGORIES
 from edgezoo.datasets.imagenet import NUM_LABELS
 from edgezoo.datasets.images import photographs
 from edgezoo.datasets.layout import (COCO_ANNOTATIONS, COCO_IMAGES, STANDIN_MARKER, VAL_MAP, DatasetKind)
-from edgezoo.core.errors import DatasetError, disk_full, is_disk_full
 
 Box = tuple[float, float, float, float]  # x, y, width, height in pixels
 Labeller = Callable[[np.ndarray], Any]  # image_bgr -> ImageNet label, or [(coco category id, [x, y, w, h]), ...]

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgezoo.detection.pipeline_config import AnchorGeneratorConfig, AnyAnchorConfig, MultiscaleAnchorConfig
 from edgezoo.core.errors import ConfigError
+from edgezoo.detection.pipeline_config import AnchorGeneratorConfig, AnyAnchorConfig, MultiscaleAnchorConfig
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,6 @@ def multiscale_specs(cfg: MultiscaleAnchorConfig, image_size: tuple[int, int]) -
     return tuple(LayerSpec(tuple((s * 2 ** level * cfg.anchor_scale / min_side, float(r))
                                  for r in cfg.aspect_ratios for s in multiscale_octave_scales(cfg)))
                  for level in range(cfg.min_level, cfg.max_level + 1))
-
-
-def anchor_layer_specs(cfg: AnyAnchorConfig, image_size: tuple[int, int]) -> tuple[LayerSpec, ...]:
-    """The boxes per location of every layer, whichever generator the config uses."""
-    if isinstance(cfg, MultiscaleAnchorConfig):
-        return multiscale_specs(cfg, image_size)
-    return box_specs(cfg)
 
 
 def ssd_feature_map_sizes(height: int, width: int, num_layers: int = 6) -> list[tuple[int, int]]:

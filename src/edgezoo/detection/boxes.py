@@ -5,20 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def xyxy_to_yxyx(boxes: np.ndarray) -> np.ndarray:
-    return boxes[..., [1, 0, 3, 2]]
-
-
-def center_to_corners(yc: np.ndarray, xc: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return np.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=-1)
-
-
-def corners_to_center(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(ymin, xmin, ymax, xmax) -> (ycenter, xcenter, h, w)."""
-    ymin, xmin, ymax, xmax = (boxes[..., i] for i in range(4))
-    return (ymin + ymax) / 2, (xmin + xmax) / 2, ymax - ymin, xmax - xmin
-
-
 def area(boxes: np.ndarray) -> np.ndarray:
     return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(boxes[..., 3] - boxes[..., 1], 0, None)
 

@@ -14,8 +14,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgezoo.detection.textproto import Message, parse, read_text_file
 from edgezoo.core.errors import ConfigError
+from edgezoo.detection.textproto import Message, parse, read_text_file
 
 _ANCHOR_PATH = "model.ssd.anchor_generator.ssd_anchor_generator"
 

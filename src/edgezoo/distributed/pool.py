@@ -25,9 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgezoo.distributed.cluster import ClusterError
 from edgezoo.core.errors import EdgezooError
 from edgezoo.core.progress import CountBar
+from edgezoo.distributed.cluster import ClusterError
 
 IN_FLIGHT = 2  # shards per actor: one running, one queued behind it
 SHARDS_PER_ACTOR = 4  # the default shard size aims at this many shards per actor

@@ -16,8 +16,8 @@ from typing import TextIO
 
 import numpy as np
 
-from edgezoo.core.errors import DatasetError
 from edgezoo.core.atomic import write_text_atomically
+from edgezoo.core.errors import DatasetError
 
 ACCURACY_LOG = "mlperf_log_accuracy.json"
 

@@ -16,17 +16,22 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo import zoo
+from edgezoo.bundle.outputs import OutputKind, check_destination
+from edgezoo.bundle.reader import read_bundle
 from edgezoo.bundle.staging import BundleStaging
-from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.core.errors import EdgezooError, UnknownModelError, disk_full, is_disk_full
 from edgezoo.datasets import expect_kind, load_image
 from edgezoo.evaluation import metrics
 from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, write_accuracy_log
 from edgezoo.evaluation.engine import run_subject
 from edgezoo.evaluation.on_ray import ray_runner
-from edgezoo.evaluation.subjects import Subject
+from edgezoo.core.progress import step
+from edgezoo.evaluation.subjects import Subject, bundle_folder, bundle_subjects, original_subjects
+from edgezoo.evaluation.ti_subjects import Semantics, ti_bundle_subjects, ti_variants
 from edgezoo.zoo.schema import ModelCard, Task
 
-__all__ = ["EvalResult", "EvalError", "evaluate", "score_records", "target_percent"]
+__all__ = ["EvalResult", "EvalError", "evaluate", "resolve_subjects", "score_records", "target_percent"]
 
 ACCURACY_JSON = "accuracy.json"
 
@@ -52,12 +57,15 @@ class EvalResult:
     seconds: float
     skipped: int = 0
     skipped_files: list[str] = field(default_factory=list)
-    delta: float | None = None  # value - the first result's value (same metric)
+    delta: float | None = None  # value - the reference's (the first result of the same metric and semantics)
     standin_model: bool = False
     standin_dataset: bool = False
     out: str = ""
+    semantics: str = "mlperf"  # whose arithmetic: "mlperf" (MLPerf's reference app) or "ti" (TI's benchmark)
 
     def verdict(self) -> str:
+        if self.semantics != "mlperf":
+            return "TI's figure: no MLPerf verdict"
         if self.passed is None:
             return f"subset: {self.count:,} of {self.full_size:,}" if self.count < self.full_size or self.skipped \
                 else "stand-in data: no verdict"
@@ -77,6 +85,8 @@ def target_percent(card: ModelCard) -> float:
 def score_records(subject: Subject, dataset: Any, records: Sequence[tuple[int, np.ndarray]],
                   detections_json: Path | None = None) -> float:
     """The metric in percent from accuracy-log records, as MLPerf's accuracy scripts compute it."""
+    if _semantics(subject) != "mlperf":  # TI's scoring (evaluation.ti_subjects)
+        return float(subject.score(dataset, records, detections_json))
     if subject.task is Task.CLASSIFICATION:
         value, _good, _total = metrics.imagenet_top1(records, dataset)
         return float(value)
@@ -86,6 +96,28 @@ def score_records(subject: Subject, dataset: Any, records: Sequence[tuple[int, n
         raise EvalError(f"{dataset.root}: the evaluated images have no ground-truth boxes, so mAP is undefined",
                         hint="evaluate more images (--count) or a dataset with annotations")
     return float(value)
+
+
+def _reference(results: Sequence[EvalResult], result: EvalResult) -> EvalResult | None:
+    """What a result's delta is taken against: the first earlier result of the same metric and semantics (TI's
+    figure of a bundle against TI's figure of its original), else the first result; none for another metric."""
+    if not results or results[0].metric != result.metric:
+        return None
+    return next((r for r in results if r.metric == result.metric and r.semantics == result.semantics), results[0])
+
+
+def _semantics(subject: Subject) -> str:
+    return getattr(subject, "semantics", "mlperf")
+
+
+def inputs_of(subjects: Sequence[Subject], dataset: Any) -> list[Path]:
+    """What an evaluation reads (models, bundle folders, the dataset): never replaced by what it publishes."""
+    paths = [Path(dataset.root)] if getattr(dataset, "root", None) else []
+    for s in subjects:
+        paths.append(Path(s.model_path))
+        if s.source is not None:
+            paths.append(Path(s.source.path))
+    return paths
 
 
 def _folders(subjects: Sequence[Subject], out: Path) -> list[Path]:
@@ -103,11 +135,13 @@ def _folders(subjects: Sequence[Subject], out: Path) -> list[Path]:
 def evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, *, workers: int | None = None,
              skip_bad: bool = False, progress: bool = True, ray: str | None = None,
              ray_actors: int | None = None) -> list[EvalResult]:
-    """Each subject over the dataset; the first is the reference for the deltas. Writes OUT/<model>/<what>/.
+    """Each subject over the dataset; the first (of the same semantics) is the reference for the deltas. Writes OUT/<model>/<what>/.
 
     `ray`: "auto" or HOST:PORT runs the inference on Ray actors (edgezoo.distributed), same files as locally."""
     for s in subjects:  # every check before anything runs or is written
         expect_kind(dataset, s.card.labels.dataset, s.what)
+    for folder in _folders(subjects, out):
+        check_destination(folder, OutputKind.EVAL, inputs_of(subjects, dataset))
     if ray is None:
         return _evaluate(subjects, dataset, out, run_subject, workers, skip_bad, progress)
 
@@ -126,13 +160,15 @@ def _evaluate(subjects: Sequence[Subject], dataset: Any, out: Path, run_subject:
                             hint="check the dataset's images")
         skipped = sorted(set(run.skipped) | set(getattr(dataset, "skipped", [])))
         try:
-            with BundleStaging(folder) as staging:
-                write_accuracy_log(staging.dir / ACCURACY_LOG, run.records)
+            with BundleStaging(folder, kind=OutputKind.EVAL, inputs=inputs_of(subjects, dataset)) as staging:
+                if _semantics(subject) == "mlperf":  # TI's records are not MLPerf's accuracy-log format
+                    write_accuracy_log(staging.dir / ACCURACY_LOG, run.records)
                 detections = staging.dir / metrics.COCO_RESULTS if subject.task is Task.DETECTION else None
                 value = score_records(subject, dataset, run.records, detections)
                 result = _result(subject, dataset, run, value, skipped, folder)
-                if results and results[0].metric == result.metric:
-                    result.delta = result.value - results[0].value
+                reference = _reference(results, result)
+                if reference is not None:
+                    result.delta = result.value - reference.value
                 staging.add_json(ACCURACY_JSON, result)
                 staging.commit()
         except OSError as exc:
@@ -149,10 +185,49 @@ def _result(subject: Subject, dataset: Any, run: Any, value: float, skipped: lis
     full = int(dataset.full_size)
     standin_data = bool(getattr(dataset, "standin", False))
     target = target_percent(subject.card)
-    judged = dataset.is_full and count == full and not skipped and not standin_data
+    # Only MLPerf's semantics is judged against MLPerf's target; TI's figure is what TI's benchmark would report.
+    judged = dataset.is_full and count == full and not skipped and not standin_data and _semantics(subject) == "mlperf"
     return EvalResult(
         what=subject.what, model=subject.card.id, runtime=subject.runtime.value, metric=metric_name(subject.card),
         value=round(value, 3), count=count, full_size=full, target=round(target, 4),
         passed=(value >= target) if judged else None, images_per_s=round(run.images_per_s, 2),
         seconds=round(run.seconds, 2), skipped=len(skipped), skipped_files=skipped, standin_model=subject.standin,
-        standin_dataset=standin_data, out=str(folder))
+        standin_dataset=standin_data, out=str(folder), semantics=_semantics(subject))
+
+
+def _card_of(thing: str, allow_edited: bool) -> tuple[ModelCard, Any]:
+    """(card, bundle): the model card THING names and, for a bundle folder (read and checked once by bundle.reader,
+    its notes said once), the bundle."""
+    if Path(thing).exists():
+        bundle = read_bundle(bundle_folder(Path(thing)), allow_edited=allow_edited)
+        for note in bundle.notes:  # what allow_edited let through
+            step(note)
+        return bundle.card(), bundle
+    try:
+        return zoo.get_card(thing), None
+    except UnknownModelError as exc:
+        raise EdgezooError(f"{thing!r} is neither a bundle folder nor a model id ({exc.message})",
+                           hint=exc.hint or "see 'edgezoo list'") from None
+
+
+def resolve_subjects(things: Sequence[str], dataset: Any, *, semantics: str = "mlperf", standin: bool = False,
+                     variant: str = "full", mirror: str | None = None, offline: bool = False,
+                     allow_edited: bool = False) -> list[Subject]:
+    """What `eval` / `bench` were given: model ids -> original subjects (fetched, or stand-ins), folders -> bundle
+    subjects, in the order given, under MLPerf's and/or TI's semantics (`mlperf`, `ti`, `both`); each checked
+    against the dataset's kind before any model is loaded or built. `allow_edited`: --allow-edited-bundle."""
+    chosen = Semantics(semantics)
+    read = [_card_of(thing, allow_edited) for thing in things]
+    for thing, (card, _bundle) in zip(things, read):
+        expect_kind(dataset, card.labels.dataset, thing)
+    subjects: list[Subject] = []
+    for thing, (card, bundle) in zip(things, read):
+        if bundle is not None:
+            if chosen is not Semantics.TI:
+                subjects += bundle_subjects(bundle, shown=Path(thing))
+            if chosen is not Semantics.MLPERF:
+                subjects += ti_bundle_subjects(Path(thing), allow_edited=allow_edited)
+        else:
+            originals = original_subjects(card, standin=standin, variant=variant, mirror=mirror, offline=offline)
+            subjects += ti_variants(originals, chosen)
+    return subjects

@@ -23,18 +23,19 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.bundle.outputs import OutputKind, check_destination
 from edgezoo.bundle.staging import BundleStaging
 from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
 from edgezoo.datasets import expect_kind, load_image
 from edgezoo.evaluation.accuracy_log import ACCURACY_LOG, read_accuracy_log
-from edgezoo.evaluation.api import metric_name, score_records
+from edgezoo.evaluation.api import inputs_of, metric_name, score_records
 from edgezoo.evaluation.engine import prepared_inputs
 from edgezoo.evaluation.subjects import Subject
+from edgezoo.zoo.schema import Mlperf
 
 __all__ = ["Scenario", "BenchResult", "run_loadgen", "parse_summary"]
 
 WARMUP = 5
-PERFORMANCE_SAMPLE_COUNT = {"ssd-resnet34-1200": 64}
 SUMMARY = "mlperf_log_summary.txt"
 
 
@@ -159,15 +160,16 @@ def run_loadgen(subject: Subject, dataset: Any, out: Path, *, scenario: Scenario
     import mlperf_loadgen as lg
 
     expect_kind(dataset, subject.card.labels.dataset, subject.what)
+    check_destination(out, OutputKind.BENCH, inputs_of([subject], dataset))  # before the run, not after it
     total = len(dataset.samples)
-    # MLPerf main.py: performance_sample_count defaults to min(count, 500); ResNet34-SSD's inputs are 17 MB each, so
-    # it keeps MLPerf's own ssd-large count (64) in memory.
-    perf_count = min(total, performance_sample_count or PERFORMANCE_SAMPLE_COUNT.get(subject.card.id, 500))
+    # MLPerf main.py: min(count, the model's performance sample count), from the card (500 unless it says otherwise).
+    card_count = (subject.card.mlperf or Mlperf).performance_sample_count
+    perf_count = min(total, performance_sample_count or card_count)
     sut = _Sut(subject, dataset, workers)
     latency = _warm_up(sut)
     mode = "AccuracyOnly" if accuracy else "PerformanceOnly"
     try:
-        with BundleStaging(out) as staging:
+        with BundleStaging(out, kind=OutputKind.BENCH, inputs=inputs_of([subject], dataset)) as staging:
             log_settings = lg.LogSettings()
             log_settings.log_output.outdir = str(staging.dir)
             log_settings.log_output.copy_summary_to_stdout = False

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.datasets.layout import Dataset, DatasetKind, Sample
-from edgezoo.core.errors import DatasetError
 from edgezoo.core.atomic import write_text_atomically
+from edgezoo.core.errors import DatasetError
+from edgezoo.datasets.layout import Dataset, DatasetKind, Sample
 
 DETECTION_FIELDS = 7
 COCO_RESULTS = "coco-results.json"

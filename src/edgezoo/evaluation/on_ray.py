@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgezoo.core.progress import step
 from edgezoo.datasets import load_image
 from edgezoo.distributed.cluster import ClusterError, parse_ray_target, ray_session
 from edgezoo.distributed.pool import PoolStats, map_in_order
 from edgezoo.evaluation.engine import EngineRun, prepare
-from edgezoo.core.progress import step
 
 # One sample's outcome: (qsl_idx, record or None, skip reason or None, seconds in predict)
 Outcome = tuple[int, Any, "str | None", float]

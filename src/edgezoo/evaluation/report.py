@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgezoo.evaluation.api import EvalResult
 from edgezoo.core.report import dump_json, render_table
+from edgezoo.evaluation.api import EvalResult
 from edgezoo.standins import STANDIN_BANNER
 
-HEADERS = ("what", "runtime", "images", "metric", "value %", "delta", "MLPerf target %", "verdict", "images/s")
+HEADERS = ("what", "semantics", "runtime", "images", "metric", "value %", "delta", "MLPerf target %", "verdict", "images/s")
+
+
+_SEMANTICS = {"mlperf": "MLPerf", "ti": "TI"}
 
 
 def _delta(result: EvalResult) -> str:
@@ -26,7 +29,7 @@ def render_results(results: Sequence[EvalResult]) -> str:
     rows = []
     for r in results:
         images = f"{r.count:,}" + (f" ({r.skipped} skipped)" if r.skipped else "")
-        rows.append((r.what, r.runtime, images, r.metric, f"{r.value:.3f}", _delta(r), f"{r.target:.3f}",
+        rows.append((r.what, _SEMANTICS.get(r.semantics, r.semantics), r.runtime, images, r.metric, f"{r.value:.3f}", _delta(r), f"{r.target:.3f}",
                      r.verdict(), f"{r.images_per_s:.1f}"))
     lines.append(render_table(HEADERS, rows))
     return "\n".join(lines)

@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 
 from edgezoo import fetch, zoo
+from edgezoo.bundle.outputs import safe_name
 from edgezoo.bundle.provenance import is_standin
-from edgezoo.core.errors import EdgezooError
+from edgezoo.bundle.reader import CONFIG, META_ARCH, Bundle, check_input_size, read_bundle
+from edgezoo.core.errors import ConfigError, EdgezooError
 from edgezoo.graphs import onnx_model, tflite_model
 from edgezoo.graphs.runners import load_runner
-from edgezoo.preprocessing.bundle import BundlePreprocess, bundle_model_id, read_bundle_config as read_config
 from edgezoo.preprocessing.mlperf import mlperf_preprocess
 from edgezoo.ssd import ssd_surgery
 from edgezoo.standins import StandinVariant
@@ -45,13 +46,12 @@ from edgezoo.verify.detectors import find_outputs
 from edgezoo.zoo.schema import ModelCard, ModelFormat, Task
 
 __all__ = ["Subject", "SubjectSource", "SubjectError", "Runtime", "original_subjects", "bundle_subjects",
-           "MLPERF_SCORE_THRESHOLD"]
+           "score_threshold"]
 
-# Score thresholds of MLPerf's post-processing (python/main.py SUPPORTED_DATASETS). SSD-MobileNet's TF path keeps
-# every detection the graph returns; ResNet34-SSD follows the PyTorch path ("coco-1200-pt", 0.05). MLPerf's ONNX
-# path for ResNet34 ("coco-1200-onnx") stops at the first score below 0.5: edgezoo does not copy that quirk, it
-# would score the same model ~2 points lower depending on its file format.
-MLPERF_SCORE_THRESHOLD: dict[str, float] = {"ssd-resnet34-1200": 0.05}
+
+def score_threshold(card: ModelCard) -> float | None:
+    """The score threshold of MLPerf's post-processing for the model (its card's mlperf section; None: none)."""
+    return card.mlperf.score_threshold if card.mlperf else None
 
 
 class SubjectError(EdgezooError):
@@ -65,7 +65,8 @@ class Runtime(str, Enum):
     META_ARCH = "ONNX Runtime + caffe_ssd"  # heads in ORT, the prototxt's decoding + NMS in numpy
 
 
-_RUNTIME_BY_SUFFIX = {".pb": Runtime.TENSORFLOW, ".onnx": Runtime.ONNX_RUNTIME, ".tflite": Runtime.LITERT}
+_RUNTIMES = {ModelFormat.TF: Runtime.TENSORFLOW, ModelFormat.ONNX: Runtime.ONNX_RUNTIME,
+             ModelFormat.TFLITE: Runtime.LITERT}
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class SubjectSource:
     card_id: str | None = None  # set for an original
     standin: bool = False
     position: int = 0  # which of bundle_subjects(path)
+    allow_edited: bool = False  # --allow-edited-bundle
+    model: str | None = None  # a model evaluated in the bundle's clothes (bundle_subjects' `model`)
 
     def build(self) -> Subject:
         if not Path(self.path).exists():
@@ -84,8 +87,8 @@ class SubjectSource:
                                hint="every node must see the models and the dataset at the same paths "
                                     "(a shared file system)")
         if self.card_id is None:
-            return bundle_subjects(Path(self.path))[self.position]
-
+            return bundle_subjects(Path(self.path), allow_edited=self.allow_edited,
+                                   model=Path(self.model) if self.model else None)[self.position]
         return _original_subject(zoo.get_card(self.card_id), Path(self.path), self.standin)
 
 
@@ -215,7 +218,7 @@ def _original_file(card: ModelCard, *, standin: bool, variant: Any, mirror: str 
 def _classification_output(card: ModelCard, path: Path) -> tuple[str, bool]:
     """(output name, is argmax): the argmax when the graph has one (MLPerf's harness reads ArgMax:0 for ResNet50),
     else the probabilities or logits."""
-    fmt = ModelFormat.TF if path.suffix == ".pb" else ModelFormat.ONNX
+    fmt = ModelFormat.of(path)
     outputs = card.formats[fmt].outputs
     for role in ("argmax", "probabilities", "logits"):
         found = next((o for o in outputs if o.role == role), None)
@@ -232,7 +235,7 @@ def original_subjects(card: ModelCard, *, standin: bool = False, variant: Any = 
 
 
 def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
-    threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
+    threshold = score_threshold(card)
 
     def preprocess(image_bgr: np.ndarray) -> np.ndarray:
         return mlperf_preprocess(image_bgr, card.id)
@@ -243,11 +246,12 @@ def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
         infer = _classification_infer(runner, runner.outputs[0].name, card.labels.offset, argmax)
     else:
         # A frozen graph's sink nodes need not be its outputs: ask for the card's output tensors by name.
-        names = [o.name for o in card.formats[ModelFormat.TF].outputs] if path.suffix == ".pb" else None
+        from_tf = ModelFormat.of(path) is ModelFormat.TF
+        names = [o.name for o in card.formats[ModelFormat.TF].outputs] if from_tf else None
         runner = load_runner(path, outputs=names)
         infer = _outputs_infer(runner, path, card, threshold)
     label = f"{card.id} (original{', stand-in' if standin else ''})"
-    return Subject(label, "original", card, _RUNTIME_BY_SUFFIX[path.suffix], path, standin, preprocess, infer,
+    return Subject(label, "original", card, _RUNTIMES[ModelFormat.of(path)], path, standin, preprocess, infer,
                    use_inv_map=card.labels.map == "coco80to90",
                    source=SubjectSource(str(Path(path).resolve()), card_id=card.id, standin=standin))
 
@@ -256,68 +260,77 @@ def _original_subject(card: ModelCard, path: Path, standin: bool) -> Subject:
 # bundles
 
 
-def read_bundle_config(folder: Path) -> dict[str, Any]:
-    """config.yaml of a bundle, checked for what evaluation needs."""
+def read_bundle_config(folder: Path, *, allow_edited: bool = False) -> dict[str, Any]:
+    """config.yaml of a bundle, read and checked by bundle.reader."""
+    return read_bundle(bundle_folder(folder), allow_edited=allow_edited).config
+
+
+def bundle_card(folder: Path, *, allow_edited: bool = False) -> ModelCard:
+    """The zoo card of a bundle (its config.yaml's session.model_id), the bundle read and checked by bundle.reader."""
+    return read_bundle(bundle_folder(folder), allow_edited=allow_edited).card()
+
+
+def bundle_folder(folder: Path) -> Path:
+    """`folder`, when it is a folder (else SubjectError: neither a model id nor a bundle)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SubjectError(f"{folder}: not a model id nor a bundle folder",
                            hint="give a model id (edgezoo list) or a folder written by 'edgezoo export'")
-    config = read_config(folder)
-    if not isinstance(config, dict) or not isinstance(config.get("session"), dict) \
-            or not isinstance(config.get("preprocess"), dict):
-        raise SubjectError(f"{folder / 'config.yaml'}: no 'session' and 'preprocess' sections",
-                           hint="config.yaml must be the one 'edgezoo export' writes")
-    return config
+    return folder
 
 
-def _card_from_config(config: dict[str, Any], config_path: Path) -> ModelCard:
-    model_id = bundle_model_id(config)
-    if not model_id:
-        raise SubjectError(f"{config_path}: session.model_id is missing, so the metric and target are unknown",
-                           hint="only bundles of zoo models can be evaluated")
-    return zoo.get_card(str(model_id))
-
-
-def bundle_card(folder: Path) -> ModelCard:
-    """The zoo card of a bundle (from its config.yaml), without loading its model."""
-    return _card_from_config(read_bundle_config(folder), Path(folder) / "config.yaml")
-
-
-def _bundle_preprocess(config: dict[str, Any], folder: Path, input_info: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """config.yaml's preprocessing, producing the dtype the model's input takes."""
-    pre = BundlePreprocess.from_config(config, str(folder / "config.yaml"))
+def _bundle_preprocess(bundle: Bundle, input_info: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """config.yaml's preprocessing, producing the dtype the model's input takes (sizes checked against it)."""
+    check_input_size(bundle, input_info.shape)
+    pre = bundle.preprocess
     dtype = "uint8" if input_info.dtype == "uint8" else "float32"
     return lambda image_bgr: pre.apply(image_bgr, dtype=dtype)
 
 
-def bundle_subjects(folder: Path) -> list[Subject]:
-    """A bundle's artifact (and, for an ONNX SSD with a meta_arch.prototxt, the prototxt's decoding too)."""
-    folder = Path(folder)
-    config = read_bundle_config(folder)
-    card = _card_from_config(config, folder / "config.yaml")
-    model_path = folder / str(config["session"].get("model_path", ""))
-    if not model_path.is_file():
-        raise SubjectError(f"{folder}: config.yaml names model {model_path.name!r}, which is not in the bundle")
-    runtime = _RUNTIME_BY_SUFFIX.get(model_path.suffix.lower())
+def _classifier_offset(bundle: Bundle, card: ModelCard) -> int:
+    offset = bundle.label_offset
+    if offset is None:
+        return card.labels.offset
+    if not isinstance(offset, int):
+        raise ConfigError(f"{bundle.folder / CONFIG}: metric.label_offset_pred must be one int for a "
+                          f"classifier, got a {type(offset).__name__}", hint="export the bundle again")
+    return offset
+
+
+def bundle_subjects(folder: Any, *, allow_edited: bool = False, model: Path | None = None,
+                    shown: Path | None = None) -> list[Subject]:
+    """A bundle's artifact (and, for an ONNX SSD with a meta_arch.prototxt, the prototxt's decoding too).
+
+    `folder`: a bundle folder or a `bundle.reader.Bundle` already read; `model`: another model file evaluated in
+    the bundle's clothes (quantize's previews and probes)."""
+    if isinstance(folder, Bundle):
+        bundle, shown = folder, shown or folder.folder
+    else:
+        shown = bundle_folder(folder)
+        bundle = read_bundle(shown, allow_edited=allow_edited, model=model)
+    card = bundle.card()
+    model_path = bundle.model
+    runtime = _RUNTIMES.get(ModelFormat.of(model_path))
     if runtime is None or runtime is Runtime.TENSORFLOW:
         raise SubjectError(f"{model_path}: not a .tflite or .onnx model")
-    standin = is_standin(model_path)
-    threshold = MLPERF_SCORE_THRESHOLD.get(card.id)
+    standin = bundle.standin or is_standin(model_path)
+    threshold = score_threshold(card)
     inv_map = card.labels.map == "coco80to90"
-    name, slug = str(folder), folder.name
+    name, slug = str(shown), safe_name(bundle.folder.name, bundle.folder)
 
     def subject(what: str, kind: str, run: Runtime, infer: Callable, input_info: Any) -> Subject:
-        source = SubjectSource(str(folder.resolve()), position=len(subjects))
-        return Subject(what, kind, card, run, model_path, standin, _bundle_preprocess(config, folder, input_info),
+        source = SubjectSource(str(bundle.folder), position=len(subjects), allow_edited=bundle.allow_edited,
+                               model=str(bundle.model_override) if bundle.model_override else None)
+        return Subject(what, kind, card, run, model_path, standin, _bundle_preprocess(bundle, input_info),
                        infer, inv_map, source)
 
     subjects: list[Subject] = []
     if card.task is Task.CLASSIFICATION:
         runner = load_runner(model_path)
-        offset = int((config.get("metric") or {}).get("label_offset_pred", card.labels.offset))
-        infer = _classification_infer(runner, runner.outputs[0].name, offset, argmax=False)
+        infer = _classification_infer(runner, runner.outputs[0].name, _classifier_offset(bundle, card),
+                                      argmax=False)
         return [subject(name, slug, runtime, infer, runner.inputs[0])]
-    prototxt = folder / "meta_arch.prototxt"
+    prototxt = bundle.file(META_ARCH)
     if runtime is Runtime.LITERT:
         if ssd_surgery.read_postprocess_ops(model_path):
             infer, info = _postprocess_tflite_infer(model_path, threshold)
@@ -331,9 +344,9 @@ def bundle_subjects(folder: Path) -> list[Subject]:
             subjects.append(subject(name, slug, runtime, _outputs_infer(runner, model_path, card, threshold),
                                     runner.inputs[0]))
         except EdgezooError:
-            if not prototxt.is_file():
+            if prototxt is None:
                 raise  # cut at the heads and no prototxt: nothing decodes it
-    if prototxt.is_file():
+    if prototxt is not None:
         infer, info = _meta_arch_infer(model_path, prototxt, threshold)
         subjects.append(subject(f"{name} + meta_arch.prototxt", f"{slug}-meta-arch", Runtime.META_ARCH, infer, info))
     return subjects

@@ -1,30 +1,37 @@
-"""The export API: card -> sources (fetched or stand-ins) -> recipe (convert + verify) -> bundle.
+"""The export pipeline, one for every route: a job (a registered recipe, its validated parameters, its sources) ->
+`run(job)`: staging folder, recipe (convert + verify), config.yaml, runtime_options.yaml, TI's config check, the TI
+package, verify.json, manifest.json, atomic publish (Ctrl-C held during the swap).
 
-    result = export_model(get_card("resnet50"), Target.TFLITE, standin=True)
+    result = export_model(get_card("resnet50"), Target.TFLITE, standin=True)      # a card's route
     result.passed, result.bundle, result.report.render()
 
-A verified bundle lands at <out>/<model-id>/<target>/; one that failed parity at <target>.failed/ (see bundle/staging.py),
-and `passed` is False (the CLI exits 1). Bad input raises an EdgezooError before anything is written.
+The other routes build their job in export/graph.py (--graph), export/od_api.py (TF OD API SSD) and
+export/onnx_ssd.py (--meta-arch ssd); export/request.py picks the route for the CLI.
+
+A verified bundle lands at <out>/<model-id>/<target>/; one that failed parity at <target>.failed/ (see
+bundle/staging.py), and `passed` is False (the CLI exits 1). Bad input raises an EdgezooError before anything is written.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgezoo import __version__
 from edgezoo.bundle import ti_package
-from edgezoo.bundle.staging import (CONFIG, MANIFEST, RUNTIME_OPTIONS, VERIFY, BundleFile, BundleStaging, describe_file,
-                            failed_dir)
+from edgezoo.bundle.outputs import safe_name
 from edgezoo.bundle.config import (MODEL_NAMES, card_config, deep_merge, runtime_options, runtime_options_manifest,
                                    with_runtime_options)
+from edgezoo.bundle.staging import (CONFIG, MANIFEST, RUNTIME_OPTIONS, VERIFY, BundleFile, BundleStaging, describe_file,
+                            failed_dir)
 from edgezoo.core.errors import EdgezooError, RecipeError, did_you_mean
 from edgezoo.export.sources import SourceResolver
-from edgezoo.recipes import get_recipe
+from edgezoo.graphs import own_outputs
+from edgezoo.recipes import Recipe, get_recipe
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.standins import STANDIN_BANNER, StandinVariant
 from edgezoo.tidl import ti_config
@@ -81,40 +88,86 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def export_model(card: ModelCard, target: Target | str, *, out_dir: Path = Path("out"), standin: bool = False,
-                 variant: StandinVariant = StandinVariant.FULL, mirror: str | None = None, offline: bool = False,
-                 params: Mapping[str, Any] | None = None, tolerances: Mapping[str, float] | None = None,
-                 ti_package: bool = False) -> ExportResult:
-    """Fetch, convert, verify and bundle one model for one target (`ti_package`: also in TI's package layout)."""
-    target = Target(target)
-    spec = card.recipe(target)  # CardError naming the targets when the card has none for this one
-    recipe = get_recipe(spec.name)
-    # Every value typed and range-checked before anything is fetched or written (ParamError: exit 2).
-    effective = recipe.validate({**dict(spec.params), **dict(params or {})}, card.id)
-    _check_tolerance_names(card, tolerances or {})
-    tols = {**dict(card.tolerances), **dict(tolerances or {})}
-    resolver = SourceResolver(card, mirror=mirror, offline=offline, standin=standin, variant=variant)
-    final = Path(out_dir) / card.id / target.value
+@dataclass
+class ExportJob:
+    """One export, validated: nothing in it is checked again, nothing was fetched or written to make it."""
+
+    recipe: Recipe
+    target: Target
+    name: str  # the bundle goes to <out_dir>/<name>/<target>/
+    params: dict[str, Any]  # typed by the recipe's ParamSpecs
+    model: dict[str, Any]  # manifest.json "model": id, title, task, card
+    out_dir: Path = Path("out")
+    card: ModelCard | None = None
+    sources: dict[str, Path] = field(default_factory=dict)  # the user's files, by the recipe's source keys
+    # Sources put into the staging folder when the job runs (an archive's members), and the card's fetched on demand.
+    stage_sources: Callable[[Path], dict[str, Path]] | None = None
+    resolver: SourceResolver | None = None
+    # The manifest's "sources" for the user's files, from the sources as the recipe got them.
+    describe: Callable[[Mapping[str, Path]], list[dict[str, Any]]] | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # config.yaml under the recipe's own sections
+    standin: bool = False
+    variant: StandinVariant | None = None
+    tolerances: dict[str, float] = field(default_factory=dict)
+    ti_package: bool = False
+
+
+def run(job: ExportJob) -> ExportResult:
+    """Stage, convert + verify with the job's recipe, write and publish the bundle (to <target>.failed/ when parity
+    failed). A model the recipe wrote and cannot load is reported as the options' doing, not a corrupt download."""
+    # A name taken from a file ("...onnx", "..tar.gz") must stay one folder under --out (bundle.outputs.safe_name);
+    # the user's files are inputs that publishing never replaces.
+    user_files = [Path(p) for p in job.sources.values()]
+    name = safe_name(job.name, user_files[0] if user_files else job.name)
+    final = Path(job.out_dir) / name / job.target.value
     started, t0 = _now(), time.monotonic()
-    with BundleStaging(final) as staging:
-        rin = RecipeInput(card=card, target=target, sources={}, params=effective, workdir=staging.workdir,
-                          standin=standin, tolerances=tols, resolve_source=resolver.resolve)
-        output = recipe(rin)
-        _check_output(output, spec.name)
-        output.verify.standin = output.verify.standin or standin
-        config = deep_merge(card_config(card, target), output.config)
+    with BundleStaging(final, inputs=user_files) as staging, own_outputs(staging.workdir):
+        sources = {**job.sources, **(job.stage_sources(staging.workdir) if job.stage_sources else {})}
+        rin = RecipeInput(card=job.card, target=job.target, sources=sources, params=job.params,
+                          workdir=staging.workdir, standin=job.standin, tolerances=job.tolerances,
+                          resolve_source=job.resolver.resolve if job.resolver else None)
+        output = job.recipe(rin)
+        _check_output(output, job.recipe.name)
+        standin = output.verify.standin = output.verify.standin or job.standin
         manifest = {
-            "recipe": {"name": spec.name, "params": {**effective, **output.params}},
-            "model": {"id": card.id, "title": card.title, "task": card.task.value, "card": Path(card.source).name},
-            "sources": resolver.describe(),
+            "recipe": {"name": job.recipe.name, "params": {**job.params, **output.params}},
+            "model": {**job.model, "id": name},
+            "sources": job.resolver.describe() if job.resolver else job.describe(sources) if job.describe else [],
         }
-        result = publish_bundle(staging, final, card.id, target, output, config, manifest, standin, variant, started,
-                                ti_package=ti_package)
+        # TI's tools name the artifact after session.model_id: the bundle's name, whatever the recipe read.
+        config = deep_merge(deep_merge(job.config, output.config), {"session": {"model_id": name}})
+        result = publish_bundle(staging, final, name, job.target, output, config, manifest, standin,
+                                job.variant if standin else None, started, ti_package=job.ti_package)
     result.seconds = time.monotonic() - t0
     return result
 
 
-def _check_tolerance_names(card: ModelCard, given: Mapping[str, float]) -> None:
+def card_job(card: ModelCard, target: Target | str, *, out_dir: Path = Path("out"), standin: bool = False,
+             variant: StandinVariant = StandinVariant.FULL, mirror: str | None = None, offline: bool = False,
+             params: Mapping[str, Any] | None = None, tolerances: Mapping[str, float] | None = None,
+             ti_package: bool = False, origin: Callable[[str], str] = lambda n: f"param {n}") -> ExportJob:
+    """A zoo model's export: the card's recipe for `target`, the card's params under `params` (ParamError, exit 2,
+    before anything is fetched or written); sources fetched (or stand-ins built) when the recipe asks for them."""
+    target = Target(target)
+    spec = card.recipe(target)  # CardError naming the targets when the card has none for this one
+    recipe = get_recipe(spec.name)
+    typed = recipe.validate({**dict(spec.params), **dict(params or {})}, card.id, origin)
+    check_tolerances(card, tolerances or {})
+    return ExportJob(recipe=recipe, target=target, name=card.id, params=typed, out_dir=Path(out_dir), card=card,
+                     model={"id": card.id, "title": card.title, "task": card.task.value,
+                            "card": Path(card.source).name},
+                     resolver=SourceResolver(card, mirror=mirror, offline=offline, standin=standin, variant=variant),
+                     config=card_config(card, target), standin=standin, variant=variant,
+                     tolerances={**dict(card.tolerances), **dict(tolerances or {})}, ti_package=ti_package)
+
+
+def export_model(card: ModelCard, target: Target | str, **options: Any) -> ExportResult:
+    """Fetch, convert, verify and bundle one model for one target (`ti_package`: also in TI's package layout);
+    the options are card_job's."""
+    return run(card_job(card, target, **options))
+
+
+def check_tolerances(card: ModelCard, given: Mapping[str, float]) -> None:
     """A misspelt --tolerance must not be silently ignored: names are the card's or those of its task's parity; values
     must be in the name's range (a negative error or a cosine of 2 would fail or pass every model)."""
 

@@ -3,73 +3,58 @@ model: model.onnx + meta_arch.prototxt + runtime_options.yaml + config.yaml + ma
 
     export_onnx_ssd(Path("resnet34-ssd1200.onnx"), out_dir=Path("out"), params={"top_k": 200})
 
-The conversion is recipes/onnx_ssd.py; this module validates options before any work, fixes the input
-shape (--inputs) and writes the bundle atomically into OUT/<file stem>/onnx/.
+The conversion is the recipe `generic-onnx-ssd-meta-arch` (recipes/onnx_ssd.py); this module validates options and
+--inputs before any work. The bundle lands in OUT/<file stem>/onnx/.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgezoo.bundle.config import detector_config
 from edgezoo.bundle.naming import bundle_name
-from edgezoo.bundle.staging import BundleStaging, sha256_file
+from edgezoo.bundle.provenance import is_standin
+from edgezoo.bundle.staging import sha256_file
 from edgezoo.core.errors import ModelFileError, RecipeError
-from edgezoo.export.api import ExportResult, _now, publish_bundle
-from edgezoo.export.graph import _check_names, _fix_inputs
-from edgezoo.graphs import onnx_model, own_outputs
-from edgezoo.recipes.onnx_ssd import PARAMS, check_params, export_ssd
-from edgezoo.recipes.params import check_shapes, validate_params
+from edgezoo.export.api import ExportJob, ExportResult, run
+from edgezoo.export.graph import user_source
+from edgezoo.recipes import get_recipe
+from edgezoo.recipes.graph import GRAPH, check_names
 from edgezoo.verify import tolerances as tol_names
-from edgezoo.zoo.schema import Target
+from edgezoo.zoo.schema import ModelFormat, Target
 
 META_ARCHS = ("ssd",)
+RECIPE = "generic-onnx-ssd-meta-arch"
 
 
-def export_onnx_ssd(path: Path, *, inputs: Mapping[str, Sequence[int]] | None = None, out_dir: Path = Path("out"),
-                    tolerances: Mapping[str, float] | None = None, params: Mapping[str, Any] | None = None,
-                    meta_arch: str = "ssd", flags: Collection[str] = ()) -> ExportResult:
-    """Convert, verify and bundle an ONNX SSD into <out_dir>/<file stem>/onnx/ (see the module docstring).
-    `flags`: the parameters the user gave as CLI flags (--top-k), so that messages name them that way."""
+def onnx_ssd_job(path: Path, *, inputs: Mapping[str, Sequence[int]] | None = None, out_dir: Path = Path("out"),
+                 tolerances: Mapping[str, float] | None = None, params: Mapping[str, Any] | None = None,
+                 meta_arch: str = "ssd", ti_package: bool = False,
+                 origin: Callable[[str], str] = lambda n: f"--param {n}") -> ExportJob:
+    """The job that converts, verifies and bundles an ONNX SSD into <out_dir>/<file stem>/onnx/."""
     path = Path(path)
     if meta_arch not in META_ARCHS:
         raise RecipeError(f"--meta-arch {meta_arch!r}: not supported", hint="supported: " + ", ".join(META_ARCHS))
-    if path.suffix.lower() != ".onnx":
+    if ModelFormat.of(path) is not ModelFormat.ONNX:
         raise ModelFileError(f"{path}: --meta-arch ssd takes an ONNX model with its decoding in the graph",
                              hint="TF OD API SSDs: --graph frozen_inference_graph.pb --pipeline-config FILE")
-    # Options first: nothing is loaded, converted or written with a value that is invalid.
-    typed = validate_params(PARAMS, dict(params or {}), "--graph .onnx --meta-arch ssd",
-                            lambda n: "--" + n.replace("_", "-") if n in flags else f"--param {n}")
-    check_params(typed)
-    fixed = check_shapes(dict(inputs or {}), "--inputs") if inputs else {}
+    recipe = get_recipe(RECIPE)
+    given = {**dict(params or {}), **({"inputs": dict(inputs)} if inputs else {})}
+    typed = recipe.validate(given, "--graph .onnx --meta-arch ssd",
+                            lambda n: "--inputs" if n == "inputs" else origin(n))
     tol_names.check_names(tolerances or {}, tol_names.DETECTION)
     tol_names.check_values(tolerances or {})
-    if fixed:
-        _check_names(path, fixed, [])
-    model = onnx_model.load(path)
-    if fixed:
-        model = _fix_inputs(model, fixed)
-    name, renamed = bundle_name(out_dir, path.stem, Target.ONNX.value, [sha256_file(path)])
-    final = Path(out_dir) / name / Target.ONNX.value
-    started, t0 = _now(), time.monotonic()
-    with BundleStaging(final) as staging, own_outputs(staging.workdir):
-        output = export_ssd(path, model, staging.workdir, typed, tolerances or {}, explicit=set(params or {}))
-        if renamed:
-            output.notes.append(renamed)
-        manifest = {
-            "recipe": {"name": "generic-onnx-ssd-meta-arch", "params": {"inputs": dict(fixed), **typed,
-                                                                         **output.params}},
-            "model": {"id": path.stem, "title": path.name, "task": "detection", "card": None},
-            "sources": [{"file": path.name, "path": str(path.resolve()), "size": path.stat().st_size,
-                         "sha256": sha256_file(path), "source": "user", "standin": output.verify.standin}],
-        }
-        pre = output.params["preprocess"]  # the converted model's input: layout, size, pixel normalisation
-        config = detector_config(Target.ONNX, path.stem, pre["layout"], pre["size"], pre["mean"], pre["scale"],
-                                 output.config)
-        result = publish_bundle(staging, final, name, Target.ONNX, output, config, manifest,
-                                output.verify.standin, None, started)
-    result.seconds = time.monotonic() - t0
-    return result
+    if typed.get("inputs"):
+        check_names(path, typed["inputs"], [])
+    # model.onnx from two folders must not land on one bundle (bundle/naming.py)
+    name, _ = bundle_name(Path(out_dir), path.stem, Target.ONNX.value, [sha256_file(path)] if path.is_file() else [])
+    return ExportJob(recipe=recipe, target=Target.ONNX, name=name, params=typed, out_dir=Path(out_dir),
+                     model={"id": name, "title": path.name, "task": "detection", "card": None},
+                     sources={GRAPH: path}, describe=lambda got: [user_source(got[GRAPH], is_standin(got[GRAPH]))],
+                     tolerances=dict(tolerances or {}), ti_package=ti_package)
+
+
+def export_onnx_ssd(path: Path, **options: Any) -> ExportResult:
+    """Convert, verify and bundle an ONNX SSD (options: onnx_ssd_job's)."""
+    return run(onnx_ssd_job(path, **options))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgezoo.export.api import ExportResult
 from edgezoo.core.report import fmt_number, render_table
+from edgezoo.export.api import ExportResult
 from edgezoo.standins import STANDIN_BANNER
 from edgezoo.verify.report import ParityReport
 

@@ -1,4 +1,5 @@
-"""Safe unpacking of tgz / tar.gz / zip archives.
+"""Safe unpacking of tgz / tar.gz / zip archives: what an archive holds, checked (`scan`, `select`); the writing is
+fetch/unpack.py's.
 
 Nothing inside an archive is trusted: member names, link targets and declared sizes are all checked by `scan`
 BEFORE anything is written, and a refused archive leaves nothing behind.
@@ -32,22 +33,18 @@ removed.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
-import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import IO
 
-from edgezoo.core.errors import ArchiveError, FetchError, disk_full, is_disk_full
+from edgezoo.core.errors import ArchiveError
 
 
 class ArchiveKind(str, Enum):
@@ -108,12 +105,11 @@ DEFAULT_BUDGET = Budget(MAX_RATIO, MIN_BUDGET, MAX_BYTES, MAX_ENTRIES)
 MAX_LINK_HOPS = 40  # like Linux's MAXSYMLINKS: deeper chains are treated as loops
 _MAX_LINK_TARGET = 4096  # a zip symlink's target is its data: read only what a path can be (PATH_MAX)
 _ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
-_CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SEPARATORS = re.compile(r"[/\\]")
 CACHE_NOT_WRITABLE = "make the cache folder writable, or set EDGEZOO_CACHE to one that is"
-_HINT = "the archive is unsafe or corrupt; nothing was extracted. Re-fetch it or check its source"
-_READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError, UnicodeDecodeError,
+UNSAFE_HINT = "the archive is unsafe or corrupt; nothing was extracted. Re-fetch it or check its source"
+READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError, UnicodeDecodeError,
                 NotImplementedError, RuntimeError)  # the last two: zip methods/encryption zipfile cannot read
 
 
@@ -125,8 +121,8 @@ def scan(archive: Path, kind: ArchiveKind | str, budget: Budget | None = None) -
         entries = _scan_tar(archive, tally) if kind.is_tar else _scan_zip(archive, tally)
     except ArchiveError:
         raise
-    except _READ_ERRORS as exc:
-        raise ArchiveError(f"{archive.name}: not a readable {kind.value} archive ({exc})", hint=_HINT) from None
+    except READ_ERRORS as exc:
+        raise ArchiveError(f"{archive.name}: not a readable {kind.value} archive ({exc})", hint=UNSAFE_HINT) from None
     return _check_tree(archive, [e for e in entries if e.name])  # "./" itself names the root
 
 
@@ -158,68 +154,35 @@ def select(entries: list[Entry], wanted: Iterable[str] = ()) -> list[Entry]:
     return [e for e in entries if e.name in chosen]
 
 
-def unpack(archive: Path, kind: ArchiveKind | str, dest: Path, members: Iterable[str] = (),
-           budget: Budget | None = None) -> dict[str, int]:
-    """Unpack `members` of `archive` (all when empty) into `dest`, replaced atomically.
-
-    Returns {member name: size} of the regular files extracted. Raises ArchiveError for an unsafe or corrupt
-    archive and DiskFullError when the disk fills up; in both cases nothing is left behind."""
-    kind = ArchiveKind(kind)
-    entries = select(scan(archive, kind, budget), members)  # refuses before anything is written
-    tmp: Path | None = None
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-        _extract(archive, kind, entries, tmp)
-        _check_extracted(tmp, archive)
-        _replace_dir(tmp, dest)
-    except BaseException as exc:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError) and is_disk_full(exc):
-            raise disk_full(exc, dest.parent, f"unpacking {archive.name}") from None
-        if isinstance(exc, OSError) and exc.filename not in (None, str(archive)):  # our side: a folder or file
-            raise FetchError(f"cannot unpack {archive.name} into {dest.parent}: {exc.strerror} ({exc.filename})",
-                             hint=CACHE_NOT_WRITABLE) from None
-        if isinstance(exc, _READ_ERRORS) and not isinstance(exc, ArchiveError):
-            raise ArchiveError(f"{archive.name}: cannot extract ({exc})", hint=_HINT) from None
-        raise
-    files = {e.name: e.size for e in entries if e.kind is EntryKind.FILE}
-    for e in entries:  # in archive order, so a hardlink to a hardlink finds its size
-        if e.kind is EntryKind.HARDLINK and e.link in files:
-            files[e.name] = files[e.link]
-    return files
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Validation
 
 
-def _refuse(archive: Path, name: str, why: str) -> ArchiveError:
-    return ArchiveError(f"{archive.name}: refusing entry {name!r}: {why}", hint=_HINT)
+def refuse(archive: Path, name: str, why: str) -> ArchiveError:
+    return ArchiveError(f"{archive.name}: refusing entry {name!r}: {why}", hint=UNSAFE_HINT)
 
 
 def normalise_name(archive: Path, raw: str) -> str:
     """Validate a member name and return it relative, POSIX-style, without './'."""
     if "\x00" in raw:
-        raise _refuse(archive, raw, "NUL byte in the name")
+        raise refuse(archive, raw, "NUL byte in the name")
     if raw.startswith(("/", "\\")) or _DRIVE.match(raw):
-        raise _refuse(archive, raw, "absolute path")
+        raise refuse(archive, raw, "absolute path")
     parts = [p for p in _SEPARATORS.split(raw) if p not in ("", ".")]
     if ".." in parts:
-        raise _refuse(archive, raw, "'..' in the path")
+        raise refuse(archive, raw, "'..' in the path")
     return "/".join(parts)
 
 
 def _check_symlink(archive: Path, name: str, target: str) -> None:
     """The checks one link allows on its own; chains are resolved later, on the whole tree (_check_tree)."""
     if "\x00" in target:
-        raise _refuse(archive, name, "NUL byte in the symlink target")
+        raise refuse(archive, name, "NUL byte in the symlink target")
     if not target or target.startswith(("/", "\\")) or _DRIVE.match(target):
-        raise _refuse(archive, name, f"symlink to absolute path {target!r}")
+        raise refuse(archive, name, f"symlink to absolute path {target!r}")
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target.replace("\\", "/")))
     if resolved == ".." or resolved.startswith("../"):
-        raise _refuse(archive, name, f"symlink points outside the target ({target!r})")
+        raise refuse(archive, name, f"symlink points outside the target ({target!r})")
 
 
 class _Tally:
@@ -235,13 +198,13 @@ class _Tally:
         self.bytes += size
         if self.entries > self.budget.max_entries:
             raise ArchiveError(f"{self.archive.name}: more than {self.budget.max_entries:,} entries "
-                               f"(refused at {raw_name!r})", hint=_HINT)
+                               f"(refused at {raw_name!r})", hint=UNSAFE_HINT)
         if self.bytes > self.limit:
             raise ArchiveError(
                 f"{self.archive.name}: its members declare over {self.bytes:,} bytes (refused at {raw_name!r}), "
                 f"more than the {self.limit:,} allowed for a {self.archive_size:,}-byte archive "
                 f"({self.budget.ratio}x its size, at least {self.budget.floor:,}, at most {self.budget.cap:,}); "
-                f"an archive bomb?", hint=_HINT)
+                f"an archive bomb?", hint=UNSAFE_HINT)
 
 
 def _scan_tar(archive: Path, tally: _Tally) -> list[Entry]:
@@ -263,16 +226,16 @@ def _scan_tar(archive: Path, tally: _Tally) -> list[Entry]:
                     target = normalise_name(archive, info.linkname)
                 except ArchiveError:
                     why = f"hardlink points outside the target ({info.linkname!r})"
-                    raise _refuse(archive, info.name, why) from None
+                    raise refuse(archive, info.name, why) from None
                 if not target:
-                    raise _refuse(archive, info.name, "hardlink to the archive root")
+                    raise refuse(archive, info.name, "hardlink to the archive root")
                 entries.append(Entry(name, EntryKind.HARDLINK, 0, target))
             elif info.ischr() or info.isblk():
-                raise _refuse(archive, info.name, "device file")
+                raise refuse(archive, info.name, "device file")
             elif info.isfifo():
-                raise _refuse(archive, info.name, "fifo")
+                raise refuse(archive, info.name, "fifo")
             else:
-                raise _refuse(archive, info.name, f"unsupported entry type {info.type!r}")
+                raise refuse(archive, info.name, f"unsupported entry type {info.type!r}")
     return entries
 
 
@@ -286,25 +249,25 @@ def _scan_zip(archive: Path, tally: _Tally) -> list[Entry]:
             tally.add(info.filename, 0 if is_dir else info.file_size)
             name = normalise_name(archive, info.filename)
             if info.flag_bits & 0x1:
-                raise _refuse(archive, info.filename, "encrypted member")
+                raise refuse(archive, info.filename, "encrypted member")
             if info.compress_type not in _ZIP_METHODS:
-                raise _refuse(archive, info.filename, f"unsupported compression method {info.compress_type}")
+                raise refuse(archive, info.filename, f"unsupported compression method {info.compress_type}")
             if ftype == stat.S_IFLNK:
                 if info.file_size > _MAX_LINK_TARGET:
-                    raise _refuse(archive, info.filename, f"symlink target of {info.file_size:,} bytes")
+                    raise refuse(archive, info.filename, f"symlink target of {info.file_size:,} bytes")
                 target = zf.read(info).decode("utf-8")
                 _check_symlink(archive, name, target)
                 entries.append(Entry(name, EntryKind.SYMLINK, 0, target))
             elif ftype in (stat.S_IFCHR, stat.S_IFBLK):
-                raise _refuse(archive, info.filename, "device file")
+                raise refuse(archive, info.filename, "device file")
             elif ftype in (stat.S_IFIFO, stat.S_IFSOCK):
-                raise _refuse(archive, info.filename, "fifo or socket")
+                raise refuse(archive, info.filename, "fifo or socket")
             elif is_dir:
                 entries.append(Entry(name, EntryKind.DIR, 0))
             elif ftype in (0, stat.S_IFREG):
                 entries.append(Entry(name, EntryKind.FILE, info.file_size))
             else:
-                raise _refuse(archive, info.filename, f"unsupported file type {oct(ftype)}")
+                raise refuse(archive, info.filename, f"unsupported file type {oct(ftype)}")
     return entries
 
 
@@ -317,14 +280,14 @@ def _check_tree(archive: Path, entries: list[Entry]) -> list[Entry]:
             parent = "/".join(parts[:i])
             kind = kinds.setdefault(parent, EntryKind.DIR)
             if kind is EntryKind.SYMLINK:
-                raise _refuse(archive, e.name, f"its path passes through the symlink {parent!r}")
+                raise refuse(archive, e.name, f"its path passes through the symlink {parent!r}")
             if kind is not EntryKind.DIR:
-                raise _refuse(archive, e.name, f"its path passes through {parent!r}, a {kind.value}")
+                raise refuse(archive, e.name, f"its path passes through {parent!r}, a {kind.value}")
         before = kinds.get(e.name)
         if before is not None and not (before is EntryKind.DIR and e.kind is EntryKind.DIR):
-            raise _refuse(archive, e.name, f"given twice in the archive (as a {before.value} and as a {e.kind.value})")
+            raise refuse(archive, e.name, f"given twice in the archive (as a {before.value} and as a {e.kind.value})")
         if e.kind is EntryKind.HARDLINK and kinds.get(e.link or "") not in (EntryKind.FILE, EntryKind.HARDLINK):
-            raise _refuse(archive, e.name, f"hardlink to {e.link!r}, not a regular file earlier in the archive")
+            raise refuse(archive, e.name, f"hardlink to {e.link!r}, not a regular file earlier in the archive")
         kinds[e.name] = e.kind
     links = {e.name: e.link or "" for e in entries if e.kind is EntryKind.SYMLINK}
     resolved = []
@@ -332,7 +295,7 @@ def _check_tree(archive: Path, entries: list[Entry]) -> list[Entry]:
         if e.kind is EntryKind.SYMLINK:
             parts = _follow(archive, e.name, e.name.split("/")[:-1], e.link or "", links, 0)
             if parts is None:
-                raise _refuse(archive, e.name, f"symlink points outside the target ({e.link!r} leaves it once "
+                raise refuse(archive, e.name, f"symlink points outside the target ({e.link!r} leaves it once "
                                                f"the archive's other links are followed)")
             e = replace(e, target="/".join(parts))
         resolved.append(e)
@@ -359,100 +322,9 @@ def _follow(archive: Path, name: str, start: list[str], link: str, links: dict[s
         inner = links.get("/".join(parts))
         if inner is not None:
             if hops >= MAX_LINK_HOPS:
-                raise _refuse(archive, name, f"symlink loop or a chain of over {MAX_LINK_HOPS} links")
+                raise refuse(archive, name, f"symlink loop or a chain of over {MAX_LINK_HOPS} links")
             followed = _follow(archive, name, parts[:-1], inner, links, hops + 1)
             if followed is None:
                 return None
             parts = followed
     return parts
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Extraction (only after every entry passed the checks above)
-
-
-def _extract(archive: Path, kind: ArchiveKind, entries: list[Entry], tmp: Path) -> None:
-    for e in entries:
-        if e.kind is EntryKind.DIR:
-            (tmp / e.name).mkdir(parents=True, exist_ok=True)
-    missing = {e.name for e in entries if e.kind is EntryKind.FILE}
-    for entry, data in _member_streams(archive, kind, entries, tmp):
-        with data:
-            _write_member(data, tmp / entry.name, entry.size, archive, entry.name)
-        missing.discard(entry.name)
-    if missing:  # the archive changed on disk after the scan
-        raise ArchiveError(f"{archive.name}: {len(missing)} member(s) vanished between scan and extraction "
-                           f"(e.g. {sorted(missing)[0]!r})", hint=_HINT)
-    for e in entries:  # links last: nothing is written after them, so no write can pass through one
-        if e.kind is EntryKind.HARDLINK:
-            os.link(tmp / (e.link or ""), tmp / e.name, follow_symlinks=False)
-    for e in entries:
-        if e.kind is EntryKind.SYMLINK:
-            (tmp / e.name).parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(e.link or "", tmp / e.name)
-
-
-def _member_streams(archive: Path, kind: ArchiveKind, entries: list[Entry],
-                    tmp: Path) -> Iterator[tuple[Entry, IO[bytes]]]:
-    """(entry, data stream) of the chosen regular files, in archive order (one forward pass through a tgz)."""
-    chosen = {e.name: e for e in entries}
-    if kind.is_tar:
-        pending = set(chosen)
-        with tarfile.open(archive, "r:*") as tf:
-            for info in tf:
-                if not pending:
-                    break  # the rest of the stream holds nothing we extract: do not decompress it
-                entry = chosen.get(normalise_name(archive, info.name))
-                if entry is None:
-                    continue
-                pending.discard(entry.name)
-                try:
-                    tarfile.data_filter(info, str(tmp))  # the stdlib's own rules, a second line of defence
-                except tarfile.FilterError as exc:
-                    raise ArchiveError(f"{archive.name}: refused while extracting: {exc}", hint=_HINT) from None
-                if entry.kind is EntryKind.FILE:
-                    stream = tf.extractfile(info)
-                    if stream is not None:
-                        yield entry, stream
-    else:
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                entry = chosen.get(normalise_name(archive, info.filename))
-                if entry is not None and entry.kind is EntryKind.FILE:
-                    yield entry, zf.open(info)
-
-
-def _write_member(data: IO[bytes], path: Path, declared: int, archive: Path, name: str) -> None:
-    """Copy one member to a new file at `path`, refusing to write more bytes than it declared."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    written = 0
-    with os.fdopen(fd, "wb") as out:
-        while chunk := data.read(min(_CHUNK, declared - written + 1)):
-            written += len(chunk)
-            if written > declared:  # zip sizes are claims; never trust them to bound what is written
-                raise _refuse(archive, name, f"holds more than the {declared:,} bytes it declares")
-            out.write(chunk)
-    if written != declared:
-        raise _refuse(archive, name, f"holds {written:,} bytes, not the {declared:,} it declares")
-
-
-def _check_extracted(tmp: Path, archive: Path) -> None:
-    """Every path written must resolve inside `tmp` (a last check; the scan already resolved every link)."""
-    root = os.path.realpath(tmp)
-    for dirpath, dirnames, filenames in os.walk(tmp):
-        for name in dirnames + filenames:
-            real = os.path.realpath(os.path.join(dirpath, name))
-            if real != root and not real.startswith(root + os.sep):
-                rel = os.path.relpath(os.path.join(dirpath, name), tmp)
-                raise _refuse(archive, rel, "resolves outside the target after extraction")
-
-
-def _replace_dir(tmp: Path, dest: Path) -> None:
-    if dest.exists() or dest.is_symlink():
-        trash = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-        os.rename(dest, trash / "old")
-        os.rename(tmp, dest)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.rename(tmp, dest)

@@ -14,6 +14,7 @@ from enum import Enum
 from edgezoo import zoo
 from edgezoo.core.errors import (ChecksumMismatchError, FetchError, SizeMismatchError, UnknownModelError,
                             did_you_mean)
+from edgezoo.core.progress import ProgressBar
 from edgezoo.fetch import tofu
 from edgezoo.fetch.cache import part_path, published_path, unpacked_dir
 from edgezoo.fetch.inventory import CacheEntry, EntryKind, Trust, inventory
@@ -21,7 +22,6 @@ from edgezoo.fetch.leftovers import Owner, remove_path, remove_unowned, tree_siz
 from edgezoo.fetch.members import record_path
 from edgezoo.fetch.published import expected_for
 from edgezoo.fetch.verify import Digest, StreamHasher, check, hash_file
-from edgezoo.core.progress import ProgressBar
 from edgezoo.standins import builders
 from edgezoo.zoo.schema import Checksum
 

@@ -30,9 +30,10 @@ from typing import BinaryIO
 from edgezoo import __version__
 from edgezoo.core.errors import (ChecksumMismatchError, DiskFullError, FetchError, NetworkError, SizeMismatchError,
                             SourceNotFoundError, disk_full, is_disk_full)
+from edgezoo.core.progress import ProgressBar, step
+from edgezoo.fetch.cache import open_for_writing, refuse_link
 from edgezoo.fetch.policy import RetryPolicy, TransientFailure, Watchdog, seconds
 from edgezoo.fetch.verify import CHUNK, Digest, Expected, StreamHasher, check, check_size_so_far, hash_file
-from edgezoo.core.progress import ProgressBar, step
 
 __all__ = ["RetryPolicy", "copy_local", "download"]
 
@@ -88,9 +89,18 @@ def _write_error(exc: OSError, part: Path, what: str) -> FetchError | DiskFullEr
                       hint="check the permissions of that folder, or set EDGEZOO_CACHE to another folder")
 
 
+def _refuse_link(part: Path, what: str) -> None:
+    try:
+        refuse_link(part)
+    except FetchError as exc:
+        raise exc.with_context(what) from None
+
+
 def _open_part(part: Path, mode: str, what: str) -> BinaryIO:
     try:
-        return part.open(mode, buffering=0)
+        return open_for_writing(part, append=mode == "ab")  # never through a link
+    except FetchError as exc:
+        raise exc.with_context(what) from None
     except OSError as exc:
         raise _write_error(exc, part, what) from None
 
@@ -99,6 +109,7 @@ def download(url: str, part: Path, expected: Expected, what: str, *, policy: Ret
              progress: bool = True, label: str = "") -> Digest:
     """Stream `url` into `part` (resuming it if present); return the digest of the verified bytes."""
     policy = policy or RetryPolicy.from_env()
+    _refuse_link(part, what)  # its bytes would be resumed (read) before anything is written
     hasher = _resume_hasher(part, expected)
     if hasher is None:  # a .part of the full size from an earlier run: use it if it verifies
         digest = hash_file(part, expected.checksum)
@@ -137,6 +148,7 @@ def copy_local(src: Path, part: Path, expected: Expected, what: str, *, progress
     """Copy a local file into `part` through the hasher (a folder mirror or a file:// URL)."""
     if not src.is_file():
         raise SourceNotFoundError(f"{what}: no file {src}")
+    _refuse_link(part, what)
     bar = ProgressBar(label or src.name, expected.size, enabled=progress)
     buf = bytearray(CHUNK)
     view = memoryview(buf)

@@ -29,8 +29,8 @@ from enum import Enum
 from pathlib import Path
 
 from edgezoo.core.errors import FetchError
-from edgezoo.fetch.cache import PART_SUFFIX, try_locked
 from edgezoo.core.progress import step
+from edgezoo.fetch.cache import PART_SUFFIX, confined, try_locked
 
 # tempfile.mkdtemp(prefix=".<name>.", suffix=...) adds 8 characters from [a-z0-9_].
 _WORK_DIR = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.(?:build|tmp|old)$")
@@ -111,7 +111,9 @@ def sweep(folder: Path, kinds: Iterable[LeftoverKind] = (LeftoverKind.WORK_DIR, 
 
 
 def remove_path(path: Path) -> None:
-    """Remove a file, link or folder tree; missing is fine, anything else is a one-line FetchError."""
+    """Remove a file, link or folder tree inside the cache (a link itself, never what it points to); missing is
+    fine, anything else is a one-line FetchError."""
+    confined(path)
     try:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -142,7 +144,9 @@ def tree_size(path: Path) -> int:
 
 
 def children(folder: Path) -> list[Path]:
-    """The entries of a folder, sorted; none when it does not exist."""
+    """The entries of a cache folder, sorted; none when it does not exist; FetchError when it leads out of the
+    cache (a symlinked published/ or standins/ is never listed, so never cleaned)."""
+    confined(folder, follow=True)
     try:
         return sorted(folder.iterdir())
     except (FileNotFoundError, NotADirectoryError):

@@ -22,12 +22,13 @@ import os
 from pathlib import Path
 
 from edgezoo.core.errors import ArchiveError, FetchError, did_you_mean, disk_full, is_disk_full
-from edgezoo.fetch import tofu
-from edgezoo.fetch.archive import CACHE_NOT_WRITABLE, ArchiveKind, normalise_name, unpack
-from edgezoo.fetch.cache import locked, unpacked_dir
-from edgezoo.fetch.result import Fetched, Source
-from edgezoo.fetch.verify import hash_file
 from edgezoo.core.progress import step
+from edgezoo.fetch import tofu
+from edgezoo.fetch.archive import CACHE_NOT_WRITABLE, ArchiveKind, normalise_name
+from edgezoo.fetch.cache import locked, open_for_writing, unpacked_dir
+from edgezoo.fetch.result import Fetched, Source
+from edgezoo.fetch.unpack import unpack
+from edgezoo.fetch.verify import hash_file
 from edgezoo.standins import STANDIN_BANNER
 from edgezoo.zoo.schema import Checksum, PublishedFile
 
@@ -107,7 +108,8 @@ def _write_record(archive: Fetched, wanted: list[str], files: dict[str, int]) ->
     tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
     text = json.dumps({"archive_sha256": archive.sha256, "members": wanted, "files": files}, indent=2) + "\n"
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with open_for_writing(tmp, exclusive=True) as out:
+            out.write(text.encode("utf-8"))
         os.replace(tmp, record)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from edgezoo.core.errors import (ChecksumMismatchError, EdgezooError, MirrorError, NetworkError, OfflineMissError,
                             SizeMismatchError, SourceNotFoundError)
+from edgezoo.core.progress import step
 from edgezoo.fetch import tofu
 from edgezoo.fetch.cache import ensure_dir, locked, part_path, published_path
 from edgezoo.fetch.download import RetryPolicy, copy_local, download
 from edgezoo.fetch.mirror import Mirror
 from edgezoo.fetch.result import Fetched, Source
 from edgezoo.fetch.verify import Digest, Expected, check, hash_file
-from edgezoo.core.progress import step
 from edgezoo.zoo.schema import ModelCard, PublishedFile
 
 
@@ -41,7 +41,6 @@ def get_published(card: ModelCard, file_name: str, *, mirror: Mirror | None = No
         raise MirrorError(f"--offline forbids the network, so --mirror {mirror} cannot be used",
                           hint="give a mirror folder, or drop --offline")
     dest = published_path(card.id, f.name)
-    what = f"{card.id}: {f.name}"
     expected, rec = expected_for(card, f)
 
     digest, problem = _cached(dest, expected)

@@ -14,11 +14,11 @@ import tempfile
 from pathlib import Path
 
 from edgezoo.core.errors import FetchError, disk_full, fullest_folder, is_disk_full
+from edgezoo.core.progress import step
 from edgezoo.fetch.cache import ensure_dir, locked, standin_dir
 from edgezoo.fetch.leftovers import sweep
 from edgezoo.fetch.result import Fetched, Source
 from edgezoo.fetch.verify import Digest, hash_file
-from edgezoo.core.progress import step
 from edgezoo.standins import STANDIN_BANNER, StandinBuilder, StandinVariant, get_builder
 from edgezoo.zoo.schema import Checksum, ModelCard
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgezoo.core.errors import FetchError
-from edgezoo.fetch.cache import cache_root, ensure_dir, locked
+from edgezoo.fetch.cache import cache_root, confined, ensure_dir, locked, open_for_writing
 from edgezoo.fetch.verify import Digest
 from edgezoo.zoo.schema import Checksum, HashAlgorithm
 
@@ -35,7 +35,7 @@ class TrustRecord:
 
 
 def trust_path() -> Path:
-    return cache_root() / TRUST_FILE
+    return confined(cache_root() / TRUST_FILE)
 
 
 def _key(card_id: str, file_name: str) -> str:
@@ -57,7 +57,8 @@ def _read(path: Path) -> dict[str, dict]:
 
 def _write(path: Path, data: dict[str, dict]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with open_for_writing(tmp, exclusive=True) as out:
+        out.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     os.replace(tmp, path)
 
 

@@ -24,11 +24,6 @@ class TensorInfo:
     shape: tuple[int | str | None, ...]
     dtype: str  # numpy dtype name: "float32", "uint8", "int64", ...
 
-    @property
-    def static_shape(self) -> bool:
-        return all(isinstance(d, int) and d >= 0 for d in self.shape)
-
-
 def base_name(name: str) -> str:
     """A TF/tf2onnx tensor name without its ':0' output index (node names and tensor names compare equal)."""
     head, sep, tail = name.rpartition(":")

@@ -52,6 +52,8 @@ def frozen_graph_to_tflite(pb: Path, inputs: Mapping[str, Sequence[int]], output
     the model's input and output left float32 (the converter adds the quantize/dequantize at the edges)."""
     import tensorflow as tf  # lazy
 
+    # The converter reads the file itself: check its ops first (its constant folding would run them).
+    tf_graph.load_graph_def(Path(pb))
     input_names = [base_name(n) for n in inputs]
     shapes = {base_name(n): [int(d) for d in s] for n, s in inputs.items()}
     output_names = [n if not n.endswith(":0") else base_name(n) for n in outputs]

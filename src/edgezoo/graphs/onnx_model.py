@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +162,27 @@ def fix_batch(model: Any, batch: int = 1) -> Any:
     return infer_shapes(fixed)
 
 
+def fix_input_shapes(model: Any, shapes: Mapping[str, Sequence[int]]) -> Any:
+    """Every named input (':0' optional) gets the given static shape (TIDL needs static shapes), shapes re-inferred;
+    ModelFileError when a rank differs."""
+    onnx = _onnx()
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for inp in graph_inputs(out):
+        shape = shapes.get(inp.name)
+        shape = shapes.get(inp.name.removesuffix(":0")) if shape is None else shape
+        if shape is None:
+            continue
+        dims = inp.type.tensor_type.shape.dim
+        if len(dims) != len(shape):
+            raise ModelFileError(f"input {inp.name} has rank {len(dims)}, --inputs gives {list(shape)}")
+        for d, v in zip(dims, shape):
+            d.Clear()
+            d.dim_value = int(v)
+    del out.graph.value_info[:]
+    return infer_shapes(out)
+
+
 def producers(model: Any) -> dict[str, Any]:
     """tensor name -> the node that writes it."""
     return {o: n for n in model.graph.node for o in n.output if o}
@@ -246,7 +267,3 @@ def add_outputs(model: Any, names: Iterable[str], where: str = "model") -> Any:
             raise ModelFileError(f"{where}: cannot add {name!r} as an output: its type is unknown",
                                  hint="run shape inference or fix the batch dimension first")
     return out
-
-
-def node_list(model: Any) -> list[Any]:
-    return list(model.graph.node)

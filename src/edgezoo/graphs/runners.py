@@ -18,7 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgezoo.core.errors import EdgezooError, ModelFileError, tensor_not_found
+from edgezoo.core.native_logs import quiet_native_logs
 from edgezoo.graphs import TensorInfo, base_name, onnx_model, tf_graph, tflite_model
+from edgezoo.zoo.schema import ModelFormat
 
 __all__ = ["Runner", "RunnerError", "TensorInfo", "load_runner", "TFGraphRunner", "OnnxRunner", "TfliteRunner"]
 
@@ -270,7 +272,8 @@ class TfliteRunner:
                     warnings.simplefilter("ignore", UserWarning)
                     self._interp = Interpreter(model_path=str(self.path), num_threads=_THREADS,
                                                experimental_preserve_all_tensors=True)
-                self._interp.allocate_tensors()
+                with quiet_native_logs():
+                    self._interp.allocate_tensors()
             by_name = {o.name: o for o in model_outputs}
             details = {d["name"]: d for d in self._interp.get_tensor_details()}
             self.outputs = [by_name.get(n) or TensorInfo(n, tuple(int(x) for x in details[n]["shape"]),
@@ -309,7 +312,7 @@ class TfliteRunner:
         return {n: np.array(self._interp.get_tensor(self._all[self._resolve(n)])) for n in wanted}
 
 
-_BY_SUFFIX = {".pb": TFGraphRunner, ".onnx": OnnxRunner, ".tflite": TfliteRunner}
+_RUNNERS = {ModelFormat.TF: TFGraphRunner, ModelFormat.ONNX: OnnxRunner, ModelFormat.TFLITE: TfliteRunner}
 
 
 def load_runner(path: Path, *, outputs: Sequence[str] | None = None,
@@ -320,7 +323,7 @@ def load_runner(path: Path, *, outputs: Sequence[str] | None = None,
     `inputs`: input shapes to report instead of the file's own (e.g. a fixed batch for a dynamic graph).
     """
     path = Path(path)
-    cls = _BY_SUFFIX.get(path.suffix.lower())
+    cls = _RUNNERS.get(ModelFormat.of(path))
     if cls is None:
         raise ModelFileError(f"{path}: unknown model format {path.suffix or '(no suffix)'!r}",
                              hint="expected a .pb (TF frozen graph), .onnx or .tflite file")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from edgezoo.core.errors import ModelFileError, tensor_not_found
 from edgezoo.graphs import base_name, corrupt, ensure_readable
+from edgezoo.graphs.tf_op_policy import check_graph_ops
 
 KIND = "TF frozen graph (.pb)"
 # Ops that produce no tensor worth reading: never a default output.
@@ -25,7 +26,8 @@ def _tf() -> Any:
 
 
 def load_graph_def(path: Path) -> Any:
-    """Parse a frozen GraphDef; ModelFileError naming the file when it is missing, truncated or corrupt."""
+    """Parse a frozen GraphDef; ModelFileError naming the file when it is missing, truncated or corrupt, and
+    UnsafeGraphError when it holds an op outside the allow-list (graphs/tf_op_policy.py): nothing is run then."""
     from google.protobuf.message import DecodeError
 
     path = Path(path)
@@ -44,6 +46,7 @@ def load_graph_def(path: Path) -> Any:
     missing = _dangling_inputs(graph_def)
     if missing:
         raise corrupt(path, KIND, f"node inputs refer to missing nodes, e.g. {missing[0]!r}")
+    check_graph_ops(graph_def, path)
     return graph_def
 
 
@@ -143,8 +146,3 @@ def consumers(graph_def: Any) -> dict[str, list[str]]:
             if src in out:
                 out[src].append(n.name)
     return out
-
-
-def find_nodes(graph_def: Any, op_types: Iterable[str]) -> list[str]:
-    wanted = set(op_types)
-    return [n.name for n in graph_def.node if n.op in wanted]

@@ -4,7 +4,8 @@ TFLite conversion, parity) take TF2 exports as they take TF1 ones -- without the
 `freeze_serving(saved_model_dir, dest)`: the `serving_default` signature with its variables folded into constants
 (convert_variables_to_constants_v2), each signature output also reachable under its signature name (an Identity
 node: detection_boxes, detection_scores, detection_classes, num_detections for a TF OD API export), the input under
-the signature's input name. The SavedModel's graph is checked by `check_user_graph` before TF runs anything of it.
+the signature's input name. The serving function's graph is checked against the op allow-list
+(graphs/tf_op_policy.py) before any of it runs.
 """
 
 from __future__ import annotations
@@ -14,21 +15,13 @@ from typing import Any
 
 from edgezoo.core.errors import ModelFileError
 from edgezoo.graphs import base_name, tf_graph
+from edgezoo.graphs.tf_op_policy import check_graph_ops
 
 SIGNATURE = "serving_default"
 
 
 def is_saved_model_dir(folder: Path) -> bool:
     return (Path(folder) / "saved_model.pb").is_file()
-
-
-def check_user_graph(graph_def: Any, where: str) -> None:
-    """The hook where a user's graph is vetted before TF runs any of it (the op allow-list lives with the graph
-    loaders); a no-op where that check is not part of this build."""
-
-    check = getattr(tf_graph, "check_user_graph", None)
-    if check is not None:
-        check(graph_def, where)
 
 
 def _tflite_friendly(graphs: list[Any]) -> bool:
@@ -79,8 +72,6 @@ def freeze_serving(saved_model_dir: Path, dest: Path) -> Path:
     saved_model_dir = Path(saved_model_dir)
     where = str(saved_model_dir)
     graphs = _saved_model_graphs(saved_model_dir)
-    for graph_def in graphs:
-        check_user_graph(graph_def, where)
     if _tflite_friendly(graphs):
         raise ModelFileError(f"{where}: the SavedModel export_tflite_graph_tf2.py writes for the TFLite converter (its "
                              "post-processing is a placeholder TF computes as zeros: nothing to verify a conversion "
@@ -97,6 +88,8 @@ def freeze_serving(saved_model_dir: Path, dest: Path) -> Path:
         raise ModelFileError(f"{where}: no '{SIGNATURE}' signature (has: {', '.join(signatures) or 'none'})",
                              hint="export it with the TF Object Detection API's exporter_main_v2.py")
     fn = signatures[SIGNATURE]
+    # the allow-list of ops (graphs/tf_op_policy.py) on the serving function, before anything of it runs
+    check_graph_ops(fn.graph.as_graph_def(), where, variables=True)
     frozen = convert_variables_to_constants_v2(fn)
     graph_def = _without_unused_placeholders(frozen.graph.as_graph_def())
     names = {n.name for n in graph_def.node}

@@ -12,7 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.core.errors import ModelFileError
 from edgezoo.graphs import TensorInfo, corrupt, ensure_readable
+from edgezoo.core.native_logs import quiet_native_logs
+from edgezoo.graphs.tf_op_policy import ALLOWED_OPS, UnsafeGraphError
 
 KIND = "TFLite model (.tflite)"
 _IDENTIFIER = b"TFL3"
@@ -34,14 +37,37 @@ def load_interpreter(path: Path, *, num_threads: int | None = None, default_dele
 
     path = Path(path)
     data = _check_bytes(path)
+    _check_flex_ops(path, data)
     resolver = OpResolverType.AUTO if default_delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
         interpreter = Interpreter(model_content=data, num_threads=num_threads,
                                   experimental_op_resolver_type=resolver)
-        interpreter.allocate_tensors()
+        with quiet_native_logs():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise corrupt(path, KIND, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     return interpreter
+
+
+def _check_flex_ops(path: Path, data: bytes) -> None:
+    """A .tflite may carry TF ops (Flex, custom codes 'Flex<TF op>'), file I/O included: the TF allow-list applies
+    (UnsafeGraphError naming the op); allowed ones are refused plainly, LiteRT here has no Flex delegate."""
+    try:
+        model = _schema().Model.GetRootAsModel(data, 0)
+        codes = [model.OperatorCodes(i).CustomCode() for i in range(model.OperatorCodesLength())]
+    except Exception:  # noqa: BLE001 -- not a flatbuffer: the interpreter's own error names the problem
+        return
+    flex = [c.decode("utf-8", "replace")[4:] for c in codes if c and c.startswith(b"Flex")]
+    if not flex:
+        return
+    unsafe = next((op for op in flex if op not in ALLOWED_OPS), None)
+    if unsafe is not None:
+        raise UnsafeGraphError(f"{path}: the model holds the TF op {unsafe!r} (a Flex op), which a converted model "
+                               "never holds; edgezoo runs no model with file, I/O or other side-effect ops",
+                               hint="convert the inference graph alone, with TFLite builtin ops")
+    raise ModelFileError(f"{path}: the model holds TF ops (Flex: {', '.join(sorted(set(flex))[:5])}), which need "
+                         "TF's Flex delegate; edgezoo runs TFLite models on LiteRT's builtin ops",
+                         hint="convert with TFLite builtin ops only (TIDL does not run Flex ops either)")
 
 
 def _info(detail: dict) -> TensorInfo:

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgezoo import zoo
-from edgezoo.preprocessing.mlperf import aspect_resize_size, center_crop, check_image, coco_resize
 from edgezoo.core.errors import ConfigError, UnknownModelError
+from edgezoo.preprocessing.mlperf import coco_resize
+from edgezoo.preprocessing.steps import (Arithmetic, bgr_to_rgb, center_crop, check_image, from_planes,
+                                         normalize_planes, planes_of, resize, short_side_size)
 
 CONFIG_FILE = "config.yaml"
 _RESIZE_MODES = ("short_side", "direct")
@@ -103,49 +104,20 @@ class BundlePreprocess:
             raise ConfigError(f"a model input of dtype {dtype} cannot be fed from images",
                               hint="image models take float32 or uint8")
         flag = cv2.INTER_AREA if self.interpolation == "area" else cv2.INTER_LINEAR
-        if self.resize_mode == "short_side":
-            if image.ndim == 2 or image.shape[2] == 1:
-                image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-            rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-            h, w = aspect_resize_size(rgb.shape[0], rgb.shape[1], *self.resize)
-            pixels = cv2.resize(rgb, (w, h), interpolation=flag).astype(np.float32)
-        else:
+        if self.resize_mode == "short_side":  # MLPerf's classification: resized on uint8
+            rgb = bgr_to_rgb(image)
+            pixels = resize(rgb, *short_side_size(rgb.shape[0], rgb.shape[1], *self.resize), flag).astype(np.float32)
+        else:  # MLPerf's detection: resized in float32, truncated to uint8 where the card takes uint8
             pixels = coco_resize(image, *self.resize, interpolation=flag)
             if self.pixels_uint8 or dtype == "uint8":
                 pixels = pixels.astype(np.uint8).astype(np.float32)
         if self.crop is not None and self.crop != pixels.shape[:2]:
-            pixels = center_crop(pixels, *self.crop)
+            pixels = center_crop(pixels, *self.crop, Arithmetic.MLPERF)
         if self.reverse_channels:
             pixels = pixels[..., ::-1]
-        planes = np.ascontiguousarray(pixels.transpose(2, 0, 1))  # contiguous planes: 1200x1200 inputs are costly
-        if dtype == "uint8":
-            planes = planes.astype(np.uint8)
-        else:
-            for channel, (mean, scale) in enumerate(zip(self.mean, self.scale)):
-                planes[channel] -= np.float32(mean)
-                planes[channel] *= np.float32(scale)
-        return planes if self.layout == "NCHW" else np.ascontiguousarray(planes.transpose(1, 2, 0))
-
-
-def read_bundle_preprocess(bundle: Path) -> BundlePreprocess:
-    """The preprocessing of a bundle folder; ConfigError when it has no readable config.yaml."""
-    return BundlePreprocess.from_config(read_bundle_config(bundle), str(Path(bundle) / CONFIG_FILE))
-
-
-def read_bundle_config(bundle: Path) -> Any:
-    """A bundle folder's config.yaml, parsed; ConfigError when it is missing or not YAML."""
-    import yaml
-
-    path = Path(bundle) / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"{bundle}: no {CONFIG_FILE}, so its preprocessing is unknown",
-                          hint="point at a bundle folder written by 'edgezoo export' (it holds config.yaml)")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        planes = planes_of(pixels)
+        planes = planes.astype(np.uint8) if dtype == "uint8" else normalize_planes(planes, self.mean, self.scale)
+        return from_planes(planes, self.layout)
 
 
 def _size(value: Any, where: str) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgezoo.preprocessing.steps import Arithmetic, center_crop
 from edgezoo.zoo.schema import Preprocess
 
 
@@ -34,9 +35,7 @@ def resize_image(image: np.ndarray, spec: Preprocess) -> np.ndarray:
         new_h, new_w = int(round(h * scale)), int(round(w * scale))
         img = cv2.resize(img, (new_w, new_h), interpolation=interpolation)
     if spec.crop:
-        h, w = img.shape[:2]
-        top, left = (h - spec.crop) // 2, (w - spec.crop) // 2
-        img = img[top:top + spec.crop, left:left + spec.crop]
+        img = center_crop(img, spec.crop, spec.crop, Arithmetic.MLPERF)
     if spec.color == "BGR":
         img = img[..., ::-1]
     return np.ascontiguousarray(img)

@@ -17,21 +17,17 @@ image, HWC (or CHW with layout="NCHW", MLPerf's need_transpose), no batch dimens
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
 
 from edgezoo import zoo
 from edgezoo.core.errors import DatasetError
+from edgezoo.preprocessing.steps import Arithmetic, bgr_to_rgb, center_crop, check_image, from_planes, planes_of
+from edgezoo.preprocessing.steps import short_side_size as aspect_resize_size
+from edgezoo.zoo.schema import MlperfPipeline
 
-
-class MlperfPipeline(str, Enum):
-    """The pre_process_* function of dataset.py a model uses."""
-
-    VGG = "pre_process_vgg"
-    MOBILENET = "pre_process_mobilenet"
-    COCO_MOBILENET = "pre_process_coco_mobilenet"
-    COCO_RESNET34 = "pre_process_coco_resnet34"
+__all__ = ["MlperfPipeline", "ModelPreprocess", "mlperf_preprocess", "model_preprocess", "default_layout",
+           "check_image", "aspect_resize_size", "center_crop", "coco_resize", "Arithmetic"]
 
 
 @dataclass(frozen=True)
@@ -39,19 +35,11 @@ class ModelPreprocess:
     pipeline: MlperfPipeline
     height: int
     width: int
+    mean: tuple[float, ...]  # pre_process_vgg's per-channel mean: the card's
 
 
-# Card id -> what main.py's SUPPORTED_DATASETS gives the model (imagenet, imagenet_mobilenet, coco-300,
-# coco-1200-onnx).
-MODEL_PREPROCESS = {
-    "resnet50-v1.5": ModelPreprocess(MlperfPipeline.VGG, 224, 224),
-    "mobilenet-v1": ModelPreprocess(MlperfPipeline.MOBILENET, 224, 224),
-    "ssd-mobilenet-v1": ModelPreprocess(MlperfPipeline.COCO_MOBILENET, 300, 300),
-    "ssd-resnet34-1200": ModelPreprocess(MlperfPipeline.COCO_RESNET34, 1200, 1200),
-}
 # resize_with_aspectratio's default: the crop is 87.5 % of the resized short side.
 CROP_PERCENT = 87.5
-VGG_MEAN = (123.68, 116.78, 103.94)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -63,13 +51,12 @@ def _cv2():
 
 
 def model_preprocess(model_id: str) -> ModelPreprocess:
-    """The MLPerf pipeline of a zoo model (id or alias)."""
+    """The MLPerf pipeline of a zoo model (id or alias), as its card's mlperf section says."""
     card = zoo.get_card(model_id)
-    try:
-        return MODEL_PREPROCESS[card.id]
-    except KeyError:
+    if card.mlperf is None:
         raise DatasetError(f"{card.id}: MLPerf's reference app has no preprocessing for this model",
-                           hint="models with one: " + ", ".join(MODEL_PREPROCESS)) from None
+                           hint="models with one: " + ", ".join(c.id for c in zoo.all_cards() if c.mlperf))
+    return ModelPreprocess(card.mlperf.preprocess, *card.mlperf.size, mean=card.preprocess.mean)
 
 
 def default_layout(model_id: str) -> str:
@@ -96,46 +83,17 @@ def mlperf_preprocess(image_bgr: np.ndarray, model_id: str, *, layout: str | Non
     return np.ascontiguousarray(out.transpose(2, 0, 1)) if layout == "NCHW" else out
 
 
-def check_image(image: np.ndarray) -> np.ndarray:
-    """A uint8 HxWx3 (BGR) or HxW / HxWx1 (grayscale) array, else DatasetError."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise DatasetError(f"an image must be a uint8 numpy array (as cv2.imread returns), got "
-                           f"{getattr(image, 'dtype', type(image).__name__)}")
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))) or min(image.shape[:2]) < 1:
-        raise DatasetError(f"an image must be HxWx3 (BGR) or HxW (grayscale), got shape {image.shape}")
-    return image
-
-
-def _as_bgr(image: np.ndarray) -> np.ndarray:
-    # cv2.imread never returns one channel; an in-memory grayscale image is given three, as imread would.
-    return _cv2().cvtColor(image, _cv2().COLOR_GRAY2BGR) if image.ndim == 2 or image.shape[2] == 1 else image
-
-
-def aspect_resize_size(height: int, width: int, short_height: int, short_width: int) -> tuple[int, int]:
-    """(h, w) resize_with_aspectratio resizes to: the short side to short_*, the long one scaled and truncated."""
-    if height > width:
-        return int(short_height * height / width), short_width
-    return short_height, int(short_width * width / height)
-
-
-def center_crop(image: np.ndarray, out_height: int, out_width: int) -> np.ndarray:
-    """dataset.center_crop's arithmetic: int() of the half-differences, on both sides."""
-    height, width = image.shape[:2]
-    left, right = int((width - out_width) / 2), int((width + out_width) / 2)
-    top, bottom = int((height - out_height) / 2), int((height + out_height) / 2)
-    return image[top:bottom, left:right]
-
-
 def _classification(image: np.ndarray, spec: ModelPreprocess) -> np.ndarray:
     cv2 = _cv2()
-    rgb = cv2.cvtColor(_as_bgr(image), cv2.COLOR_BGR2RGB)
+    rgb = bgr_to_rgb(image)
     interpolation = cv2.INTER_AREA if spec.pipeline is MlperfPipeline.VGG else cv2.INTER_LINEAR
     short_h, short_w = int(100.0 * spec.height / CROP_PERCENT), int(100.0 * spec.width / CROP_PERCENT)
     h, w = aspect_resize_size(rgb.shape[0], rgb.shape[1], short_h, short_w)
     resized = cv2.resize(rgb, (w, h), interpolation=interpolation)  # on uint8, as MLPerf
-    pixels = center_crop(resized, spec.height, spec.width).astype(np.float32)
+    # dataset.center_crop: int() of the half-differences (steps.Arithmetic.MLPERF)
+    pixels = center_crop(resized, spec.height, spec.width, Arithmetic.MLPERF).astype(np.float32)
     if spec.pipeline is MlperfPipeline.VGG:
-        pixels -= np.array(VGG_MEAN, dtype=np.float32)
+        pixels -= np.array(spec.mean, dtype=np.float32)
     else:
         pixels /= 255.0
         pixels -= 0.5
@@ -161,9 +119,9 @@ def _imagenet_normalised(pixels: np.ndarray, layout: str) -> np.ndarray:
 
     Each step is the same float32 elementwise operation as MLPerf's broadcast over HxWx3, so the bits are the same;
     on contiguous planes it runs several times faster (1200x1200 images make this the costly step)."""
-    planes = np.ascontiguousarray(pixels.transpose(2, 0, 1))
+    planes = planes_of(pixels)
     planes /= np.float32(255.0)
     for channel, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD)):
         planes[channel] -= np.float32(mean)
-        planes[channel] /= np.float32(std)
-    return planes if layout == "NCHW" else np.ascontiguousarray(planes.transpose(1, 2, 0))
+        planes[channel] /= np.float32(std)  # MLPerf divides by std: not the same bits as times 1 / std
+    return from_planes(planes, layout)

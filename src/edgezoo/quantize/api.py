@@ -11,22 +11,21 @@ larger goes to <scheme>.failed/ and never replaces a good one.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgezoo.bundle.config import with_runtime_options
-from edgezoo.bundle.provenance import is_standin
-from edgezoo.bundle.staging import CONFIG, RUNTIME_OPTIONS, BundleStaging, failed_dir
+from edgezoo.bundle.config import MODEL_NAMES, with_runtime_options
+from edgezoo.bundle.outputs import OutputKind, check_destination
+from edgezoo.bundle.reader import Bundle, check_input_size, read_bundle
+from edgezoo.bundle.staging import CONFIG, MANIFEST, RUNTIME_OPTIONS, BundleStaging, failed_dir
 from edgezoo.core.errors import EdgezooError, disk_full, is_disk_full
+from edgezoo.core.progress import step
 from edgezoo.datasets import expect_kind, open_dataset
 from edgezoo.distributed import check_ray_target
 from edgezoo.evaluation.on_ray import ray_predictor
-from edgezoo.evaluation.subjects import bundle_card, read_bundle_config
 from edgezoo.graphs.runners import load_runner
-from edgezoo.preprocessing.bundle import BundlePreprocess
 from edgezoo.quantize.calibration import DEFAULT_FRAMES, load_calibration
 from edgezoo.quantize.cost import Score, ScoringSet, model_subject, score
 from edgezoo.quantize.onnx_layers import backbone_nodes, meta_arch_heads, quant_layers, tensor_ranges
@@ -36,10 +35,10 @@ from edgezoo.quantize.sensitivity import (LayerSensitivity, SixteenBitProposal, 
                                           sqnr_per_layer)
 from edgezoo.quantize.tflite_int8 import quantize_tflite_int8
 from edgezoo.quantize.tidl_preview import NOT_REPRODUCED, REPRODUCED, build_preview
+from edgezoo.zoo.schema import ModelFormat, Target
 
 REPORT = "quantize.json"
 PREVIEW_MODEL = "tidl_preview.onnx"
-_MODEL_NAMES = {".onnx": "model.onnx", ".tflite": "model.tflite"}
 
 
 class QuantizeError(EdgezooError):
@@ -69,14 +68,6 @@ class QuantizeResult:
         return round(-deltas[-1], 3) if deltas else None
 
 
-def _bundle_model(bundle: Path, config: dict[str, Any]) -> Path:
-    model = bundle / str((config.get("session") or {}).get("model_path", ""))
-    if model.suffix.lower() not in _MODEL_NAMES or not model.is_file():
-        raise QuantizeError(f"{bundle}: config.yaml names no .tflite or .onnx model in the bundle",
-                            hint="point at a bundle folder written by 'edgezoo export'")
-    return model
-
-
 def _check_kind(bundle: Path, model: Path, scheme: Scheme, manifest: dict[str, Any]) -> None:
     if manifest.get("quantization"):
         raise QuantizeError(f"{bundle}: is already a quantized bundle ({manifest['quantization'].get('scheme')})",
@@ -87,38 +78,26 @@ def _check_kind(bundle: Path, model: Path, scheme: Scheme, manifest: dict[str, A
                           hint=f"export the model with --to {wanted} and quantize that bundle")
 
 
-def _read_manifest(bundle: Path) -> dict[str, Any]:
-    path = bundle / "manifest.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise QuantizeError(f"{bundle}: no manifest.json, so this is not a bundle 'edgezoo export' wrote",
-                            hint="point at a bundle folder written by 'edgezoo export'") from None
-    except (OSError, ValueError) as exc:
-        raise QuantizeError(f"{path}: unreadable ({exc})", hint="export the bundle again") from None
-    if not isinstance(data, dict):
-        raise QuantizeError(f"{path}: not a manifest object", hint="export the bundle again")
-    return data
-
-
 def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = Scheme.TIDL_PREVIEW,
                     frames: int = DEFAULT_FRAMES, out: Path | None = None, power_of_2: bool = False,
                     scale_type: ScaleType | int | None = None, dataset: Path | None = None,
                     count: int | None = None, max_drop: float | None = None, sensitivity: bool = False,
                     target_drop: float | None = None, ray: str | None = None,
-                    ray_actors: int | None = None) -> QuantizeResult:
+                    ray_actors: int | None = None, allow_edited: bool = False) -> QuantizeResult:
     """Quantize a float bundle with `scheme`; measure the cost on `dataset` when given.
 
     `ray`: "auto" or HOST:PORT runs the inference of the measuring passes (float vs quantized, sensitivity probes,
     16-bit search) on Ray actors (edgezoo.distributed), same figures as locally; calibration stays local (one pass
-    over a few frames)."""
+    over a few frames). The float bundle is read and checked by edgezoo.bundle.reader (`allow_edited`: accept files
+    that differ from its manifest)."""
     scheme = Scheme(scheme)
     bundle = Path(bundle)
     if not bundle.is_dir():
         raise QuantizeError(f"{bundle}: not a bundle folder", hint="point at a folder written by 'edgezoo export'")
-    config = read_bundle_config(bundle)
-    model = _bundle_model(bundle, config)
-    manifest = _read_manifest(bundle)
+    source = read_bundle(bundle, allow_edited=allow_edited)
+    config, model, manifest = source.config, source.model, source.manifest
+    if not (source.folder / RUNTIME_OPTIONS).is_file():
+        raise QuantizeError(f"{bundle}: no {RUNTIME_OPTIONS}", hint="export the bundle again")
     _check_kind(bundle, model, scheme, manifest)
     scale = _scale_type(scheme, power_of_2, scale_type)
     needs_data = sensitivity or target_drop is not None or max_drop is not None
@@ -132,33 +111,36 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
         if dataset is None:
             raise QuantizeError("--ray runs the --dataset passes on Ray: it needs --dataset",
                                 hint="pass --dataset DIR, or drop --ray (calibration always runs here)")
-
         check_ray_target(ray)
-    card = bundle_card(bundle)
-    base_options, header = _read_runtime_options(bundle)
+    card = source.card()
+    base_options, header = source.runtime_options, source.runtime_options_header
     data = None
     if dataset is not None:
         data = open_dataset(dataset, count=count)
         expect_kind(data, card.labels.dataset, str(bundle))
-    preprocess = BundlePreprocess.from_config(config, str(bundle / "config.yaml"))
-    dtype = _input_dtype(model)
-    calib = load_calibration(calibration, frames, preprocess.apply, dtype)
     final = (Path(out) / card.id if out is not None else bundle.parent) / scheme.value
-    result = QuantizeResult(card.id, scheme.value, int(scale), final, len(calib), 0.0, is_standin(model),
+    inputs = [p for p in (bundle, calibration, dataset) if p is not None]
+    check_destination(final, OutputKind.BUNDLE, inputs)  # before calibrating
+    preprocess = source.preprocess
+    dtype = _input_dtype(source)
+    calib = load_calibration(calibration, frames, preprocess.apply, dtype)
+    result = QuantizeResult(card.id, scheme.value, int(scale), final, len(calib), 0.0, source.standin,
                             max_drop=max_drop)
+    for note in source.notes:  # what allow_edited let through
+        step(note)
+        result.notes.append(note)
     try:
-        with BundleStaging(final) as staging:
+        with BundleStaging(final, inputs=inputs) as staging:
             t0 = time.perf_counter()
-            artifact, preview, state = _quantize(scheme, bundle, model, manifest, calib.inputs, staging.workdir,
-                                                 scale, result)
+            artifact, preview, state = _quantize(scheme, source, calib.inputs, staging.workdir, scale, result)
             result.calibration_seconds = round(time.perf_counter() - t0, 3)
             if data is not None:
                 with _predictor(ray, ray_actors) as predict:
-                    _measure(result, bundle, model, artifact, preview, state, data, preprocess, dtype, calib.inputs,
+                    _measure(result, source, artifact, preview, state, data, preprocess, dtype, calib.inputs,
                              staging.workdir, scale, sensitivity, target_drop, predict)
             names = result.sixteen_bit.names if result.sixteen_bit and result.sixteen_bit.reached else None
             header += f"# quantized: {scheme.value}, scale type {int(scale)}, {len(calib)} calibration frames\n"
-            files = [staging.add_file(artifact, _MODEL_NAMES[model.suffix.lower()])]
+            files = [staging.add_file(artifact, MODEL_NAMES[Target(ModelFormat.of(model).value)])]
             if preview is not None:
                 files.append(staging.add_file(preview, PREVIEW_MODEL))
             options = runtime_options(base_options, scheme, scale, len(calib), names)
@@ -170,7 +152,7 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
             dest = final if result.passed else failed_dir(final)
             result.bundle = dest
             staging.add_json(REPORT, result)
-            staging.add_json("manifest.json", {
+            staging.add_json(MANIFEST, {
                 **manifest, "quantization": {"scheme": scheme.value, "scale_type": int(scale), "float_bundle":
                                              str(bundle), "calibration": str(calibration), "frames": len(calib),
                                              "files": [f.name for f in files]},
@@ -182,24 +164,6 @@ def quantize_bundle(bundle: Path, calibration: Path, *, scheme: Scheme | str = S
         raise QuantizeError(f"{final}: cannot write the quantized bundle ({exc.strerror or exc})",
                             hint="choose a writable --out folder") from None
     return result
-
-
-def _read_runtime_options(bundle: Path) -> tuple[dict[str, Any], str]:
-    """The float bundle's runtime_options.yaml (the base of the new one) and its comment header."""
-    import yaml
-
-    path = bundle / RUNTIME_OPTIONS
-    try:
-        text = path.read_text(encoding="utf-8")
-        options = yaml.safe_load(text) or {}
-    except FileNotFoundError:
-        raise QuantizeError(f"{bundle}: no {RUNTIME_OPTIONS}", hint="export the bundle again") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise QuantizeError(f"{path}: unreadable ({' '.join(str(exc).split())[:150]})",
-                            hint="export the bundle again") from None
-    if not isinstance(options, dict):
-        raise QuantizeError(f"{path}: not a mapping of TIDL options", hint="export the bundle again")
-    return options, "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
 
 
 def _scale_type(scheme: Scheme, power_of_2: bool, scale_type: ScaleType | int | None) -> ScaleType:
@@ -232,8 +196,12 @@ def _predictor(ray: str | None, actors: int | None) -> Any:
     return ray_predictor(ray, actors=actors)
 
 
-def _input_dtype(model: Path) -> str:
-    return "uint8" if load_runner(model).inputs[0].dtype == "uint8" else "float32"
+def _input_dtype(bundle: Bundle) -> str:
+    """The dtype calibration frames take; the config's image size checked against the model's input first."""
+
+    info = load_runner(bundle.model).inputs[0]
+    check_input_size(bundle, info.shape)
+    return "uint8" if info.dtype == "uint8" else "float32"
 
 
 @dataclass
@@ -245,11 +213,14 @@ class _PreviewState:
     ranges: dict[str, tuple[float, float]]
 
 
-def _quantize(scheme: Scheme, bundle: Path, model: Path, manifest: dict[str, Any], inputs: Any, work: Path,
-              scale: ScaleType, result: QuantizeResult) -> tuple[Path, Path | None, _PreviewState | None]:
-    """(the artifact, the preview model, the preview's inputs), written into the staging work folder."""
+def _quantize(scheme: Scheme, bundle: Bundle, inputs: Any, work: Path, scale: ScaleType,
+              result: QuantizeResult) -> tuple[Path, Path | None, _PreviewState | None]:
+    """(the artifact, the preview model, the preview's inputs), written into the staging work folder. `bundle`: the
+    float bundle as bundle.reader read it."""
+    model = bundle.model
     if scheme is Scheme.TFLITE_INT8:
-        return quantize_tflite_int8(bundle, model, manifest, inputs, work / "int8.tflite"), None, None
+
+        return quantize_tflite_int8(bundle, inputs, work / "int8.tflite"), None, None
     if scheme is Scheme.ONNX_QDQ:
 
         dest = work / "qdq.onnx"
@@ -272,14 +243,14 @@ def _quantize(scheme: Scheme, bundle: Path, model: Path, manifest: dict[str, Any
     return model, save_model(preview.model, work / PREVIEW_MODEL), _PreviewState(float_model, layers, ranges)
 
 
-def _measure(result: QuantizeResult, bundle: Path, model: Path, artifact: Path, preview: Path | None,
+def _measure(result: QuantizeResult, bundle: Bundle, artifact: Path, preview: Path | None,
              state: _PreviewState | None, data: Any,
              preprocess: Any, dtype: str, calib_inputs: Any, work: Path, scale: ScaleType, sensitivity: bool,
              target_drop: float | None, predict: Any) -> None:
     scoring = ScoringSet(data, lambda image: preprocess.apply(image, dtype=dtype), predict)
-    float_subject = model_subject(bundle, model, work)
+    float_subject = model_subject(bundle, bundle.model, work)
     float_score, float_records = score(float_subject, scoring)
-    float_score.what = f"{bundle} (float)"
+    float_score.what = f"{bundle.folder} (float)"
     quant_subject = model_subject(bundle, preview or artifact, work)
     quant_score, _ = score(quant_subject, scoring, float_records, float_score.value)
     quant_score.what = f"{result.scheme} (scale type {result.scale_type})"
@@ -290,7 +261,7 @@ def _measure(result: QuantizeResult, bundle: Path, model: Path, artifact: Path, 
                  target_drop)
 
 
-def _sensitivity(result: QuantizeResult, bundle: Path, state: _PreviewState, work: Path, scoring: Any,
+def _sensitivity(result: QuantizeResult, bundle: Bundle, state: _PreviewState, work: Path, scoring: Any,
                  float_value: float, quant_value: float, calib_inputs: Any, scale: ScaleType,
                  target_drop: float | None) -> None:
     float_model, layers, ranges = state.float_model, state.layers, state.ranges

@@ -17,7 +17,7 @@ import numpy as np
 from edgezoo.datasets import load_image
 from edgezoo.evaluation.api import metric_name, score_records
 from edgezoo.evaluation.subjects import bundle_subjects
-from edgezoo.preprocessing.bundle import read_bundle_config
+from edgezoo.bundle.reader import Bundle, read_bundle
 from edgezoo.zoo.schema import Task
 
 AGREEMENT_SCORE = 0.5  # float detections at or above this score must be found again
@@ -97,21 +97,14 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-12)
 
 
-def model_subject(bundle: Path, model_file: Path, workdir: Path) -> Any:
-    """The evaluation subject of `model_file` preprocessed and decoded as `bundle` says (the file need not be the
-    bundle's own model: a preview or a sensitivity probe is evaluated in its float bundle's clothes)."""
-    import yaml
+def model_subject(bundle: Any, model_file: Path, workdir: Path) -> Any:
+    """The evaluation subject of `model_file` preprocessed and decoded as `bundle` (a folder or a
+    bundle.reader.Bundle) says: the file need not be the bundle's own model, a preview or a sensitivity probe is
+    evaluated in its float bundle's clothes. `workdir` is kept for callers; nothing is written there."""
 
-    config = read_bundle_config(bundle)
-    view = Path(workdir) / f"view-{model_file.stem}"
-    view.mkdir(parents=True, exist_ok=True)
-    config["session"]["model_path"] = model_file.name
-    (view / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    target = view / model_file.name
-    if target.exists() or target.is_symlink():
-        target.unlink()
-    target.symlink_to(Path(model_file).resolve())
-    for extra in ("manifest.json", "meta_arch.prototxt"):
-        if (Path(bundle) / extra).is_file() and not (view / extra).exists():
-            (view / extra).symlink_to((Path(bundle) / extra).resolve())
-    return bundle_subjects(view)[0]
+    folder = bundle.folder if isinstance(bundle, Bundle) else Path(bundle)
+    allow_edited = bundle.allow_edited if isinstance(bundle, Bundle) else False
+    own = isinstance(bundle, Bundle) and Path(model_file) == bundle.model and bundle.model_override is None
+    if own:
+        return bundle_subjects(bundle)[0]
+    return bundle_subjects(read_bundle(folder, allow_edited=allow_edited, model=Path(model_file).resolve()))[0]

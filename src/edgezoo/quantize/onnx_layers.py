@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edgezoo.bundle.reader import META_ARCH, Bundle, read_bundle
 from edgezoo.tidl.meta_arch.prototxt import load_meta_arch
 
 # Ops whose float output TIDL requantizes (after fusing a following activation).
@@ -77,11 +78,11 @@ def backbone_nodes(model: Any, heads: Sequence[str]) -> set[str]:
 
 
 def meta_arch_heads(bundle: Any) -> list[str]:
-    """The head tensors a bundle's meta_arch.prototxt decodes ([] when it has none)."""
-    from pathlib import Path
+    """The head tensors a bundle's meta_arch.prototxt decodes ([] when it has none). `bundle`: a folder, or a
+    bundle.reader.Bundle (its prototxt checked against the manifest)."""
 
-    prototxt = Path(bundle) / "meta_arch.prototxt"
-    if not prototxt.is_file():
+    prototxt = (bundle if isinstance(bundle, Bundle) else read_bundle(bundle)).file(META_ARCH)
+    if prototxt is None:
         return []
     ssd = load_meta_arch(prototxt).single_ssd(prototxt.name)
     return list(dict.fromkeys([*ssd.box_input, *ssd.class_input]))

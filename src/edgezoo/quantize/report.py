@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edgezoo.quantize.api import QuantizeResult
 from edgezoo.core.report import dump_json, render_table
+from edgezoo.quantize.api import QuantizeResult
 from edgezoo.standins import STANDIN_BANNER
 
 SENSITIVITY_ROWS = 10  # the table shows the worst layers; quantize.json holds them all

@@ -3,8 +3,8 @@
 A .tflite cannot be re-quantized by the converter: it starts again from the frozen graph the bundle was made from
 (manifest.json "original"), with the .tflite's own input and output names and shapes, so the int8 model computes
 what the float bundle computes. TFLite_Detection_PostProcess bundles are built by graph surgery, not by this
-conversion: for them the recipe's surgery is redone from the same sources and options, then converted with
-calibration (TFLite_Detection_PostProcess stays float on the dequantized heads).
+conversion: the recipe that made them makes them again with calibration frames (Recipe.calibrated: the surgery
+redone from the same sources and options; TFLite_Detection_PostProcess stays float on the dequantized heads).
 """
 
 from __future__ import annotations
@@ -15,57 +15,65 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo import zoo
-from edgezoo.detection.pipeline_config import load_pipeline_config
+from edgezoo.bundle.reader import Bundle
 from edgezoo.graphs import tflite_model
 from edgezoo.graphs.convert import frozen_graph_to_tflite
 from edgezoo.quantize.schemes import SchemeError
-from edgezoo.recipes import ssd_mobilenet
+from edgezoo.recipes import get_recipe
+from edgezoo.recipes.base import RecipeInput
 from edgezoo.ssd import ssd_surgery
+from edgezoo.zoo.schema import ModelFormat, Target
 
 
-def source_graph(bundle: Path, manifest: dict) -> Path:
-    original = manifest.get("original")
-    if not original or not str(original).endswith(".pb"):
-        raise SchemeError(f"{bundle}: tflite-int8 needs the frozen graph the bundle was converted from, and "
+def source_graph(bundle: Bundle) -> Path:
+    """The frozen graph a TFLite bundle was converted from (manifest "original"), checked against the sha256 its
+    manifest records for that source (bundle.reader.Bundle.original)."""
+    original = bundle.manifest.get("original")
+    if not original or ModelFormat.of(str(original)) is not ModelFormat.TF:
+        raise SchemeError(f"{bundle.folder}: tflite-int8 needs the frozen graph the bundle was converted from, and "
                           f"manifest.json names none ({original!r})",
                           hint="use --scheme onnx-qdq or tidl-preview on the ONNX bundle")
-    path = Path(original)
-    if not path.is_file():
-        raise SchemeError(f"{bundle}: the frozen graph it was converted from is gone ({path})",
-                          hint="run 'edgezoo export' again so the source is in the cache")
-    return path
+    return bundle.original()
 
 
-def quantize_tflite_int8(bundle: Path, model: Path, manifest: dict, inputs: Sequence[np.ndarray],
-                         dest: Path) -> Path:
+def quantize_tflite_int8(bundle: Bundle, inputs: Sequence[np.ndarray], dest: Path) -> Path:
+    """`bundle`: the float TFLite bundle as bundle.reader read it."""
     def representative():
         for x in inputs:
             yield [x.astype(np.float32)]
 
-    pb = source_graph(bundle, manifest)
+    model = bundle.model
+    pb = source_graph(bundle)
     if ssd_surgery.read_postprocess_ops(model):
-        return _ssd_int8(bundle, pb, manifest, representative, dest)
+        return _recipe_int8(bundle, representative, dest)
     interp = tflite_model.load_interpreter(model, default_delegates=False)
     ins, outs = tflite_model.inputs(interp), tflite_model.outputs(interp)
     shapes = {i.name: [d if d is not None else 1 for d in i.shape] for i in ins}
     return frozen_graph_to_tflite(pb, shapes, [o.name for o in outs], dest, representative=representative)
 
 
-def _ssd_int8(bundle: Path, pb: Path, manifest: dict, representative: Any, dest: Path) -> Path:
-    """The SSD recipe's surgery again (same pipeline.config, same TFLite_Detection_PostProcess options from the
-    manifest), converted with calibration: int8 backbone and heads, the post-processing op float on their
-    dequantized outputs (checked against the options as the recipe checks it)."""
-    config = next((Path(s["path"]) for s in manifest.get("sources", [])
-                   if str(s.get("file", "")).endswith("pipeline.config")), None)
-    if config is None or not config.is_file():
-        raise SchemeError(f"{bundle}: the pipeline.config the SSD TFLite was built from is not available",
-                          hint="run 'edgezoo export' again so the source is in the cache")
-    cfg = load_pipeline_config(config)
-    card = zoo.get_card(str(manifest["model"]["id"]))
-    notes: list[str] = []
-    opts = ssd_mobilenet.resolve_options(manifest.get("recipe", {}).get("params", {}), cfg, notes)
-    work = Path(dest).parent / "ssd-int8"
+def _recipe_int8(bundle: Bundle, representative: Any, dest: Path) -> Path:
+    """The bundle's recipe makes its model again with calibration (same sources and options, from the manifest;
+    each source checked against the sha256 the manifest records)."""
+    manifest = bundle.manifest
+    entry = manifest.get("recipe") if isinstance(manifest.get("recipe"), dict) else {}
+    name = str(entry.get("name"))
+    recipe = get_recipe(name)
+    if recipe.calibrated is None:
+        raise SchemeError(f"{bundle}: recipe {name} cannot make its model again with calibration",
+                          hint="use --scheme onnx-qdq or tidl-preview on the ONNX bundle")
+    sources = bundle.sources()
+
+    def gone(file: str, member: str | None) -> Path:
+        raise SchemeError(f"{bundle}: {file}{'::' + member if member else ''}, a source the bundle was built from, "
+                          "is not available", hint="run 'edgezoo export' again so the source is in the cache")
+
+    declared = {p.name for p in recipe.params}  # the manifest also records what the recipe derived
+    given = entry.get("params") if isinstance(entry.get("params"), dict) else {}
+    params = {k: v for k, v in given.items() if k in declared}
+    work = Path(dest).parent / "recipe-int8"
     work.mkdir(exist_ok=True)
-    model, _ = ssd_mobilenet.build_tflite(pb, cfg, opts, card, work, notes, representative=representative)
-    return Path(model).replace(dest)
+    rin = RecipeInput(card=bundle.card(), target=Target.TFLITE, sources=sources,
+                      params=recipe.validate(params, str(bundle.folder / "manifest.json")),
+                      workdir=work, standin=bool(manifest.get("standin")), resolve_source=gone)
+    return recipe.calibrated(rin, representative).replace(dest)

@@ -96,7 +96,8 @@ def convert_frozen_graph(pb: Path, inputs: Mapping[str, Sequence[int]], outputs:
     return convert.frozen_graph_to_tflite(pb, inputs, outputs, dest)
 
 
-@register("frozen-graph-to-tflite", params=TFLITE_PARAMS)
+@register("frozen-graph-to-tflite", params=TFLITE_PARAMS,
+          summary="the card's frozen graph -> TFLite (from_frozen_graph), cut at the card's outputs, verified")
 def frozen_graph_to_tflite(rin: RecipeInput) -> RecipeOutput:
     pb, spec = _source(rin, ModelFormat.TF)
     inputs = _input_shapes(rin.params, spec)
@@ -124,7 +125,8 @@ def tflite_tensor_named(path: Path, name: str, shape: Sequence[int]) -> str | No
     return None
 
 
-@register("published-tflite", params=PUBLISHED_PARAMS)
+@register("published-tflite", params=PUBLISHED_PARAMS,
+          summary="the card's published TFLite, used as is and verified against the original")
 def published_tflite(rin: RecipeInput) -> RecipeOutput:
     tflite, tspec = _source(rin, ModelFormat.TFLITE)
     reference = ModelFormat(rin.params["reference_format"])
@@ -198,7 +200,8 @@ def _fixed_and_cut(original: Any, params: Mapping[str, Any], simplify: bool, wor
     return path, outputs, reason, notes
 
 
-@register("onnx-fix-and-cut", params=ONNX_PARAMS)
+@register("onnx-fix-and-cut", params=ONNX_PARAMS,
+          summary="the card's ONNX, batch fixed and cut at the card's outputs (onnxslim optional), verified")
 def onnx_fix_and_cut_recipe(rin: RecipeInput) -> RecipeOutput:
     if rin.params.get("source") is not None:
         # Another published ONNX of the same model (e.g. ResNet50's opset-8 file): --param source=resnet50_v1.onnx

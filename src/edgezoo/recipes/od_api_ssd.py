@@ -22,22 +22,23 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.bundle.config import detector_config
+from edgezoo.bundle.config import (META_ARCH_ONNX_SSD, MODEL_SHORTLIST, PROTOTXT, detector_config,
+                                   ssd_runtime_options)
+from edgezoo.core.errors import EdgezooError, RecipeError
 from edgezoo.datasets.images import verification_images
 from edgezoo.detection.anchors import Anchors, check_against_graph, generate_anchors
 from edgezoo.detection.pipeline_config import SsdPipelineConfig, load_pipeline_config
-from edgezoo.core.errors import EdgezooError, RecipeError
 from edgezoo.graphs import onnx_model, tf_graph
 from edgezoo.graphs.convert import frozen_graph_to_onnx
 from edgezoo.graphs.runners import load_runner
-from edgezoo.recipes.ssd_mobilenet_onnx import INPUT_NAME, rewrite, tail_ti_config
-from edgezoo.ssd import od_api_graph, ssd_surgery
-from edgezoo.ssd.ssd_surgery import SsdHeads
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType, chosen_limits
 from edgezoo.recipes.ssd_mobilenet import (ONNX_PARAMS, TFLITE_PARAMS, _check_output_slots, _config, check_converted_op,
                                            graph_anchor_tensor, resolve_options, tidl_runtime_options)
+from edgezoo.recipes.ssd_mobilenet_onnx import INPUT_NAME, rewrite, tail_ti_config
+from edgezoo.ssd import od_api_graph, ssd_surgery
+from edgezoo.ssd.ssd_surgery import SsdHeads
 from edgezoo.tidl.meta_arch.prototxt import save_meta_arch
 from edgezoo.verify.detection import compare_detectors, detection_tolerances
 from edgezoo.verify.detectors import meta_arch_detector, od_api_detector, tflite_postprocess_detector
@@ -136,10 +137,12 @@ def bundle_config(ssd: OdApiSsdGraph, target: Target, layout: str, detector: dic
     zoo SSD route's postprocess for the same output convention, and the label offset)."""
     spec = ssd.preprocess
     return {**detector_config(target, ssd.pb.stem, layout, ssd.size, spec.mean, spec.scale, detector),
-            "model_info": {"num_classes": ssd.cfg.num_classes, "feature_extractor": ssd.cfg.feature_extractor}}
+            "model_info": {"num_classes": ssd.cfg.num_classes, "feature_extractor": ssd.cfg.feature_extractor,
+                           "model_shortlist": MODEL_SHORTLIST}}
 
 
-@register("od-api-ssd-tflite", params=TFLITE_PARAMS, precheck=_check_output_slots)
+@register("od-api-ssd-tflite", params=TFLITE_PARAMS, precheck=_check_output_slots,
+          summary="export --graph (a TF OD API SSD) --to tflite: heads by structure, TFLite_Detection_PostProcess")
 def od_api_ssd_tflite(rin: RecipeInput) -> RecipeOutput:
     pb, cfg = _sources(rin)
     notes: list[str] = []
@@ -227,7 +230,8 @@ def _speed_setting_loss(ssd: OdApiSsdGraph, dest: Path, meta: Any, report: Any, 
             f"{ssd.cfg.nms.score_threshold:g}) match {best:.1%}: measured parity loss {best - chosen:.1%}")
 
 
-@register("od-api-ssd-onnx", params=OWN_ONNX_PARAMS)
+@register("od-api-ssd-onnx", params=OWN_ONNX_PARAMS,
+          summary="export --graph (a TF OD API SSD) --to onnx: the heads in ONNX + caffe_ssd meta_arch.prototxt")
 def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
     pb, cfg = _sources(rin)
     notes: list[str] = []
@@ -245,7 +249,7 @@ def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
                     heads=list(zip(ssd.heads.box_heads, ssd.heads.class_heads)), name="od_api_ssd",
                     top_k=rin.params.get("top_k"))
     dest = onnx_model.save(route.model, rin.workdir / "model.onnx")
-    prototxt = save_meta_arch(route.meta, rin.workdir / "meta_arch.prototxt")
+    prototxt = save_meta_arch(route.meta, rin.workdir / PROTOTXT)
     seconds = time.monotonic() - t0
     tol = detection_tolerances(None, rin.tolerances)
     original = original_detector(ssd)
@@ -266,16 +270,14 @@ def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
     top_k = ssd_meta.detection_output_param.nms_param.top_k
 
     # The same tail as the zoo's ONNX route: 1-based labels (background 0), so no offset.
-    tail = tail_ti_config()
+    tail = tail_ti_config(score)
     config = bundle_config(ssd, Target.ONNX, "NCHW", {"postprocess": tail["postprocess"], "metric": tail["metric"]})
     return RecipeOutput(
-        model=dest, verify=report, extra_files={"meta_arch.prototxt": prototxt},
+        model=dest, verify=report, extra_files={PROTOTXT: prototxt},
         cut=list(ssd_meta.box_input + ssd_meta.class_input),
         cut_reason="TIDL ONNX SSD: heads described by meta_arch.prototxt (meta_arch_type 3)",
-        runtime_options={"object_detection:meta_arch_type": 3,
-                         "object_detection:meta_layers_names_list": "meta_arch.prototxt",
-                         "object_detection:confidence_threshold": score, "object_detection:nms_threshold": iou,
-                         "object_detection:top_k": top_k, "object_detection:keep_top_k": keep},
+        runtime_options=ssd_runtime_options(META_ARCH_ONNX_SSD, confidence=score, nms=iou, top_k=top_k,
+                                            keep_top_k=keep, prototxt=PROTOTXT),
         config=config,
         params={"score_threshold": score, "iou_threshold": iou, "keep_top_k": keep, "top_k": top_k, "input": INPUT_NAME,
                 "code_type": "CENTER_SIZE_YXHW", "data_layout": "SEPARATED"},

@@ -30,14 +30,17 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.bundle.config import outputs_postprocess
+from edgezoo.bundle.config import (META_ARCH_ONNX_SSD, PROTOTXT, detector_config, outputs_postprocess,
+                                   ssd_runtime_options)
 from edgezoo.bundle.provenance import is_standin
 from edgezoo.core.errors import RecipeError
 from edgezoo.datasets.images import verification_images
 from edgezoo.detection.codings import CodeType
 from edgezoo.graphs import onnx_model
 from edgezoo.preprocessing.card import preprocess
-from edgezoo.recipes.base import RecipeOutput
+from edgezoo.recipes import register
+from edgezoo.recipes.base import RecipeInput, RecipeOutput
+from edgezoo.recipes.graph import GRAPH, INPUTS, check_names
 from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType, chosen_limits
 from edgezoo.ssd.onnx_heads import find_heads, head_notes, sanitize_head_names
 from edgezoo.ssd.onnx_ssd_decode import read_decode, replace_priors
@@ -50,9 +53,8 @@ from edgezoo.tidl.meta_arch.validate import check_meta_arch
 from edgezoo.verify.detection import compare_detectors, detection_tolerances
 from edgezoo.verify.detectors import OutputNames, od_api_detector
 from edgezoo.verify.meta_arch import parity_loss, verify_with_prototxt
-from edgezoo.zoo.schema import Preprocess
+from edgezoo.zoo.schema import Preprocess, Target
 
-PROTOTXT = "meta_arch.prototxt"
 PRIOR_EXACT = 1e-4  # normalised units: closer than this, TIDL's priors are the graph's
 MAX_CLASSES = 100_000
 
@@ -231,10 +233,9 @@ def _meta(heads: Any, fits: list[Any], image: tuple[int, int], outputs: list[str
 
 def runtime_options(meta: Any) -> dict[str, Any]:
     dop = meta.single_ssd().detection_output_param
-    return {"object_detection:meta_arch_type": 3, "object_detection:meta_layers_names_list": PROTOTXT,
-            "object_detection:confidence_threshold": dop.confidence_threshold,
-            "object_detection:nms_threshold": dop.nms_param.nms_threshold,
-            "object_detection:top_k": dop.nms_param.top_k, "object_detection:keep_top_k": dop.keep_top_k}
+    return ssd_runtime_options(META_ARCH_ONNX_SSD, confidence=dop.confidence_threshold,
+                               nms=dop.nms_param.nms_threshold, top_k=dop.nms_param.top_k, keep_top_k=dop.keep_top_k,
+                               prototxt=PROTOTXT)
 
 
 def speed_loss_note(loss: Mapping[str, Mapping[str, float]]) -> str:
@@ -319,7 +320,7 @@ def converted_feed(source: Path, conv: Conversion, original_spec: Any) -> Any:
 
 def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any],
                tolerances: Mapping[str, float], explicit: Collection[str] = ()) -> Any:
-    """Convert + verify: a RecipeOutput for export/graph's bundle. `model` is the source with a static input;
+    """Convert + verify: a RecipeOutput. `model` is the source with a static input;
     `explicit`: the parameter names the user gave."""
 
     conv = convert(model, params, source.name)
@@ -356,8 +357,10 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
 
     outputs = onnx_model.output_names(conv.model)
     # TIDL's labels are Caffe's class index; label_offset_pred turns them into the graph's own labels (read from
-    # the graph: e.g. -1 when it numbers the foreground classes from 0). export/onnx_ssd adds the rest.
-    config = {"postprocess": outputs_postprocess(outputs, yxyx=conv.decode.box_order == "yxyx"),
+    # the graph: e.g. -1 when it numbers the foreground classes from 0). The recipe adds the rest.
+    # TI's detection_threshold: the graph's own score threshold, so TI's pipeline keeps what the model keeps.
+    config = {"postprocess": outputs_postprocess(outputs, yxyx=conv.decode.box_order == "yxyx",
+                                                 threshold=conv.decode.score_threshold or 0.0),
               "metric": {"label_offset_pred": conv.decode.label_offset}}
     recorded = {"thresholds": {"confidence_threshold": dop.confidence_threshold,
                                "nms_threshold": dop.nms_param.nms_threshold, "top_k": dop.nms_param.top_k,
@@ -376,3 +379,29 @@ def export_ssd(source: Path, model: Any, workdir: Path, params: Mapping[str, Any
                         cut_reason="original outputs kept; TIDL replaces the part after the heads",
                         extra_files={PROTOTXT: prototxt}, runtime_options=runtime_options(conv.meta),
                         config=config, params=recorded, original=source, notes=notes)
+
+
+def _explicit(params: Mapping[str, Any]) -> set[str]:
+    """The normalisation parameters the user set (a value other than the default)."""
+    defaults = {s.name: s.default for s in PARAMS}
+    return {n for n in ("mean", "scale") if tuple(params.get(n) or ()) != tuple(defaults[n])}
+
+
+@register("generic-onnx-ssd-meta-arch", params=(INPUTS, *PARAMS), precheck=check_params,
+          summary="export --graph FILE.onnx --to onnx --meta-arch ssd: any ONNX SSD -> heads + meta_arch.prototxt")
+def generic_onnx_ssd(rin: RecipeInput) -> RecipeOutput:
+    """`export --graph model.onnx --to onnx --meta-arch ssd`: the user's ONNX SSD (input fixed by `inputs` when given)
+    -> model.onnx + meta_arch.prototxt, with config.yaml in TI's schema: the converted model's input (the in-graph
+    preprocessing cut off) and the pixel normalisation that makes it."""
+    source = rin.source(GRAPH)
+    fixed = rin.params.get("inputs") or {}
+    model = onnx_model.load(source)
+    if fixed:
+        check_names(source, fixed, [])
+        model = onnx_model.fix_input_shapes(model, fixed)
+    output = export_ssd(source, model, rin.workdir, rin.params, rin.tolerances, explicit=_explicit(rin.params))
+    pre = output.params["preprocess"]
+    output.config = detector_config(Target.ONNX, source.stem, pre["layout"], pre["size"], pre["mean"], pre["scale"],
+                                    output.config)
+    output.params = {"inputs": dict(fixed), **output.params}
+    return output

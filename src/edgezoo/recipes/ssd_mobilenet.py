@@ -22,17 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.bundle.config import YXYX_TO_XYXY, detection_postprocess, shifted_label_map
+from edgezoo.bundle.config import (META_ARCH_TFLITE_SSD, YXYX_TO_XYXY, detection_postprocess, shifted_label_map,
+                                   ssd_runtime_options)
+from edgezoo.core.errors import ConfigError, RecipeError
+from edgezoo.core.report import shortest_float32
 from edgezoo.detection.anchors import check_against_graph, generate_anchors
 from edgezoo.detection.pipeline_config import SsdPipelineConfig, load_pipeline_config
 from edgezoo.detection.tflite_postprocess import PostProcessParams
-from edgezoo.core.errors import ConfigError, RecipeError
 from edgezoo.graphs import tf_graph
 from edgezoo.graphs.runners import load_runner
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType, chosen_limits
-from edgezoo.core.report import shortest_float32
 from edgezoo.ssd import ssd_surgery
 from edgezoo.verify.detection import verify_detection_models
 from edgezoo.zoo.schema import ModelCard, ModelFormat
@@ -209,16 +210,14 @@ def check_converted_op(model: Path, params: PostProcessParams) -> None:
 
 def tidl_runtime_options(opts: SsdTfliteOptions) -> dict[str, Any]:
     """TIDL TFLite delegate options: meta_arch_type 1 (TFLite SSD, derived from the op), thresholds and counts."""
-    return {"object_detection:meta_arch_type": 1,
-            "object_detection:confidence_threshold": shortest_float32(opts.score_threshold),
-            "object_detection:nms_threshold": shortest_float32(opts.iou_threshold),
-            "object_detection:top_k": opts.detections_per_class,
-            "object_detection:keep_top_k": opts.max_detections}
+    return ssd_runtime_options(META_ARCH_TFLITE_SSD, confidence=shortest_float32(opts.score_threshold),
+                               nms=shortest_float32(opts.iou_threshold), top_k=opts.detections_per_class,
+                               keep_top_k=opts.max_detections)
 
 
 def _config(opts: SsdTfliteOptions) -> dict[str, Any]:
     """TI's post-processing for the op's outputs: boxes (ymin, xmin, ymax, xmax), classes (0-based), scores, count."""
-    return {"postprocess": detection_postprocess(formatter=YXYX_TO_XYXY),
+    return {"postprocess": detection_postprocess(formatter=YXYX_TO_XYXY, threshold=opts.score_threshold),
             "metric": {"label_offset_pred": shifted_label_map(1, -1, 90)}}
 
 
@@ -241,12 +240,29 @@ def _litert_thread_warning(workdir: Path, report: Any, notes: list[str]) -> None
         report.notes.append(text)
 
 
-@register("ssd-tf-to-tflite-postprocess", params=TFLITE_PARAMS, precheck=_check_output_slots)
-def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
+def _sources(rin: RecipeInput) -> tuple[ModelCard, Path, SsdPipelineConfig]:
     card = _card(rin)
     spec = card.format(ModelFormat.TF)
-    pb = rin.source(spec.file, spec.member)
-    cfg = load_pipeline_config(rin.source(spec.file, config_member(card, spec.file)))
+    return card, rin.source(spec.file, spec.member), load_pipeline_config(rin.source(spec.file,
+                                                                                     config_member(card, spec.file)))
+
+
+def calibrated_tflite(rin: RecipeInput, representative: Any) -> Path:
+    """The recipe's surgery redone from the same sources and options, converted with calibration frames: int8
+    backbone and heads, TFLite_Detection_PostProcess float on their dequantized outputs (checked as the recipe
+    checks it)."""
+    card, pb, cfg = _sources(rin)
+    opts = resolve_options(rin.params, cfg, [])
+    model, _ = build_tflite(pb, cfg, opts, card, rin.workdir, [], representative=representative)
+    return Path(model)
+
+
+@register("ssd-tf-to-tflite-postprocess", params=TFLITE_PARAMS, precheck=_check_output_slots,
+          summary="SSD frozen graph + pipeline.config -> TFLite ending in TFLite_Detection_PostProcess, verified",
+          calibrated=calibrated_tflite)
+def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
+    card, pb, cfg = _sources(rin)
+    spec = card.format(ModelFormat.TF)
     notes: list[str] = []
     opts = resolve_options(rin.params, cfg, notes)
     t0 = time.monotonic()

@@ -22,18 +22,19 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.bundle.config import YXYX_TO_XYXY, detection_postprocess
+from edgezoo.bundle.config import (META_ARCH_ONNX_SSD, PROTOTXT, YXYX_TO_XYXY, detection_postprocess,
+                                   ssd_runtime_options)
 from edgezoo.core.errors import RecipeError
 from edgezoo.datasets.images import verification_images
 from edgezoo.detection.anchors import check_against_graph, generate_anchors
+from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 from edgezoo.detection.pipeline_config import load_pipeline_config
-from edgezoo.graphs import base_name, onnx_model, tf_graph
+from edgezoo.graphs import onnx_model, tf_graph
 from edgezoo.graphs.onnx_values import GraphIndex
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.params import chosen_limits
 from edgezoo.recipes.ssd_mobilenet import ONNX_PARAMS, _card, config_member, graph_anchor_tensor
-from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 from edgezoo.ssd import onnx_ssd_tail, ssd_surgery
 from edgezoo.tidl.meta_arch import ssd_caffe_priors
 from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam, save_meta_arch
@@ -255,7 +256,8 @@ def _generic_notes(groups: Sequence[Any], cmp: Any, total_priors: int, per_class
     ]
 
 
-@register("ssd-mobilenet-onnx-caffe-meta", params=ONNX_PARAMS)
+@register("ssd-mobilenet-onnx-caffe-meta", params=ONNX_PARAMS,
+          summary="SSD-MobileNet's published ONNX -> ONNX up to the heads + caffe_ssd meta_arch.prototxt, verified")
 def onnx_caffe_meta_recipe(rin: RecipeInput) -> RecipeOutput:
     card = _card(rin)
     tf_spec, onnx_spec = card.format(ModelFormat.TF), card.format(ModelFormat.ONNX)
@@ -286,7 +288,7 @@ def onnx_caffe_meta_recipe(rin: RecipeInput) -> RecipeOutput:
                     score_threshold=score, iou_threshold=iou, per_class=cfg.nms.max_detections_per_class, keep=keep,
                     where=onnx_path.name)
     dest = onnx_model.save(route.model, rin.workdir / "model.onnx")
-    prototxt = save_meta_arch(route.meta, rin.workdir / "meta_arch.prototxt")
+    prototxt = save_meta_arch(route.meta, rin.workdir / PROTOTXT)
     seconds = time.monotonic() - t0
 
     spec = card.preprocess
@@ -305,32 +307,27 @@ def onnx_caffe_meta_recipe(rin: RecipeInput) -> RecipeOutput:
     report.notes += [n for n in route.notes if n not in report.notes]
     report.converted = f"{dest.name} + {prototxt.name}"
     return RecipeOutput(
-        model=dest, verify=report, extra_files={"meta_arch.prototxt": prototxt},
+        model=dest, verify=report, extra_files={PROTOTXT: prototxt},
         cut=list(route.meta.caffe_ssd[0].box_input + route.meta.caffe_ssd[0].class_input),
         cut_reason="TIDL ONNX SSD: heads described by meta_arch.prototxt (meta_arch_type 3)",
-        runtime_options={"object_detection:meta_arch_type": 3,
-                         "object_detection:meta_layers_names_list": "meta_arch.prototxt",
-                         "object_detection:confidence_threshold": score, "object_detection:nms_threshold": iou,
-                         "object_detection:top_k": route.figures["priors"], "object_detection:keep_top_k": keep},
-        config=tail_ti_config(),
+        runtime_options=ssd_runtime_options(META_ARCH_ONNX_SSD, confidence=score, nms=iou,
+                                            top_k=route.figures["priors"], keep_top_k=keep, prototxt=PROTOTXT),
+        config=tail_ti_config(score),
         params={"score_threshold": score, "iou_threshold": iou, "keep_top_k": keep,
                 "input": INPUT_NAME, "code_type": "CENTER_SIZE_YXHW", "data_layout": "SEPARATED"},
         original=pb, notes=list(route.notes))
 
 
-def tail_ti_config() -> dict[str, Any]:
-    """TI's config for the tail's outputs: boxes (ymin, xmin, ymax, xmax), scores, classes (COCO ids), count."""
+def tail_ti_config(score_threshold: float) -> dict[str, Any]:
+    """TI's config for the tail's outputs: boxes (ymin, xmin, ymax, xmax), scores, classes (COCO ids), count; TI's
+    detection threshold = the tail's own score threshold (TI's pipeline then keeps what the model keeps)."""
     boxes, labels, scores = (onnx_ssd_tail.OUTPUTS.index(n) for n in
                              ("detection_boxes", "detection_classes", "detection_scores"))
     return {"preprocess": {"data_layout": "NCHW"}, "session": {"input_data_layout": "NCHW"},
-            "postprocess": detection_postprocess(formatter=YXYX_TO_XYXY, shuffle_indices=[boxes, labels, scores]),
+            "postprocess": detection_postprocess(formatter=YXYX_TO_XYXY, shuffle_indices=[boxes, labels, scores],
+                                                 threshold=score_threshold),
             "metric": {"label_offset_pred": 0}}
 
 
 def _images() -> list[tuple[str, np.ndarray]]:
     return verification_images()
-
-
-def head_tensor_names(meta: MetaArch) -> list[str]:
-    ssd = meta.caffe_ssd[0]
-    return [base_name(n) for n in ssd.box_input + ssd.class_input]

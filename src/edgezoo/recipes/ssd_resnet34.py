@@ -30,7 +30,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgezoo.bundle.config import coco80_label_map, outputs_postprocess
+from edgezoo.bundle.config import (META_ARCH_ONNX_SSD, PROTOTXT, coco80_label_map, outputs_postprocess,
+                                   ssd_runtime_options)
 from edgezoo.core.errors import ConfigError, RecipeError
 from edgezoo.graphs import onnx_model
 from edgezoo.recipes import register
@@ -48,9 +49,7 @@ from edgezoo.verify.meta_arch import parity_loss, verify_with_prototxt
 from edgezoo.verify.tolerances import DETECTION, known
 from edgezoo.zoo.schema import ModelFormat
 
-PROTOTXT = "meta_arch.prototxt"
 EXACT_CONFIDENCE = 0.05  # MLPerf's NonMaxSuppression score threshold
-META_ARCH_TYPE_ONNX_SSD = 3
 
 
 def _thresholds(params: Mapping[str, Any], priors: int) -> Any:
@@ -61,19 +60,15 @@ def _thresholds(params: Mapping[str, Any], priors: int) -> Any:
 
 
 def runtime_options(thresholds: Any) -> dict[str, Any]:
-    return {
-        "object_detection:meta_arch_type": META_ARCH_TYPE_ONNX_SSD,
-        "object_detection:meta_layers_names_list": PROTOTXT,
-        "object_detection:confidence_threshold": thresholds.confidence_threshold,
-        "object_detection:nms_threshold": thresholds.nms_threshold,
-        "object_detection:top_k": thresholds.top_k,
-        "object_detection:keep_top_k": thresholds.keep_top_k,
-    }
+    return ssd_runtime_options(META_ARCH_ONNX_SSD, confidence=thresholds.confidence_threshold,
+                               nms=thresholds.nms_threshold, top_k=thresholds.top_k, keep_top_k=thresholds.keep_top_k,
+                               prototxt=PROTOTXT)
 
 
 def _config(outputs: list[str]) -> dict[str, Any]:
-    """TI's post-processing for the model's own outputs (boxes x1y1x2y2 normalised, labels 1..80, scores)."""
-    return {"postprocess": outputs_postprocess(outputs, yxyx=False),
+    """TI's post-processing for the model's own outputs (boxes x1y1x2y2 normalised, labels 1..80, scores), with
+    MLPerf's score threshold as TI's detection_threshold (TI's settings would filter at 0.3)."""
+    return {"postprocess": outputs_postprocess(outputs, yxyx=False, threshold=EXACT_CONFIDENCE),
             "metric": {"label_offset_pred": coco80_label_map()}}
 
 
@@ -115,7 +110,8 @@ PARAMS = (
 )
 
 
-@register("ssd-onnx-meta-arch", params=PARAMS, precheck=_default_boxes)
+@register("ssd-onnx-meta-arch", params=PARAMS, precheck=_default_boxes,
+          summary="ResNet34-SSD's ONNX -> ONNX + meta_arch.prototxt from the card's default boxes, verified")
 def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     card = rin.card
     if card is None:

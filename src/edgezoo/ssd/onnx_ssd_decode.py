@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from edgezoo.core.errors import RecipeError
-from edgezoo.ssd.onnx_heads import HeadSet, downstream_ops
 from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 from edgezoo.graphs import onnx_model
 from edgezoo.graphs.onnx_values import GraphIndex
+from edgezoo.ssd.onnx_heads import HeadSet, downstream_ops
 from edgezoo.ssd.onnx_ssd_behaviour import probe_behaviour
 from edgezoo.ssd.onnx_ssd_limits import read_limits
 from edgezoo.ssd.onnx_ssd_probe import TailProbe, decode_rows

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from edgezoo.detection.tflite_postprocess import PostProcessParams, detection_postprocess
 from edgezoo.core.errors import ConfigError, RecipeError, tensor_not_found
+from edgezoo.detection.tflite_postprocess import PostProcessParams, detection_postprocess
 from edgezoo.graphs import base_name, tf_graph, tflite_model
 
 INPUT_NAME = "normalized_input_image_tensor"

@@ -36,14 +36,9 @@ class StandinBuilder:
     description: str
 
 
-# Modules that define builders; imported on first lookup (they import heavy libraries only inside `build`).
-_BUILDER_MODULES = (
-    "edgezoo.standins.tiny",
-    "edgezoo.standins.classification",
-    "edgezoo.standins.ssd_mobilenet",
-    "edgezoo.standins.ssd_resnet34",
-)
-_REGISTRY: LazyRegistry[StandinBuilder] = LazyRegistry("stand-in builder", _BUILDER_MODULES, FetchError)
+# Every module of this package is imported on the first lookup (they import heavy libraries only inside `build`),
+# so a new builder is a new module and nothing else.
+_REGISTRY: LazyRegistry[StandinBuilder] = LazyRegistry("stand-in builder", __name__, FetchError)
 
 
 def register(name: str, *, version: int = 1, description: str = "") -> Callable[[BuildFn], BuildFn]:

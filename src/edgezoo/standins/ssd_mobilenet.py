@@ -37,8 +37,8 @@ from edgezoo.graphs import onnx_model
 from edgezoo.graphs.convert import frozen_graph_to_onnx
 from edgezoo.preprocessing.card import preprocess
 from edgezoo.standins import StandinVariant, register
-from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
 from edgezoo.standins import ssd_tf_ops
+from edgezoo.standins.ssd_mobilenet_config import PIPELINE_CONFIG
 from edgezoo.standins.tarball import deterministic_tgz
 from edgezoo.standins.tf_build import FrozenGraphBuilder, Node, write_graph_def
 

@@ -24,6 +24,7 @@ from edgezoo.ssd.onnx_heads import find_heads
 from edgezoo.ssd.onnx_ssd_decode import read_decode
 from edgezoo.ssd.onnx_ssd_input import prepare_input
 from edgezoo.tidl.ops import NodeView, Verdict, onnx_verdict, tflite_verdict
+from edgezoo.zoo.schema import ModelFormat
 
 MAX_SUBGRAPHS = 16  # TIDL offloads at most this many subgraphs
 MAX_NAME_LENGTH = 512  # longer tensor names crash the TIDL import
@@ -311,12 +312,12 @@ def check_model(path: Path, target: str = "tidl") -> CheckReport:
     path = Path(path)
     if target != "tidl":
         raise EdgezooError(f"unknown target {target!r}", hint="targets: tidl")
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
+    fmt = ModelFormat.of(path)
+    if fmt is ModelFormat.ONNX:
         return check_onnx(path)
-    if suffix == ".tflite":
+    if fmt is ModelFormat.TFLITE:
         return check_tflite(path)
-    raise EdgezooError(f"{path}: 'check' reads .onnx and .tflite files, not {suffix or 'files without a suffix'}",
+    raise EdgezooError(f"{path}: 'check' reads .onnx and .tflite files, not {path.suffix or 'files without a suffix'}",
                        hint="convert it first, e.g. 'edgezoo export --graph FILE ... --to onnx'")
 
 

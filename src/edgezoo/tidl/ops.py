@@ -128,11 +128,15 @@ def _onnx_reshape(n: NodeView) -> Verdict:
     return OK
 
 
-def _onnx_concat(n: NodeView) -> Verdict:
-    axis, rank = int(n.attr("axis", 1)), n.rank()
-    if axis == 0 or (rank is not None and _norm_axis(axis, rank) == 0):
-        return no("Concat on the batch axis; TIDL concatenates along non-batch axes only")
-    return OK
+def _concat(op: str, default_axis: int) -> Callable[[NodeView], Verdict]:
+    """Concat (ONNX) / CONCATENATION (TFLite): TIDL concatenates along non-batch axes only."""
+    def rule(n: NodeView) -> Verdict:
+        axis, rank = int(n.attr("axis", default_axis)), n.rank()
+        if axis == 0 or (rank is not None and _norm_axis(axis, rank) == 0):
+            return no(f"{op} on the batch axis; TIDL concatenates along non-batch axes only")
+        return OK
+
+    return rule
 
 
 def _axes(n: NodeView, input_index: int) -> list[int] | None:
@@ -244,7 +248,7 @@ _ONNX_PLAIN = (
 ONNX_RULES: dict[str, Callable[[NodeView], Verdict]] = {op: (lambda n: OK) for op in _ONNX_PLAIN}
 ONNX_RULES.update({
     "Conv": _onnx_conv, "Softmax": _onnx_softmax, "ArgMax": _onnx_argmax, "Reshape": _onnx_reshape,
-    "Concat": _onnx_concat, "Slice": _onnx_slice, "Split": _onnx_split, "Resize": _onnx_resize,
+    "Concat": _concat("Concat", 1), "Slice": _onnx_slice, "Split": _onnx_split, "Resize": _onnx_resize,
     "Upsample": _onnx_resize, "Pad": _onnx_pad, "ReduceMax": _reduce("the height axis"),
     "ReduceMin": _reduce("the height axis"), "ReduceMean": _reduce("a global average pool"), "Cast": _onnx_cast,
     "Add": _two_inputs, "Mul": _two_inputs, "Sub": _two_inputs, "Div": _two_inputs, "Max": _two_inputs,
@@ -282,13 +286,6 @@ def _tfl_depthwise(n: NodeView) -> Verdict:
             return no(f"DEPTHWISE_CONV_2D with a {kh}x{kw} kernel; TIDL runs depthwise 3x3, 5x5 and 7x7 only")
     if sh != sw or sh not in (1, 2):
         return no(f"DEPTHWISE_CONV_2D with strides {sh}x{sw}; TIDL runs depthwise at stride 1 or 2 only")
-    return OK
-
-
-def _tfl_concat(n: NodeView) -> Verdict:
-    axis, rank = int(n.attr("axis", 0)), n.rank()
-    if axis == 0 or (rank is not None and _norm_axis(axis, rank) == 0):
-        return no("CONCATENATION on the batch axis; TIDL concatenates along non-batch axes only")
     return OK
 
 
@@ -346,7 +343,8 @@ _TFL_PLAIN = (
 ).split()
 TFLITE_RULES: dict[str, Callable[[NodeView], Verdict]] = {op: (lambda n: OK) for op in _TFL_PLAIN}
 TFLITE_RULES.update({
-    "DEPTHWISE_CONV_2D": _tfl_depthwise, "CONCATENATION": _tfl_concat, "RESHAPE": _tfl_reshape, "MEAN": _tfl_mean,
+    "DEPTHWISE_CONV_2D": _tfl_depthwise, "CONCATENATION": _concat("CONCATENATION", 0), "RESHAPE": _tfl_reshape,
+    "MEAN": _tfl_mean,
     "PAD": _tfl_pad, "PADV2": _tfl_pad, "RESIZE_BILINEAR": _tfl_resize, "RESIZE_NEAREST_NEIGHBOR": _tfl_resize,
     "ARG_MAX": _tfl_argmax,
     "TRANSPOSE_CONV": lambda n: limited("TRANSPOSE_CONV: TIDL support is limited (check on the device)"),

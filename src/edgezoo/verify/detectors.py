@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from edgezoo.core.errors import EdgezooError, ModelFileError
+from edgezoo.detection.detections import Detections
 from edgezoo.detection.pipeline_config import load_pipeline_config
 from edgezoo.graphs import TensorInfo, base_name, onnx_model, tflite_model
-from edgezoo.detection.detections import Detections
 from edgezoo.graphs.runners import load_runner
 from edgezoo.preprocessing.card import preprocess
 from edgezoo.ssd import ssd_surgery
@@ -63,7 +63,6 @@ class OutputNames:
 OD_API = OutputNames("detection_boxes", "detection_classes", "detection_scores", "num_detections", "yxyx")
 MLPERF_RESNET34 = OutputNames("bboxes", "labels", "scores", None, "xyxy")
 KNOWN_OUTPUTS = (OD_API, MLPERF_RESNET34)  # the published detectors' conventions, tried in this order
-_FORMAT_BY_SUFFIX = {".pb": ModelFormat.TF, ".onnx": ModelFormat.ONNX, ".tflite": ModelFormat.TFLITE}
 
 
 @dataclass
@@ -121,7 +120,7 @@ def _find(names: list[str], wanted: str) -> str | None:
 
 def _card_outputs(path: Path, card: ModelCard | None) -> OutputNames | None:
     """The outputs the card's roles name for this file's format (None without a card or without those roles)."""
-    fmt = _FORMAT_BY_SUFFIX.get(path.suffix.lower())
+    fmt = ModelFormat.of(path)
     if card is None or fmt is None or fmt not in card.formats:
         return None
     roles = {t.role: base_name(t.name) for t in card.formats[fmt].outputs if t.role}
@@ -163,7 +162,7 @@ def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
     identified by probing its post-processing)."""
     if outputs is not None:
         runner = load_runner(path, outputs=outputs.names())
-    elif path.suffix.lower() == ".pb":
+    elif ModelFormat.of(path) is ModelFormat.TF:
         # A graph's runner fetches any tensor by name (a clean error when missing); its sink nodes may not be all
         # the outputs, so the card's names or the OD API's are asked for directly.
         outputs = _card_outputs(path, card) or OD_API
@@ -291,11 +290,11 @@ def load_detector(path: Path, spec: Preprocess, *, card: ModelCard | None = None
     path = Path(path)
     if prototxt is not None:
         return meta_arch_detector(path, prototxt, spec)
-    if path.suffix.lower() == ".tflite":
+    if ModelFormat.of(path) is ModelFormat.TFLITE:
         if ssd_surgery.read_postprocess_ops(path):
             return tflite_postprocess_detector(path, spec)
     slots = None
-    if path.suffix.lower() == ".pb" and threshold is None:
+    if ModelFormat.of(path) is ModelFormat.TF and threshold is None:
         found = pipeline_config_next_to(path)
         if found:
             (threshold, slots), threshold_source = found, "pipeline.config beside the graph"

@@ -10,7 +10,6 @@ paired by shape. Classification adds top-1 agreement and top-5 overlap, comparin
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from edgezoo.graphs import TensorInfo, base_name
 from edgezoo.graphs.runners import load_runner
 from edgezoo.verify import classification as cls
 from edgezoo.verify import tolerances as tol_names
+from edgezoo.verify.detection import verify_detection_models
 from edgezoo.verify.feeds import build_feeds
 from edgezoo.verify.report import ParityReport
 from edgezoo.verify.tensors import align, compare
@@ -34,7 +34,6 @@ DEFAULT_TOLERANCES = tol_names.DEFAULT_TOLERANCES
 OPTIONAL_TOLERANCES = tol_names.OPTIONAL_TOLERANCES
 KNOWN_TOLERANCES = tol_names.KNOWN_TOLERANCES
 TASKS = ("classification", "detection", "tensors")
-_SUFFIX_FORMAT = {".pb": ModelFormat.TF, ".onnx": ModelFormat.ONNX, ".tflite": ModelFormat.TFLITE}
 
 
 @dataclass(frozen=True)
@@ -154,17 +153,6 @@ def _detect_task(pairs: list[OutputPair], orig: dict, conv: dict, roles: dict[st
     return "tensors"
 
 
-def _dispatch_detection(original: Path, converted: Path, **kwargs) -> ParityReport:
-    try:
-        module = importlib.import_module("edgezoo.verify.detection")
-    except ModuleNotFoundError as exc:
-        if exc.name != "edgezoo.verify.detection":
-            raise
-        raise EdgezooError("detection parity is not available in this build (edgezoo.verify.detection is missing)",
-                           hint="use --task tensors to compare the raw outputs") from None
-    return module.verify_detection_models(original, converted, **kwargs)
-
-
 def _add_tensor_checks(report: ParityReport, label: str, a: np.ndarray, b: np.ndarray, names: tuple[str, str],
                        tol: Mapping[str, float], note: str = "") -> None:
     try:
@@ -260,9 +248,9 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
     if task == "detection":
         # Detection has its own figures, defaults and tolerance names (checked here, before any model is loaded).
         tol_names.check_names(tolerances or {}, "detection")
-        return _dispatch_detection(original, converted, card=card, tolerances=dict(tolerances or {}),
-                                   images=images, standin=standin, count_random=count_random, seed=seed,
-                                   chosen=chosen)
+        return verify_detection_models(original, converted, card=card, tolerances=dict(tolerances or {}),
+                                       images=images, standin=standin, count_random=count_random, seed=seed,
+                                       chosen=chosen)
     tol = effective_tolerances(card, tolerances)
     if images is None:
         images = verification_images(count_random=count_random, seed=seed)
@@ -281,7 +269,7 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
             hint="name the pairs with --pair ORIGINAL_TENSOR=CONVERTED_OUTPUT")
     orig_names = list(dict.fromkeys(p.original for p in out_pairs))
     orig_runner = orig_probe
-    if original.suffix.lower() == ".tflite" and not set(orig_names) <= {o.name for o in orig_probe.outputs}:
+    if ModelFormat.of(original) is ModelFormat.TFLITE and not set(orig_names) <= {o.name for o in orig_probe.outputs}:
         # LiteRT keeps intermediate tensors only when told so at load time; the other runners fetch any tensor.
         orig_runner = load_runner(original, outputs=orig_names)
     spec = preprocess or (card.preprocess if card is not None else None)

@@ -35,7 +35,7 @@ from edgezoo.verify import tolerances as tol_names
 from edgezoo.verify.detection import compare_detectors, detection_tolerances
 from edgezoo.verify.detectors import load_detector, meta_arch_detector
 from edgezoo.verify.report import ParityReport
-from edgezoo.zoo.schema import ModelCard, Preprocess, Target
+from edgezoo.zoo.schema import ModelCard, ModelFormat, Preprocess, Target
 
 
 def _preprocess(card: ModelCard | None, ssd: CaffeSsd) -> Preprocess:
@@ -70,7 +70,7 @@ def verify_with_prototxt(onnx_path: Path, prototxt_path: Path, *, original: Path
     found by other means than a card); `transform`: image -> the converted model's input tensor
     (verify.detectors.image_feed)."""
     onnx_path, prototxt_path = Path(onnx_path), Path(prototxt_path)
-    if onnx_path.suffix.lower() != ".onnx":
+    if ModelFormat.of(onnx_path) is not ModelFormat.ONNX:
         raise EdgezooError(f"{onnx_path}: the prototxt decodes an ONNX model cut at the SSD heads, not a "
                            f"{onnx_path.suffix or 'suffix-less'} file",
                            hint="give ORIGINAL first, then the converted .onnx: verify ORIGINAL model.onnx "

@@ -76,6 +76,22 @@ def check_values(values: Mapping[str, float], where: str = "") -> None:
                                f"{name} must be {valid}", hint="fix the --tolerance value")
 
 
+def parse_assignments(items: Iterable[str]) -> dict[str, float]:
+    """`--tolerance NAME=VALUE` items -> {name: number}, each value in its name's range (EdgezooError, exit 2);
+    whether a name fits the task is check_names' job, once the task is known."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise EdgezooError(f"--tolerance {item!r}: expected NAME=VALUE", hint="e.g. --tolerance max_abs_error=1e-3")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise EdgezooError(f"--tolerance {item!r}: {value.strip()!r} is not a number") from None
+    check_values(out)
+    return out
+
+
 def defaults(task: str | None) -> dict[str, float]:
     """The default tolerances of a task (None: the engine's, whose guess is classification or tensors)."""
     return dict(DETECTION_TOLERANCES if task == DETECTION else DEFAULT_TOLERANCES)

@@ -8,8 +8,9 @@ from pathlib import Path
 import yaml
 
 from edgezoo.core.errors import CardError, UnknownModelError, did_you_mean
+from edgezoo.zoo.parse import parse_card
 from edgezoo.zoo.schema import (Checksum, FormatSpec, ModelCard, ModelFormat, PublishedFile, RecipeSpec, Target,
-                                Task, TensorSpec, parse_card)
+                                Task, TensorSpec)
 
 CARDS_DIR = Path(__file__).parent / "cards"
 

@@ -7,7 +7,7 @@ tensorflow/models); the training sections are reduced to what a published pipeli
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 _BATCH_NORM = "batch_norm {{ train: true, scale: true, center: true, decay: {decay}, epsilon: 0.001 }}"
 

@@ -156,7 +156,7 @@ class Detector(nn.Module):
         classes, index = selected[:, 1], selected[:, 2]
         picked = scores[0, classes, index]
         k = torch.minimum(torch.tensor(self.max_output), torch.tensor(picked.shape[0]))
-        top, order = picked.topk(k.reshape(1)[0] if torch.jit.is_tracing() else int(k))
+        top, order = picked.topk(k if torch.jit.is_tracing() else int(k))
         return (boxes[0, index[order]].unsqueeze(0), (classes[order] + 1).unsqueeze(0), top.unsqueeze(0))
 
     def _batched_nms(self, boxes: torch.Tensor, probs: torch.Tensor):  # noqa: ANN202

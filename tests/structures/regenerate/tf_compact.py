@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -85,11 +84,44 @@ def graph_facts(gd) -> dict[str, Any]:
 
 
 def head_kernels(stripped: dict[str, list], gd, num_classes: int) -> dict[str, Any]:
-    cls = sorted(n for n in stripped if re.search(r"ClassPredictor/(weights|kernel)$", n))
-    box = sorted(n for n in stripped if re.search(r"Box(Encoding)?Predictor/(weights|kernel)$", n))
+    """The class and box predictor kernels, by the scopes of the convolutions they feed (TF1 slim names them
+    BoxPredictor_N/ClassPredictor/weights; a frozen TF2 function names every constant unknown_N)."""
+    users: dict[str, list] = {}
+    for n in gd.node:
+        for ref in n.input:
+            if not ref.startswith("^"):
+                users.setdefault(ref.split(":")[0], []).append(n)
+
+    def ops_fed(name: str) -> list:
+        out = []
+        for user in users.get(name, []):
+            out += ops_fed(user.name) if user.op == "Identity" else [user]
+        return out
+
+    cls, box = [], []
+    for name in stripped:
+        for op in ops_fed(name):
+            if op.op not in ("Conv2D", "MatMul") or op.input[1].split(":")[0] not in _identity_chain(name, users):
+                continue
+            scopes = op.name.split("/")[:-1]
+            predictors = [s for s in scopes if s.split("_")[0].endswith("Predictor")]
+            if "ClassPredictor" in scopes:
+                cls.append(name)
+            elif "BoxEncodingPredictor" in scopes or (predictors and predictors[-1] == "BoxPredictor"):
+                box.append(name)
+            break
     if not cls or len(cls) != len(box):
         raise ValueError(f"head kernels not found: {cls} {box}")
-    return {"class": cls, "box": box, "columns": num_classes + 1, "class_major": False}
+    return {"class": sorted(cls), "box": sorted(box), "columns": num_classes + 1, "class_major": False}
+
+
+def _identity_chain(name: str, users: dict) -> set[str]:
+    """`name` and the Identity nodes reading it (directly or in a chain)."""
+    out = {name}
+    for user in users.get(name, []):
+        if user.op == "Identity":
+            out |= _identity_chain(user.name, users)
+    return out
 
 
 def anchor_count(gd, size: int) -> int:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from edgezoo.core.errors import ConfigError
-from edgezoo.tidl.meta_arch.execute import MetaArchExecutor, decode_boxes, nms
 from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
+from edgezoo.tidl.meta_arch.execute import MetaArchExecutor, decode_boxes, nms
 from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, NmsParam, PriorBoxParam
 
 VAR = (0.1, 0.1, 0.2, 0.2)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from edgezoo.core.errors import RecipeError
+from edgezoo.detection.codings import DataLayout
 from edgezoo.standins.ssd_resnet34 import SPEC_PARAMS
 from edgezoo.tidl.meta_arch.prior_fit import fit_head, fit_priors, join_heads, split_per_head
 from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes
-from edgezoo.detection.codings import DataLayout
 
 SPEC = DefaultBoxSpec.from_params(SPEC_PARAMS)
 VAR = (0.1, 0.1, 0.2, 0.2)

@@ -3,9 +3,9 @@ import onnx
 import onnxruntime as ort
 
 import ssd_models
-from edgezoo.ssd.onnx_heads import find_heads, fix_image_input
 from edgezoo.datasets.images import photographs
 from edgezoo.preprocessing.card import preprocess
+from edgezoo.ssd.onnx_heads import find_heads, fix_image_input
 from edgezoo.tidl.meta_arch.execute import MetaArchExecutor
 from edgezoo.tidl.meta_arch.prior_fold import fold_clamped_priors
 from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgezoo.core.errors import ConfigError
-from edgezoo.tidl.meta_arch.priors import priors_per_location, tidl_priors
 from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
-from edgezoo.tidl.meta_arch.prototxt import CaffeSsd
 from edgezoo.detection.detections import Detections
+from edgezoo.tidl.meta_arch.priors import priors_per_location, tidl_priors
+from edgezoo.tidl.meta_arch.prototxt import CaffeSsd
 
 SUPPORTED_CODES = (CodeType.CORNER, CodeType.CENTER_SIZE, CodeType.CENTER_SIZE_YXHW)
 FLOAT32_EXP = 80.0  # e^-80 divided by up to 10^4 classes is still a normal float32

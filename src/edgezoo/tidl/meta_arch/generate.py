@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edgezoo.core.errors import RecipeError
+from edgezoo.detection.codings import CodeType, ScoreConverter
 from edgezoo.ssd.onnx_heads import HeadSet
 from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, prior_box_params, priors_per_location
-from edgezoo.detection.codings import CodeType, ScoreConverter
 from edgezoo.tidl.meta_arch.prototxt import CaffeSsd, DetectionOutputParam, MetaArch, NmsParam
 
 # TIDL / edgeai-benchmark thresholds: accuracy (MLPerf's own post-processing) and TI's speed defaults.

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from edgezoo.core.errors import RecipeError
-from edgezoo.ssd.onnx_heads import Head, HeadSet
 from edgezoo.detection.codings import DataLayout
+from edgezoo.ssd.onnx_heads import Head, HeadSet
 
 AREA_RTOL = 1e-3  # two boxes with areas this close are one scale
 

@@ -26,8 +26,8 @@ from fractions import Fraction
 import numpy as np
 
 from edgezoo.core.errors import RecipeError
-from edgezoo.tidl.meta_arch.priors import _exact_step, caffe_aspect_ratios, tidl_priors
 from edgezoo.detection.codings import DataLayout
+from edgezoo.tidl.meta_arch.priors import _exact_step, caffe_aspect_ratios, tidl_priors
 from edgezoo.tidl.meta_arch.prototxt import PriorBoxParam
 
 SQUARE = 1e-3  # pixels: a box this close to square is square

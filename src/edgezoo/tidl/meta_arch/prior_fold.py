@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from edgezoo.core.errors import RecipeError
+from edgezoo.detection.codings import CodeType, DataLayout
 from edgezoo.ssd.onnx_heads import HeadSet
 from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes, tidl_priors
-from edgezoo.detection.codings import CodeType, DataLayout
 from edgezoo.tidl.meta_arch.prototxt import CaffeSsd
 
 

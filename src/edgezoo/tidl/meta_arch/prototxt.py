@@ -19,9 +19,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from edgezoo.core.errors import ConfigError, did_you_mean
 from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 from edgezoo.detection.textproto import Message, convert, field_error, parse, read_text_file
-from edgezoo.core.errors import ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)

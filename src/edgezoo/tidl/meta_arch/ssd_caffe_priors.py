@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgezoo.core.errors import RecipeError
 from edgezoo.detection.anchors import Anchors
 from edgezoo.detection.pipeline_config import AnyAnchorConfig, MultiscaleAnchorConfig
-from edgezoo.core.errors import RecipeError
 from edgezoo.tidl.meta_arch.priors import tidl_priors
 from edgezoo.tidl.meta_arch.prototxt import PriorBoxParam
 
