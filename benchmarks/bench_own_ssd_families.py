@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # tests.structures; PYTHONPATH may point at another checkout's structures first
 
 
 def _norm(name: str) -> dict:
