@@ -489,3 +489,48 @@ def replace_priors(model: Any, decode: GraphDecode, priors: np.ndarray, heads: H
             raise RecipeError(f"rewriting the graph's priors did not take: the decoding still differs by {worst:.3g}",
                               hint="the prior tensors of this decoding are not all recognised")
     return out
+
+
+_CLIPS = {"Clip", "Min", "Max"}
+
+
+def without_clipping(model: Any, decode: GraphDecode) -> Any | None:
+    """A copy of `model` whose decoded boxes reach NonMaxSuppression unclipped (the Clip / Min / Max against constants
+    between the decoded boxes and the selection bypassed), or None when the graph does not clip them. TIDL's detection
+    layer does not clip before NMS: against this variant, parity measures the conversion alone."""
+    import onnx
+
+    g = GraphIndex(model)
+    clips = []
+    for node in g.downstream([decode.decoded]):
+        if g.owner.get(id(node)) is not None or node.op_type in ("NonMaxSuppression", "If", "Loop", "TopK"):
+            continue
+        if node.op_type in _CLIPS and node.input:
+            others = [i for i in node.input[1:] if i]
+            if others and all(g.constant(i) is not None for i in others):
+                clips.append(node)
+    if not clips:
+        return None
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    bypass = {n.output[0]: n.input[0] for n in clips}
+    for node in out.graph.node:
+        node.input[:] = [_through(bypass, i) for i in node.input]
+    for graph in list(_subgraphs(out.graph)):
+        for node in graph.node:
+            node.input[:] = [_through(bypass, i) for i in node.input]
+    return out
+
+
+def _through(bypass: dict[str, str], name: str) -> str:
+    while name in bypass:
+        name = bypass[name]
+    return name
+
+
+def _subgraphs(graph: Any) -> Any:
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in list(attr.graphs) + ([attr.g] if attr.HasField("g") else []):
+                yield sub
+                yield from _subgraphs(sub)
