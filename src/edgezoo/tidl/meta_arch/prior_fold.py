@@ -81,12 +81,29 @@ class _Convs:
             b = np.zeros(w.shape[0])
         return conv, w, b
 
+    def _own(self, conv: Any, position: int) -> str:
+        """The conv's own copy of a weight or bias: one shared by several convs (weight-shared FPN / PPN heads)
+        is copied first, so rewriting this head leaves the others as they are."""
+        from onnx import numpy_helper
+
+        name = conv.input[position]
+        users = sum(1 for n in self.model.graph.node for i in n.input if i == name)
+        if users > 1:
+            new = f"{name}__{conv.output[0]}"
+            self.model.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(self.inits[name]), new))
+            self.inits[new] = self.model.graph.initializer[-1]
+            conv.input[position] = new
+            name = new
+        return name
+
     def put(self, conv: Any, w: np.ndarray, b: np.ndarray) -> None:
         from onnx import numpy_helper
 
-        self.inits[conv.input[1]].CopyFrom(numpy_helper.from_array(w.astype(np.float32), conv.input[1]))
+        weight = self._own(conv, 1)
+        self.inits[weight].CopyFrom(numpy_helper.from_array(w.astype(np.float32), weight))
         if len(conv.input) > 2 and conv.input[2]:
-            self.inits[conv.input[2]].CopyFrom(numpy_helper.from_array(b.astype(np.float32), conv.input[2]))
+            bias = self._own(conv, 2)
+            self.inits[bias].CopyFrom(numpy_helper.from_array(b.astype(np.float32), bias))
         else:
             name = f"{conv.input[1]}_folded_bias"
             self.model.graph.initializer.append(numpy_helper.from_array(b.astype(np.float32), name))
