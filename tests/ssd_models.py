@@ -95,7 +95,8 @@ def tiny_decoding_ssd(num_classes: int = 5, seed: int = 0):
     """x [1,3,16,16] -> two SEPARATED heads (8x8 x 3 boxes: 4 px square, 2:1, 1:2; 4x4 x 2 boxes: 8 px and
     sqrt(8*12) px squares) -> a TF-style decoding in the graph: one [N, 4] prior constant (cx, cy, w, h),
     regressions (ty, tx, th, tw), variances 0.1/0.1/0.2/0.2, boxes (ymin, xmin, ymax, xmax), sigmoid scores,
-    background column dropped, NonMaxSuppression (50 per class, IoU 0.45, score 0.3). Returns (model, priors)."""
+    background column dropped, NonMaxSuppression (50 per class, IoU 0.45, score 0.3), outputs boxes / scores / labels
+    gathered from its selection. Returns (model, priors)."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -160,8 +161,24 @@ def tiny_decoding_ssd(num_classes: int = 5, seed: int = 0):
               helper.make_node("NonMaxSuppression", ["boxes", "fg_t", init("per_class", np.array([50], np.int64)),
                                                      init("iou", np.array([0.45], np.float32)),
                                                      init("score", np.array([0.3], np.float32))], ["selected"])]
+    # the detections as exporters write them: boxes and scores gathered by the selected (class, box) pairs,
+    # labels = the foreground class index + 1
+    one, two = init("one", np.array(1, np.int64)), init("two", np.array(2, np.int64))
+    nodes += [helper.make_node("Gather", ["selected", one], ["sel_class"], axis=1),
+              helper.make_node("Gather", ["selected", two], ["sel_box"], axis=1),
+              helper.make_node("Reshape", ["boxes", init("rows4", np.array([-1, 4], np.int64))], ["boxes0"]),
+              helper.make_node("Gather", ["boxes0", "sel_box"], ["det_boxes"], axis=0),
+              helper.make_node("Reshape", ["fg_t", init("fg_shape", np.array([num_classes - 1, n], np.int64))],
+                               ["fg0"]),
+              helper.make_node("Slice", ["selected", init("s1", np.array([1], np.int64)),
+                                         init("s3", np.array([3], np.int64)), init("ax1", np.array([1], np.int64))],
+                               ["pairs"]),
+              helper.make_node("GatherND", ["fg0", "pairs"], ["det_scores"]),
+              helper.make_node("Add", ["sel_class", one], ["det_labels"])]
     graph = helper.make_graph(nodes, "tiny_decoding_ssd",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-                              [helper.make_tensor_value_info("selected", TensorProto.INT64, None)], inits)
+                              [helper.make_tensor_value_info(n, t, None) for n, t in
+                               (("det_boxes", TensorProto.FLOAT), ("det_scores", TensorProto.FLOAT),
+                                ("det_labels", TensorProto.INT64))], inits)
     assert n == 8 * 8 * 3 + 4 * 4 * 2
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), priors

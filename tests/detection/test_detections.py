@@ -35,3 +35,10 @@ def test_empty_sides():
     assert match_detections(empty, empty).reference_matched_fraction == 1.0
     m = match_detections(one, empty)
     assert m.reference_matched_fraction == 0.0 and m.converted_matched_fraction == 1.0
+
+
+def test_a_box_clipped_flat_against_the_border_matches_itself():
+    flat = Detections(np.array([[0.2, 1.0, 0.7, 1.0]]), np.array([0.8]), np.array([3]))
+    m = match_detections(flat, Detections(flat.boxes + 1e-8, flat.scores, flat.classes), 0.9)
+    assert m.matched == 1 and m.worst_box_error < 1e-7
+    assert match_detections(flat, Detections(flat.boxes + 1e-3, flat.scores, flat.classes), 0.9).matched == 0

@@ -109,7 +109,7 @@ def test_bad_options_before_any_work(tmp_path, capsys, option, message):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda p: p.mkdir(), "no frozen_inference_graph.pb in the folder"),
+    (lambda p: p.mkdir(), "no frozen_inference_graph.pb and no saved_model/ in the folder"),
     (lambda p: (p.mkdir(), (p / "frozen_inference_graph.pb").write_bytes(b"x")), "no pipeline.config found"),
     (lambda p: tarfile.open(p.with_suffix(".tgz"), "w:gz").close(), "no frozen_inference_graph.pb member"),
 ])

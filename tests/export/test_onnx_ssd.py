@@ -109,7 +109,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model" * 10)
     cases = [
-        ([str(plain)], "no SSD heads found"),
+        ([str(plain)], "no convolution reads the image input"),
         ([str(garbage)], "garbage.onnx"),
         ([str(tmp_path / "missing.onnx")], "missing.onnx"),
         ([str(ssd_models.reduced_standin()), "--top-k", "0"], "--top-k: 0 is out of range"),

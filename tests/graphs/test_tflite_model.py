@@ -39,7 +39,8 @@ def test_not_a_tflite(tmp_path, path):
 
 
 def test_a_file_edgezoo_just_wrote_says_to_change_the_options_not_to_fetch_again(tmp_path):
-    """The same unloadable bytes: a user's file -> 'fetch or export it again'; our own output -> change the options."""
+    """The same unloadable bytes: a user's file -> check it / export it again (nothing to fetch); our own output ->
+    change the options; a file in the download cache -> fetch it again."""
     from edgezoo.graphs import own_outputs
 
     work = tmp_path / "work"
@@ -53,7 +54,17 @@ def test_a_file_edgezoo_just_wrote_says_to_change_the_options_not_to_fetch_again
             tflite_model.load_interpreter(tmp_path / "model.tflite")
     assert "edgezoo just converted cannot be loaded" in str(ours.value)
     assert "--max-detections" in ours.value.hint and "fetch" not in str(ours.value)
-    assert "fetch or export it again" in theirs.value.hint
+    assert "export or copy it again" in theirs.value.hint and "fetch" not in theirs.value.hint
     with pytest.raises(ModelFileError) as after:  # outside the block, the same file is an ordinary corrupt file
         tflite_model.load_interpreter(work / "model.tflite")
-    assert "fetch or export it again" in after.value.hint
+    assert "export or copy it again" in after.value.hint
+
+
+def test_a_corrupt_file_in_the_download_cache_is_fetched_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEZOO_CACHE", str(tmp_path / "cache"))
+    cached = tmp_path / "cache" / "files" / "model.tflite"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"\x00\x00\x00\x00TFL3" + b"\xff" * 64)
+    with pytest.raises(ModelFileError) as err:
+        tflite_model.load_interpreter(cached)
+    assert err.value.hint == "delete it and fetch it again"

@@ -27,10 +27,11 @@ def test_published_structure_gives_mlperf_decoding():
     assert decode.box_order == "xyxy" and decode.fit_error < 1e-5
     assert decode.score_converter is ScoreConverter.SOFTMAX and decode.background_label_id == 0
     assert (decode.score_threshold, decode.iou_threshold, decode.per_class, decode.total) == (0.05, 0.5, 200, 200)
-    assert [t.columns for t in decode.prior_tensors] == [(0, 1), (2, 3)]
+    held = sorted((t.quantities, t.scales) for t in decode.prior_tensors)
+    assert held == [(("cx", "cy"), (1.0, 1.0)), (("w", "h"), (1.0, 1.0))]
 
 
-def test_prior_constants_in_another_graph_order_are_told_apart_by_the_fit():
+def test_prior_constants_in_another_graph_order_are_told_apart_by_what_they_hold():
     model = onnx.load(ssd_models.reduced_standin())
     consts = [n for n in model.graph.node if n.op_type == "Constant" and list(n.attribute[0].t.dims) == [1, 15130, 2]]
     xy, wh = consts
@@ -41,7 +42,8 @@ def test_prior_constants_in_another_graph_order_are_told_apart_by_the_fit():
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     _, decode = _read(model)
-    assert [t.name for t in decode.prior_tensors] == [xy.output[0], wh.output[0]]
+    held = {t.name: t.quantities for t in decode.prior_tensors}
+    assert held == {xy.output[0]: ("cx", "cy"), wh.output[0]: ("w", "h")}
 
 
 def test_replace_priors_rewrites_the_constants():

@@ -27,7 +27,7 @@ def test_identical_detectors_pass():
     assert report.passed and report.metrics["detection"]["total_matched"] == 5
 
 
-def test_threshold_and_slots_define_the_common_domain():
+def test_the_originals_own_threshold_and_slots_define_the_comparison():
     scores = [0.9, 0.8, 0.7, 0.35, 0.1]
     original = _detector("orig", BOXES[:4], scores[:4], [1, 2, 3, 4], Domain(0.3, 3, "pipeline.config"))
     converted = _detector("conv", BOXES, scores, [1, 2, 3, 4, 5], Domain(0.05, 4000))
@@ -37,7 +37,48 @@ def test_threshold_and_slots_define_the_common_domain():
     assert det["total_original"] == det["total_converted"] == det["total_matched"] == 3
     assert det["total_outside_original"] == 1 and det["total_outside_converted"] == 2
     assert report.passed
-    assert any("common domain" in n and "outside it: 1 original and 2 converted" in n for n in report.notes)
+    assert any("at the original's own limits" in n and "outside it: 1 original and 2 converted" in n
+               for n in report.notes), report.notes
+
+
+def test_default_limits_that_drop_the_originals_detections_fail_with_the_figure():
+    # An original keeping 5 detections, a conversion whose limits (read from the graph: keep_top_k 1) keep 1: the
+    # comparison is the original's complete output, so 4 of 5 are unmatched -- never "the top 1 matched: PASS".
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5]
+    original = _detector("orig", BOXES, scores, [1, 2, 3, 4, 5], Domain(0.3, None))
+    converted = _detector("conv", BOXES[:1], scores[:1], [1], Domain(0.3, 1))
+    report = compare_detectors(original, converted, IMAGES, DETECTION_TOLERANCES)
+    assert not report.passed
+    det = report.metrics["detection"]
+    assert det["total_original"] == 5 and det["total_matched"] == 1 and det["total_original_beyond_converted_limits"] == 4
+    assert {c.name: c.value for c in report.checks}["matched_fraction_of_original"] == 0.2
+    assert any("default limits (1 detections per image) drop 4 of the original's 5 detections" in n
+               for n in report.notes), report.notes
+    # a higher default threshold is the same failure
+    stricter = _detector("conv", BOXES[:2], scores[:2], [1, 2], Domain(0.75, 100))
+    report = compare_detectors(original, stricter, IMAGES, DETECTION_TOLERANCES)
+    assert not report.passed and report.metrics["detection"]["total_original_beyond_converted_limits"] == 3
+
+
+def test_chosen_limits_compare_within_them_and_state_their_cost():
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5]
+    original = _detector("orig", BOXES, scores, [1, 2, 3, 4, 5], Domain(0.3, None))
+    converted = _detector("conv", BOXES[:1], scores[:1], [1], Domain(0.3, 1))
+    report = compare_detectors(original, converted, IMAGES, DETECTION_TOLERANCES, chosen={"--keep-top-k": 1})
+    assert report.passed
+    cost = report.metrics["detection"]["chosen_limits_cost"]
+    assert cost == {"original_detections": 5, "left_out": 4, "fraction_left_out": 0.8}
+    assert any("the chosen options (--keep-top-k 1) leave out 4 of the original's 5 detections (80.0%)" in n
+               for n in report.notes), report.notes
+
+
+def test_a_conversion_with_more_room_is_compared_at_the_originals_limits():
+    # 4000 slots and a lower threshold on the converted side: restricted to the original's own limits, nothing fails
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5]
+    original = _detector("orig", BOXES[:3], scores[:3], [1, 2, 3], Domain(0.65, 3))
+    converted = _detector("conv", BOXES, scores, [1, 2, 3, 4, 5], Domain(0.05, 4000))
+    report = compare_detectors(original, converted, IMAGES, DETECTION_TOLERANCES)
+    assert report.passed and report.metrics["detection"]["total_converted"] == 3
 
 
 def test_unmatched_detections_fail_and_are_listed_with_scores():

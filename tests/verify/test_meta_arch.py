@@ -60,15 +60,26 @@ def test_perturbed_prior_fails_parity(tmp_path, card, images, change, failing):
     assert report.metrics["priors"]["max_abs_diff"] > 0.01
 
 
-def test_speed_thresholds_compare_like_with_like(tmp_path, card, images):
+def test_speed_thresholds_fail_unless_chosen_then_compare_like_with_like(tmp_path, card, images):
     model = ssd_models.reduced_standin()
     meta = ssd_models.generated_meta(model, Thresholds(confidence_threshold=0.3))
-    report = verify_with_prototxt(model, _write(meta, tmp_path), card=card, images=images)
+    # not chosen: the original's detections between 0.05 and 0.3 are compared, and missing
+    strict = verify_with_prototxt(model, _write(meta, tmp_path), card=card, images=images)
+    assert not strict.passed
+    dropped = strict.metrics["detection"]["total_original_beyond_converted_limits"]
+    assert dropped > 0 and strict.metrics["detection"]["total_original"] > 20
+    assert any(f"default limits (score threshold 0.3) drop {dropped} of the original's" in n for n in strict.notes)
+    # chosen: compared above 0.3 only, and the report says what the choice leaves out
+    report = verify_with_prototxt(model, _write(meta, tmp_path), card=card, images=images,
+                                  chosen={"--confidence-threshold": 0.3})
     assert report.passed, report.render()
     det = report.metrics["detection"]
     assert 1 <= det["total_original"] <= 20 and det["common_threshold"] == pytest.approx(0.3)
-    assert det["total_outside_original"] > 0  # the original's detections below 0.3 are set aside, not compared
-    assert any("compared on the common domain: scores >= 0.3" in n for n in report.notes)
+    assert det["total_outside_original"] == dropped  # set aside, not compared, and counted
+    assert det["chosen_limits_cost"]["left_out"] == dropped
+    assert any("compared on the common domain (the chosen options): scores >= 0.3" in n for n in report.notes)
+    assert any(f"the chosen options (--confidence-threshold 0.3) leave out {dropped} of the original's" in n
+               for n in report.notes)
 
 
 def test_invalid_prototxt_and_unknown_tolerance_are_input_errors(tmp_path, card, images):

@@ -57,6 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prototxt", metavar="FILE",
                    help="detection: check CONVERTED (an ONNX cut at the SSD heads) decoded with this TIDL "
                         "meta-architecture prototxt against ORIGINAL's own detections")
+    p.add_argument("--within-limits", action="store_true",
+                   help="detection: compare only within the converted model's own score threshold and detection "
+                        "count (a conversion made with smaller limits on purpose, e.g. TI's speed settings); the "
+                        "report states what that leaves out of the original's output. Without it, detections the "
+                        "original keeps and the converted limits drop count as unmatched")
     p.add_argument("--random", type=int, default=2, metavar="N",
                    help=f"seeded random images besides the photos (0..{MAX_RANDOM})")
     p.add_argument("--seed", type=int, default=0, help="seed of the random images (>= 0)")
@@ -128,17 +133,19 @@ def run(args: argparse.Namespace) -> int:
                            hint="give two model files, or one ONNX model with --prototxt FILE")
     original = Path(args.original)
     converted = Path(args.converted) if args.converted else original
+    chosen = {"--within-limits": True} if args.within_limits else None
     if args.prototxt:
         from edgezoo.verify import meta_arch as meta_verify
 
         report = meta_verify.verify_with_prototxt(converted, Path(args.prototxt), original=original, card=card,
-                                                  tolerances=tolerances, count_random=args.random, seed=args.seed)
+                                                  tolerances=tolerances, count_random=args.random, seed=args.seed,
+                                                  chosen=chosen)
     else:
         from edgezoo.verify.engine import verify_models
 
         report = verify_models(original, converted, card=card, task=args.task, tolerances=tolerances,
                                pairs=pairs or None, converted_outputs=outputs, count_random=args.random,
-                               seed=args.seed)
+                               seed=args.seed, chosen=chosen)
     from edgezoo.bundle.provenance import is_standin
 
     if is_standin(original) or is_standin(converted):

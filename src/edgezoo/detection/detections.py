@@ -78,6 +78,10 @@ def match_detections(reference: Detections, converted: Detections, match_iou: fl
     result = DetectionMatch(len(reference), len(converted))
     if len(reference) and len(converted):
         ious = iou_matrix(reference.boxes, converted.boxes)
+        # The same box is the same box, also when it has no area (a box clipped flat against the image border has
+        # IoU 0 with itself)
+        same = np.abs(reference.boxes[:, None, :] - converted.boxes[None, :, :]).max(axis=2) <= 1e-6
+        ious = np.where(same, 1.0, np.nan_to_num(ious, nan=0.0))
         ious[reference.classes[:, None] != converted.classes[None, :]] = -1.0
     else:
         ious = np.zeros((len(reference), len(converted)))

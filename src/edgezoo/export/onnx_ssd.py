@@ -13,7 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgezoo.bundle.naming import bundle_name
 from edgezoo.bundle.provenance import is_standin
+from edgezoo.bundle.staging import sha256_file
 from edgezoo.core.errors import ModelFileError, RecipeError
 from edgezoo.export.api import ExportJob, ExportResult, run
 from edgezoo.export.graph import user_source
@@ -45,8 +47,10 @@ def onnx_ssd_job(path: Path, *, inputs: Mapping[str, Sequence[int]] | None = Non
     tol_names.check_values(tolerances or {})
     if typed.get("inputs"):
         check_names(path, typed["inputs"], [])
-    return ExportJob(recipe=recipe, target=Target.ONNX, name=path.stem, params=typed, out_dir=Path(out_dir),
-                     model={"id": path.stem, "title": path.name, "task": "detection", "card": None},
+    # model.onnx from two folders must not land on one bundle (bundle/naming.py)
+    name, _ = bundle_name(Path(out_dir), path.stem, Target.ONNX.value, [sha256_file(path)] if path.is_file() else [])
+    return ExportJob(recipe=recipe, target=Target.ONNX, name=name, params=typed, out_dir=Path(out_dir),
+                     model={"id": name, "title": path.name, "task": "detection", "card": None},
                      sources={GRAPH: path}, describe=lambda got: [user_source(got[GRAPH], is_standin(got[GRAPH]))],
                      tolerances=dict(tolerances or {}), ti_package=ti_package)
 

@@ -19,7 +19,7 @@ from edgezoo import zoo
 from edgezoo.core.errors import EdgezooError
 from edgezoo.export.api import ExportJob, ExportResult, card_job, run
 from edgezoo.export.graph import graph_job
-from edgezoo.export.od_api import is_archive, od_api_job
+from edgezoo.export.od_api import SAVED_MODEL, is_archive, od_api_job, refuse_detector_without_route
 from edgezoo.export.onnx_ssd import RECIPE as META_ARCH_RECIPE
 from edgezoo.export.onnx_ssd import onnx_ssd_job
 from edgezoo.export.report import SkippedRow
@@ -99,7 +99,8 @@ def plan(request: ExportRequest) -> ExportPlan:
         raise EdgezooError("--graph exports one file: give no MODEL and no --all with it")
     if request.meta_arch:
         return ExportPlan([_meta_arch_job(request)])
-    beside = not (request.inputs or request.outputs) and request.graph.with_name(CONFIG).is_file()
+    beside = not (request.inputs or request.outputs) and (request.graph.with_name(CONFIG).is_file()
+                                                          or request.graph.name == SAVED_MODEL)
     if request.pipeline_config is not None or request.graph.is_dir() or is_archive(request.graph) or beside:
         return ExportPlan([_od_api_job(request)])
     if request.flags:
@@ -107,6 +108,8 @@ def plan(request: ExportRequest) -> ExportPlan:
         raise EdgezooError(f"{flag(name)} applies to {_takers(name)}, not to --graph",
                            hint="--graph takes --param opset=N, nchw=true (.pb -> onnx) or simplify=true "
                                 "(.onnx -> onnx)")
+    if not (request.inputs or request.outputs):
+        refuse_detector_without_route(request.graph)  # a detector file that has its own route says which
     if not request.outputs:
         raise EdgezooError("--graph needs --outputs NAME[,NAME]")
     outputs = [o.strip() for o in request.outputs.split(",") if o.strip()]

@@ -70,5 +70,28 @@ def corrupt(path: Path, kind: str, detail: str) -> ModelFileError:
         return ModelFileError(f"{Path(path).name}: the {kind} edgezoo just converted cannot be loaded ({detail})",
                               hint="the conversion options made a model the runtime refuses: use smaller sizes "
                                    "(--max-detections, --inputs, --param values) and run the command again")
+    if _in_cache(path):
+        return ModelFileError(f"{path}: not a valid {kind} file (truncated or corrupt: {detail})",
+                              hint="delete it and fetch it again")
+    # A user's own file: nothing to fetch; it is either not what it claims to be or was cut short.
     return ModelFileError(f"{path}: not a valid {kind} file (truncated or corrupt: {detail})",
-                          hint="delete it and fetch or export it again")
+                          hint=f"check that it is a {kind}; if it was cut short, export or copy it again")
+
+
+def _in_cache(path: Path) -> bool:
+    """Whether edgezoo's own download cache holds the file (then fetching it again is the remedy). The cache's
+    root as fetch/cache.py defines it ($EDGEZOO_CACHE, else the user cache folder), read here without importing the
+    fetch layer above this one."""
+    import os
+
+    env = os.environ.get("EDGEZOO_CACHE", "").strip()
+    try:
+        if env:
+            root = Path(env).expanduser().resolve()
+        else:
+            import platformdirs
+
+            root = Path(platformdirs.user_cache_dir("edgezoo", appauthor=False)).resolve()
+        return Path(path).resolve().is_relative_to(root)
+    except (OSError, RuntimeError):
+        return False

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgezoo.core.errors import tensor_not_found
+from edgezoo.core.errors import ModelFileError, tensor_not_found
 from edgezoo.graphs import base_name, corrupt, ensure_readable
 from edgezoo.graphs.tf_op_policy import check_graph_ops
 
@@ -37,8 +37,10 @@ def load_graph_def(path: Path) -> Any:
     try:
         graph_def.ParseFromString(data)
     except (DecodeError, ValueError, RuntimeError) as exc:
+        _refuse_saved_model(path, data)
         raise corrupt(path, KIND, str(exc)) from None
     if not graph_def.node:
+        _refuse_saved_model(path, data)
         raise corrupt(path, KIND, "no nodes")
     # A truncation that happens to end on a field boundary parses: importing catches the dangling inputs.
     missing = _dangling_inputs(graph_def)
@@ -46,6 +48,30 @@ def load_graph_def(path: Path) -> Any:
         raise corrupt(path, KIND, f"node inputs refer to missing nodes, e.g. {missing[0]!r}")
     check_graph_ops(graph_def, path)
     return graph_def
+
+
+SAVED_MODEL_HINT = ("a TF Object Detection API SSD exported for TF2: edgezoo export --graph EXPORT_FOLDER --to tflite "
+                    "(the folder holding saved_model/ and pipeline.config); another model: freeze it to a GraphDef "
+                    "(convert_variables_to_constants_v2) first")
+
+
+def is_saved_model(data: bytes) -> bool:
+    """Whether the bytes are a SavedModel (saved_model.pb) -- a TF2 export, not a frozen graph."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    try:
+        proto.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError):
+        return False
+    return bool(proto.meta_graphs) and bool(proto.meta_graphs[0].graph_def.node or
+                                            proto.meta_graphs[0].signature_def)
+
+
+def _refuse_saved_model(path: Path, data: bytes) -> None:
+    if is_saved_model(data):
+        raise ModelFileError(f"{path}: a TF SavedModel (TF2 export), not a frozen graph", hint=SAVED_MODEL_HINT)
 
 
 def _dangling_inputs(graph_def: Any) -> list[str]:

@@ -33,7 +33,7 @@ from edgezoo.graphs.convert import frozen_graph_to_onnx
 from edgezoo.graphs.runners import load_runner
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
-from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
+from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType, chosen_limits
 from edgezoo.recipes.ssd_mobilenet import (ONNX_PARAMS, TFLITE_PARAMS, _check_output_slots, _config, check_converted_op,
                                            graph_anchor_tensor, resolve_options, tidl_runtime_options)
 from edgezoo.recipes.ssd_mobilenet_onnx import INPUT_NAME, rewrite, tail_ti_config
@@ -158,7 +158,8 @@ def od_api_ssd_tflite(rin: RecipeInput) -> RecipeOutput:
     check_converted_op(model, params)
     seconds = time.monotonic() - t0
     report = compare_detectors(original_detector(ssd), tflite_postprocess_detector(model, ssd.preprocess),
-                               verification_images(), detection_tolerances(None, rin.tolerances), standin=rin.standin)
+                               verification_images(), detection_tolerances(None, rin.tolerances), standin=rin.standin,
+                               chosen=chosen_limits(rin.params, TFLITE_PARAMS))
     report.metrics["surgery"] = {**ssd.figures, "convert_seconds": round(seconds, 3)}
     notes.append(f"{cfg.score_converter} scores{f' (logit_scale {cfg.logit_scale:g})' if cfg.logit_scale != 1 else ''}"
                  f", {ssd.figures['anchors']} anchors from pipeline.config; input {ssd_surgery.INPUT_NAME} "
@@ -252,10 +253,11 @@ def od_api_ssd_onnx(rin: RecipeInput) -> RecipeOutput:
     seconds = time.monotonic() - t0
     tol = detection_tolerances(None, rin.tolerances)
     original = original_detector(ssd)
+    chosen = chosen_limits(rin.params, OWN_ONNX_PARAMS)
     report = compare_detectors(original, meta_arch_detector(dest, route.meta, ssd.preprocess), verification_images(),
-                               tol, standin=rin.standin)
+                               tol, standin=rin.standin, chosen=chosen)
     ort = compare_detectors(original, od_api_detector(dest, ssd.preprocess), verification_images(), tol,
-                            standin=rin.standin)
+                            standin=rin.standin, chosen=chosen)
     for check in ort.checks:
         report.add(f"onnx_runtime: {check.name}", check.value, check.limit, check.kind)
     report.metrics["onnx_runtime"] = ort.metrics["detection"]

@@ -307,3 +307,17 @@ def describe(specs: Sequence[ParamSpec]) -> list[dict[str, str]]:
     """Plain rows for `edgezoo info` and --json: name, type, range, default, meaning."""
     return [{"name": s.name, "type": s.type.value, "range": s.range_text() + (" or none" if s.nullable else ""),
              "default": s.default_description(), "meaning": s.meaning} for s in specs]
+
+
+# Options that limit a detector's output (thresholds and counts): when the user sets one, verification compares
+# within it and states its cost; left at their defaults, the converted model must not drop what the original keeps.
+OUTPUT_LIMITS = ("score_threshold", "confidence_threshold", "max_detections", "detections_per_class", "top_k",
+                 "keep_top_k")
+
+
+def chosen_limits(params: Mapping[str, Any], specs: Sequence[ParamSpec] = ()) -> dict[str, Any]:
+    """The output limits among `params` the user chose: set, and not the recipe's default (a default equal to the
+    original's own limit is not a choice). Keys are spelled as the CLI flag (--keep-top-k)."""
+    defaults = {s.name: s.default for s in specs}
+    return {"--" + name.replace("_", "-"): params[name] for name in OUTPUT_LIMITS
+            if params.get(name) is not None and params[name] != defaults.get(name)}

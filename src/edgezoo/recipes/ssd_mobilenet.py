@@ -33,7 +33,7 @@ from edgezoo.graphs import tf_graph
 from edgezoo.graphs.runners import load_runner
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
-from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
+from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType, chosen_limits
 from edgezoo.ssd import ssd_surgery
 from edgezoo.verify.detection import verify_detection_models
 from edgezoo.zoo.schema import ModelCard, ModelFormat
@@ -270,7 +270,8 @@ def ssd_tf_to_tflite(rin: RecipeInput) -> RecipeOutput:
     convert_seconds = time.monotonic() - t0
     report = verify_detection_models(pb, model, card, rin.tolerances, standin=rin.standin,
                                      original_threshold=cfg.nms.score_threshold,
-                                     original_slots=cfg.nms.max_total_detections)
+                                     original_slots=cfg.nms.max_total_detections,
+                                     chosen=chosen_limits(rin.params, TFLITE_PARAMS))
     report.metrics["surgery"] = {**figures, "convert_seconds": round(convert_seconds, 3)}
     if opts.nms == "regular":
         _litert_thread_warning(rin.workdir, report, notes)

@@ -30,8 +30,10 @@ from edgezoo.detection.anchors import check_against_graph, generate_anchors
 from edgezoo.detection.codings import CodeType, DataLayout, ScoreConverter
 from edgezoo.detection.pipeline_config import load_pipeline_config
 from edgezoo.graphs import onnx_model, tf_graph
+from edgezoo.graphs.onnx_values import GraphIndex
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
+from edgezoo.recipes.params import chosen_limits
 from edgezoo.recipes.ssd_mobilenet import ONNX_PARAMS, _card, config_member, graph_anchor_tensor
 from edgezoo.ssd import onnx_ssd_tail, ssd_surgery
 from edgezoo.tidl.meta_arch import ssd_caffe_priors
@@ -52,26 +54,71 @@ class RouteResult:
     notes: list[str]
 
 
-def _initializer(model: Any, name: str) -> np.ndarray | None:
-    from onnx import numpy_helper
-
-    for init in model.graph.initializer:
-        if init.name == name:
-            return numpy_helper.to_array(init)
-    return None
+@dataclass(frozen=True)
+class _HeadConv:
+    conv: Any  # the Conv NodeProto
+    weights: np.ndarray
+    bias: np.ndarray  # zeros when tf2onnx dropped an all-zero BiasAdd; an Add of a constant after the Conv folded in
 
 
-def _head_conv(model: Any, head: str, where: str) -> Any:
-    """The Conv node computing the TF head tensor `head` (directly, or before tf2onnx's Transpose)."""
+def _constant(model: Any, tensor: str) -> np.ndarray | None:
+    """An initializer / Constant, also behind Identity or a Transpose / Reshape of one (shared weights)."""
+    from onnx import helper
+
+    g = GraphIndex(model)
+    value = g.constant(tensor)
+    if value is not None:
+        return value
+    node = onnx_model.producers(model).get(tensor)
+    if node is None or node.op_type not in ("Identity", "Transpose", "Reshape"):
+        return None
+    inner = _constant(model, node.input[0])
+    if inner is None:
+        return None
+    if node.op_type == "Transpose":
+        perm = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"), None)
+        return np.transpose(inner, perm)
+    if node.op_type == "Reshape":
+        shape = g.constant(node.input[1])
+        return None if shape is None else inner.reshape([int(v) for v in shape])
+    return inner
+
+
+def _head_conv(model: Any, head: str, where: str) -> _HeadConv:
+    """The Conv computing the TF head tensor `head`, with its weights and bias. tf2onnx writes the head as Conv ->
+    Transpose(0, 2, 3, 1) -> head; on a 1x1 map its optimiser turns that identity Transpose into a Reshape (or
+    removes it), an all-zero BiasAdd can be dropped (no bias input) or a bias left as an Add after the Conv."""
+    from onnx import helper
+
     tensor = onnx_model.resolve(model, head, where, "head tensor")
     producers = onnx_model.producers(model)
+    inferred = onnx_model.value_infos(onnx_model.infer_shapes(model))
     node = producers.get(tensor)
     if node is not None and node.op_type == "Transpose":
-        node = producers.get(node.input[0])
-    if node is None or node.op_type != "Conv" or len(node.input) < 3:
-        raise RecipeError(f"{where}: head {tensor!r} is not computed by a Conv with a bias",
+        perm = next((list(helper.get_attribute_value(a)) for a in node.attribute if a.name == "perm"), None)
+        node = producers.get(node.input[0]) if perm == [0, 2, 3, 1] else None
+    elif node is not None and node.op_type == "Reshape":
+        src = producers.get(node.input[0])
+        shape = onnx_model.info(inferred[node.input[0]]).shape if node.input[0] in inferred else ()
+        node = src if len(shape) == 4 and shape[2] == 1 and shape[3] == 1 else None  # a 1x1 map: same order
+    bias_add = None
+    if node is not None and node.op_type == "Add":
+        consts = [_constant(model, i) for i in node.input]
+        if sum(c is not None for c in consts) == 1:
+            bias_add = next(c for c in consts if c is not None)
+            node = producers.get(node.input[0] if consts[1] is not None else node.input[1])
+    if node is None or node.op_type != "Conv":
+        raise RecipeError(f"{where}: head {tensor!r} is not computed by a Conv (through tf2onnx's Transpose, or a "
+                          "Reshape on a 1x1 map)",
                           hint="the ONNX route expects tf2onnx's export of the TF OD API box predictor")
-    return node
+    weights = _constant(model, node.input[1])
+    if weights is None:
+        raise RecipeError(f"{where}: head conv {node.name or node.output[0]!r} has no constant weights")
+    bias = _constant(model, node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    bias = np.zeros(weights.shape[0], np.float32) if bias is None else bias.reshape(-1)
+    if bias_add is not None:
+        bias = bias + bias_add.reshape(-1).astype(np.float32)
+    return _HeadConv(node, weights.astype(np.float32), bias.astype(np.float32))
 
 
 def _cut_input(model: Any, normalized: str, size: tuple[int, int], where: str) -> Any:
@@ -125,11 +172,9 @@ def rewrite(model: Any, cfg: Any, anchors: Any, *, normalized: str | None, score
     new_nodes, new_inits, tail_heads = [], [], []
     box_names, class_names = [], []
     for layer, (fh, fw) in enumerate(anchors.feature_maps):
-        convs = [_head_conv(model, head, where) for head in heads[layer]]
-        w_box, b_box = (_initializer(model, convs[0].input[i]) for i in (1, 2))
-        w_cls, b_cls = (_initializer(model, convs[1].input[i]) for i in (1, 2))
-        if any(x is None for x in (w_box, b_box, w_cls, b_cls)):
-            raise RecipeError(f"{where}: head convs of layer {layer} have no constant weights")
+        found = [_head_conv(model, head, where) for head in heads[layer]]
+        convs = [h.conv for h in found]
+        (w_box, b_box), (w_cls, b_cls) = ((h.weights, h.bias) for h in found)
         if cfg.logit_scale != 1.0:  # scores are converter(logits / logit_scale): linear, so exact in the weights
             w_cls, b_cls = w_cls / np.float32(cfg.logit_scale), b_cls / np.float32(cfg.logit_scale)
         count = anchors.layers[layer].count
@@ -251,8 +296,10 @@ def onnx_caffe_meta_recipe(rin: RecipeInput) -> RecipeOutput:
     original = od_api_detector(pb, spec, card, cfg.nms.score_threshold, "pipeline.config")
     original.domain.slots = cfg.nms.max_total_detections
     tidl = meta_arch_detector(dest, route.meta, spec)
-    report = compare_detectors(original, tidl, _images(), tol, standin=rin.standin)
-    ort = compare_detectors(original, od_api_detector(dest, spec), _images(), tol, standin=rin.standin)
+    chosen = chosen_limits(rin.params, ONNX_PARAMS)
+    report = compare_detectors(original, tidl, _images(), tol, standin=rin.standin, chosen=chosen)
+    ort = compare_detectors(original, od_api_detector(dest, spec), _images(), tol, standin=rin.standin,
+                            chosen=chosen)
     for check in ort.checks:
         report.add(f"onnx_runtime: {check.name}", check.value, check.limit, check.kind)
     report.metrics["onnx_runtime"] = ort.metrics["detection"]

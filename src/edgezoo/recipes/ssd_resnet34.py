@@ -37,7 +37,7 @@ from edgezoo.graphs import onnx_model
 from edgezoo.recipes import register
 from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.onnx_ssd import speed_loss_note
-from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType
+from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType, chosen_limits
 from edgezoo.recipes.ssd_mobilenet import MAX_CLASSES
 from edgezoo.ssd.onnx_heads import find_heads, fix_image_input, head_notes, sanitize_head_names
 from edgezoo.tidl.meta_arch.generate import Thresholds, meta_arch_from_heads
@@ -143,7 +143,7 @@ def ssd_onnx_meta_arch(rin: RecipeInput) -> RecipeOutput:
     # Only the detection tolerances apply here (the card's may list others for other routes).
     tolerances = {k: v for k, v in rin.tolerances.items() if k in known(DETECTION)}
     report = verify_with_prototxt(model_path, prototxt, original=source, card=card, tolerances=tolerances,
-                                  standin=rin.standin, meta=meta)
+                                  standin=rin.standin, meta=meta, chosen=chosen_limits(rin.params, PARAMS))
 
     notes = head_notes(heads)
     notes += [f"prototxt warning: {w}" for w in warnings]

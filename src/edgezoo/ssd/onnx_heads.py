@@ -1,12 +1,15 @@
 """Find an SSD's box and class heads in an ONNX graph by structure, never by name.
 
 A head is a Conv whose output is reshaped to rows of 4 (box) or num_classes (class) and concatenated with the
-other heads into the decoder. Two layouts are recognised:
+other heads into the decoder. Two layouts are recognised, in the shapes exporters write them:
 
-- INTERLEAVED (PyTorch MLPerf ResNet34-SSD): Conv [N, A*R, H, W] -> Reshape [N, R, -1] -> Concat(axis=2);
-  channel = row * A + anchor.
+- INTERLEAVED (PyTorch MLPerf ResNet34-SSD, NVIDIA SSD300): Conv [N, A*R, H, W] -> Reshape [N, R, -1] ->
+  Concat(axis=2); channel = row * A + anchor.
 - SEPARATED (Caffe / TF style): Conv -> Transpose(0, 2, 3, 1) -> Reshape [N, -1, R] -> Concat(axis=1);
-  channel = anchor * R + row.
+  channel = anchor * R + row. Also torchvision's Reshape [N, A, R, H, W] -> Transpose(0, 3, 4, 1, 2) -> Reshape
+  [N, -1, R]; the TF OD API's 4-D Reshape [N, H*W*A, 1, R] -> Concat(axis=1) (-> Squeeze); and a head on a 1x1
+  map whose identity Transpose an optimiser removed or turned into a Reshape (tf2onnx, onnxslim): any chain of
+  Reshapes of a [N, A*R, 1, 1] conv is the same order.
 
 Heads are returned in prior order (the order of the Concat inputs), named by the Conv's FIRST output tensor, which is
 what TIDL's importer matches `box_input` / `class_input` against (not the node name). Names TIDL cannot take (512 or
@@ -19,9 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from edgezoo.core.errors import RecipeError
 from edgezoo.detection.codings import DataLayout
 from edgezoo.graphs import onnx_model
+from edgezoo.graphs.onnx_values import GraphIndex, upper_bound
 
 MAX_NAME = 511  # TIDL's importer crashes on tensor names of 512 characters or more
 _PASS_THROUGH = {"Identity", "Cast", "Dropout"}
@@ -48,6 +54,7 @@ class HeadSet:
     box_concat: str  # output tensor of the Concat gathering the box heads
     class_concat: str
     renamed: Mapping[str, str] = field(default_factory=dict)  # old tensor name -> new name
+    ranks: tuple[int, int] = (3, 3)  # of the box and class concats: 4 for the TF OD API's [N, priors, 1, 4]
 
     @property
     def box_inputs(self) -> list[str]:
@@ -67,7 +74,7 @@ class HeadSet:
 @dataclass
 class _Branch:
     conv: Any  # the Conv NodeProto
-    transposed: bool  # a Transpose(0, 2, 3, 1) sits between the conv and the reshape
+    transposed: bool | None  # channels moved last (SEPARATED); None: a 1x1 map, where both orders are the same
     rows: int | None  # the reshape's row size (4 or num_classes), when known
 
 
@@ -77,13 +84,24 @@ class _Graph:
         self.producers = onnx_model.producers(model)
         self.inits = {i.name: i for i in model.graph.initializer}
         self.shapes = {name: onnx_model.info(vi).shape for name, vi in onnx_model.value_infos(model).items()}
+        self.index = GraphIndex(model)
 
     def shape(self, tensor: str) -> tuple[Any, ...] | None:
         return self.shapes.get(tensor) or None
 
     def const_ints(self, tensor: str) -> list[int | None] | None:
-        """Value of a small int tensor: initializer, Constant, or a PyTorch shape expression
-        (Concat of Unsqueeze(Gather(Shape(x))) and constants); None entries are unknown at export time."""
+        """Value of a small int tensor: initializer, Constant, or a shape expression (PyTorch's Concat of
+        Unsqueeze(Gather(Shape(x))) and constants; tf2onnx's Cast/Slice of Shape); None entries are unknown at
+        export time."""
+        found = self._const_ints(tensor)
+        if found is not None:
+            return found
+        value = upper_bound(self.index, tensor)
+        if value is None:
+            return None
+        return [int(v) if np.isfinite(v) else None for v in value]
+
+    def _const_ints(self, tensor: str) -> list[int | None] | None:
         from onnx import numpy_helper
 
         if tensor in self.inits:
@@ -99,13 +117,13 @@ class _Graph:
                     return [attr.i] if attr.name == "value_int" else list(attr.ints)
             return None
         if node.op_type in _PASS_THROUGH or node.op_type in ("Unsqueeze", "Squeeze"):
-            return self.const_ints(node.input[0])
+            return self._const_ints(node.input[0])
         if node.op_type == "Gather" and (src := self.producers.get(node.input[0])) is not None \
                 and src.op_type == "Shape":
-            idx = self.const_ints(node.input[1])
+            idx = self._const_ints(node.input[1])
             return [None] * len(idx) if idx is not None else None
         if node.op_type == "Concat":
-            parts = [self.const_ints(i) for i in node.input]
+            parts = [self._const_ints(i) for i in node.input]
             if any(p is None for p in parts):
                 return None
             return [v for p in parts for v in p]  # type: ignore[union-attr]
@@ -121,34 +139,75 @@ def _attr(node: Any, name: str, default: Any = None) -> Any:
     return default
 
 
-def _branch(g: _Graph, tensor: str, concat_axis: int) -> _Branch | None:
-    """Walk back from a Concat input: Reshape (-> Transpose) -> Conv, through pass-through ops."""
-    node = g.producers.get(tensor)
+def _skip(g: _Graph, node: Any) -> Any:
     while node is not None and node.op_type in _PASS_THROUGH:
         node = g.producers.get(node.input[0])
+    return node
+
+
+def _rows(g: _Graph, node: Any, rank: int, row_axis: int) -> int | None:
+    """The row size (4 or num_classes) a Reshape/Flatten writes, from its inferred shape or its target."""
+    out_shape = g.shape(node.output[0])
+    if out_shape and len(out_shape) == rank and isinstance(out_shape[row_axis], int) and out_shape[row_axis] > 0:
+        return out_shape[row_axis]
+    if node.op_type == "Reshape":
+        target = g.const_ints(node.input[1])
+        if target is not None and len(target) == rank and isinstance(target[row_axis], int) and target[row_axis] > 0:
+            return target[row_axis]
+    return None
+
+
+def _one_by_one(g: _Graph, conv: Any) -> bool:
+    shape = g.shape(conv.output[0])
+    return bool(shape) and len(shape) == 4 and shape[2] == 1 and shape[3] == 1  # type: ignore[index]
+
+
+def _branch(g: _Graph, tensor: str, concat_axis: int, rank: int) -> _Branch | None:
+    """Walk back from a Concat input to the head Conv through the reshapes of the layouts in the module docstring."""
+    node = _skip(g, g.producers.get(tensor))
     if node is None or node.op_type not in ("Reshape", "Flatten"):
         return None
-    rows: int | None = None
-    out_shape = g.shape(node.output[0])
-    row_axis = 1 if concat_axis == 2 else 2
-    if out_shape and len(out_shape) == 3 and isinstance(out_shape[row_axis], int) and out_shape[row_axis] > 0:
-        rows = out_shape[row_axis]
-    elif node.op_type == "Reshape":
-        target = g.const_ints(node.input[1])
-        if target is not None and len(target) == 3 and isinstance(target[row_axis], int) and target[row_axis] > 0:
-            rows = target[row_axis]
-    src = g.producers.get(node.input[0])
-    while src is not None and src.op_type in _PASS_THROUGH:
-        src = g.producers.get(src.input[0])
-    transposed = False
+    rows = _rows(g, node, rank, 1 if concat_axis == 2 else rank - 1)
+    src = _skip(g, g.producers.get(node.input[0]))
+    transposed: bool | None = False
     if src is not None and src.op_type == "Transpose" and list(_attr(src, "perm", [])) == [0, 2, 3, 1]:
         transposed = True
-        src = g.producers.get(src.input[0])
-        while src is not None and src.op_type in _PASS_THROUGH:
-            src = g.producers.get(src.input[0])
+        src = _skip(g, g.producers.get(src.input[0]))
+    elif src is not None and src.op_type == "Transpose" and list(_attr(src, "perm", [])) == [0, 3, 4, 1, 2]:
+        # torchvision: view(N, A, R, H, W).permute(0, 3, 4, 1, 2): channel = anchor * R + row, moved last
+        inner = _skip(g, g.producers.get(src.input[0]))
+        if inner is None or inner.op_type != "Reshape":
+            return None
+        transposed = True
+        src = _skip(g, g.producers.get(inner.input[0]))
+    else:
+        # a 1x1 map: the identity Transpose removed or written as a Reshape by an optimiser
+        while src is not None and src.op_type in ("Reshape", "Flatten"):
+            src = _skip(g, g.producers.get(src.input[0]))
+        if src is not None and src.op_type == "Conv" and _one_by_one(g, src):
+            transposed = None
+        elif src is not None and src.op_type == "Conv" and node.op_type == "Reshape" and \
+                _skip(g, g.producers.get(node.input[0])) is src:
+            transposed = False
+        else:
+            return None
     if src is None or src.op_type != "Conv":
         return None
     return _Branch(src, transposed, rows)
+
+
+def _concat_rank(g: _Graph, concat: Any) -> int:
+    """The rank of a Concat's output: inferred, else its first input's reshape target (tf2onnx computes targets
+    from Shape, which shape inference cannot always follow), else 3."""
+    out_shape = g.shape(concat.output[0])
+    if out_shape:
+        return len(out_shape)
+    src = _skip(g, g.producers.get(concat.input[0])) if concat.input else None
+    if src is not None and src.op_type == "Reshape":
+        target = g.const_ints(src.input[1])
+        if target:
+            return len(target)
+    return 3
 
 
 def _candidates(g: _Graph) -> list[tuple[Any, DataLayout, list[_Branch]]]:
@@ -156,15 +215,17 @@ def _candidates(g: _Graph) -> list[tuple[Any, DataLayout, list[_Branch]]]:
     for node in g.model.graph.node:
         if node.op_type != "Concat" or not node.input:
             continue
+        rank = _concat_rank(g, node)
         axis = _attr(node, "axis", 0)
-        axis = axis + 3 if axis < 0 else axis
-        if axis not in (1, 2):
+        axis = axis + rank if axis < 0 else axis
+        if axis not in (1, 2) or (axis == 2 and rank != 3):
             continue
-        branches = [_branch(g, t, axis) for t in node.input]
+        branches = [_branch(g, t, axis, rank) for t in node.input]
         if any(b is None for b in branches):
             continue
         layout = DataLayout.INTERLEAVED if axis == 2 else DataLayout.SEPARATED
-        if any(b.transposed != (layout is DataLayout.SEPARATED) for b in branches):  # type: ignore[union-attr]
+        if any(b.transposed is not None and b.transposed != (layout is DataLayout.SEPARATED)  # type: ignore[union-attr]
+               for b in branches):
             continue
         rows = {b.rows for b in branches}  # type: ignore[union-attr]
         if len(rows) != 1 or None in rows:
@@ -274,7 +335,8 @@ def find_heads(model: Any, num_classes: int | None = None, where: str = "model")
             isinstance(d, int) and d > 0 for d in shape[2:]) else None
         heads.append(Head(k, b.conv.output[0], c.conv.output[0], b.conv.name, c.conv.name, bch // 4, bch, cch,
                           grid))
-    return HeadSet(tuple(heads), n_cls, layout, box_cat.output[0], cls_cat.output[0])
+    return HeadSet(tuple(heads), n_cls, layout, box_cat.output[0], cls_cat.output[0],
+                   ranks=(_concat_rank(g, box_cat), _concat_rank(g, cls_cat)))
 
 
 def fix_image_input(model: Any, height: int, width: int, batch: int = 1) -> Any:

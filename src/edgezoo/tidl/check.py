@@ -19,7 +19,10 @@ import numpy as np
 from edgezoo.core.errors import EdgezooError, RecipeError
 from edgezoo.core.report import render_table, to_jsonable
 from edgezoo.graphs import onnx_model, tflite_model
+from edgezoo.graphs.onnx_values import all_nodes
 from edgezoo.ssd.onnx_heads import find_heads
+from edgezoo.ssd.onnx_ssd_decode import read_decode
+from edgezoo.ssd.onnx_ssd_input import prepare_input
 from edgezoo.tidl.ops import NodeView, Verdict, onnx_verdict, tflite_verdict
 from edgezoo.zoo.schema import ModelFormat
 
@@ -226,12 +229,29 @@ def _recognise_ssd_tail(report: CheckReport, model: Any, nodes: list[_Node], pat
     """An SSD whose decoding is in the graph (heads -> decode -> NonMaxSuppression): TIDL runs the graph up to the
     heads and its caffe_ssd detection layer does the rest. The cut is then the heads alone -- not the backbone
     feature maps that feed Shape for the heads' reshape targets -- and the tail's ops are not TIDL's problem."""
-    if not any(n.op == "NonMaxSuppression" for n in nodes):
+    if not any(n.op_type == "NonMaxSuppression" for n in all_nodes(model)):
         return
+    where = str(path)
+    unverified = ""
     try:
-        heads = find_heads(model, where=str(path))
-    except RecipeError:
-        return
+        cut = prepare_input(model, where)
+        heads = find_heads(cut.model, where=where)
+        read_decode(cut.model, heads, where, image=cut.size)  # what export reads: propose only what it takes
+    except EdgezooError as exc:
+        if "no static shape" not in exc.message:
+            report.notes.append("SSD post-processing in the graph (NonMaxSuppression), but export --meta-arch ssd "
+                                f"cannot take it as it is: {exc.message}" + (f" -- {exc.hint}" if exc.hint else ""))
+            return
+        try:  # a symbolic input: the heads can be found, the decoding only read once the input has a size
+            cut, heads = None, find_heads(model, where=where)
+        except RecipeError:
+            return
+        unverified = (f"; the decoding is read once the input has a static size: {exc.hint or exc.message} with "
+                      "export")
+    if cut is not None and cut.cut is not None:
+        model = cut.model
+        report.notes.append(f"in-graph preprocessing cut off: TIDL's model starts at {cut.cut!r} (" +
+                            "; ".join(cut.notes) + ")")
     producers = onnx_model.producers(model)
     head_side: set[str] = set()  # first outputs of the heads' nodes and of everything they are computed from
     queue = [t for h in heads.heads for t in (h.box_tensor, h.class_tensor)]
@@ -242,20 +262,21 @@ def _recognise_ssd_tail(report: CheckReport, model: Any, nodes: list[_Node], pat
         head_side.add(node.output[0])
         queue.extend(i for i in node.input if i)
     keep = {n.name for n in nodes if n.outputs and n.outputs[0] in head_side}
-    tail = [n for n in nodes if n.name not in keep]
-    if not any(n.op == "NonMaxSuppression" for n in tail):
+    present = {o for n in model.graph.node for o in n.output}  # the model after any preprocessing cut
+    tail = [n for n in nodes if n.name not in keep and n.outputs and n.outputs[0] in present]
+    if not any(n.op_type == "NonMaxSuppression" for n in all_nodes(model)):
         return
     report.unsupported = [f for f in report.unsupported if f.node in keep]
     report.limited = [f for f in report.limited if f.node in keep]
     report.cut = [t for h in heads.heads for t in (h.box_tensor, h.class_tensor)]
-    report.runnable = len(nodes) - len(tail)
+    report.runnable = len(keep)
     report.whole_graph = False
     report.detection_tail = len(tail)
     report.notes.append(
         f"decodable SSD tail: {len(heads.heads)} box/class head pairs ({heads.layout.name}, {heads.num_classes} "
         f"classes) feed decoding and NonMaxSuppression; TIDL replaces those {len(tail)} nodes with its detection "
         f"layer. Write the model and its meta_arch.prototxt with: edgezoo export --graph {path} --to onnx "
-        "--meta-arch ssd")
+        "--meta-arch ssd" + unverified)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ class OutputNames:
     scores: str
     count: str | None  # None: every row is a detection
     order: str = "yxyx"  # "yxyx" (OD API, TIDL) or "xyxy" (PyTorch / MLPerf ResNet34-SSD)
+    scale: tuple[float, float] = (1.0, 1.0)  # box units per normalised unit along x, y (torchvision: pixels)
 
     def names(self) -> list[str]:
         return [n for n in (self.boxes, self.classes, self.scores, self.count) if n]
@@ -59,6 +60,8 @@ class OutputNames:
             boxes, scores, classes = boxes[:n], scores[:n], classes[:n]
         if self.order == "xyxy":
             boxes = boxes[:, [1, 0, 3, 2]]
+        if self.scale != (1.0, 1.0):
+            boxes = boxes / np.array([self.scale[1], self.scale[0], self.scale[1], self.scale[0]])
         return Detections(boxes, scores, np.round(classes).astype(np.int64))
 
 
@@ -103,12 +106,17 @@ def _image_input(info: TensorInfo, where: str) -> tuple[str, str]:
     return layout, "uint8" if info.dtype == "uint8" else "float32"
 
 
-def image_feed(runner: Any, spec: Preprocess, where: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+def image_feed(runner: Any, spec: Preprocess, where: str,
+               transform: Callable[[np.ndarray], np.ndarray] | None = None
+               ) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     """image -> feed for a one-input model, in that input's own layout and dtype (the card's resize and
-    normalisation; see preprocess.preprocess's overrides)."""
+    normalisation; see preprocess.preprocess's overrides). `transform`: image -> the input tensor itself, instead
+    (a converted model whose preprocessing was cut off is fed exactly what the original's computes)."""
     if len(runner.inputs) != 1:
         raise ModelFileError(f"{where}: {len(runner.inputs)} inputs; a detector takes one image")
     info = runner.inputs[0]
+    if transform is not None:
+        return lambda image: {info.name: transform(image)}
     layout, dtype = _image_input(info, where)
     return lambda image: {info.name: preprocess(image, spec, dtype=dtype, layout=layout)}
 
@@ -187,10 +195,12 @@ def outputs_runner(path: Path, card: ModelCard | None = None, *, threads: int | 
 
 
 def outputs_decoder(runner: Any, card: ModelCard | None = None, threshold: float | None = None,
-                    threshold_source: str = "") -> Decoder:
-    """The OD API's four outputs, the MLPerf ResNet34-SSD's three, or the card's output roles (see find_outputs)."""
+                    threshold_source: str = "", outputs: OutputNames | None = None) -> Decoder:
+    """The OD API's four outputs, the MLPerf ResNet34-SSD's three, the card's output roles (see find_outputs), or
+    `outputs` as found by other means (an ONNX SSD's outputs identified by probing its post-processing)."""
     path = Path(runner.path)
-    outputs = find_outputs(path, [o.name for o in runner.outputs], card)
+    if outputs is None:
+        outputs = find_outputs(path, [o.name for o in runner.outputs], card)
     slots_shape = next((o.shape for o in runner.outputs if o.name == outputs.scores), ())
     slots = slots_shape[-1] if slots_shape and isinstance(slots_shape[-1], int) and slots_shape[-1] > 0 else None
     described = ", ".join(outputs.names()) + (" (boxes x, y order)" if outputs.order == "xyxy" else "")
@@ -265,9 +275,11 @@ def meta_arch_decoder(onnx_path: Path, prototxt: Path | Any, where: str | None =
                    notes=[f"prototxt {p.severity}: {p}" for p in warnings])
 
 
-def _detector(name: str, runner: Any, decoder: Decoder, spec: Preprocess) -> Detector:
-    """image -> Detections: the adapter fed one image in the model's own input layout and dtype."""
-    feed = image_feed(runner, spec, str(runner.path))
+def _detector(name: str, runner: Any, decoder: Decoder, spec: Preprocess,
+              transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Detector:
+    """image -> Detections: the adapter fed one image in the model's own input layout and dtype (or `transform`'s
+    tensor, see image_feed)."""
+    feed = image_feed(runner, spec, str(runner.path), transform)
 
     def run(image: np.ndarray) -> Detections:
         return decoder.decode(runner.run(feed(image), decoder.fetch))
@@ -280,12 +292,18 @@ def _detector(name: str, runner: Any, decoder: Decoder, spec: Preprocess) -> Det
 
 
 def od_api_detector(path: Path, spec: Preprocess, card: ModelCard | None = None,
-                    threshold: float | None = None, threshold_source: str = "") -> Detector:
+                    threshold: float | None = None, threshold_source: str = "",
+                    outputs: OutputNames | None = None,
+                    transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Detector:
     """A model with detection outputs (frozen graph, ONNX or TFLite): the OD API's four, the MLPerf ResNet34-SSD's
-    three, or the card's output roles (see find_outputs)."""
+    three, the card's output roles (see find_outputs), or `outputs` as found by other means."""
 
-    runner = outputs_runner(Path(path), card, threads=VERIFY_THREADS)
-    return _detector(str(path), runner, outputs_decoder(runner, card, threshold, threshold_source), spec)
+    if outputs is not None:
+        runner = load_runner(Path(path), outputs=outputs.names(), threads=VERIFY_THREADS)
+    else:
+        runner = outputs_runner(Path(path), card, threads=VERIFY_THREADS)
+    decoder = outputs_decoder(runner, card, threshold, threshold_source, outputs)
+    return _detector(str(path), runner, decoder, spec, transform)
 
 
 def tflite_postprocess_detector(path: Path, spec: Preprocess, label_offset: int | None = None) -> Detector:
@@ -294,7 +312,8 @@ def tflite_postprocess_detector(path: Path, spec: Preprocess, label_offset: int 
     return _detector(str(path), runner, postprocess_decoder(runner, label_offset), spec)
 
 
-def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, where: str | None = None) -> Detector:
+def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, where: str | None = None,
+                       transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Detector:
     """An ONNX cut at the SSD heads, decoded by the caffe_ssd prototxt's semantics (numpy reference executor).
 
     Validates the prototxt against the graph first (ConfigError listing every problem). `where`: the prototxt's name
@@ -302,7 +321,8 @@ def meta_arch_detector(onnx_path: Path, prototxt: Path | Any, spec: Preprocess, 
 
     decoder = meta_arch_decoder(Path(onnx_path), prototxt, where)
     runner = load_runner(onnx_path, outputs=decoder.fetch, threads=VERIFY_THREADS)
-    return _detector(f"{Path(onnx_path).name} + {_prototxt_name(prototxt, where)}", runner, decoder, spec)
+    return _detector(f"{Path(onnx_path).name} + {_prototxt_name(prototxt, where)}", runner, decoder, spec,
+                     transform)
 
 
 def pipeline_config_next_to(path: Path) -> tuple[float, int] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -230,7 +231,8 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
                   tolerances: Mapping[str, float] | None = None, pairs: Mapping[str, str] | None = None,
                   converted_outputs: Sequence[str] | None = None,
                   images: Sequence[tuple[str, np.ndarray]] | None = None, preprocess: Preprocess | None = None,
-                  count_random: int = 2, seed: int = 0, standin: bool = False) -> ParityReport:
+                  count_random: int = 2, seed: int = 0, standin: bool = False,
+                  chosen: Mapping[str, Any] | None = None) -> ParityReport:
     """Run `original` and `converted` on the same verification inputs and compare their outputs.
 
     card: preprocessing, output roles, label offset and tolerances (else the defaults; see verify/feeds.py).
@@ -238,6 +240,7 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
     tolerances: override the card's/defaults (names: verify/tolerances.py, per task).
     pairs: explicit {original tensor: converted output} pairs, for names that differ.
     converted_outputs: the converted outputs to compare (default: all of its outputs).
+    chosen: detection only: output limits the user chose (verify.detection.compare_detectors).
     """
     original, converted = Path(original), Path(converted)
     if task is not None and task not in TASKS:
@@ -247,7 +250,8 @@ def verify_models(original: Path, converted: Path, *, card: ModelCard | None = N
         # Detection has its own figures, defaults and tolerance names (checked here, before any model is loaded).
         tol_names.check_names(tolerances or {}, "detection")
         return verify_detection_models(original, converted, card=card, tolerances=dict(tolerances or {}),
-                                   images=images, standin=standin, count_random=count_random, seed=seed)
+                                       images=images, standin=standin, count_random=count_random, seed=seed,
+                                       chosen=chosen)
     tol = effective_tolerances(card, tolerances)
     if images is None:
         images = verification_images(count_random=count_random, seed=seed)

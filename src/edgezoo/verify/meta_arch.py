@@ -10,9 +10,10 @@ via ParityReport.passed).
 The original is any detector verify/detectors.py reads: the same ONNX's own outputs (one-model form, e.g. the
 ResNet34-SSD whose model.onnx keeps bboxes/labels/scores), the published ONNX, or a frozen graph (SSD-MobileNet:
 uint8 NHWC image_tensor in, the OD API's four outputs, its score threshold from the pipeline.config beside it).
-Each model is fed the same resized image in its own input layout and dtype. When the prototxt is stricter than the
-original (a higher confidence_threshold or a lower keep_top_k, e.g. TI's speed setting 0.3), both are compared on
-the common domain: like is compared with like.
+Each model is fed the same resized image in its own input layout and dtype. The original's complete output is
+compared at its own limits: a prototxt stricter than the original (a higher confidence_threshold or a lower
+keep_top_k) fails, unless the user chose those limits (`chosen`, e.g. TI's speed setting 0.3): then both are
+compared on the common domain and the report states what the choice leaves out.
 """
 
 from __future__ import annotations
@@ -59,10 +60,15 @@ def verify_with_prototxt(onnx_path: Path, prototxt_path: Path, *, original: Path
                          card: ModelCard | None = None, tolerances: Mapping[str, float] | None = None,
                          count_random: int = 2, seed: int = 0, standin: bool | None = None,
                          images: Sequence[tuple[str, np.ndarray]] | None = None,
-                         meta: Any = None, preprocess: Preprocess | None = None) -> ParityReport:
+                         meta: Any = None, preprocess: Preprocess | None = None,
+                         chosen: Mapping[str, Any] | None = None, reference: Any = None,
+                         transform: Any = None) -> ParityReport:
     """Validate, execute and compare; see the module docstring. `original` defaults to `onnx_path` itself. `meta`
     (a parsed MetaArch) overrides the file's contents (the recipe passes the one it generated and wrote);
-    `preprocess` overrides the card's (a user's own model has no card)."""
+    `preprocess` overrides the card's (a user's own model has no card); `chosen`: the output limits the user set
+    (verify.detection.compare_detectors); `reference`: the original as a ready Detector (its outputs and limits
+    found by other means than a card); `transform`: image -> the converted model's input tensor
+    (verify.detectors.image_feed)."""
     onnx_path, prototxt_path = Path(onnx_path), Path(prototxt_path)
     if ModelFormat.of(onnx_path) is not ModelFormat.ONNX:
         raise EdgezooError(f"{onnx_path}: the prototxt decodes an ONNX model cut at the SSD heads, not a "
@@ -74,14 +80,16 @@ def verify_with_prototxt(onnx_path: Path, prototxt_path: Path, *, original: Path
     meta = meta if meta is not None else load_meta_arch(prototxt_path)
     ssd = meta.single_ssd(prototxt_path.name)
     spec = preprocess if preprocess is not None else _preprocess(card, ssd)
-    converted = meta_arch_detector(onnx_path, meta, spec, where=prototxt_path.name)  # validates the prototxt
+    converted = meta_arch_detector(onnx_path, meta, spec, where=prototxt_path.name,  # validates the prototxt
+                                   transform=transform)
     original = onnx_path if original is None else Path(original)
-    reference = load_detector(original, spec, card=card)
+    if reference is None:
+        reference = load_detector(original, spec, card=card)
     if standin is None:
         standin = is_standin(onnx_path) or is_standin(original)
     images = list(images) if images is not None else verification_images(count_random, seed)
 
-    report = compare_detectors(reference, converted, images, tol, standin=standin)
+    report = compare_detectors(reference, converted, images, tol, standin=standin, chosen=chosen)
     report.original = str(original)
     if not report.metrics["detection"]["total_original"]:
         report.notes.append("the original detected nothing on these inputs: check the preprocessing "
@@ -121,14 +129,16 @@ def with_ssd(meta: Any, **changes: Any) -> Any:
 
 def parity_loss(onnx_path: Path, original: Path, metas: Mapping[str, Any], *, card: ModelCard | None = None,
                 images: Sequence[tuple[str, np.ndarray]] | None = None, match_iou: float = 0.5,
-                preprocess: Preprocess | None = None) -> dict[str, dict[str, float]]:
+                preprocess: Preprocess | None = None, reference: Any = None,
+                transform: Any = None) -> dict[str, dict[str, float]]:
     """Per prototxt setting (label -> MetaArch): how many of the original's detections -- all of them, at the
     original's own threshold, no common-domain restriction -- its detections reproduce (same class, IoU >=
     match_iou). This is what a speed setting (TI's top_k 200 / confidence 0.3) costs against the exact defaults."""
     first = next(iter(metas.values()))
     spec = preprocess if preprocess is not None else _preprocess(card, first.single_ssd())
-    reference = load_detector(Path(original), spec, card=card)
-    detectors = {label: meta_arch_detector(Path(onnx_path), meta, spec) for label, meta in metas.items()}
+    reference = reference if reference is not None else load_detector(Path(original), spec, card=card)
+    detectors = {label: meta_arch_detector(Path(onnx_path), meta, spec, transform=transform)
+                 for label, meta in metas.items()}
     totals = {label: {"original": 0, "converted": 0, "matched": 0} for label in metas}
     for _, image in (list(images) if images is not None else verification_images(2, 0)):
         ref = reference.run(image)

@@ -80,3 +80,34 @@ def test_nms_thresholds_top_k_and_keep_top_k():
     # candidates > 0.25: class 1 {0}, class 2 {0, 1, 2, 3}; keep_top_k 2 of (1.0, 0.6, 0.55, 0.3, 0.3)
     assert det.scores.tolist() == [1.0, 0.6] and det.labels.tolist() == [2, 1]
     np.testing.assert_allclose(det.detections().boxes[0], [2, 2, 3, 3])
+
+
+def _same(a, b):
+    np.testing.assert_array_equal(a.boxes_xyxy, b.boxes_xyxy)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.scores, b.scores)
+
+
+@pytest.mark.parametrize("top_k, keep_top_k, confidence, classes", [
+    (None, 50, 0.01, 6), (30, 50, 0.01, 6), (None, -1, 0.2, 4), (8, 3, 0.0, 5), (None, 500, 1e-8, 8)])
+def test_all_classes_at_once_is_the_per_class_loop_bit_for_bit(top_k, keep_top_k, confidence, classes):
+    """The vectorised selection (all classes in output order, stopping at keep_top_k) against Caffe's loop,
+    on crowded overlapping boxes with tied scores (rounded to 2 decimals) and several blocks of candidates."""
+    from edgezoo.tidl.meta_arch import execute
+
+    rng = np.random.default_rng(classes)
+    n = 1500
+    centres = rng.uniform(0, 1, (n, 2))
+    sizes = rng.uniform(0.02, 0.3, (n, 2))
+    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
+    scores = np.round(rng.dirichlet(np.ones(classes) * 0.3, n), 2)
+    ex = MetaArchExecutor(_ssd(confidence=confidence, top_k=top_k, keep_top_k=keep_top_k, num_classes=classes))
+    block = execute.BLOCK
+    try:
+        execute.BLOCK = 257  # several blocks even on a small input
+        fast = ex.select(boxes, scores)
+    finally:
+        execute.BLOCK = block
+    slow = ex.select_per_class(boxes, scores)
+    assert len(slow.scores) > 2 and (keep_top_k < 0 or len(slow.scores) <= keep_top_k)
+    _same(fast, slow)

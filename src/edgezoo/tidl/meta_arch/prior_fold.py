@@ -81,12 +81,29 @@ class _Convs:
             b = np.zeros(w.shape[0])
         return conv, w, b
 
+    def _own(self, conv: Any, position: int) -> str:
+        """The conv's own copy of a weight or bias: one shared by several convs (weight-shared FPN / PPN heads)
+        is copied first, so rewriting this head leaves the others as they are."""
+        from onnx import numpy_helper
+
+        name = conv.input[position]
+        users = sum(1 for n in self.model.graph.node for i in n.input if i == name)
+        if users > 1:
+            new = f"{name}__{conv.output[0]}"
+            self.model.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(self.inits[name]), new))
+            self.inits[new] = self.model.graph.initializer[-1]
+            conv.input[position] = new
+            name = new
+        return name
+
     def put(self, conv: Any, w: np.ndarray, b: np.ndarray) -> None:
         from onnx import numpy_helper
 
-        self.inits[conv.input[1]].CopyFrom(numpy_helper.from_array(w.astype(np.float32), conv.input[1]))
+        weight = self._own(conv, 1)
+        self.inits[weight].CopyFrom(numpy_helper.from_array(w.astype(np.float32), weight))
         if len(conv.input) > 2 and conv.input[2]:
-            self.inits[conv.input[2]].CopyFrom(numpy_helper.from_array(b.astype(np.float32), conv.input[2]))
+            bias = self._own(conv, 2)
+            self.inits[bias].CopyFrom(numpy_helper.from_array(b.astype(np.float32), bias))
         else:
             name = f"{conv.input[1]}_folded_bias"
             self.model.graph.initializer.append(numpy_helper.from_array(b.astype(np.float32), name))
@@ -137,6 +154,37 @@ def fold_size_ratios(model: Any, heads: HeadSet, ratios: list[np.ndarray], varia
             result.anchors.append((k, a, float(r[a, 0]), float(r[a, 1])))
             result.priors += head.grid[0] * head.grid[1] if head.grid else 0
     return out, result
+
+
+def fold_centre_offsets(model: Any, heads: HeadSet, offsets: dict[int, np.ndarray], code: CodeType) -> Any:
+    """A copy of `model` where the box head k of `offsets` adds offsets[k] [H, W, A, 2] (x, y centre, in
+    regression units: (graph centre - TIDL centre) / (variance x TIDL prior size)) to its centre channels: an Add of
+    a constant after the conv, whose output takes the conv's name (the box_input TIDL matches). Centres that differ
+    only at some locations (clamped at the image border) cannot go into a conv's bias; this is exact at each."""
+    from onnx import helper, numpy_helper
+
+    out = _copy(model)
+    x, y, _, _ = _coords(code)
+    nodes = list(out.graph.node)
+    for k, off in offsets.items():
+        head = heads.heads[k]
+        a = head.boxes_per_location
+        fh, fw = head.grid  # type: ignore[misc]
+        const = np.zeros((1, a * 4, fh, fw), np.float32)
+        for anchor in range(a):
+            const[0, _channel(heads.layout, a, anchor, x, 4)] = off[:, :, anchor, 0]
+            const[0, _channel(heads.layout, a, anchor, y, 4)] = off[:, :, anchor, 1]
+        position = next(i for i, n in enumerate(nodes) if n.output and n.output[0] == head.box_tensor)
+        conv = nodes[position]
+        raw = f"{head.box_tensor}__conv"
+        conv.output[0] = raw
+        name = f"{head.box_tensor}__centre_offsets"
+        out.graph.initializer.append(numpy_helper.from_array(const, name))
+        nodes.insert(position + 1, helper.make_node("Add", [raw, name], [head.box_tensor],
+                                                    name=f"{head.box_tensor}__centres"))
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    return out
 
 
 def permute_anchors(model: Any, heads: HeadSet, orders: list[tuple[int, ...]]) -> Any:

@@ -143,8 +143,13 @@ def _check_priors(ssd: CaffeSsd, g: _Graph, num_classes: int | None) -> list[Pro
                     f"location, so {anchors} x {rows} = {anchors * rows} channels are expected"))
             if kind == "box_input" and grid is not None and step_h and step_w and in_h and in_w:
                 img_h, img_w = p.image_size(in_h, in_w)
+                # Caffe's PriorBox takes the grid from the head and the step only spaces the centres: Caffe's own
+                # SSD300 has a 38x38 head at step 8 (300 / 8 = 37.5). A grid that is neither floor nor ceil of
+                # image / step is a wrong step.
                 want = (int(img_h / step_h + 1e-6), int(img_w / step_w + 1e-6))  # type: ignore[operator]
-                if want != grid:
+                fits = all(abs(g - img / s) < 1 - 1e-6 or g == w for g, img, s, w in
+                           zip(grid, (img_h, img_w), (step_h, step_w), want))  # type: ignore[arg-type]
+                if not fits:
                     problems.append(Problem(
                         f"{path}.step", f"head {tensors[k]!r} is a {grid[0]}x{grid[1]} grid but image/step = "
                                         f"{img_h}/{step_h} x {img_w}/{step_w} gives {want[0]}x{want[1]}"))
