@@ -85,7 +85,10 @@ def test_the_decoding_and_its_limits_are_read_from_every_pytorch_export(name):
         assert decode.candidates == post["topk_candidates"] and decode.per_class is None
         mean, scale = cut.pixels(*cut.original_default())
         assert cut.original_default() == ((0.0, 0.0, 0.0), (1 / 255,) * 3)  # torchvision takes [0, 1]
-        assert np.allclose(mean, 127.5) and np.allclose(scale, 1 / 127.5)  # ssdlite: (x - 0.5) / 0.5
+        if "ssdlite" in name:  # (x - 0.5) / 0.5
+            assert np.allclose(mean, 127.5) and np.allclose(scale, 1 / 127.5)
+        else:  # ssd300_vgg16: x - (0.48235, 0.45882, 0.40784), std 1/255 (the Caffe VGG's pixel means)
+            assert np.allclose(mean, (123.0, 117.0, 104.0), atol=1e-2) and np.allclose(scale, 1.0, atol=1e-4)
     else:
         assert cut.cut is None and heads.layout is DataLayout.INTERLEAVED
         assert decode.variances == (0.1, 0.1, 0.2, 0.2)
