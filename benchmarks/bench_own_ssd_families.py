@@ -1,6 +1,6 @@
 """Users' own SSDs, family by family, through `export --graph` with default options: what each route gives.
 
-Usage: .venv/bin/python benchmarks/bench_own_ssd_families.py [--only NAME[,NAME]] [--skip-fullsize]
+Usage: .venv/bin/python benchmarks/bench_own_ssd_families.py [--only NAME[,NAME]] [--skip-fullsize] [--all-routes]
 For every real structure in tests/structures (the exporters' own graphs with seeded weights calibrated on
 photographs: TF OD API TF1 and TF2, torchvision, NVIDIA/MLPerf-style PyTorch SSD300), each route it has: the parity
 of the converted model against the original's complete output at the original's own limits (matched fraction of the
@@ -46,7 +46,8 @@ def run_one(name: str, route: str, out: Path) -> list[object]:
         else:
             result = export_od_api(path, None, route, out_dir=out)
     except EdgezooError as exc:
-        return [structure.family.value, name, route, "-", "-", "-", "-", "-", f"refused: {exc.message[:70]}",
+        reason = exc.message.replace(str(path), name).replace(str(path.parent), name)
+        return [structure.family.value, name, route, "-", "-", "-", "-", "-", f"refused: {reason[:90]}",
                 f"{time.perf_counter() - t0:.0f}"]
     checks = {c.name: c.value for c in result.report.checks}
     own = checks.get("model_onnx_matched_fraction_of_original", checks.get("onnx_runtime: matched_fraction_of_original"))
@@ -63,6 +64,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="structure names, comma-separated")
     ap.add_argument("--skip-fullsize", action="store_true")
+    ap.add_argument("--all-routes", action="store_true",
+                    help="also the routes a structure's catalogue entry does not list (e.g. TF2 OD API -> ONNX)")
     args = ap.parse_args()
     from edgezoo.core.report import render_table
     from tests.structures import STRUCTURES
@@ -76,7 +79,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("EDGEZOO_CACHE", str(Path(tmp) / "cache"))
         for name in names:
-            for route in sorted(r.value for r in STRUCTURES[name].routes):
+            routes = {r.value for r in STRUCTURES[name].routes}
+            if args.all_routes and not name.endswith(("-raw", "-tflite_graph", "-tflite_savedmodel")):
+                routes |= {"tflite", "onnx+prototxt"} if STRUCTURES[name].family.value.startswith("od-api") else set()
+            for route in sorted(routes):
                 target = "onnx" if route == "onnx+prototxt" else route
                 rows.append(run_one(name, target, Path(tmp) / "out" / name))
                 print(" | ".join(str(c) for c in rows[-1]), file=sys.stderr, flush=True)

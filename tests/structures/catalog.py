@@ -54,13 +54,13 @@ def _manifest(name: str) -> dict:
 
 
 _ONNX = (Route.ONNX_META_ARCH,)
-_TF1 = (Route.TFLITE, Route.ONNX_META_ARCH)
+_OD_API_ROUTES = (Route.TFLITE, Route.ONNX_META_ARCH)
 
 def _tf1(name: str, what: str, fullsize: bool = False) -> tuple[Structure, Structure]:
     """A TF1 OD API model as two user artifacts: the export folder and the tflite_graph.pb (same checkpoint)."""
     return (
         Structure(name, Family.OD_API_TF1, f"{what}: the folder exporter.py writes (frozen_inference_graph.pb with "
-                  "uint8 image_tensor, map_fn pre/post-processing, per-class NMS; + pipeline.config)", _TF1,
+                  "uint8 image_tensor, map_fn pre/post-processing, per-class NMS; + pipeline.config)", _OD_API_ROUTES,
                   fullsize=fullsize),
         Structure(name + "-tflite_graph", Family.OD_API_TF1, f"{what}: tflite_graph.pb from "
                   "export_tflite_ssd_graph (default flags: max_detections 10, fast NMS), the same weights",
@@ -72,7 +72,7 @@ def _tf2(name: str, what: str) -> tuple[Structure, Structure]:
     """A TF2 OD API model as the two SavedModels users convert: exporter_main_v2's and export_tflite_graph_tf2's."""
     return (
         Structure(name, Family.OD_API_TF2, f"{what}: the folder exporter_main_v2.py writes (saved_model/ with a "
-                  "uint8 input_tensor [1,H,W,3] signature + pipeline.config)", (Route.TFLITE,)),
+                  "uint8 input_tensor [1,H,W,3] signature + pipeline.config)", _OD_API_ROUTES),
         Structure(name + "-tflite_savedmodel", Family.OD_API_TF2, f"{what}: the SavedModel "
                   "export_tflite_graph_tf2.py writes (float input [1,H,W,3], TFLite_Detection_PostProcess as a "
                   "composite function; max_detections 10)", (Route.TFLITE,)),
