@@ -30,7 +30,7 @@ from edgezoo.fetch.archive import ArchiveKind, EntryKind, scan
 from edgezoo.fetch.unpack import unpack
 from edgezoo.graphs import onnx_model, tf_graph
 from edgezoo.graphs.onnx_values import all_nodes
-from edgezoo.graphs.tf_saved_model import freeze_serving, is_saved_model_dir
+from edgezoo.graphs.tf_saved_model import freeze_serving, is_saved_model_dir, refuse_tflite_export
 from edgezoo.recipes import get_recipe
 from edgezoo.recipes.od_api_ssd import CONFIG, GRAPH
 from edgezoo.ssd import ssd_surgery
@@ -115,6 +115,7 @@ def locate_sources(graph: Path, pipeline_config: Path | None) -> OdApiSources:
             if not is_saved_model_dir(saved):
                 raise ModelFileError(f"--graph {graph}: no {GRAPH} and no saved_model/ in the folder (top level or "
                                      "one folder down)", hint=_HINT)
+            refuse_tflite_export(saved)  # before asking for a pipeline.config it would not help with
             export = saved.parent if saved.name == "saved_model" else saved
             config = config or _in_folder(export, CONFIG)
             name = export.resolve().name

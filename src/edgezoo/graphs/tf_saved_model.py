@@ -63,6 +63,17 @@ def _without_unused_placeholders(graph_def: Any) -> Any:
     return graph_def
 
 
+def refuse_tflite_export(saved_model_dir: Path) -> None:
+    """ModelFileError when the SavedModel is the one export_tflite_graph_tf2.py writes for the TFLite converter (read
+    from saved_model.pb alone: nothing is loaded or run)."""
+    if _tflite_friendly(_saved_model_graphs(Path(saved_model_dir))):
+        raise ModelFileError(f"{saved_model_dir}: the SavedModel export_tflite_graph_tf2.py writes for the TFLite "
+                             "converter (its post-processing is a placeholder TF computes as zeros: nothing to verify "
+                             "a conversion against)", hint="give the folder exporter_main_v2.py writes (saved_model/ "
+                                                           "+ pipeline.config): edgezoo builds the TFLite "
+                                                           "post-processing itself")
+
+
 def freeze_serving(saved_model_dir: Path, dest: Path) -> Path:
     """See the module docstring. ModelFileError when there is no serving signature or it does not freeze."""
     import tensorflow as tf
@@ -71,12 +82,7 @@ def freeze_serving(saved_model_dir: Path, dest: Path) -> Path:
 
     saved_model_dir = Path(saved_model_dir)
     where = str(saved_model_dir)
-    graphs = _saved_model_graphs(saved_model_dir)
-    if _tflite_friendly(graphs):
-        raise ModelFileError(f"{where}: the SavedModel export_tflite_graph_tf2.py writes for the TFLite converter (its "
-                             "post-processing is a placeholder TF computes as zeros: nothing to verify a conversion "
-                             "against)", hint="give the folder exporter_main_v2.py writes (saved_model/ + "
-                                              "pipeline.config): edgezoo builds the TFLite post-processing itself")
+    refuse_tflite_export(saved_model_dir)
     tf_graph._tf()  # quiet TF's start-up
     try:
         loaded = tf.saved_model.load(str(saved_model_dir))
