@@ -245,6 +245,9 @@ class OnnxRunner(_Lifecycle):
         self.where = str(self.path)
         self.model = onnx_model.load(self.path)
         self._sessions: dict[tuple[str, ...], Any] = {}
+        # per requested output list: (the graph's spellings, the session that gives them); resolving names walks the
+        # whole graph, which would cost more than a small model's inference if done per call
+        self._plans: dict[tuple[str, ...], tuple[list[str], Any]] = {}
         # Sessions are made on first use, with the extra outputs asked for: a full-size model costs its size again
         # per session, so a runner that is only asked for intermediate tensors never builds the plain one.
         self.inputs = _override_shapes([onnx_model.info(i) for i in onnx_model.graph_inputs(self.model)], inputs,
@@ -293,18 +296,23 @@ class OnnxRunner(_Lifecycle):
         return session
 
     def _release(self) -> None:
+        self._plans.clear()
         self._sessions.clear()  # ORT frees a session (and its threads) with its last reference
 
     def run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         self._check_open()
         fed = _prepare_feed(feed, self.inputs, self.where)
         wanted = list(outputs) if outputs else [o.name for o in self.outputs]
-        resolved = [onnx_model.resolve(self.model, n, self.where, "output") for n in wanted]
-        base_outputs = set(onnx_model.output_names(self.model))
-        extra = tuple(n for n in dict.fromkeys(resolved) if n not in base_outputs)
-        # Any cached session that already outputs these will do (avoids re-making one per call pattern).
-        session = next((sess for key, sess in self._sessions.items() if set(extra) <= set(key)), None) \
-            or self._session(extra)
+        plan = self._plans.get(tuple(wanted))
+        if plan is None:
+            resolved = [onnx_model.resolve(self.model, n, self.where, "output") for n in wanted]
+            base_outputs = set(onnx_model.output_names(self.model))
+            extra = tuple(n for n in dict.fromkeys(resolved) if n not in base_outputs)
+            # Any cached session that already outputs these will do (avoids re-making one per call pattern).
+            session = next((sess for key, sess in self._sessions.items() if set(extra) <= set(key)), None) \
+                or self._session(extra)
+            plan = self._plans[tuple(wanted)] = (resolved, session)
+        resolved, session = plan
         try:
             values = session.run(resolved, fed)
         except onnx_model.ort_errors() as exc:
