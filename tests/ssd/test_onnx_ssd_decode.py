@@ -9,7 +9,8 @@ from edgezoo.core.errors import RecipeError
 from edgezoo.detection.codings import CodeType, ScoreConverter
 from edgezoo.graphs import onnx_model
 from edgezoo.ssd.onnx_heads import find_heads
-from edgezoo.ssd.onnx_ssd_decode import read_decode, replace_priors
+from edgezoo.ssd.onnx_ssd_decode import read_decode
+from edgezoo.ssd.onnx_ssd_rewrite import replace_priors
 from edgezoo.standins.ssd_resnet34 import SPEC_PARAMS
 from edgezoo.tidl.meta_arch.priors import DefaultBoxSpec, mlperf_default_boxes
 

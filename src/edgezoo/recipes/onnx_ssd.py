@@ -45,7 +45,8 @@ from edgezoo.recipes.base import RecipeInput, RecipeOutput
 from edgezoo.recipes.graph import GRAPH, INPUTS, check_names
 from edgezoo.recipes.params import MAX_DETECTION_SLOTS, SLOTS_WHY, ParamSpec, ParamType, chosen_limits
 from edgezoo.ssd.onnx_heads import find_heads, head_notes, sanitize_head_names
-from edgezoo.ssd.onnx_ssd_decode import read_decode, replace_priors, without_clipping
+from edgezoo.ssd.onnx_ssd_decode import read_decode
+from edgezoo.ssd.onnx_ssd_rewrite import replace_priors, without_clipping
 from edgezoo.ssd.onnx_ssd_input import prepare_input
 from edgezoo.tidl.meta_arch import prior_fit
 from edgezoo.tidl.meta_arch.head_split import scale_groups, split_heads
