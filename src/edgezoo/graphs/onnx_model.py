@@ -257,6 +257,32 @@ def _subgraph_inputs(node: Any) -> set[str]:
     return names
 
 
+def needed_nodes(model: Any, outputs: Sequence[str], given: Iterable[str] = ()) -> tuple[list[int], set[str]]:
+    """(indices of the main-graph nodes that `outputs` need, in graph order; every tensor name read on the way),
+    when the `given` tensors are fed rather than computed. Nodes with subgraphs (If, Loop) count what their bodies
+    read from outside."""
+    stop = set(given)
+    prod = producers(model)
+    index = {id(n): k for k, n in enumerate(model.graph.node)}
+    keep: set[int] = set()
+    seen: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        node = None if name in stop else prod.get(name)
+        if node is None:
+            continue
+        k = index[id(node)]
+        if k not in keep:
+            keep.add(k)
+            stack += [i for i in node.input if i]
+            stack += sorted(_subgraph_inputs(node))
+    return sorted(keep), seen
+
+
 def cut(model: Any, outputs: Sequence[str], where: str = "model") -> Any:
     """A model whose outputs are exactly `outputs` (tensor names), with everything they do not need removed.
 
@@ -266,25 +292,7 @@ def cut(model: Any, outputs: Sequence[str], where: str = "model") -> Any:
     names = [resolve(model, o, where, "output") for o in outputs]
     inferred = infer_shapes(model)
     known = value_infos(inferred)
-    prod = producers(inferred)
-    needed_nodes: list[int] = []
-    seen: set[str] = set()
-    stack = list(names)
-    index = {id(n): k for k, n in enumerate(inferred.graph.node)}
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        node = prod.get(name)
-        if node is None:
-            continue
-        k = index[id(node)]
-        if k not in needed_nodes:
-            needed_nodes.append(k)
-            stack += [i for i in node.input if i]
-            stack += sorted(_subgraph_inputs(node))
-    keep = sorted(needed_nodes)
+    keep, seen = needed_nodes(inferred, names)
     graph = onnx.GraphProto()
     graph.name = inferred.graph.name
     graph.node.extend(inferred.graph.node[k] for k in keep)

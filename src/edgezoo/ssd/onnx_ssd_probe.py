@@ -19,36 +19,9 @@ import numpy as np
 
 from edgezoo.core.errors import RecipeError
 from edgezoo.graphs import onnx_model
-from edgezoo.graphs.onnx_model import _subgraph_inputs, producers
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(uint8)": np.uint8,
               "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float16)": np.float16}
-
-
-def _needed(model: Any, outputs: Sequence[str], stop: set[str]) -> tuple[list[int], set[str]]:
-    """Indices of the main-graph nodes `outputs` need when the `stop` tensors are given, and the names read."""
-
-    prod = producers(model)
-    index = {id(n): k for k, n in enumerate(model.graph.node)}
-    keep: set[int] = set()
-    seen: set[str] = set()
-    stack = list(outputs)
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        if name in stop:
-            continue
-        node = prod.get(name)
-        if node is None:
-            continue
-        k = index[id(node)]
-        if k not in keep:
-            keep.add(k)
-            stack += [i for i in node.input if i]
-            stack += sorted(_subgraph_inputs(node))
-    return sorted(keep), seen
 
 
 def tail_model(model: Any, given: Mapping[str, Any], outputs: Sequence[str]) -> Any:
@@ -56,7 +29,7 @@ def tail_model(model: Any, given: Mapping[str, Any], outputs: Sequence[str]) -> 
     made graph inputs) and whatever original inputs are still needed."""
     import onnx
 
-    keep, seen = _needed(model, outputs, set(given))
+    keep, seen = onnx_model.needed_nodes(model, outputs, given)
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
