@@ -9,7 +9,7 @@ import pytest
 from tests.distributed.ray_nodes import Cluster, auth_env, two_node_cluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped (and the environment restored) when this folder's tests end
 def ray_cluster() -> Cluster:
     # The driver (this process) joins as a user's client does: token mode and the cluster's token; restored after.
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_USAGE_STATS_ENABLED")}
