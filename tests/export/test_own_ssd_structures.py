@@ -187,16 +187,32 @@ def test_every_pytorch_export_exports_and_verifies(name, tmp_path):
     assert det["total_original_beyond_converted_limits"] == 0
 
 
+# One export of each kind by default: a 1x1 last map through both routes, weight-shared heads, a TF2 SavedModel.
+# Every other OD API structure and route is exhaustive (`pytest -m exhaustive`); the figures of all of them are
+# in benchmarks/RESULTS.md (benchmarks/bench_own_ssd_families.py).
+_OD_API_DEFAULT = {("tf1-ssd_mobilenet_v1_coco", "tflite"), ("tf1-ssd_mobilenet_v1_coco", "onnx"),
+                   ("tf1-ssd_mobilenet_v1_ppn_coco", "onnx"), ("tf2-ssd_mobilenet_v2_fpnlite_320x320_coco17", "tflite")}
+
+
+def _od_api_exports() -> list:
+    out = []
+    for param in _names(Family.OD_API_TF1, Family.OD_API_TF2):
+        name = param.values[0]
+        if name.endswith(("-tflite_graph", "-tflite_savedmodel")):
+            continue  # the exporters' TFLite-only files: covered by their refusals
+        routes = {r.value for r in STRUCTURES[name].routes}
+        for target in ("tflite", "onnx"):
+            if target == "onnx" and "onnx+prototxt" not in routes:
+                continue
+            marks = [*param.marks] + ([] if (name, target) in _OD_API_DEFAULT else [pytest.mark.exhaustive])
+            out.append(pytest.param(name, target, marks=marks, id=f"{target}-{name}"))
+    return out
+
+
 @pytest.mark.fullsize
-@pytest.mark.parametrize("name", _names(Family.OD_API_TF1, Family.OD_API_TF2))
-@pytest.mark.parametrize("target", ["tflite", "onnx"])
+@pytest.mark.parametrize(("name", "target"), _od_api_exports())
 def test_od_api_exports_tf1_and_tf2_verify(name, target, tmp_path):
-    structure = STRUCTURES[name]
-    if target == "onnx" and "onnx+prototxt" not in {r.value for r in structure.routes}:
-        pytest.skip("the structure's routes do not include ONNX")
     path = materialized(name)
-    if name.endswith(("-tflite_graph", "-tflite_savedmodel")):
-        pytest.skip("the exporters' TFLite-only files are covered by their refusals")
     result = export_od_api(path, None, target, out_dir=tmp_path)
     checks = {c.name: c.value for c in result.report.checks}
     assert result.passed and checks["matched_fraction_of_original"] >= 0.99, result.report.render()
